@@ -1,0 +1,8 @@
+//! hjepa: a 2-D physics sandbox (rapier2d) that streams observations to H-JEPA world models
+//! and planners.
+//!
+//! Data flow: [`sim`] (scenes → physics → observations) → [`data`] (datasets, the long-term
+//! memory) → world model → cost → planner → action.
+
+pub mod error;
+pub mod sim;

@@ -1,0 +1,549 @@
+//! The Gymnasium-style environment: `reset(seed)`, `step(&action)`, goals and success,
+//! observations, and complete snapshots.
+
+use std::sync::Arc;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::geometry::{overlap_area, point_in_static, shape_polygons, wrap_angle, Grid, Pose2};
+use super::render::{Image, Renderer};
+use super::scene::{
+    ActionSpace, CostKind, Criterion, Obstacle, OutOfRange, Range, Sample, Scene, StartGoal, StateField, V2,
+};
+use super::world::{Layout, World, WorldSnapshot};
+use crate::error::ActionError;
+
+/// A 2-D action in the scene's action space.
+pub type Action = [f32; 2];
+
+/// What the agent sees.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observation {
+    /// The scene's state fields, concatenated.
+    pub state: Vec<f32>,
+    /// An RGB image, when the scene asks for one.
+    pub image: Option<Image>,
+}
+
+/// One criterion's status, named as in the scene.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CriterionStatus {
+    pub name: String,
+    pub success: bool,
+    /// The measured quantity: distance (m), coverage or fraction.
+    pub value: f32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Info {
+    /// The first criterion.
+    pub success: bool,
+    /// Every criterion, in scene order.
+    pub criteria: Vec<CriterionStatus>,
+    /// Agent-to-goal distance in metres.
+    pub goal_distance: f32,
+    /// Active contact pairs involving the agent, and in the whole world.
+    pub agent_contacts: u32,
+    pub contacts: u32,
+    /// Control steps taken this episode.
+    pub steps: u32,
+    /// The action was outside the action space and was clipped.
+    pub action_clipped: bool,
+    /// A body's state became non-finite or left the world; the episode ends.
+    pub blew_up: bool,
+    /// For distance-binned start/goal pairs.
+    pub distance_bin: Option<usize>,
+}
+
+/// The result of `Env::step`.
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub observation: Observation,
+    pub cost: f32,
+    pub terminated: bool,
+    pub truncated: bool,
+    pub info: Info,
+}
+
+/// A complete environment snapshot: physics, layout and counters.
+#[derive(Clone)]
+pub struct Snapshot {
+    world: WorldSnapshot,
+    layout: Layout,
+    steps: u32,
+    done: bool,
+}
+
+pub struct Env {
+    scene: Arc<Scene>,
+    world: World,
+    layout: Layout,
+    renderer: Option<Renderer>,
+    grid: Option<Grid>,
+    steps: u32,
+    done: bool,
+}
+
+/// Samples tried before giving up on a collision-free start.
+const MAX_SAMPLE_TRIES: usize = 1000;
+
+impl Env {
+    /// Creates an environment and resets it with seed 0.
+    pub fn new(scene: Arc<Scene>) -> Env {
+        let layout = sample_layout(&scene, 0);
+        let world = World::build(&scene, &layout);
+        let renderer = scene.observation.image.as_ref().map(|spec| Renderer::new(&scene, spec));
+        let grid = scene.grid();
+        let mut env = Env { scene, world, layout, renderer, grid, steps: 0, done: false };
+        env.reset(0);
+        env
+    }
+
+    pub fn scene(&self) -> &Arc<Scene> {
+        &self.scene
+    }
+
+    /// Starts a new episode; the same seed gives the same episode, bit for bit.
+    pub fn reset(&mut self, seed: u64) -> Observation {
+        self.layout = sample_layout(&self.scene, seed);
+        self.world = World::build(&self.scene, &self.layout);
+        if let Some(r) = &mut self.renderer {
+            r.set_static_layer(&self.scene, &self.layout);
+        }
+        self.steps = 0;
+        self.done = false;
+        self.observe()
+    }
+
+    /// Advances one env step (frameskip control steps with the same action).
+    /// NaN/inf actions, and out-of-range ones where the scene says `Reject`, are refused and
+    /// never reach the physics.
+    pub fn step(&mut self, action: &Action) -> Result<Step, ActionError> {
+        let (action, clipped) = check_action(&self.scene.agent.action, action)?;
+        let mut blew_up = false;
+        for _ in 0..self.scene.physics.frameskip {
+            self.world.control_step(action);
+            self.steps += 1;
+            let (w, h) = self.scene.world.size;
+            let m = self.scene.world.wall_thickness + 1.0;
+            if self.world.blew_up(((-m, -m), (w + m, h + m))) {
+                blew_up = true;
+                break;
+            }
+        }
+        let mut info = self.info();
+        info.action_clipped = clipped;
+        info.blew_up = blew_up;
+        let cost = if blew_up { f32::INFINITY } else { self.cost(&info) };
+        let terminated = blew_up || (info.success && self.scene.goal.terminate_on_success);
+        let truncated = !terminated && self.steps >= self.scene.episode_steps;
+        self.done = terminated || truncated;
+        Ok(Step { observation: self.observe(), cost, terminated, truncated, info })
+    }
+
+    /// Whether the episode has ended (further steps still run, as in Gymnasium's no-check mode).
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot { world: self.world.snapshot(), layout: self.layout.clone(), steps: self.steps, done: self.done }
+    }
+
+    pub fn restore(&mut self, snap: &Snapshot) {
+        if snap.layout != self.layout {
+            // The static geometry (doors) belongs to the layout; rebuild it first.
+            self.layout = snap.layout.clone();
+            self.world = World::build(&self.scene, &self.layout);
+            if let Some(r) = &mut self.renderer {
+                r.set_static_layer(&self.scene, &self.layout);
+            }
+        }
+        self.world.restore(&snap.world);
+        self.steps = snap.steps;
+        self.done = snap.done;
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    pub fn world(&self) -> &World {
+        &self.world
+    }
+
+    pub fn world_mut(&mut self) -> &mut World {
+        &mut self.world
+    }
+
+    pub fn steps(&self) -> u32 {
+        self.steps
+    }
+
+    /// The current observation.
+    pub fn observe(&mut self) -> Observation {
+        let state = self.observation_state();
+        let image = match &mut self.renderer {
+            Some(r) => Some(r.render(&self.scene, &self.world, &self.layout)),
+            None => None,
+        };
+        Observation { state, image }
+    }
+
+    fn observation_state(&self) -> Vec<f32> {
+        let mut v = Vec::with_capacity(16);
+        for f in &self.scene.observation.state {
+            match f {
+                StateField::AgentPosition => v.extend(<[f32; 2]>::from(self.world.agent_position())),
+                StateField::AgentVelocity => v.extend(<[f32; 2]>::from(self.world.agent_velocity())),
+                StateField::GoalPosition => v.extend(<[f32; 2]>::from(self.layout.agent_goal)),
+                StateField::BodyPose(name) => {
+                    for b in self.copies(name) {
+                        let p = self.world.body_pose(&b);
+                        v.extend([p.x, p.y, wrap_angle(p.angle)]);
+                    }
+                }
+                StateField::BodyVelocity(name) => {
+                    for b in self.copies(name) {
+                        v.extend(self.world.body_velocity(&b));
+                    }
+                }
+                StateField::BodyGoalPose(name) => {
+                    let g = self.body_goal(name);
+                    v.extend([g.x, g.y, g.angle]);
+                }
+            }
+        }
+        v
+    }
+
+    /// Names of the observation state vector's entries.
+    pub fn observation_state_names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        for f in &self.scene.observation.state {
+            let mut push = |prefix: &str, parts: &[&str]| names.extend(parts.iter().map(|p| format!("{prefix}.{p}")));
+            match f {
+                StateField::AgentPosition => push("agent", &["x", "y"]),
+                StateField::AgentVelocity => push("agent", &["vx", "vy"]),
+                StateField::GoalPosition => push("goal", &["x", "y"]),
+                StateField::BodyPose(n) => {
+                    for i in 0..self.copies(n).len() {
+                        push(&copy_name(&self.scene, n, i), &["x", "y", "angle"]);
+                    }
+                }
+                StateField::BodyVelocity(n) => {
+                    for i in 0..self.copies(n).len() {
+                        push(&copy_name(&self.scene, n, i), &["vx", "vy", "omega"]);
+                    }
+                }
+                StateField::BodyGoalPose(n) => push(&format!("{n}.goal"), &["x", "y", "angle"]),
+            }
+        }
+        names
+    }
+
+    /// The full physical state (agent position and velocity; every body's pose and velocity),
+    /// whatever the observation spec: datasets store it for probes.
+    pub fn physical_state(&self) -> Vec<f32> {
+        let mut v = Vec::with_capacity(4 + 6 * self.world.bodies().len());
+        v.extend(<[f32; 2]>::from(self.world.agent_position()));
+        v.extend(<[f32; 2]>::from(self.world.agent_velocity()));
+        for b in self.world.bodies() {
+            let p = self.world.body_pose(b);
+            v.extend([p.x, p.y, wrap_angle(p.angle)]);
+            v.extend(self.world.body_velocity(b));
+        }
+        v
+    }
+
+    pub fn physical_state_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = ["agent.x", "agent.y", "agent.vx", "agent.vy"].map(String::from).to_vec();
+        let mut index = std::collections::BTreeMap::<usize, usize>::new();
+        for b in self.world.bodies() {
+            let i = index.entry(b.def).or_default();
+            let n = copy_name(&self.scene, &self.scene.bodies[b.def].name, *i);
+            *i += 1;
+            names.extend(["x", "y", "angle", "vx", "vy", "omega"].map(|p| format!("{n}.{p}")));
+        }
+        names
+    }
+
+    fn copies(&self, name: &str) -> Vec<super::world::BodyRef> {
+        self.world.bodies().iter().filter(|b| self.scene.bodies[b.def].name == name).copied().collect()
+    }
+
+    fn body_goal(&self, name: &str) -> Pose2 {
+        let i = self.scene.bodies.iter().position(|b| b.name == name).expect("validated body name");
+        self.layout.body_goals[i].expect("validated body goal")
+    }
+
+    /// Evaluates every success criterion on the current state.
+    pub fn info(&self) -> Info {
+        let agent = self.world.agent_position();
+        let goal = self.layout.agent_goal;
+        let goal_distance = dist(agent, goal);
+        let criteria = self.scene.goal.success.iter().map(|c| self.evaluate(c, goal_distance)).collect::<Vec<_>>();
+        let (agent_contacts, contacts) = self.world.contacts();
+        Info {
+            success: criteria[0].success,
+            criteria,
+            goal_distance,
+            agent_contacts,
+            contacts,
+            steps: self.steps,
+            action_clipped: false,
+            blew_up: false,
+            distance_bin: self.layout.distance_bin,
+        }
+    }
+
+    fn evaluate(&self, c: &Criterion, goal_distance: f32) -> CriterionStatus {
+        match c {
+            Criterion::AgentReach { radius } => CriterionStatus {
+                name: "agent_reach".into(),
+                success: goal_distance <= *radius,
+                value: goal_distance,
+            },
+            Criterion::BodyPose { body, position_tol, angle_tol, agent_tol } => {
+                let b = self.copies(body)[0];
+                let (p, g) = (self.world.body_pose(&b), self.body_goal(body));
+                let pos_err = dist((p.x, p.y), (g.x, g.y));
+                let ang_err = wrap_angle(p.angle - g.angle).abs();
+                let agent_ok = agent_tol.is_none_or(|t| goal_distance < t);
+                CriterionStatus {
+                    name: format!("{body}_pose"),
+                    success: pos_err < *position_tol && ang_err < *angle_tol && agent_ok,
+                    value: pos_err,
+                }
+            }
+            Criterion::Coverage { body, threshold } => {
+                let cov = self.coverage(body);
+                CriterionStatus { name: format!("{body}_coverage"), success: cov >= *threshold, value: cov }
+            }
+            Criterion::ParticlesIn { body, min, max, fraction } => {
+                let copies = self.copies(body);
+                let inside = copies
+                    .iter()
+                    .filter(|b| {
+                        let p = self.world.body_pose(b);
+                        p.x >= min.0 && p.x <= max.0 && p.y >= min.1 && p.y <= max.1
+                    })
+                    .count();
+                let f = inside as f32 / copies.len() as f32;
+                CriterionStatus { name: format!("{body}_in_region"), success: f >= *fraction, value: f }
+            }
+        }
+    }
+
+    /// Fraction of the goal pose's area covered by the body (gym-pusht's coverage).
+    pub fn coverage(&self, body: &str) -> f32 {
+        let def = self.scene.bodies.iter().find(|b| b.name == body).expect("validated body");
+        let b = self.copies(body)[0];
+        let now = shape_polygons(&def.shape, &self.world.body_pose(&b));
+        let target = shape_polygons(&def.shape, &self.body_goal(body));
+        let area: f32 = target.iter().map(|p| super::geometry::polygon_area(p)).sum();
+        (overlap_area(&now, &target) / area).clamp(0.0, 1.0)
+    }
+
+    fn cost(&self, info: &Info) -> f32 {
+        match self.scene.goal.cost {
+            CostKind::Sparse => {
+                if info.success {
+                    0.0
+                } else {
+                    1.0
+                }
+            }
+            CostKind::GoalDistance => match &self.scene.goal.success[0] {
+                Criterion::AgentReach { .. } => info.goal_distance,
+                Criterion::BodyPose { body, .. } => {
+                    let b = self.copies(body)[0];
+                    let (p, g) = (self.world.body_pose(&b), self.body_goal(body));
+                    dist((p.x, p.y), (g.x, g.y)) + wrap_angle(p.angle - g.angle).abs()
+                }
+                Criterion::Coverage { .. } | Criterion::ParticlesIn { .. } => 1.0 - info.criteria[0].value,
+            },
+        }
+    }
+
+    /// Distance from the agent to the goal along free space: the maze's shortest cell path
+    /// where the scene has a grid, straight-line otherwise. Used by scripted experts.
+    pub fn grid(&self) -> Option<&Grid> {
+        self.grid.as_ref()
+    }
+}
+
+fn copy_name(scene: &Scene, name: &str, i: usize) -> String {
+    let def = scene.bodies.iter().find(|b| b.name == name).expect("validated body");
+    if def.count > 1 {
+        format!("{name}[{i}]")
+    } else {
+        name.to_string()
+    }
+}
+
+fn dist(a: V2, b: V2) -> f32 {
+    ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt()
+}
+
+/// Validates an action against the scene's action space: non-finite values are refused,
+/// out-of-range ones clipped or refused as the scene declares. Returns the action to apply
+/// and whether it was clipped.
+pub fn check_action(space: &ActionSpace, a: &Action) -> Result<(Action, bool), ActionError> {
+    if !a.iter().all(|x| x.is_finite()) {
+        return Err(ActionError { action: *a, reason: "components must be finite numbers".into() });
+    }
+    let mut out = [a[0].clamp(space.low.0, space.high.0), a[1].clamp(space.low.1, space.high.1)];
+    if let Some(n) = space.max_norm {
+        let norm = (out[0] * out[0] + out[1] * out[1]).sqrt();
+        if norm > n {
+            out = [out[0] * n / norm, out[1] * n / norm];
+        }
+    }
+    // A relative tolerance so a policy that emits exactly the bound is not flagged.
+    let clipped = (out[0] - a[0]).abs() > 1e-6 * (1.0 + a[0].abs()) || (out[1] - a[1]).abs() > 1e-6 * (1.0 + a[1].abs());
+    if clipped && space.out_of_range == OutOfRange::Reject {
+        return Err(ActionError {
+            action: *a,
+            reason: format!(
+                "outside the action space (low {:?}, high {:?}, max_norm {:?}) and the scene says Reject",
+                space.low, space.high, space.max_norm
+            ),
+        });
+    }
+    Ok((out, clipped))
+}
+
+fn sample_range(rng: &mut ChaCha8Rng, r: &Range) -> f32 {
+    if r.0 == r.1 {
+        r.0
+    } else {
+        rng.random_range(r.0..=r.1)
+    }
+}
+
+fn sample_point(rng: &mut ChaCha8Rng, s: &Sample, grid: Option<&Grid>) -> V2 {
+    match s {
+        Sample::Fixed(p) => *p,
+        Sample::Uniform { min, max } => (sample_range(rng, &Range(min.0, max.0)), sample_range(rng, &Range(min.1, max.1))),
+        Sample::Cells { cells, noise } => {
+            let g = grid.expect("validated: Cells needs a grid");
+            let all;
+            let choices = if cells.is_empty() {
+                all = g.free_cells();
+                &all
+            } else {
+                cells
+            };
+            let (r, c) = choices[rng.random_range(0..choices.len())];
+            jitter(rng, g.cell_center(r, c), *noise)
+        }
+    }
+}
+
+fn jitter(rng: &mut ChaCha8Rng, p: V2, noise: f32) -> V2 {
+    if noise == 0.0 {
+        return p;
+    }
+    (p.0 + rng.random_range(-noise..=noise), p.1 + rng.random_range(-noise..=noise))
+}
+
+/// Whether a shape placed at `pose` keeps clear of the static geometry (its vertices and
+/// centre tested against every obstacle, doorways counted as walls).
+fn clear_of_static(scene: &Scene, shape: &super::scene::Shape, pose: &Pose2) -> bool {
+    let (w, h) = scene.world.size;
+    shape_polygons(shape, pose).iter().flatten().chain(std::iter::once(&(pose.x, pose.y))).all(|p| {
+        p.0 >= 0.0 && p.1 >= 0.0 && p.0 <= w && p.1 <= h && !point_in_static(scene, *p)
+    })
+}
+
+/// Draws an episode layout from the scene's distributions; deterministic in `seed`.
+pub fn sample_layout(scene: &Scene, seed: u64) -> Layout {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let grid = scene.grid();
+    let doors = scene
+        .obstacles
+        .iter()
+        .filter_map(|o| match o {
+            Obstacle::DoorWall { door_center, .. } => Some(sample_range(&mut rng, door_center)),
+            _ => None,
+        })
+        .collect();
+    let agent_shape = &scene.agent.shape;
+    let agent_ok = |p: V2| clear_of_static(scene, agent_shape, &Pose2::new(p.0, p.1, 0.0));
+    let mut distance_bin = None;
+    let (agent_start, agent_goal) = match &scene.start_goal {
+        StartGoal::Independent { start, goal, min_distance } => {
+            let mut pair = (sample_point(&mut rng, start, grid.as_ref()), sample_point(&mut rng, goal, grid.as_ref()));
+            for _ in 0..MAX_SAMPLE_TRIES {
+                if agent_ok(pair.0) && point_ok(scene, pair.1) && dist(pair.0, pair.1) >= *min_distance {
+                    break;
+                }
+                pair = (sample_point(&mut rng, start, grid.as_ref()), sample_point(&mut rng, goal, grid.as_ref()));
+            }
+            pair
+        }
+        StartGoal::OneOf(pairs) => {
+            let (s, g) = &pairs[rng.random_range(0..pairs.len())];
+            (
+                sample_until(&mut rng, |r| sample_point(r, s, grid.as_ref()), agent_ok),
+                sample_until(&mut rng, |r| sample_point(r, g, grid.as_ref()), |p| point_ok(scene, p)),
+            )
+        }
+        StartGoal::CellDistanceBins { bins, noise } => {
+            let g = grid.as_ref().expect("validated: bins need a grid");
+            let bin = rng.random_range(0..bins.len());
+            distance_bin = Some(bin);
+            let pairs = g.pairs_in(bins[bin].0, bins[bin].1);
+            let (s, t) = pairs[rng.random_range(0..pairs.len())];
+            (
+                sample_until(&mut rng, |r| jitter(r, g.cell_center(s.0, s.1), *noise), agent_ok),
+                jitter(&mut rng, g.cell_center(t.0, t.1), *noise),
+            )
+        }
+    };
+
+    // Bodies: clear of walls, of the agent and of each other (bounding discs).
+    let agent_r = agent_shape.bounding_radius();
+    let mut placed: Vec<(V2, f32)> = vec![(agent_start, agent_r)];
+    let mut body_starts = Vec::new();
+    let mut body_goals = Vec::new();
+    for b in &scene.bodies {
+        let r = b.shape.bounding_radius();
+        for _ in 0..b.count {
+            let mut pose = Pose2::default();
+            for _ in 0..MAX_SAMPLE_TRIES {
+                let p = sample_point(&mut rng, &b.start.position, grid.as_ref());
+                pose = Pose2::new(p.0, p.1, sample_range(&mut rng, &b.start.angle));
+                let free = placed.iter().all(|(q, rq)| dist(p, *q) > r + rq);
+                if free && clear_of_static(scene, &b.shape, &pose) {
+                    break;
+                }
+            }
+            placed.push(((pose.x, pose.y), r));
+            body_starts.push(pose);
+        }
+        body_goals.push(b.goal.as_ref().map(|g| {
+            let p = sample_point(&mut rng, &g.position, grid.as_ref());
+            Pose2::new(p.0, p.1, sample_range(&mut rng, &g.angle))
+        }));
+    }
+    Layout { doors, agent_start, agent_goal, body_starts, body_goals, distance_bin }
+}
+
+fn point_ok(scene: &Scene, p: V2) -> bool {
+    !point_in_static(scene, p)
+}
+
+fn sample_until(rng: &mut ChaCha8Rng, mut draw: impl FnMut(&mut ChaCha8Rng) -> V2, ok: impl Fn(V2) -> bool) -> V2 {
+    let mut p = draw(rng);
+    for _ in 0..MAX_SAMPLE_TRIES {
+        if ok(p) {
+            break;
+        }
+        p = draw(rng);
+    }
+    p
+}

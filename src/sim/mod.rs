@@ -1,0 +1,12 @@
+//! The sandbox: scenes, the rapier2d world, the Gymnasium-style env, the software
+//! rasteriser, the vector env and the streaming thread. Knows nothing of torch or Bevy.
+
+pub mod env;
+pub mod geometry;
+pub mod render;
+pub mod scene;
+pub mod world;
+
+pub use env::{check_action, Action, Env, Info, Observation, Snapshot, Step};
+pub use render::Image;
+pub use scene::Scene;
