@@ -6,3 +6,6 @@
 
 pub mod error;
 pub mod sim;
+pub mod cli;
+pub mod data;
+pub mod episodes;

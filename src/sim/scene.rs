@@ -436,6 +436,31 @@ impl Scene {
         })
     }
 
+    /// A few lines saying what the scene declares (for `hjepa check`).
+    pub fn describe(&self) -> String {
+        let (w, h) = self.world.size;
+        let mut s = format!("scene {:?}: {}\n", self.name, self.description);
+        s += &format!("  world {w} x {h} m, walls {}\n", self.world.walls);
+        s += &format!(
+            "  physics dt {} s x {} substeps = {} s control step, frameskip {}, {} control steps per episode\n",
+            self.physics.dt,
+            self.physics.substeps,
+            self.control_dt(),
+            self.physics.frameskip,
+            self.episode_steps
+        );
+        s += &format!("  {} obstacles, {} dynamic bodies ({} copies)\n", self.obstacles.len(), self.bodies.len(),
+            self.bodies.iter().map(|b| b.count).sum::<u32>());
+        s += &format!("  agent actuator {:?}, action box {:?}..{:?}, max norm {:?}\n",
+            self.agent.actuator, self.agent.action.low, self.agent.action.high, self.agent.action.max_norm);
+        s += &format!("  success criteria {:?}\n", self.goal.success);
+        s += &format!("  state observation {:?}", self.observation.state);
+        if let Some(i) = &self.observation.image {
+            s += &format!("\n  image observation {}x{} RGB", i.width, i.height);
+        }
+        s
+    }
+
     /// Control-step duration in seconds.
     pub fn control_dt(&self) -> f32 {
         self.physics.dt * self.physics.substeps as f32

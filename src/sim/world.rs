@@ -225,6 +225,10 @@ impl World {
         (v.x, v.y)
     }
 
+    pub fn agent_mass(&self) -> f32 {
+        self.state.bodies[self.agent].mass()
+    }
+
     /// Dynamic body copies, in scene order.
     pub fn bodies(&self) -> &[BodyRef] {
         &self.bodies
