@@ -9,3 +9,4 @@ pub mod sim;
 pub mod cli;
 pub mod data;
 pub mod episodes;
+pub mod bench;

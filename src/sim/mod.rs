@@ -5,8 +5,12 @@ pub mod env;
 pub mod geometry;
 pub mod render;
 pub mod scene;
+pub mod stream;
+pub mod vec_env;
 pub mod world;
 
 pub use env::{check_action, Action, Env, Info, Observation, Snapshot, Step};
 pub use render::Image;
 pub use scene::Scene;
+pub use stream::{Backpressure, Command, Frame, Sandbox, SandboxHandle};
+pub use vec_env::VecEnv;

@@ -1,0 +1,241 @@
+//! `hjepa collect`: record episodes of a scripted policy into a dataset, on worker threads,
+//! shard by shard, resumable after any interruption.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::unbounded;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::dataset::{encode_shard, sha256_hex, shard_file_name, write_atomic, EpisodeRecord, Manifest, ShardEntry, FORMAT, MANIFEST};
+use super::policy::{make_policy, PolicyKind};
+use crate::episodes::episode_seed;
+use crate::error::InputError;
+use crate::sim::{Env, Scene};
+
+#[derive(Clone, Debug)]
+pub struct CollectOptions {
+    pub scene_path: PathBuf,
+    pub out: PathBuf,
+    pub episodes: u64,
+    pub policy: PolicyKind,
+    pub noise: f32,
+    pub seed: u64,
+    pub shard_episodes: u64,
+    pub threads: usize,
+    /// Draw a progress bar on stderr (hidden anyway when stderr is not a terminal).
+    pub progress: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct CollectSummary {
+    pub episodes_total: u64,
+    /// Episodes recorded by this run (the rest were already there).
+    pub episodes_recorded: u64,
+    pub shards_written: u64,
+    pub steps_recorded: u64,
+    pub seconds: f64,
+}
+
+/// Records one episode with the policy; `index` fixes its seed.
+pub fn record_episode(env: &mut Env, policy: &mut dyn super::policy::Policy, seed: u64, index: u64) -> EpisodeRecord {
+    let s = episode_seed(seed, index);
+    let mut rec = EpisodeRecord { index, seed: s, ..Default::default() };
+    let mut obs = env.reset(s);
+    policy.reset(env, s);
+    loop {
+        rec.obs_state.push(obs.state);
+        if let Some(img) = obs.image {
+            rec.obs_image.push(img.rgb);
+        }
+        rec.state.push(env.physical_state());
+        let a = policy.act(env);
+        let step = env.step(&a).expect("scripted policies emit finite actions");
+        rec.action.push(a);
+        rec.cost.push(step.cost);
+        obs = step.observation;
+        if step.terminated || step.truncated {
+            rec.success = step.info.success;
+            rec.obs_state.push(obs.state);
+            if let Some(img) = obs.image {
+                rec.obs_image.push(img.rgb);
+            }
+            rec.state.push(env.physical_state());
+            return rec;
+        }
+    }
+}
+
+/// The manifest a fresh collection with these options starts from.
+fn fresh_manifest(opts: &CollectOptions, scene: &Arc<Scene>, source: &str) -> Manifest {
+    let env = Env::new(scene.clone());
+    let image_shape = scene.observation.image.as_ref().map(|i| [i.height as usize, i.width as usize, 3]);
+    Manifest {
+        format: FORMAT.into(),
+        scene: scene.name.clone(),
+        scene_source: source.to_string(),
+        scene_sha256: sha256_hex(source.as_bytes()),
+        policy: opts.policy,
+        noise: opts.noise,
+        seed: opts.seed,
+        episodes: opts.episodes,
+        shard_episodes: opts.shard_episodes,
+        obs_state_names: env.observation_state_names(),
+        image_shape,
+        state_names: env.physical_state_names(),
+        action_low: [scene.agent.action.low.0, scene.agent.action.low.1],
+        action_high: [scene.agent.action.high.0, scene.agent.action.high.1],
+        shards: Vec::new(),
+    }
+}
+
+/// Checks that an existing dataset was collected with the same settings.
+fn check_compatible(old: &Manifest, new: &Manifest, dir: &Path) -> Result<(), InputError> {
+    let path = dir.join(MANIFEST);
+    let mismatch = |field: &str, was: String, now: String| {
+        Err(InputError::new(
+            &path,
+            field,
+            format!("the dataset was collected with {field} = {was}, this run asks for {now}; use the same options to resume, or another --out"),
+        ))
+    };
+    if old.scene_sha256 != new.scene_sha256 {
+        return mismatch("scene_sha256", format!("{} ({})", old.scene_sha256, old.scene), format!("{} ({})", new.scene_sha256, new.scene));
+    }
+    if old.policy != new.policy {
+        return mismatch("policy", format!("{:?}", old.policy), format!("{:?}", new.policy));
+    }
+    if old.noise != new.noise {
+        return mismatch("noise", old.noise.to_string(), new.noise.to_string());
+    }
+    if old.seed != new.seed {
+        return mismatch("seed", old.seed.to_string(), new.seed.to_string());
+    }
+    if old.shard_episodes != new.shard_episodes {
+        return mismatch("shard_episodes", old.shard_episodes.to_string(), new.shard_episodes.to_string());
+    }
+    Ok(())
+}
+
+pub fn collect(opts: &CollectOptions) -> anyhow::Result<CollectSummary> {
+    if opts.episodes == 0 {
+        return Err(InputError::new(&opts.out, "--episodes", "expected at least 1 episode").into());
+    }
+    if opts.shard_episodes == 0 {
+        return Err(InputError::new(&opts.out, "--shard-episodes", "expected at least 1 episode per shard").into());
+    }
+    let source = std::fs::read_to_string(&opts.scene_path)
+        .map_err(|e| InputError::new(&opts.scene_path, "", format!("cannot read scene file: {e}")))?;
+    let scene = Arc::new(Scene::parse(&source, &opts.scene_path)?);
+    std::fs::create_dir_all(&opts.out).map_err(|e| anyhow::anyhow!("{}: cannot create dataset folder: {e}", opts.out.display()))?;
+
+    let mut manifest = fresh_manifest(opts, &scene, &source);
+    if opts.out.join(MANIFEST).exists() {
+        let old = Manifest::load(&opts.out)?;
+        check_compatible(&old, &manifest, &opts.out)?;
+        manifest.episodes = old.episodes.max(opts.episodes);
+        // Keep the shards that are complete for the (possibly larger) episode count.
+        manifest.shards = old
+            .shards
+            .into_iter()
+            .filter(|s| {
+                let (first, end) = manifest.shard_range(s.index);
+                let on_disk = std::fs::metadata(opts.out.join(&s.file)).map(|m| m.len() == s.bytes).unwrap_or(false);
+                s.first_episode == first && s.episodes == end - first && on_disk
+            })
+            .collect();
+    }
+    manifest.save(&opts.out)?;
+
+    let done: std::collections::BTreeSet<u64> = manifest.shards.iter().map(|s| s.index).collect();
+    let todo: Vec<u64> = (0..manifest.shard_count()).filter(|k| !done.contains(k)).collect();
+    let to_record: u64 = todo.iter().map(|k| manifest.shard_range(*k)).map(|(a, b)| b - a).sum();
+
+    let bar = if opts.progress { ProgressBar::new(manifest.episodes) } else { ProgressBar::hidden() };
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} episodes {per_sec} eta {eta} {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("collect {}", scene.name));
+    bar.set_position(manifest.episodes_done());
+
+    let start = Instant::now();
+    let (job_tx, job_rx) = unbounded::<u64>();
+    for k in &todo {
+        job_tx.send(*k).expect("queue");
+    }
+    drop(job_tx);
+    let (done_tx, done_rx) = unbounded::<anyhow::Result<ShardEntry>>();
+    let threads = opts.threads.clamp(1, todo.len().max(1));
+    let mut steps_recorded = 0;
+    let mut shards_written = 0;
+    // Workers read a frozen copy; the main thread owns the manifest it keeps saving.
+    let frozen = manifest.clone();
+    let result: anyhow::Result<()> = std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let (job_rx, done_tx, scene, bar) = (job_rx.clone(), done_tx.clone(), scene.clone(), bar.clone());
+            let m = &frozen;
+            scope.spawn(move || {
+                let mut env = Env::new(scene);
+                let mut policy = make_policy(opts.policy, opts.noise);
+                for k in job_rx.iter() {
+                    let (first, end) = m.shard_range(k);
+                    let mut eps = Vec::new();
+                    for i in first..end {
+                        eps.push(record_episode(&mut env, policy.as_mut(), opts.seed, i));
+                        bar.inc(1);
+                    }
+                    let r = write_shard(&opts.out, k, &eps, m);
+                    let failed = r.is_err();
+                    if done_tx.send(r).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        // The main thread owns the manifest: it lists each shard once the shard is on disk.
+        for r in done_rx.iter() {
+            let entry = r?;
+            steps_recorded += entry.steps;
+            shards_written += 1;
+            manifest.shards.push(entry);
+            manifest.shards.sort_by_key(|s| s.index);
+            manifest.save(&opts.out)?;
+        }
+        Ok(())
+    });
+    result?;
+    bar.finish_and_clear();
+    Ok(CollectSummary {
+        episodes_total: manifest.episodes,
+        episodes_recorded: to_record,
+        shards_written,
+        steps_recorded,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+fn write_shard(dir: &Path, k: u64, eps: &[EpisodeRecord], m: &Manifest) -> anyhow::Result<ShardEntry> {
+    // One metadata key only: safetensors stores metadata from a HashMap, and a single key
+    // keeps the file's bytes (and so its hash) reproducible.
+    let meta = HashMap::from([(
+        "hjepa".to_string(),
+        serde_json::json!({"format": FORMAT, "scene": m.scene, "shard": k, "policy": m.policy, "seed": m.seed}).to_string(),
+    )]);
+    let bytes = encode_shard(eps, m.image_shape, meta)?;
+    let file = shard_file_name(k);
+    write_atomic(&dir.join(&file), &bytes)?;
+    Ok(ShardEntry {
+        index: k,
+        file,
+        first_episode: eps.first().map_or(0, |e| e.index),
+        episodes: eps.len() as u64,
+        steps: eps.iter().map(|e| e.action.len() as u64).sum(),
+        bytes: bytes.len() as u64,
+        sha256: sha256_hex(&bytes),
+    })
+}
