@@ -7,7 +7,9 @@ PYTHON ?= python3.11
 VENV ?= $(CURDIR)/.venv
 TORCH_VERSION := 2.11.0
 export LIBTORCH := $(VENV)/lib/python3.11/site-packages/torch
-STAMP := $(VENV)/.torch-$(TORCH_VERSION)
+# numpy + safetensors let the tests check that Python reads our datasets.
+PY_PACKAGES := torch==$(TORCH_VERSION) numpy safetensors
+STAMP := $(VENV)/.installed-torch-$(TORCH_VERSION)-numpy-safetensors
 
 CARGO ?= cargo
 CARGO_FLAGS ?= --release
@@ -17,8 +19,9 @@ CARGO_FLAGS ?= --release
 demo: $(STAMP)
 	$(CARGO) run $(CARGO_FLAGS) --bin hjepa -- demo
 
+# The dataset tests check that Python reads our shards with the venv's safetensors.
 test: $(STAMP)
-	$(CARGO) test $(CARGO_FLAGS)
+	HJEPA_PYTHON=$(VENV)/bin/python HJEPA_REQUIRE_PYTHON=1 $(CARGO) test $(CARGO_FLAGS)
 
 build: $(STAMP)
 	$(CARGO) build $(CARGO_FLAGS)
@@ -32,7 +35,7 @@ $(STAMP):
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (needed once, to install torch==$(TORCH_VERSION) into $(VENV))" >&2; exit 2; }
 	@echo "installing torch==$(TORCH_VERSION) into $(VENV) (once; ~1.5 min, ~4.7 GB)"
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check torch==$(TORCH_VERSION)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(PY_PACKAGES)
 	@test -f $(LIBTORCH)/lib/libtorch_cpu.so || { echo "error: $(LIBTORCH)/lib/libtorch_cpu.so missing after install" >&2; exit 2; }
 	touch $@
 

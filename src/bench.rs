@@ -18,7 +18,10 @@ pub const GYM_PUSHT_PIXEL_STEPS_PER_S: f64 = 290.0;
 
 fn random_action(rng: &mut ChaCha8Rng, scene: &Scene) -> [f32; 2] {
     let a = &scene.agent.action;
-    [rng.random_range(a.low.0..=a.high.0), rng.random_range(a.low.1..=a.high.1)]
+    [
+        rng.random_range(a.low.0..=a.high.0),
+        rng.random_range(a.low.1..=a.high.1),
+    ]
 }
 
 /// Runs `f` repeatedly for about `seconds`; returns calls per second.
@@ -53,7 +56,9 @@ pub fn env_rate(scene: &Arc<Scene>, seconds: f64) -> f64 {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let mut episode = 0;
     rate(seconds, || {
-        let s = env.step(&random_action(&mut rng, scene)).expect("finite action");
+        let s = env
+            .step(&random_action(&mut rng, scene))
+            .expect("finite action");
         if s.terminated || s.truncated {
             episode += 1;
             env.reset(episode);
@@ -74,7 +79,11 @@ pub fn vec_env_rate(scene: &Arc<Scene>, n: usize, threads: usize, seconds: f64) 
         let done: Vec<(usize, u64)> = steps
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.as_ref().map(|s| s.terminated || s.truncated).unwrap_or(true))
+            .filter(|(_, s)| {
+                s.as_ref()
+                    .map(|s| s.terminated || s.truncated)
+                    .unwrap_or(true)
+            })
             .map(|(i, _)| {
                 next_seed += 1;
                 (i, next_seed)
@@ -153,6 +162,10 @@ pub fn sim_table(seconds: f64) -> anyhow::Result<String> {
         vec_pixels / GYM_PUSHT_PIXEL_STEPS_PER_S
     );
     let kib = |m: Option<f64>| m.map_or("n/a".to_string(), |b| format!("{:.0} KiB", b / 1024.0));
-    t += &format!("memory per env (resident, over 200 envs): push_t state {}, push_t 96x96 pixels {}\n", kib(mem_state), kib(mem_pixels));
+    t += &format!(
+        "memory per env (resident, over 200 envs): push_t state {}, push_t 96x96 pixels {}\n",
+        kib(mem_state),
+        kib(mem_pixels)
+    );
     Ok(t)
 }

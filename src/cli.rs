@@ -13,7 +13,11 @@ use crate::error::InputError;
 use crate::sim::Scene;
 
 #[derive(Parser, Debug)]
-#[command(name = "hjepa", version, about = "A 2-D physics sandbox for H-JEPA world models and planners")]
+#[command(
+    name = "hjepa",
+    version,
+    about = "A 2-D physics sandbox for H-JEPA world models and planners"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -21,6 +25,17 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// The main job, no flags needed: check the default scene (two_rooms), run the scripted
+    /// expert and a random-policy floor on it, collect a small dataset and verify it.
+    Demo {
+        #[arg(long, default_value = "two_rooms")]
+        scene: String,
+        #[arg(long, default_value_t = 50)]
+        episodes: u64,
+        /// Where the demo dataset goes.
+        #[arg(long, default_value = "data/demo")]
+        out: PathBuf,
+    },
     /// Validate a scene file and print a summary of what it declares.
     Check {
         /// A scene file, or the name of a shipped scene (two_rooms, wall, push_t, point_maze_u,
@@ -94,7 +109,10 @@ pub enum BenchCommand {
 
 pub fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("HJEPA_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HJEPA_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -123,13 +141,25 @@ pub fn load_scene(arg: &str) -> anyhow::Result<Arc<Scene>> {
 
 fn dispatch(cmd: Command) -> anyhow::Result<()> {
     match cmd {
+        Command::Demo {
+            scene,
+            episodes,
+            out,
+        } => demo(&scene, episodes, &out),
         Command::Check { scene } => {
             let path = Scene::resolve_path(&scene);
             let s = Scene::load(&path)?;
             println!("{}: ok\n{}", path.display(), s.describe());
             Ok(())
         }
-        Command::Run { scene, policy, episodes, seed, noise, frames } => {
+        Command::Run {
+            scene,
+            policy,
+            episodes,
+            seed,
+            noise,
+            frames,
+        } => {
             let scene = load_scene(&scene)?;
             if let Some(dir) = frames {
                 crate::episodes::write_frames(scene.clone(), policy, noise, seed, &dir)?;
@@ -139,7 +169,16 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             println!("{}", report.summary());
             Ok(())
         }
-        Command::Collect { scene, episodes, policy, out, seed, noise, shard_episodes, threads } => {
+        Command::Collect {
+            scene,
+            episodes,
+            policy,
+            out,
+            seed,
+            noise,
+            shard_episodes,
+            threads,
+        } => {
             let opts = crate::data::CollectOptions {
                 scene_path: Scene::resolve_path(&scene),
                 out: out.clone(),
@@ -148,7 +187,8 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
                 noise,
                 seed,
                 shard_episodes,
-                threads: threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+                threads: threads
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
                 progress: true,
             };
             let s = crate::data::collect(&opts)?;
@@ -180,9 +220,61 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Bench { what: BenchCommand::Sim { seconds } } => {
+        Command::Bench {
+            what: BenchCommand::Sim { seconds },
+        } => {
             println!("{}", crate::bench::sim_table(seconds)?);
             Ok(())
         }
     }
+}
+
+fn demo(scene_arg: &str, episodes: u64, out: &std::path::Path) -> anyhow::Result<()> {
+    let path = Scene::resolve_path(scene_arg);
+    let scene = Arc::new(Scene::load(&path)?);
+    println!(
+        "== 1/4 scene\n{}: ok\n{}\n",
+        path.display(),
+        scene.describe()
+    );
+    let expert =
+        crate::episodes::run_episodes(scene.clone(), PolicyKind::Waypoint, 0.3, episodes, 0);
+    println!(
+        "== 2/4 scripted expert (waypoint policy, privileged state)\n{}\n",
+        expert.summary()
+    );
+    let floor = crate::episodes::run_episodes(scene.clone(), PolicyKind::Random, 0.3, episodes, 0);
+    println!(
+        "== 3/4 random-policy floor on the same start/goal pairs\n{}\n",
+        floor.summary()
+    );
+    let opts = crate::data::CollectOptions {
+        scene_path: path,
+        out: out.to_path_buf(),
+        episodes,
+        policy: PolicyKind::SmoothWalk,
+        noise: 0.3,
+        seed: 0,
+        shard_episodes: 25,
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        progress: true,
+    };
+    let c = crate::data::collect(&opts)?;
+    let d = crate::data::Dataset::open(out)?;
+    d.verify()?;
+    println!(
+        "== 4/4 dataset (smooth random walk, for world-model training)\n{}: {} episodes, {} shards, verified; {} recorded now in {:.1} s\n",
+        out.display(),
+        c.episodes_total,
+        d.manifest.shards.len(),
+        c.episodes_recorded,
+        c.seconds
+    );
+    println!(
+        "summary: expert {:.0}% vs random {:.0}% success on {}; next: `hjepa bench sim`, `hjepa collect --help`",
+        100.0 * expert.success_rate(),
+        100.0 * floor.success_rate(),
+        scene.name
+    );
+    Ok(())
 }

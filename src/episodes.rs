@@ -82,11 +82,24 @@ impl RunReport {
                 s += &format!("  criterion {name}: {c}/{n}\n");
             }
         }
-        let succ: Vec<f64> = self.episodes.iter().filter(|e| e.success).map(|e| e.steps as f64).collect();
+        let succ: Vec<f64> = self
+            .episodes
+            .iter()
+            .filter(|e| e.success)
+            .map(|e| e.steps as f64)
+            .collect();
         if !succ.is_empty() {
-            s += &format!("steps to success: mean {:.1}\n", succ.iter().sum::<f64>() / succ.len() as f64);
+            s += &format!(
+                "steps to success: mean {:.1}\n",
+                succ.iter().sum::<f64>() / succ.len() as f64
+            );
         }
-        let dist: f64 = self.episodes.iter().map(|e| e.final_goal_distance as f64).sum::<f64>() / n.max(1) as f64;
+        let dist: f64 = self
+            .episodes
+            .iter()
+            .map(|e| e.final_goal_distance as f64)
+            .sum::<f64>()
+            / n.max(1) as f64;
         s += &format!("final agent-goal distance: mean {dist:.3} m\n");
         let blew = self.episodes.iter().filter(|e| e.blew_up).count();
         if blew > 0 {
@@ -104,7 +117,13 @@ impl RunReport {
 
 /// Runs `episodes` episodes with a scripted policy on one thread; episode i uses
 /// `episode_seed(seed, i)` for both the env and the policy.
-pub fn run_episodes(scene: Arc<Scene>, policy: PolicyKind, noise: f32, episodes: u64, seed: u64) -> RunReport {
+pub fn run_episodes(
+    scene: Arc<Scene>,
+    policy: PolicyKind,
+    noise: f32,
+    episodes: u64,
+    seed: u64,
+) -> RunReport {
     let mut env = Env::new(scene.clone());
     let mut pol = make_policy(policy, noise);
     let start = Instant::now();
@@ -122,7 +141,12 @@ pub fn run_episodes(scene: Arc<Scene>, policy: PolicyKind, noise: f32, episodes:
                 results.push(EpisodeResult {
                     seed: s,
                     success: step.info.success,
-                    criteria: step.info.criteria.iter().map(|c| (c.name.clone(), c.success)).collect(),
+                    criteria: step
+                        .info
+                        .criteria
+                        .iter()
+                        .map(|c| (c.name.clone(), c.success))
+                        .collect(),
                     steps: step.info.steps,
                     final_goal_distance: step.info.goal_distance,
                     final_cost: step.cost,
@@ -132,11 +156,23 @@ pub fn run_episodes(scene: Arc<Scene>, policy: PolicyKind, noise: f32, episodes:
             }
         }
     }
-    RunReport { scene: scene.name.clone(), policy, episodes: results, env_steps, seconds: start.elapsed().as_secs_f64() }
+    RunReport {
+        scene: scene.name.clone(),
+        policy,
+        episodes: results,
+        env_steps,
+        seconds: start.elapsed().as_secs_f64(),
+    }
 }
 
 /// Writes the frames of episode 0 of a run as numbered PNGs (for a quick look at a scene).
-pub fn write_frames(scene: Arc<Scene>, policy: PolicyKind, noise: f32, seed: u64, dir: &std::path::Path) -> anyhow::Result<()> {
+pub fn write_frames(
+    scene: Arc<Scene>,
+    policy: PolicyKind,
+    noise: f32,
+    seed: u64,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     let mut env = Env::new(scene);
     let mut pol = make_policy(policy, noise);

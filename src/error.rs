@@ -15,7 +15,11 @@ pub struct InputError {
 
 impl InputError {
     pub fn new(file: &Path, location: impl Into<String>, message: impl Into<String>) -> Self {
-        InputError { file: file.to_path_buf(), location: location.into(), message: message.into() }
+        InputError {
+            file: file.to_path_buf(),
+            location: location.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -24,7 +28,13 @@ impl fmt::Display for InputError {
         if self.location.is_empty() {
             write!(f, "{}: {}", self.file.display(), self.message)
         } else {
-            write!(f, "{}: {}: {}", self.file.display(), self.location, self.message)
+            write!(
+                f,
+                "{}: {}: {}",
+                self.file.display(),
+                self.location,
+                self.message
+            )
         }
     }
 }

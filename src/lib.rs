@@ -4,9 +4,9 @@
 //! Data flow: [`sim`] (scenes → physics → observations) → [`data`] (datasets, the long-term
 //! memory) → world model → cost → planner → action.
 
-pub mod error;
-pub mod sim;
+pub mod bench;
 pub mod cli;
 pub mod data;
 pub mod episodes;
-pub mod bench;
+pub mod error;
+pub mod sim;

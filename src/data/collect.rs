@@ -9,7 +9,10 @@ use std::time::Instant;
 use crossbeam_channel::unbounded;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::dataset::{encode_shard, sha256_hex, shard_file_name, write_atomic, EpisodeRecord, Manifest, ShardEntry, FORMAT, MANIFEST};
+use super::dataset::{
+    encode_shard, sha256_hex, shard_file_name, write_atomic, EpisodeRecord, Manifest, ShardEntry,
+    FORMAT, MANIFEST,
+};
 use super::policy::{make_policy, PolicyKind};
 use crate::episodes::episode_seed;
 use crate::error::InputError;
@@ -40,9 +43,18 @@ pub struct CollectSummary {
 }
 
 /// Records one episode with the policy; `index` fixes its seed.
-pub fn record_episode(env: &mut Env, policy: &mut dyn super::policy::Policy, seed: u64, index: u64) -> EpisodeRecord {
+pub fn record_episode(
+    env: &mut Env,
+    policy: &mut dyn super::policy::Policy,
+    seed: u64,
+    index: u64,
+) -> EpisodeRecord {
     let s = episode_seed(seed, index);
-    let mut rec = EpisodeRecord { index, seed: s, ..Default::default() };
+    let mut rec = EpisodeRecord {
+        index,
+        seed: s,
+        ..Default::default()
+    };
     let mut obs = env.reset(s);
     policy.reset(env, s);
     loop {
@@ -71,7 +83,11 @@ pub fn record_episode(env: &mut Env, policy: &mut dyn super::policy::Policy, see
 /// The manifest a fresh collection with these options starts from.
 fn fresh_manifest(opts: &CollectOptions, scene: &Arc<Scene>, source: &str) -> Manifest {
     let env = Env::new(scene.clone());
-    let image_shape = scene.observation.image.as_ref().map(|i| [i.height as usize, i.width as usize, 3]);
+    let image_shape = scene
+        .observation
+        .image
+        .as_ref()
+        .map(|i| [i.height as usize, i.width as usize, 3]);
     Manifest {
         format: FORMAT.into(),
         scene: scene.name.clone(),
@@ -102,10 +118,18 @@ fn check_compatible(old: &Manifest, new: &Manifest, dir: &Path) -> Result<(), In
         ))
     };
     if old.scene_sha256 != new.scene_sha256 {
-        return mismatch("scene_sha256", format!("{} ({})", old.scene_sha256, old.scene), format!("{} ({})", new.scene_sha256, new.scene));
+        return mismatch(
+            "scene_sha256",
+            format!("{} ({})", old.scene_sha256, old.scene),
+            format!("{} ({})", new.scene_sha256, new.scene),
+        );
     }
     if old.policy != new.policy {
-        return mismatch("policy", format!("{:?}", old.policy), format!("{:?}", new.policy));
+        return mismatch(
+            "policy",
+            format!("{:?}", old.policy),
+            format!("{:?}", new.policy),
+        );
     }
     if old.noise != new.noise {
         return mismatch("noise", old.noise.to_string(), new.noise.to_string());
@@ -114,7 +138,11 @@ fn check_compatible(old: &Manifest, new: &Manifest, dir: &Path) -> Result<(), In
         return mismatch("seed", old.seed.to_string(), new.seed.to_string());
     }
     if old.shard_episodes != new.shard_episodes {
-        return mismatch("shard_episodes", old.shard_episodes.to_string(), new.shard_episodes.to_string());
+        return mismatch(
+            "shard_episodes",
+            old.shard_episodes.to_string(),
+            new.shard_episodes.to_string(),
+        );
     }
     Ok(())
 }
@@ -124,12 +152,20 @@ pub fn collect(opts: &CollectOptions) -> anyhow::Result<CollectSummary> {
         return Err(InputError::new(&opts.out, "--episodes", "expected at least 1 episode").into());
     }
     if opts.shard_episodes == 0 {
-        return Err(InputError::new(&opts.out, "--shard-episodes", "expected at least 1 episode per shard").into());
+        return Err(InputError::new(
+            &opts.out,
+            "--shard-episodes",
+            "expected at least 1 episode per shard",
+        )
+        .into());
     }
-    let source = std::fs::read_to_string(&opts.scene_path)
-        .map_err(|e| InputError::new(&opts.scene_path, "", format!("cannot read scene file: {e}")))?;
+    let source = std::fs::read_to_string(&opts.scene_path).map_err(|e| {
+        InputError::new(&opts.scene_path, "", format!("cannot read scene file: {e}"))
+    })?;
     let scene = Arc::new(Scene::parse(&source, &opts.scene_path)?);
-    std::fs::create_dir_all(&opts.out).map_err(|e| anyhow::anyhow!("{}: cannot create dataset folder: {e}", opts.out.display()))?;
+    std::fs::create_dir_all(&opts.out).map_err(|e| {
+        anyhow::anyhow!("{}: cannot create dataset folder: {e}", opts.out.display())
+    })?;
 
     let mut manifest = fresh_manifest(opts, &scene, &source);
     if opts.out.join(MANIFEST).exists() {
@@ -142,7 +178,9 @@ pub fn collect(opts: &CollectOptions) -> anyhow::Result<CollectSummary> {
             .into_iter()
             .filter(|s| {
                 let (first, end) = manifest.shard_range(s.index);
-                let on_disk = std::fs::metadata(opts.out.join(&s.file)).map(|m| m.len() == s.bytes).unwrap_or(false);
+                let on_disk = std::fs::metadata(opts.out.join(&s.file))
+                    .map(|m| m.len() == s.bytes)
+                    .unwrap_or(false);
                 s.first_episode == first && s.episodes == end - first && on_disk
             })
             .collect();
@@ -150,14 +188,26 @@ pub fn collect(opts: &CollectOptions) -> anyhow::Result<CollectSummary> {
     manifest.save(&opts.out)?;
 
     let done: std::collections::BTreeSet<u64> = manifest.shards.iter().map(|s| s.index).collect();
-    let todo: Vec<u64> = (0..manifest.shard_count()).filter(|k| !done.contains(k)).collect();
-    let to_record: u64 = todo.iter().map(|k| manifest.shard_range(*k)).map(|(a, b)| b - a).sum();
+    let todo: Vec<u64> = (0..manifest.shard_count())
+        .filter(|k| !done.contains(k))
+        .collect();
+    let to_record: u64 = todo
+        .iter()
+        .map(|k| manifest.shard_range(*k))
+        .map(|(a, b)| b - a)
+        .sum();
 
-    let bar = if opts.progress { ProgressBar::new(manifest.episodes) } else { ProgressBar::hidden() };
+    let bar = if opts.progress {
+        ProgressBar::new(manifest.episodes)
+    } else {
+        ProgressBar::hidden()
+    };
     bar.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} episodes {per_sec} eta {eta} {msg}")
-            .expect("valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} episodes {per_sec} eta {eta} {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     bar.set_prefix(format!("collect {}", scene.name));
     bar.set_position(manifest.episodes_done());
@@ -176,7 +226,8 @@ pub fn collect(opts: &CollectOptions) -> anyhow::Result<CollectSummary> {
     let frozen = manifest.clone();
     let result: anyhow::Result<()> = std::thread::scope(|scope| {
         for _ in 0..threads {
-            let (job_rx, done_tx, scene, bar) = (job_rx.clone(), done_tx.clone(), scene.clone(), bar.clone());
+            let (job_rx, done_tx, scene, bar) =
+                (job_rx.clone(), done_tx.clone(), scene.clone(), bar.clone());
             let m = &frozen;
             scope.spawn(move || {
                 let mut env = Env::new(scene);
@@ -219,7 +270,12 @@ pub fn collect(opts: &CollectOptions) -> anyhow::Result<CollectSummary> {
     })
 }
 
-fn write_shard(dir: &Path, k: u64, eps: &[EpisodeRecord], m: &Manifest) -> anyhow::Result<ShardEntry> {
+fn write_shard(
+    dir: &Path,
+    k: u64,
+    eps: &[EpisodeRecord],
+    m: &Manifest,
+) -> anyhow::Result<ShardEntry> {
     // One metadata key only: safetensors stores metadata from a HashMap, and a single key
     // keeps the file's bytes (and so its hash) reproducible.
     let meta = HashMap::from([(

@@ -99,11 +99,22 @@ impl Manifest {
 
     pub fn load(dir: &Path) -> Result<Manifest, InputError> {
         let path = dir.join(MANIFEST);
-        let text = std::fs::read_to_string(&path).map_err(|e| InputError::new(&path, "", format!("cannot read dataset manifest: {e}")))?;
-        let m: Manifest = serde_json::from_str(&text)
-            .map_err(|e| InputError::new(&path, format!("line {}, column {}", e.line(), e.column()), e.to_string()))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            InputError::new(&path, "", format!("cannot read dataset manifest: {e}"))
+        })?;
+        let m: Manifest = serde_json::from_str(&text).map_err(|e| {
+            InputError::new(
+                &path,
+                format!("line {}, column {}", e.line(), e.column()),
+                e.to_string(),
+            )
+        })?;
         if m.format != FORMAT {
-            return Err(InputError::new(&path, "format", format!("expected {FORMAT:?}, got {:?}", m.format)));
+            return Err(InputError::new(
+                &path,
+                "format",
+                format!("expected {FORMAT:?}, got {:?}", m.format),
+            ));
         }
         Ok(m)
     }
@@ -121,18 +132,26 @@ impl Manifest {
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Writes a file so that readers see either nothing or the complete content.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let tmp = path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
+    let tmp = path.with_extension(format!(
+        "{}.tmp",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    ));
     {
-        let mut f = File::create(&tmp).map_err(|e| anyhow::anyhow!("{}: cannot create: {e}", tmp.display()))?;
+        let mut f = File::create(&tmp)
+            .map_err(|e| anyhow::anyhow!("{}: cannot create: {e}", tmp.display()))?;
         f.write_all(bytes)?;
         f.sync_all()?;
     }
-    std::fs::rename(&tmp, path).map_err(|e| anyhow::anyhow!("{}: cannot rename into place: {e}", path.display()))?;
+    std::fs::rename(&tmp, path)
+        .map_err(|e| anyhow::anyhow!("{}: cannot rename into place: {e}", path.display()))?;
     if let Some(dir) = path.parent() {
         // Make the rename itself durable.
         if let Ok(d) = File::open(dir) {
@@ -155,7 +174,11 @@ pub fn shard_file_name(k: u64) -> String {
 }
 
 /// Serialises episodes into one shard's bytes.
-pub fn encode_shard(episodes: &[EpisodeRecord], image_shape: Option<[usize; 3]>, metadata: HashMap<String, String>) -> anyhow::Result<Vec<u8>> {
+pub fn encode_shard(
+    episodes: &[EpisodeRecord],
+    image_shape: Option<[usize; 3]>,
+    metadata: HashMap<String, String>,
+) -> anyhow::Result<Vec<u8>> {
     let n_obs: usize = episodes.iter().map(|e| e.obs_state.len()).sum();
     let n_act: usize = episodes.iter().map(|e| e.action.len()).sum();
     let d = episodes.first().map_or(0, |e| e.obs_state[0].len());
@@ -163,24 +186,93 @@ pub fn encode_shard(episodes: &[EpisodeRecord], image_shape: Option<[usize; 3]>,
     let mut obs_off = vec![0i64];
     let mut act_off = vec![0i64];
     for e in episodes {
-        anyhow::ensure!(e.obs_state.len() == e.action.len() + 1, "episode {} has {} observations for {} actions", e.index, e.obs_state.len(), e.action.len());
+        anyhow::ensure!(
+            e.obs_state.len() == e.action.len() + 1,
+            "episode {} has {} observations for {} actions",
+            e.index,
+            e.obs_state.len(),
+            e.action.len()
+        );
         obs_off.push(obs_off.last().unwrap() + e.obs_state.len() as i64);
         act_off.push(act_off.last().unwrap() + e.action.len() as i64);
     }
     let mut buffers: Vec<(&str, Dtype, Vec<usize>, Vec<u8>)> = vec![
-        ("obs_state", Dtype::F32, vec![n_obs, d], f32_bytes(episodes.iter().flat_map(|e| e.obs_state.iter().flatten().copied()))),
-        ("state", Dtype::F32, vec![n_obs, s], f32_bytes(episodes.iter().flat_map(|e| e.state.iter().flatten().copied()))),
-        ("action", Dtype::F32, vec![n_act, 2], f32_bytes(episodes.iter().flat_map(|e| e.action.iter().flatten().copied()))),
-        ("cost", Dtype::F32, vec![n_act], f32_bytes(episodes.iter().flat_map(|e| e.cost.iter().copied()))),
-        ("obs_offsets", Dtype::I64, vec![episodes.len() + 1], i64_bytes(obs_off)),
-        ("action_offsets", Dtype::I64, vec![episodes.len() + 1], i64_bytes(act_off)),
-        ("episode_index", Dtype::I64, vec![episodes.len()], i64_bytes(episodes.iter().map(|e| e.index as i64))),
-        ("episode_seed", Dtype::U64, vec![episodes.len()], episodes.iter().flat_map(|e| e.seed.to_le_bytes()).collect()),
-        ("success", Dtype::U8, vec![episodes.len()], episodes.iter().map(|e| e.success as u8).collect()),
+        (
+            "obs_state",
+            Dtype::F32,
+            vec![n_obs, d],
+            f32_bytes(
+                episodes
+                    .iter()
+                    .flat_map(|e| e.obs_state.iter().flatten().copied()),
+            ),
+        ),
+        (
+            "state",
+            Dtype::F32,
+            vec![n_obs, s],
+            f32_bytes(
+                episodes
+                    .iter()
+                    .flat_map(|e| e.state.iter().flatten().copied()),
+            ),
+        ),
+        (
+            "action",
+            Dtype::F32,
+            vec![n_act, 2],
+            f32_bytes(
+                episodes
+                    .iter()
+                    .flat_map(|e| e.action.iter().flatten().copied()),
+            ),
+        ),
+        (
+            "cost",
+            Dtype::F32,
+            vec![n_act],
+            f32_bytes(episodes.iter().flat_map(|e| e.cost.iter().copied())),
+        ),
+        (
+            "obs_offsets",
+            Dtype::I64,
+            vec![episodes.len() + 1],
+            i64_bytes(obs_off),
+        ),
+        (
+            "action_offsets",
+            Dtype::I64,
+            vec![episodes.len() + 1],
+            i64_bytes(act_off),
+        ),
+        (
+            "episode_index",
+            Dtype::I64,
+            vec![episodes.len()],
+            i64_bytes(episodes.iter().map(|e| e.index as i64)),
+        ),
+        (
+            "episode_seed",
+            Dtype::U64,
+            vec![episodes.len()],
+            episodes.iter().flat_map(|e| e.seed.to_le_bytes()).collect(),
+        ),
+        (
+            "success",
+            Dtype::U8,
+            vec![episodes.len()],
+            episodes.iter().map(|e| e.success as u8).collect(),
+        ),
     ];
     if let Some([h, w, c]) = image_shape {
-        let bytes: Vec<u8> = episodes.iter().flat_map(|e| e.obs_image.iter().flatten().copied()).collect();
-        anyhow::ensure!(bytes.len() == n_obs * h * w * c, "image bytes do not match {n_obs} x {h} x {w} x {c}");
+        let bytes: Vec<u8> = episodes
+            .iter()
+            .flat_map(|e| e.obs_image.iter().flatten().copied())
+            .collect();
+        anyhow::ensure!(
+            bytes.len() == n_obs * h * w * c,
+            "image bytes do not match {n_obs} x {h} x {w} x {c}"
+        );
         buffers.push(("obs_image", Dtype::U8, vec![n_obs, h, w, c], bytes));
     }
     let views: Vec<(&str, TensorView)> = buffers
@@ -192,22 +284,43 @@ pub fn encode_shard(episodes: &[EpisodeRecord], image_shape: Option<[usize; 3]>,
 
 /// A shard read back into episodes, with every shape checked.
 pub fn read_shard(path: &Path, manifest: &Manifest) -> Result<Vec<EpisodeRecord>, InputError> {
-    let bytes = std::fs::read(path).map_err(|e| InputError::new(path, "", format!("cannot read shard: {e}")))?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| InputError::new(path, "", format!("cannot read shard: {e}")))?;
     let bad = |field: &str, msg: String| InputError::new(path, field, msg);
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| bad("", format!("corrupt or truncated shard: {e}")))?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| bad("", format!("corrupt or truncated shard: {e}")))?;
     let get = |name: &str, dtype: Dtype| -> Result<TensorView, InputError> {
-        let t = st.tensor(name).map_err(|_| bad(name, "tensor missing".into()))?;
+        let t = st
+            .tensor(name)
+            .map_err(|_| bad(name, "tensor missing".into()))?;
         if t.dtype() != dtype {
-            return Err(bad(name, format!("expected dtype {dtype:?}, got {:?}", t.dtype())));
+            return Err(bad(
+                name,
+                format!("expected dtype {dtype:?}, got {:?}", t.dtype()),
+            ));
         }
         Ok(t)
     };
-    let f32s = |t: &TensorView| -> Vec<f32> { t.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect() };
-    let i64s = |t: &TensorView| -> Vec<i64> { t.data().chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect() };
+    let f32s = |t: &TensorView| -> Vec<f32> {
+        t.data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    };
+    let i64s = |t: &TensorView| -> Vec<i64> {
+        t.data()
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    };
     let obs_off = i64s(&get("obs_offsets", Dtype::I64)?);
     let act_off = i64s(&get("action_offsets", Dtype::I64)?);
     let index = i64s(&get("episode_index", Dtype::I64)?);
-    let seeds: Vec<u64> = get("episode_seed", Dtype::U64)?.data().chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect();
+    let seeds: Vec<u64> = get("episode_seed", Dtype::U64)?
+        .data()
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
     let success = get("success", Dtype::U8)?.data().to_vec();
     let obs_state_t = get("obs_state", Dtype::F32)?;
     let state_t = get("state", Dtype::F32)?;
@@ -216,46 +329,90 @@ pub fn read_shard(path: &Path, manifest: &Manifest) -> Result<Vec<EpisodeRecord>
     let n_obs = *obs_off.last().unwrap_or(&0) as usize;
     let n_act = *act_off.last().unwrap_or(&0) as usize;
     if obs_state_t.shape() != [n_obs, d] {
-        return Err(bad("obs_state", format!("expected shape [{n_obs}, {d}] from the manifest, got {:?}", obs_state_t.shape())));
+        return Err(bad(
+            "obs_state",
+            format!(
+                "expected shape [{n_obs}, {d}] from the manifest, got {:?}",
+                obs_state_t.shape()
+            ),
+        ));
     }
     if state_t.shape() != [n_obs, s] {
-        return Err(bad("state", format!("expected shape [{n_obs}, {s}], got {:?}", state_t.shape())));
+        return Err(bad(
+            "state",
+            format!("expected shape [{n_obs}, {s}], got {:?}", state_t.shape()),
+        ));
     }
     let action_t = get("action", Dtype::F32)?;
     if action_t.shape() != [n_act, 2] {
-        return Err(bad("action", format!("expected shape [{n_act}, 2], got {:?}", action_t.shape())));
+        return Err(bad(
+            "action",
+            format!("expected shape [{n_act}, 2], got {:?}", action_t.shape()),
+        ));
     }
     let cost = f32s(&get("cost", Dtype::F32)?);
     let image_t = match manifest.image_shape {
         Some([h, w, c]) => {
             let t = get("obs_image", Dtype::U8)?;
             if t.shape() != [n_obs, h, w, c] {
-                return Err(bad("obs_image", format!("expected shape [{n_obs}, {h}, {w}, {c}], got {:?}", t.shape())));
+                return Err(bad(
+                    "obs_image",
+                    format!(
+                        "expected shape [{n_obs}, {h}, {w}, {c}], got {:?}",
+                        t.shape()
+                    ),
+                ));
             }
             Some(t)
         }
         None => None,
     };
     let e = index.len();
-    if obs_off.len() != e + 1 || act_off.len() != e + 1 || seeds.len() != e || success.len() != e || cost.len() != n_act {
-        return Err(bad("", "per-episode tensors disagree on the number of episodes".into()));
+    if obs_off.len() != e + 1
+        || act_off.len() != e + 1
+        || seeds.len() != e
+        || success.len() != e
+        || cost.len() != n_act
+    {
+        return Err(bad(
+            "",
+            "per-episode tensors disagree on the number of episodes".into(),
+        ));
     }
     let (obs_state, state, action) = (f32s(&obs_state_t), f32s(&state_t), f32s(&action_t));
     let px = manifest.image_shape.map_or(0, |[h, w, c]| h * w * c);
     let mut out = Vec::with_capacity(e);
     for i in 0..e {
-        let (o0, o1, a0, a1) = (obs_off[i] as usize, obs_off[i + 1] as usize, act_off[i] as usize, act_off[i + 1] as usize);
+        let (o0, o1, a0, a1) = (
+            obs_off[i] as usize,
+            obs_off[i + 1] as usize,
+            act_off[i] as usize,
+            act_off[i + 1] as usize,
+        );
         if o1 < o0 || a1 < a0 || o1 - o0 != a1 - a0 + 1 || o1 > n_obs || a1 > n_act {
-            return Err(bad("obs_offsets", format!("episode {i} has inconsistent offsets")));
+            return Err(bad(
+                "obs_offsets",
+                format!("episode {i} has inconsistent offsets"),
+            ));
         }
         out.push(EpisodeRecord {
             index: index[i] as u64,
             seed: seeds[i],
             success: success[i] != 0,
-            obs_state: (o0..o1).map(|r| obs_state[r * d..(r + 1) * d].to_vec()).collect(),
-            obs_image: image_t.as_ref().map_or(Vec::new(), |t| (o0..o1).map(|r| t.data()[r * px..(r + 1) * px].to_vec()).collect()),
-            state: (o0..o1).map(|r| state[r * s..(r + 1) * s].to_vec()).collect(),
-            action: (a0..a1).map(|r| [action[2 * r], action[2 * r + 1]]).collect(),
+            obs_state: (o0..o1)
+                .map(|r| obs_state[r * d..(r + 1) * d].to_vec())
+                .collect(),
+            obs_image: image_t.as_ref().map_or(Vec::new(), |t| {
+                (o0..o1)
+                    .map(|r| t.data()[r * px..(r + 1) * px].to_vec())
+                    .collect()
+            }),
+            state: (o0..o1)
+                .map(|r| state[r * s..(r + 1) * s].to_vec())
+                .collect(),
+            action: (a0..a1)
+                .map(|r| [action[2 * r], action[2 * r + 1]])
+                .collect(),
             cost: cost[a0..a1].to_vec(),
         });
     }
@@ -274,12 +431,30 @@ impl Dataset {
         let manifest = Manifest::load(dir)?;
         for s in &manifest.shards {
             let p = dir.join(&s.file);
-            let len = std::fs::metadata(&p).map_err(|e| InputError::new(&p, "", format!("shard listed in the manifest is missing: {e}")))?.len();
+            let len = std::fs::metadata(&p)
+                .map_err(|e| {
+                    InputError::new(
+                        &p,
+                        "",
+                        format!("shard listed in the manifest is missing: {e}"),
+                    )
+                })?
+                .len();
             if len != s.bytes {
-                return Err(InputError::new(&p, "", format!("truncated shard: {len} bytes, the manifest says {}", s.bytes)));
+                return Err(InputError::new(
+                    &p,
+                    "",
+                    format!(
+                        "truncated shard: {len} bytes, the manifest says {}",
+                        s.bytes
+                    ),
+                ));
             }
         }
-        Ok(Dataset { dir: dir.to_path_buf(), manifest })
+        Ok(Dataset {
+            dir: dir.to_path_buf(),
+            manifest,
+        })
     }
 
     /// All episodes, shard by shard, in episode order.
@@ -297,9 +472,14 @@ impl Dataset {
     pub fn verify(&self) -> Result<(), InputError> {
         for s in &self.manifest.shards {
             let p = self.dir.join(&s.file);
-            let bytes = std::fs::read(&p).map_err(|e| InputError::new(&p, "", format!("cannot read shard: {e}")))?;
+            let bytes = std::fs::read(&p)
+                .map_err(|e| InputError::new(&p, "", format!("cannot read shard: {e}")))?;
             if sha256_hex(&bytes) != s.sha256 {
-                return Err(InputError::new(&p, "", "SHA-256 differs from the manifest: the shard is corrupt"));
+                return Err(InputError::new(
+                    &p,
+                    "",
+                    "SHA-256 differs from the manifest: the shard is corrupt",
+                ));
             }
         }
         Ok(())

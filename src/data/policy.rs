@@ -33,9 +33,19 @@ pub trait Policy: Send {
 /// Builds a policy. `noise` is the heading noise (radians, std) of the walk and the expert.
 pub fn make_policy(kind: PolicyKind, noise: f32) -> Box<dyn Policy> {
     match kind {
-        PolicyKind::Random => Box::new(RandomPolicy { rng: ChaCha8Rng::seed_from_u64(0) }),
-        PolicyKind::SmoothWalk => Box::new(SmoothWalk { rng: ChaCha8Rng::seed_from_u64(0), heading: 0.0, speed: 0.5, noise }),
-        PolicyKind::Waypoint => Box::new(WaypointExpert { rng: ChaCha8Rng::seed_from_u64(0), noise }),
+        PolicyKind::Random => Box::new(RandomPolicy {
+            rng: ChaCha8Rng::seed_from_u64(0),
+        }),
+        PolicyKind::SmoothWalk => Box::new(SmoothWalk {
+            rng: ChaCha8Rng::seed_from_u64(0),
+            heading: 0.0,
+            speed: 0.5,
+            noise,
+        }),
+        PolicyKind::Waypoint => Box::new(WaypointExpert {
+            rng: ChaCha8Rng::seed_from_u64(0),
+            noise,
+        }),
     }
 }
 
@@ -49,7 +59,10 @@ impl Policy for RandomPolicy {
     }
     fn act(&mut self, env: &Env) -> Action {
         let a = &env.scene().agent.action;
-        [self.rng.random_range(a.low.0..=a.high.0), self.rng.random_range(a.low.1..=a.high.1)]
+        [
+            self.rng.random_range(a.low.0..=a.high.0),
+            self.rng.random_range(a.low.1..=a.high.1),
+        ]
     }
 }
 
@@ -63,13 +76,17 @@ struct SmoothWalk {
 impl Policy for SmoothWalk {
     fn reset(&mut self, _env: &Env, seed: u64) {
         self.rng = ChaCha8Rng::seed_from_u64(seed);
-        self.heading = self.rng.random_range(-std::f32::consts::PI..std::f32::consts::PI);
+        self.heading = self
+            .rng
+            .random_range(-std::f32::consts::PI..std::f32::consts::PI);
         self.speed = self.rng.random_range(0.3..1.0);
     }
     fn act(&mut self, env: &Env) -> Action {
         // After bumping into something, turn to a fresh random heading.
         if env.world().contacts().0 > 0 && self.rng.random_bool(0.3) {
-            self.heading = self.rng.random_range(-std::f32::consts::PI..std::f32::consts::PI);
+            self.heading = self
+                .rng
+                .random_range(-std::f32::consts::PI..std::f32::consts::PI);
         }
         self.heading += self.noise * gaussian(&mut self.rng);
         self.speed = (0.9 * self.speed + 0.1 * self.rng.random_range(0.0..1.0f32)).clamp(0.05, 1.0);
@@ -102,7 +119,10 @@ impl Policy for WaypointExpert {
 
 fn gaussian(rng: &mut ChaCha8Rng) -> f32 {
     // Box-Muller; rand_distr would be one more dependency for one line.
-    let (u1, u2): (f32, f32) = (rng.random_range(f32::EPSILON..1.0), rng.random_range(0.0..1.0));
+    let (u1, u2): (f32, f32) = (
+        rng.random_range(f32::EPSILON..1.0),
+        rng.random_range(0.0..1.0),
+    );
     (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
 }
 
@@ -112,7 +132,13 @@ fn max_speed(env: &Env) -> f32 {
     let a = &s.agent.action;
     match s.agent.actuator {
         Actuator::Velocity { gain } => {
-            let box_mag = a.high.0.abs().min(a.high.1.abs()).min(a.low.0.abs()).min(a.low.1.abs());
+            let box_mag = a
+                .high
+                .0
+                .abs()
+                .min(a.high.1.abs())
+                .min(a.low.0.abs())
+                .min(a.low.1.abs());
             gain * a.max_norm.map_or(box_mag, |n| n.min(box_mag))
         }
         Actuator::Force { max_speed, .. } => max_speed.min(1.5),
@@ -137,7 +163,10 @@ fn velocity_action(env: &Env, v: V2) -> Action {
             [p.0 + 0.3 * v.0, p.1 + 0.3 * v.1]
         }
     };
-    let mut out = [raw[0].clamp(a.low.0, a.high.0), raw[1].clamp(a.low.1, a.high.1)];
+    let mut out = [
+        raw[0].clamp(a.low.0, a.high.0),
+        raw[1].clamp(a.low.1, a.high.1),
+    ];
     if let Some(n) = a.max_norm {
         let norm = (out[0] * out[0] + out[1] * out[1]).sqrt();
         if norm > n {
@@ -174,17 +203,42 @@ pub fn next_waypoint(env: &Env) -> V2 {
     let agent_r = scene.agent.shape.bounding_radius();
     let mut doors = layout.doors.iter();
     for o in &scene.obstacles {
-        if let Obstacle::DoorWall { axis, at, thickness, .. } = o {
+        if let Obstacle::DoorWall {
+            axis,
+            at,
+            thickness,
+            ..
+        } = o
+        {
             let door = *doors.next().expect("one door per wall");
-            let (pa, ga) = if *axis == Axis::Vertical { (p.0, goal.0) } else { (p.1, goal.1) };
+            let (pa, ga) = if *axis == Axis::Vertical {
+                (p.0, goal.0)
+            } else {
+                (p.1, goal.1)
+            };
+            let pb = if *axis == Axis::Vertical { p.1 } else { p.0 };
+            let clear = thickness / 2.0 + agent_r + 0.1;
+            let at_xy = |a: f32, b: f32| {
+                if *axis == Axis::Vertical {
+                    (a, b)
+                } else {
+                    (b, a)
+                }
+            };
+            if (pa - at).abs() < clear {
+                // In the doorway: finish crossing to the goal's side before turning.
+                return at_xy(at + (ga - at).signum() * (clear + 0.05), door);
+            }
             if (pa - at).signum() != (ga - at).signum() {
-                let (pb, _) = if *axis == Axis::Vertical { (p.1, goal.1) } else { (p.0, goal.0) };
-                let side = (pa - at).signum();
-                let clear = thickness / 2.0 + agent_r + 0.1;
                 // Line up with the door on this side first, then cross.
+                let side = (pa - at).signum();
                 let lined_up = (pb - door).abs() < 0.15 && (pa - at).abs() <= clear + 0.3;
-                let target_a = if lined_up { at - side * clear } else { at + side * clear };
-                return if *axis == Axis::Vertical { (target_a, door) } else { (door, target_a) };
+                let a = if lined_up {
+                    at - side * clear
+                } else {
+                    at + side * clear
+                };
+                return at_xy(a, door);
             }
         }
     }
@@ -208,7 +262,8 @@ fn push_waypoint(env: &Env) -> Option<V2> {
         return Some(env.layout().agent_goal);
     }
     let (ux, uy) = (dx / d, dy / d);
-    let reach = scene.bodies[def].shape.bounding_radius() + scene.agent.shape.bounding_radius() + 0.05;
+    let reach =
+        scene.bodies[def].shape.bounding_radius() + scene.agent.shape.bounding_radius() + 0.05;
     let behind = (pose.x - ux * reach, pose.y - uy * reach);
     let p = env.world().agent_position();
     let (bx, by) = (p.0 - behind.0, p.1 - behind.1);
@@ -218,7 +273,10 @@ fn push_waypoint(env: &Env) -> Option<V2> {
         let along = px * ux + py * uy;
         if along < 0.0 {
             let side = if px * uy - py * ux > 0.0 { 1.0 } else { -1.0 };
-            return Some((pose.x - side * uy * reach * 1.2, pose.y + side * ux * reach * 1.2));
+            return Some((
+                pose.x - side * uy * reach * 1.2,
+                pose.y + side * ux * reach * 1.2,
+            ));
         }
         Some(behind)
     } else {

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use super::geometry::{overlap_area, point_in_static, shape_polygons, wrap_angle, Grid, Pose2};
 use super::render::{Image, Renderer};
 use super::scene::{
-    ActionSpace, CostKind, Criterion, Obstacle, OutOfRange, Range, Sample, Scene, StartGoal, StateField, V2,
+    ActionSpace, CostKind, Criterion, Obstacle, OutOfRange, Range, Sample, Scene, StartGoal,
+    StateField, V2,
 };
 use super::world::{Layout, World, WorldSnapshot};
 use crate::error::ActionError;
@@ -94,9 +95,21 @@ impl Env {
     pub fn new(scene: Arc<Scene>) -> Env {
         let layout = sample_layout(&scene, 0);
         let world = World::build(&scene, &layout);
-        let renderer = scene.observation.image.as_ref().map(|spec| Renderer::new(&scene, spec));
+        let renderer = scene
+            .observation
+            .image
+            .as_ref()
+            .map(|spec| Renderer::new(&scene, spec));
         let grid = scene.grid();
-        let mut env = Env { scene, world, layout, renderer, grid, steps: 0, done: false };
+        let mut env = Env {
+            scene,
+            world,
+            layout,
+            renderer,
+            grid,
+            steps: 0,
+            done: false,
+        };
         env.reset(0);
         env
     }
@@ -136,11 +149,21 @@ impl Env {
         let mut info = self.info();
         info.action_clipped = clipped;
         info.blew_up = blew_up;
-        let cost = if blew_up { f32::INFINITY } else { self.cost(&info) };
+        let cost = if blew_up {
+            f32::INFINITY
+        } else {
+            self.cost(&info)
+        };
         let terminated = blew_up || (info.success && self.scene.goal.terminate_on_success);
         let truncated = !terminated && self.steps >= self.scene.episode_steps;
         self.done = terminated || truncated;
-        Ok(Step { observation: self.observe(), cost, terminated, truncated, info })
+        Ok(Step {
+            observation: self.observe(),
+            cost,
+            terminated,
+            truncated,
+            info,
+        })
     }
 
     /// Whether the episode has ended (further steps still run, as in Gymnasium's no-check mode).
@@ -149,7 +172,12 @@ impl Env {
     }
 
     pub fn snapshot(&self) -> Snapshot {
-        Snapshot { world: self.world.snapshot(), layout: self.layout.clone(), steps: self.steps, done: self.done }
+        Snapshot {
+            world: self.world.snapshot(),
+            layout: self.layout.clone(),
+            steps: self.steps,
+            done: self.done,
+        }
     }
 
     pub fn restore(&mut self, snap: &Snapshot) {
@@ -196,8 +224,12 @@ impl Env {
         let mut v = Vec::with_capacity(16);
         for f in &self.scene.observation.state {
             match f {
-                StateField::AgentPosition => v.extend(<[f32; 2]>::from(self.world.agent_position())),
-                StateField::AgentVelocity => v.extend(<[f32; 2]>::from(self.world.agent_velocity())),
+                StateField::AgentPosition => {
+                    v.extend(<[f32; 2]>::from(self.world.agent_position()))
+                }
+                StateField::AgentVelocity => {
+                    v.extend(<[f32; 2]>::from(self.world.agent_velocity()))
+                }
                 StateField::GoalPosition => v.extend(<[f32; 2]>::from(self.layout.agent_goal)),
                 StateField::BodyPose(name) => {
                     for b in self.copies(name) {
@@ -223,7 +255,9 @@ impl Env {
     pub fn observation_state_names(&self) -> Vec<String> {
         let mut names = Vec::new();
         for f in &self.scene.observation.state {
-            let mut push = |prefix: &str, parts: &[&str]| names.extend(parts.iter().map(|p| format!("{prefix}.{p}")));
+            let mut push = |prefix: &str, parts: &[&str]| {
+                names.extend(parts.iter().map(|p| format!("{prefix}.{p}")))
+            };
             match f {
                 StateField::AgentPosition => push("agent", &["x", "y"]),
                 StateField::AgentVelocity => push("agent", &["vx", "vy"]),
@@ -259,7 +293,9 @@ impl Env {
     }
 
     pub fn physical_state_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = ["agent.x", "agent.y", "agent.vx", "agent.vy"].map(String::from).to_vec();
+        let mut names: Vec<String> = ["agent.x", "agent.y", "agent.vx", "agent.vy"]
+            .map(String::from)
+            .to_vec();
         let mut index = std::collections::BTreeMap::<usize, usize>::new();
         for b in self.world.bodies() {
             let i = index.entry(b.def).or_default();
@@ -271,11 +307,21 @@ impl Env {
     }
 
     fn copies(&self, name: &str) -> Vec<super::world::BodyRef> {
-        self.world.bodies().iter().filter(|b| self.scene.bodies[b.def].name == name).copied().collect()
+        self.world
+            .bodies()
+            .iter()
+            .filter(|b| self.scene.bodies[b.def].name == name)
+            .copied()
+            .collect()
     }
 
     fn body_goal(&self, name: &str) -> Pose2 {
-        let i = self.scene.bodies.iter().position(|b| b.name == name).expect("validated body name");
+        let i = self
+            .scene
+            .bodies
+            .iter()
+            .position(|b| b.name == name)
+            .expect("validated body name");
         self.layout.body_goals[i].expect("validated body goal")
     }
 
@@ -284,7 +330,13 @@ impl Env {
         let agent = self.world.agent_position();
         let goal = self.layout.agent_goal;
         let goal_distance = dist(agent, goal);
-        let criteria = self.scene.goal.success.iter().map(|c| self.evaluate(c, goal_distance)).collect::<Vec<_>>();
+        let criteria = self
+            .scene
+            .goal
+            .success
+            .iter()
+            .map(|c| self.evaluate(c, goal_distance))
+            .collect::<Vec<_>>();
         let (agent_contacts, contacts) = self.world.contacts();
         Info {
             success: criteria[0].success,
@@ -306,7 +358,12 @@ impl Env {
                 success: goal_distance <= *radius,
                 value: goal_distance,
             },
-            Criterion::BodyPose { body, position_tol, angle_tol, agent_tol } => {
+            Criterion::BodyPose {
+                body,
+                position_tol,
+                angle_tol,
+                agent_tol,
+            } => {
                 let b = self.copies(body)[0];
                 let (p, g) = (self.world.body_pose(&b), self.body_goal(body));
                 let pos_err = dist((p.x, p.y), (g.x, g.y));
@@ -320,9 +377,18 @@ impl Env {
             }
             Criterion::Coverage { body, threshold } => {
                 let cov = self.coverage(body);
-                CriterionStatus { name: format!("{body}_coverage"), success: cov >= *threshold, value: cov }
+                CriterionStatus {
+                    name: format!("{body}_coverage"),
+                    success: cov >= *threshold,
+                    value: cov,
+                }
             }
-            Criterion::ParticlesIn { body, min, max, fraction } => {
+            Criterion::ParticlesIn {
+                body,
+                min,
+                max,
+                fraction,
+            } => {
                 let copies = self.copies(body);
                 let inside = copies
                     .iter()
@@ -332,18 +398,30 @@ impl Env {
                     })
                     .count();
                 let f = inside as f32 / copies.len() as f32;
-                CriterionStatus { name: format!("{body}_in_region"), success: f >= *fraction, value: f }
+                CriterionStatus {
+                    name: format!("{body}_in_region"),
+                    success: f >= *fraction,
+                    value: f,
+                }
             }
         }
     }
 
     /// Fraction of the goal pose's area covered by the body (gym-pusht's coverage).
     pub fn coverage(&self, body: &str) -> f32 {
-        let def = self.scene.bodies.iter().find(|b| b.name == body).expect("validated body");
+        let def = self
+            .scene
+            .bodies
+            .iter()
+            .find(|b| b.name == body)
+            .expect("validated body");
         let b = self.copies(body)[0];
         let now = shape_polygons(&def.shape, &self.world.body_pose(&b));
         let target = shape_polygons(&def.shape, &self.body_goal(body));
-        let area: f32 = target.iter().map(|p| super::geometry::polygon_area(p)).sum();
+        let area: f32 = target
+            .iter()
+            .map(|p| super::geometry::polygon_area(p))
+            .sum();
         (overlap_area(&now, &target) / area).clamp(0.0, 1.0)
     }
 
@@ -363,7 +441,9 @@ impl Env {
                     let (p, g) = (self.world.body_pose(&b), self.body_goal(body));
                     dist((p.x, p.y), (g.x, g.y)) + wrap_angle(p.angle - g.angle).abs()
                 }
-                Criterion::Coverage { .. } | Criterion::ParticlesIn { .. } => 1.0 - info.criteria[0].value,
+                Criterion::Coverage { .. } | Criterion::ParticlesIn { .. } => {
+                    1.0 - info.criteria[0].value
+                }
             },
         }
     }
@@ -376,7 +456,11 @@ impl Env {
 }
 
 fn copy_name(scene: &Scene, name: &str, i: usize) -> String {
-    let def = scene.bodies.iter().find(|b| b.name == name).expect("validated body");
+    let def = scene
+        .bodies
+        .iter()
+        .find(|b| b.name == name)
+        .expect("validated body");
     if def.count > 1 {
         format!("{name}[{i}]")
     } else {
@@ -393,9 +477,15 @@ fn dist(a: V2, b: V2) -> f32 {
 /// and whether it was clipped.
 pub fn check_action(space: &ActionSpace, a: &Action) -> Result<(Action, bool), ActionError> {
     if !a.iter().all(|x| x.is_finite()) {
-        return Err(ActionError { action: *a, reason: "components must be finite numbers".into() });
+        return Err(ActionError {
+            action: *a,
+            reason: "components must be finite numbers".into(),
+        });
     }
-    let mut out = [a[0].clamp(space.low.0, space.high.0), a[1].clamp(space.low.1, space.high.1)];
+    let mut out = [
+        a[0].clamp(space.low.0, space.high.0),
+        a[1].clamp(space.low.1, space.high.1),
+    ];
     if let Some(n) = space.max_norm {
         let norm = (out[0] * out[0] + out[1] * out[1]).sqrt();
         if norm > n {
@@ -403,7 +493,8 @@ pub fn check_action(space: &ActionSpace, a: &Action) -> Result<(Action, bool), A
         }
     }
     // A relative tolerance so a policy that emits exactly the bound is not flagged.
-    let clipped = (out[0] - a[0]).abs() > 1e-6 * (1.0 + a[0].abs()) || (out[1] - a[1]).abs() > 1e-6 * (1.0 + a[1].abs());
+    let clipped = (out[0] - a[0]).abs() > 1e-6 * (1.0 + a[0].abs())
+        || (out[1] - a[1]).abs() > 1e-6 * (1.0 + a[1].abs());
     if clipped && space.out_of_range == OutOfRange::Reject {
         return Err(ActionError {
             action: *a,
@@ -427,7 +518,10 @@ fn sample_range(rng: &mut ChaCha8Rng, r: &Range) -> f32 {
 fn sample_point(rng: &mut ChaCha8Rng, s: &Sample, grid: Option<&Grid>) -> V2 {
     match s {
         Sample::Fixed(p) => *p,
-        Sample::Uniform { min, max } => (sample_range(rng, &Range(min.0, max.0)), sample_range(rng, &Range(min.1, max.1))),
+        Sample::Uniform { min, max } => (
+            sample_range(rng, &Range(min.0, max.0)),
+            sample_range(rng, &Range(min.1, max.1)),
+        ),
         Sample::Cells { cells, noise } => {
             let g = grid.expect("validated: Cells needs a grid");
             let all;
@@ -447,16 +541,21 @@ fn jitter(rng: &mut ChaCha8Rng, p: V2, noise: f32) -> V2 {
     if noise == 0.0 {
         return p;
     }
-    (p.0 + rng.random_range(-noise..=noise), p.1 + rng.random_range(-noise..=noise))
+    (
+        p.0 + rng.random_range(-noise..=noise),
+        p.1 + rng.random_range(-noise..=noise),
+    )
 }
 
 /// Whether a shape placed at `pose` keeps clear of the static geometry (its vertices and
 /// centre tested against every obstacle, doorways counted as walls).
 fn clear_of_static(scene: &Scene, shape: &super::scene::Shape, pose: &Pose2) -> bool {
     let (w, h) = scene.world.size;
-    shape_polygons(shape, pose).iter().flatten().chain(std::iter::once(&(pose.x, pose.y))).all(|p| {
-        p.0 >= 0.0 && p.1 >= 0.0 && p.0 <= w && p.1 <= h && !point_in_static(scene, *p)
-    })
+    shape_polygons(shape, pose)
+        .iter()
+        .flatten()
+        .chain(std::iter::once(&(pose.x, pose.y)))
+        .all(|p| p.0 >= 0.0 && p.1 >= 0.0 && p.0 <= w && p.1 <= h && !point_in_static(scene, *p))
 }
 
 /// Draws an episode layout from the scene's distributions; deterministic in `seed`.
@@ -475,13 +574,26 @@ pub fn sample_layout(scene: &Scene, seed: u64) -> Layout {
     let agent_ok = |p: V2| clear_of_static(scene, agent_shape, &Pose2::new(p.0, p.1, 0.0));
     let mut distance_bin = None;
     let (agent_start, agent_goal) = match &scene.start_goal {
-        StartGoal::Independent { start, goal, min_distance } => {
-            let mut pair = (sample_point(&mut rng, start, grid.as_ref()), sample_point(&mut rng, goal, grid.as_ref()));
+        StartGoal::Independent {
+            start,
+            goal,
+            min_distance,
+        } => {
+            let mut pair = (
+                sample_point(&mut rng, start, grid.as_ref()),
+                sample_point(&mut rng, goal, grid.as_ref()),
+            );
             for _ in 0..MAX_SAMPLE_TRIES {
-                if agent_ok(pair.0) && point_ok(scene, pair.1) && dist(pair.0, pair.1) >= *min_distance {
+                if agent_ok(pair.0)
+                    && point_ok(scene, pair.1)
+                    && dist(pair.0, pair.1) >= *min_distance
+                {
                     break;
                 }
-                pair = (sample_point(&mut rng, start, grid.as_ref()), sample_point(&mut rng, goal, grid.as_ref()));
+                pair = (
+                    sample_point(&mut rng, start, grid.as_ref()),
+                    sample_point(&mut rng, goal, grid.as_ref()),
+                );
             }
             pair
         }
@@ -489,7 +601,11 @@ pub fn sample_layout(scene: &Scene, seed: u64) -> Layout {
             let (s, g) = &pairs[rng.random_range(0..pairs.len())];
             (
                 sample_until(&mut rng, |r| sample_point(r, s, grid.as_ref()), agent_ok),
-                sample_until(&mut rng, |r| sample_point(r, g, grid.as_ref()), |p| point_ok(scene, p)),
+                sample_until(
+                    &mut rng,
+                    |r| sample_point(r, g, grid.as_ref()),
+                    |p| point_ok(scene, p),
+                ),
             )
         }
         StartGoal::CellDistanceBins { bins, noise } => {
@@ -499,7 +615,11 @@ pub fn sample_layout(scene: &Scene, seed: u64) -> Layout {
             let pairs = g.pairs_in(bins[bin].0, bins[bin].1);
             let (s, t) = pairs[rng.random_range(0..pairs.len())];
             (
-                sample_until(&mut rng, |r| jitter(r, g.cell_center(s.0, s.1), *noise), agent_ok),
+                sample_until(
+                    &mut rng,
+                    |r| jitter(r, g.cell_center(s.0, s.1), *noise),
+                    agent_ok,
+                ),
                 jitter(&mut rng, g.cell_center(t.0, t.1), *noise),
             )
         }
@@ -530,14 +650,25 @@ pub fn sample_layout(scene: &Scene, seed: u64) -> Layout {
             Pose2::new(p.0, p.1, sample_range(&mut rng, &g.angle))
         }));
     }
-    Layout { doors, agent_start, agent_goal, body_starts, body_goals, distance_bin }
+    Layout {
+        doors,
+        agent_start,
+        agent_goal,
+        body_starts,
+        body_goals,
+        distance_bin,
+    }
 }
 
 fn point_ok(scene: &Scene, p: V2) -> bool {
     !point_in_static(scene, p)
 }
 
-fn sample_until(rng: &mut ChaCha8Rng, mut draw: impl FnMut(&mut ChaCha8Rng) -> V2, ok: impl Fn(V2) -> bool) -> V2 {
+fn sample_until(
+    rng: &mut ChaCha8Rng,
+    mut draw: impl FnMut(&mut ChaCha8Rng) -> V2,
+    ok: impl Fn(V2) -> bool,
+) -> V2 {
     let mut p = draw(rng);
     for _ in 0..MAX_SAMPLE_TRIES {
         if ok(p) {

@@ -26,7 +26,11 @@ impl Pose2 {
     }
     pub fn compose(&self, local: &Pose2) -> Pose2 {
         let (x, y) = self.apply((local.x, local.y));
-        Pose2 { x, y, angle: self.angle + local.angle }
+        Pose2 {
+            x,
+            y,
+            angle: self.angle + local.angle,
+        }
     }
 }
 
@@ -49,14 +53,26 @@ pub fn shape_polygons(shape: &Shape, pose: &Pose2) -> Vec<Vec<V2>> {
                 pose.apply((radius * t.cos(), radius * t.sin()))
             })
             .collect()],
-        Shape::Box { half } => vec![[(-half.0, -half.1), (half.0, -half.1), (half.0, half.1), (-half.0, half.1)]
-            .iter()
-            .map(|p| pose.apply(*p))
-            .collect()],
-        Shape::Polygon { points } => vec![convex_hull(points).iter().map(|p| pose.apply(*p)).collect()],
+        Shape::Box { half } => vec![[
+            (-half.0, -half.1),
+            (half.0, -half.1),
+            (half.0, half.1),
+            (-half.0, half.1),
+        ]
+        .iter()
+        .map(|p| pose.apply(*p))
+        .collect()],
+        Shape::Polygon { points } => {
+            vec![convex_hull(points).iter().map(|p| pose.apply(*p)).collect()]
+        }
         Shape::Compound { parts } => parts
             .iter()
-            .flat_map(|p| shape_polygons(&p.shape, &pose.compose(&Pose2::new(p.offset.0, p.offset.1, p.angle))))
+            .flat_map(|p| {
+                shape_polygons(
+                    &p.shape,
+                    &pose.compose(&Pose2::new(p.offset.0, p.offset.1, p.angle)),
+                )
+            })
             .collect(),
     }
 }
@@ -129,7 +145,12 @@ pub fn clip_convex(subject: &[V2], clip: &[V2]) -> Vec<V2> {
 
 /// Area shared by two unions of non-overlapping convex polygons.
 pub fn overlap_area(a: &[Vec<V2>], b: &[Vec<V2>]) -> f32 {
-    a.iter().flat_map(|p| b.iter().map(move |q| polygon_area(&clip_convex(p, q)).max(0.0))).sum()
+    a.iter()
+        .flat_map(|p| {
+            b.iter()
+                .map(move |q| polygon_area(&clip_convex(p, q)).max(0.0))
+        })
+        .sum()
 }
 
 pub fn point_in_convex(poly: &[V2], p: V2) -> bool {
@@ -141,8 +162,19 @@ pub fn point_in_convex(poly: &[V2], p: V2) -> bool {
 }
 
 /// Axis-aligned boxes `(center, half)` of a door wall with its door centred at `door`.
-pub fn door_wall_boxes(axis: Axis, at: f32, thickness: f32, door_width: f32, door: f32, world: V2) -> Vec<(V2, V2)> {
-    let along = if axis == Axis::Vertical { world.1 } else { world.0 };
+pub fn door_wall_boxes(
+    axis: Axis,
+    at: f32,
+    thickness: f32,
+    door_width: f32,
+    door: f32,
+    world: V2,
+) -> Vec<(V2, V2)> {
+    let along = if axis == Axis::Vertical {
+        world.1
+    } else {
+        world.0
+    };
     let (d0, d1) = (door - door_width / 2.0, door + door_width / 2.0);
     [(0.0, d0), (d1, along)]
         .into_iter()
@@ -162,9 +194,16 @@ pub fn door_wall_boxes(axis: Axis, at: f32, thickness: f32, door_width: f32, doo
 pub fn point_in_static(scene: &Scene, p: V2) -> bool {
     scene.obstacles.iter().any(|o| match o {
         Obstacle::Fixed { shape, at, angle } => {
-            shape_polygons(shape, &Pose2::new(at.0, at.1, *angle)).iter().any(|poly| point_in_convex(poly, p))
+            shape_polygons(shape, &Pose2::new(at.0, at.1, *angle))
+                .iter()
+                .any(|poly| point_in_convex(poly, p))
         }
-        Obstacle::DoorWall { axis, at, thickness, .. } => {
+        Obstacle::DoorWall {
+            axis,
+            at,
+            thickness,
+            ..
+        } => {
             let c = if *axis == Axis::Vertical { p.0 } else { p.1 };
             (c - at).abs() <= thickness / 2.0
         }
@@ -188,7 +227,14 @@ pub struct Grid {
 
 impl Grid {
     pub fn new(cell: f32, origin: V2, rows: &[String]) -> Grid {
-        Grid { cell, origin, walls: rows.iter().map(|r| r.chars().map(|c| c == '#').collect()).collect() }
+        Grid {
+            cell,
+            origin,
+            walls: rows
+                .iter()
+                .map(|r| r.chars().map(|c| c == '#').collect())
+                .collect(),
+        }
     }
     pub fn rows(&self) -> usize {
         self.walls.len()
@@ -197,7 +243,11 @@ impl Grid {
         self.walls.first().map_or(0, |r| r.len())
     }
     pub fn is_free(&self, r: i64, c: i64) -> bool {
-        r >= 0 && c >= 0 && (r as usize) < self.rows() && (c as usize) < self.cols() && !self.walls[r as usize][c as usize]
+        r >= 0
+            && c >= 0
+            && (r as usize) < self.rows()
+            && (c as usize) < self.cols()
+            && !self.walls[r as usize][c as usize]
     }
     pub fn free_cells(&self) -> Vec<(u32, u32)> {
         let mut v = Vec::new();
@@ -220,7 +270,8 @@ impl Grid {
         let c = ((p.0 - self.origin.0) / self.cell).floor() as i64;
         let rf = ((p.1 - self.origin.1) / self.cell).floor() as i64;
         let r = self.rows() as i64 - 1 - rf;
-        (r >= 0 && c >= 0 && (r as usize) < self.rows() && (c as usize) < self.cols()).then_some((r, c))
+        (r >= 0 && c >= 0 && (r as usize) < self.rows() && (c as usize) < self.cols())
+            .then_some((r, c))
     }
     /// Shortest path lengths (4-connected, in cells) from one free cell to all others;
     /// unreachable cells get `u32::MAX`.
@@ -269,7 +320,10 @@ impl Grid {
                     while c < self.cols() && self.walls[r][c] {
                         c += 1;
                     }
-                    let (x0, x1) = (self.origin.0 + start as f32 * self.cell, self.origin.0 + c as f32 * self.cell);
+                    let (x0, x1) = (
+                        self.origin.0 + start as f32 * self.cell,
+                        self.origin.0 + c as f32 * self.cell,
+                    );
                     let y = self.cell_center(r as u32, 0).1;
                     boxes.push((((x0 + x1) / 2.0, y), ((x1 - x0) / 2.0, self.cell / 2.0)));
                 } else {
@@ -297,7 +351,10 @@ mod tests {
 
     #[test]
     fn grid_distances_follow_corridors() {
-        let rows: Vec<String> = ["#####", "#...#", "###.#", "#...#", "#####"].iter().map(|s| s.to_string()).collect();
+        let rows: Vec<String> = ["#####", "#...#", "###.#", "#...#", "#####"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let g = Grid::new(1.0, (0.0, 0.0), &rows);
         let d = g.distances_from((1, 1));
         assert_eq!(d[3][1], 6);

@@ -26,11 +26,17 @@ impl Image {
 
     /// Writes the image as a PNG file.
     pub fn save_png(&self, path: &std::path::Path) -> anyhow::Result<()> {
-        let mut pm = Pixmap::new(self.width, self.height).ok_or_else(|| anyhow::anyhow!("empty image"))?;
-        for (dst, src) in pm.data_mut().chunks_exact_mut(4).zip(self.rgb.chunks_exact(3)) {
+        let mut pm =
+            Pixmap::new(self.width, self.height).ok_or_else(|| anyhow::anyhow!("empty image"))?;
+        for (dst, src) in pm
+            .data_mut()
+            .chunks_exact_mut(4)
+            .zip(self.rgb.chunks_exact(3))
+        {
             dst.copy_from_slice(&[src[0], src[1], src[2], 255]);
         }
-        pm.save_png(path).map_err(|e| anyhow::anyhow!("{}: cannot write PNG: {e}", path.display()))
+        pm.save_png(path)
+            .map_err(|e| anyhow::anyhow!("{}: cannot write PNG: {e}", path.display()))
     }
 }
 
@@ -55,30 +61,56 @@ impl Renderer {
         let (sx, sy) = (spec.width as f32 / w, spec.height as f32 / h);
         let transform = Transform::from_row(sx, 0.0, 0.0, -sy, 0.0, spec.height as f32);
         let blank = Pixmap::new(spec.width, spec.height).expect("validated image size");
-        Renderer { spec: spec.clone(), transform, static_layer: blank.clone(), frame: blank }
+        Renderer {
+            spec: spec.clone(),
+            transform,
+            static_layer: blank.clone(),
+            frame: blank,
+        }
     }
 
     /// Redraws the per-episode static layer: background, obstacles (with this episode's doors)
     /// and, when the spec asks, the goal.
     pub fn set_static_layer(&mut self, scene: &Scene, layout: &Layout) {
         let bg = self.spec.background;
-        self.static_layer.fill(Color::from_rgba8(bg[0], bg[1], bg[2], 255));
+        self.static_layer
+            .fill(Color::from_rgba8(bg[0], bg[1], bg[2], 255));
         let wall = paint(self.spec.obstacle_color, self.spec.anti_alias);
         let mut doors = layout.doors.iter();
         let mut boxes: Vec<(V2, V2)> = Vec::new();
         let mut polys: Vec<Vec<V2>> = Vec::new();
         for o in &scene.obstacles {
             match o {
-                Obstacle::Fixed { shape, at, angle } => polys.extend(shape_polygons(shape, &Pose2::new(at.0, at.1, *angle))),
-                Obstacle::DoorWall { axis, at, thickness, door_width, .. } => {
+                Obstacle::Fixed { shape, at, angle } => {
+                    polys.extend(shape_polygons(shape, &Pose2::new(at.0, at.1, *angle)))
+                }
+                Obstacle::DoorWall {
+                    axis,
+                    at,
+                    thickness,
+                    door_width,
+                    ..
+                } => {
                     let d = *doors.next().expect("one door per wall");
-                    boxes.extend(door_wall_boxes(*axis, *at, *thickness, *door_width, d, scene.world.size))
+                    boxes.extend(door_wall_boxes(
+                        *axis,
+                        *at,
+                        *thickness,
+                        *door_width,
+                        d,
+                        scene.world.size,
+                    ))
                 }
                 Obstacle::Grid { .. } => boxes.extend(scene.grid().expect("grid").wall_boxes()),
             }
         }
         for (c, hf) in boxes {
-            polys.push(vec![(c.0 - hf.0, c.1 - hf.1), (c.0 + hf.0, c.1 - hf.1), (c.0 + hf.0, c.1 + hf.1), (c.0 - hf.0, c.1 + hf.1)]);
+            polys.push(vec![
+                (c.0 - hf.0, c.1 - hf.1),
+                (c.0 + hf.0, c.1 - hf.1),
+                (c.0 + hf.0, c.1 + hf.1),
+                (c.0 - hf.0, c.1 + hf.1),
+            ]);
         }
         let t = self.transform;
         for p in &polys {
@@ -93,29 +125,58 @@ impl Renderer {
                     }
                 }
             }
-            if scene.goal.success.iter().any(|c| matches!(c, super::scene::Criterion::AgentReach { .. })) {
+            if scene
+                .goal
+                .success
+                .iter()
+                .any(|c| matches!(c, super::scene::Criterion::AgentReach { .. }))
+            {
                 let g = layout.agent_goal;
                 let r = scene.agent.shape.bounding_radius();
-                fill_shape(&mut self.static_layer, &Shape::Circle { radius: r }, &Pose2::new(g.0, g.1, 0.0), &goal, t);
+                fill_shape(
+                    &mut self.static_layer,
+                    &Shape::Circle { radius: r },
+                    &Pose2::new(g.0, g.1, 0.0),
+                    &goal,
+                    t,
+                );
             }
         }
     }
 
     /// Draws the current frame.
     pub fn render(&mut self, scene: &Scene, world: &World, _layout: &Layout) -> Image {
-        self.frame.data_mut().copy_from_slice(self.static_layer.data());
+        self.frame
+            .data_mut()
+            .copy_from_slice(self.static_layer.data());
         let t = self.transform;
         for b in world.bodies() {
             let def = &scene.bodies[b.def];
-            fill_shape(&mut self.frame, &def.shape, &world.body_pose(b), &paint(def.color, self.spec.anti_alias), t);
+            fill_shape(
+                &mut self.frame,
+                &def.shape,
+                &world.body_pose(b),
+                &paint(def.color, self.spec.anti_alias),
+                t,
+            );
         }
         let a = world.agent_position();
-        fill_shape(&mut self.frame, &scene.agent.shape, &Pose2::new(a.0, a.1, 0.0), &paint(scene.agent.color, self.spec.anti_alias), t);
+        fill_shape(
+            &mut self.frame,
+            &scene.agent.shape,
+            &Pose2::new(a.0, a.1, 0.0),
+            &paint(scene.agent.color, self.spec.anti_alias),
+            t,
+        );
         let mut rgb = Vec::with_capacity((self.spec.width * self.spec.height * 3) as usize);
         for px in self.frame.data().chunks_exact(4) {
             rgb.extend_from_slice(&px[..3]);
         }
-        Image { width: self.spec.width, height: self.spec.height, rgb }
+        Image {
+            width: self.spec.width,
+            height: self.spec.height,
+            rgb,
+        }
     }
 }
 
@@ -129,7 +190,13 @@ fn fill_shape(pm: &mut Pixmap, shape: &Shape, pose: &Pose2, paint: &Paint, t: Tr
         }
         Shape::Compound { parts } => {
             for p in parts {
-                fill_shape(pm, &p.shape, &pose.compose(&Pose2::new(p.offset.0, p.offset.1, p.angle)), paint, t);
+                fill_shape(
+                    pm,
+                    &p.shape,
+                    &pose.compose(&Pose2::new(p.offset.0, p.offset.1, p.angle)),
+                    paint,
+                    t,
+                );
             }
         }
         _ => {

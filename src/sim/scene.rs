@@ -83,20 +83,34 @@ pub struct Material {
 
 impl Default for Material {
     fn default() -> Self {
-        Material { density: 1.0, friction: 0.5, restitution: 0.0, linear_damping: 0.0, angular_damping: 0.0 }
+        Material {
+            density: 1.0,
+            friction: 0.5,
+            restitution: 0.0,
+            linear_damping: 0.0,
+            angular_damping: 0.0,
+        }
     }
 }
 
 /// A rigid shape in body-local coordinates.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub enum Shape {
-    Circle { radius: f32 },
+    Circle {
+        radius: f32,
+    },
     /// An axis-aligned box given by its half extents.
-    Box { half: V2 },
+    Box {
+        half: V2,
+    },
     /// A convex polygon; vertices counter-clockwise (the hull is taken anyway).
-    Polygon { points: Vec<V2> },
+    Polygon {
+        points: Vec<V2>,
+    },
     /// Several shapes placed in the body frame; parts must not overlap (coverage adds areas).
-    Compound { parts: Vec<Part> },
+    Compound {
+        parts: Vec<Part>,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -180,7 +194,10 @@ pub struct PoseSample {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Sample {
     Fixed(V2),
-    Uniform { min: V2, max: V2 },
+    Uniform {
+        min: V2,
+        max: V2,
+    },
     /// A free cell of the scene's `Grid` obstacle, chosen uniformly from `cells`
     /// (row, col) or from all free cells when empty, plus uniform noise of +-`noise` metres.
     Cells {
@@ -254,11 +271,21 @@ pub enum Criterion {
     AgentReach { radius: f32 },
     /// A body is within `position_tol` and `angle_tol` of its goal pose and, when
     /// `agent_tol` is set, the agent is within it of the goal point (DINO-WM's Push-T).
-    BodyPose { body: String, position_tol: f32, angle_tol: f32, agent_tol: Option<f32> },
+    BodyPose {
+        body: String,
+        position_tol: f32,
+        angle_tol: f32,
+        agent_tol: Option<f32>,
+    },
     /// The body's area overlapping its goal pose is at least `threshold` of its area (gym-pusht).
     Coverage { body: String, threshold: f32 },
     /// At least `fraction` of the copies of `body` have their centre inside the box.
-    ParticlesIn { body: String, min: V2, max: V2, fraction: f32 },
+    ParticlesIn {
+        body: String,
+        min: V2,
+        max: V2,
+        fraction: f32,
+    },
 }
 
 /// The scalar returned as `cost` by `step` (lower is better).
@@ -380,10 +407,16 @@ impl Shape {
         match self {
             Shape::Circle { radius } => *radius,
             Shape::Box { half } => (half.0 * half.0 + half.1 * half.1).sqrt(),
-            Shape::Polygon { points } => points.iter().map(|p| (p.0 * p.0 + p.1 * p.1).sqrt()).fold(0.0, f32::max),
+            Shape::Polygon { points } => points
+                .iter()
+                .map(|p| (p.0 * p.0 + p.1 * p.1).sqrt())
+                .fold(0.0, f32::max),
             Shape::Compound { parts } => parts
                 .iter()
-                .map(|p| (p.offset.0 * p.offset.0 + p.offset.1 * p.offset.1).sqrt() + p.shape.bounding_radius())
+                .map(|p| {
+                    (p.offset.0 * p.offset.0 + p.offset.1 * p.offset.1).sqrt()
+                        + p.shape.bounding_radius()
+                })
                 .fold(0.0, f32::max),
         }
     }
@@ -408,7 +441,9 @@ impl Scene {
         if local.exists() {
             return local;
         }
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenes").join(format!("{arg}.ron"))
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("scenes")
+            .join(format!("{arg}.ron"))
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Scene, InputError> {
@@ -431,7 +466,9 @@ impl Scene {
     /// The scene's maze grid, if it has one.
     pub fn grid(&self) -> Option<super::geometry::Grid> {
         self.obstacles.iter().find_map(|o| match o {
-            Obstacle::Grid { cell, origin, rows } => Some(super::geometry::Grid::new(*cell, *origin, rows)),
+            Obstacle::Grid { cell, origin, rows } => {
+                Some(super::geometry::Grid::new(*cell, *origin, rows))
+            }
             _ => None,
         })
     }
@@ -449,10 +486,19 @@ impl Scene {
             self.physics.frameskip,
             self.episode_steps
         );
-        s += &format!("  {} obstacles, {} dynamic bodies ({} copies)\n", self.obstacles.len(), self.bodies.len(),
-            self.bodies.iter().map(|b| b.count).sum::<u32>());
-        s += &format!("  agent actuator {:?}, action box {:?}..{:?}, max norm {:?}\n",
-            self.agent.actuator, self.agent.action.low, self.agent.action.high, self.agent.action.max_norm);
+        s += &format!(
+            "  {} obstacles, {} dynamic bodies ({} copies)\n",
+            self.obstacles.len(),
+            self.bodies.len(),
+            self.bodies.iter().map(|b| b.count).sum::<u32>()
+        );
+        s += &format!(
+            "  agent actuator {:?}, action box {:?}..{:?}, max norm {:?}\n",
+            self.agent.actuator,
+            self.agent.action.low,
+            self.agent.action.high,
+            self.agent.action.max_norm
+        );
         s += &format!("  success criteria {:?}\n", self.goal.success);
         s += &format!("  state observation {:?}", self.observation.state);
         if let Some(i) = &self.observation.image {
@@ -470,17 +516,32 @@ impl Scene {
         let err = |field: &str, msg: String| Err(InputError::new(path, field, msg));
         let (w, h) = self.world.size;
         if !(w.is_finite() && h.is_finite() && w > 0.0 && h > 0.0) {
-            return err("world.size", format!("expected two positive finite numbers, got ({w}, {h})"));
+            return err(
+                "world.size",
+                format!("expected two positive finite numbers, got ({w}, {h})"),
+            );
         }
         if !(self.world.wall_thickness.is_finite() && self.world.wall_thickness > 0.0) {
-            return err("world.wall_thickness", format!("expected a positive number, got {}", self.world.wall_thickness));
+            return err(
+                "world.wall_thickness",
+                format!(
+                    "expected a positive number, got {}",
+                    self.world.wall_thickness
+                ),
+            );
         }
         let p = &self.physics;
         if !(p.dt.is_finite() && p.dt > 0.0 && p.dt <= 0.1) {
-            return err("physics.dt", format!("expected a time step in (0, 0.1] s, got {}", p.dt));
+            return err(
+                "physics.dt",
+                format!("expected a time step in (0, 0.1] s, got {}", p.dt),
+            );
         }
         if p.substeps == 0 || p.frameskip == 0 || p.solver_iterations == 0 {
-            return err("physics", "substeps, frameskip and solver_iterations must be at least 1".into());
+            return err(
+                "physics",
+                "substeps, frameskip and solver_iterations must be at least 1".into(),
+            );
         }
         if self.episode_steps == 0 {
             return err("episode_steps", "expected at least 1 control step".into());
@@ -497,14 +558,21 @@ impl Scene {
                 ("angular_damping", m.angular_damping),
             ] {
                 if !(v.is_finite() && v >= 0.0) {
-                    return err(&format!("{f}.{k}"), format!("expected a finite number >= 0, got {v}"));
+                    return err(
+                        &format!("{f}.{k}"),
+                        format!("expected a finite number >= 0, got {v}"),
+                    );
                 }
             }
         }
         let check_material = |field: &str, m: &str| {
             if m != "default" && !self.materials.contains_key(m) {
                 let known: Vec<_> = self.materials.keys().cloned().collect();
-                return Err(InputError::new(path, field, format!("unknown material {m:?}; known: {known:?}")));
+                return Err(InputError::new(
+                    path,
+                    field,
+                    format!("unknown material {m:?}; known: {known:?}"),
+                ));
             }
             Ok(())
         };
@@ -521,33 +589,65 @@ impl Scene {
                     finite2(*at, &format!("{f}.at"), path)?;
                     finite(*angle, &format!("{f}.angle"), path)?;
                 }
-                Obstacle::DoorWall { axis, at, thickness, door_width, door_center } => {
+                Obstacle::DoorWall {
+                    axis,
+                    at,
+                    thickness,
+                    door_width,
+                    door_center,
+                } => {
                     let across = if *axis == Axis::Vertical { w } else { h };
                     let along = if *axis == Axis::Vertical { h } else { w };
                     if !(at.is_finite() && *at > 0.0 && *at < across) {
-                        return err(&format!("{f}.at"), format!("expected a coordinate inside the world (0, {across}), got {at}"));
+                        return err(
+                            &format!("{f}.at"),
+                            format!(
+                                "expected a coordinate inside the world (0, {across}), got {at}"
+                            ),
+                        );
                     }
-                    if !(thickness.is_finite() && *thickness > 0.0 && door_width.is_finite() && *door_width > 0.0) {
+                    if !(thickness.is_finite()
+                        && *thickness > 0.0
+                        && door_width.is_finite()
+                        && *door_width > 0.0)
+                    {
                         return err(&f, "thickness and door_width must be positive".into());
                     }
                     validate_range(door_center, &format!("{f}.door_center"), path)?;
-                    if door_center.0 - door_width / 2.0 < 0.0 || door_center.1 + door_width / 2.0 > along {
+                    if door_center.0 - door_width / 2.0 < 0.0
+                        || door_center.1 + door_width / 2.0 > along
+                    {
                         return err(&format!("{f}.door_center"), format!("the door ({door_width} wide) must fit inside the wall's length {along}"));
                     }
                 }
                 Obstacle::Grid { cell, origin, rows } => {
                     grids += 1;
                     if !(cell.is_finite() && *cell > 0.0) {
-                        return err(&format!("{f}.cell"), format!("expected a positive cell size, got {cell}"));
+                        return err(
+                            &format!("{f}.cell"),
+                            format!("expected a positive cell size, got {cell}"),
+                        );
                     }
                     finite2(*origin, &format!("{f}.origin"), path)?;
-                    if rows.is_empty() || rows.iter().any(|r| r.chars().count() != rows[0].chars().count()) {
-                        return err(&format!("{f}.rows"), "expected a non-empty list of rows of equal length".into());
+                    if rows.is_empty()
+                        || rows
+                            .iter()
+                            .any(|r| r.chars().count() != rows[0].chars().count())
+                    {
+                        return err(
+                            &format!("{f}.rows"),
+                            "expected a non-empty list of rows of equal length".into(),
+                        );
                     }
                     let gw = origin.0 + cell * rows[0].chars().count() as f32;
                     let gh = origin.1 + cell * rows.len() as f32;
                     if gw > w + 1e-4 || gh > h + 1e-4 {
-                        return err(&format!("{f}.rows"), format!("the maze ({gw} x {gh} m) does not fit in the world ({w} x {h} m)"));
+                        return err(
+                            &format!("{f}.rows"),
+                            format!(
+                                "the maze ({gw} x {gh} m) does not fit in the world ({w} x {h} m)"
+                            ),
+                        );
                     }
                 }
             }
@@ -559,7 +659,10 @@ impl Scene {
         for (i, b) in self.bodies.iter().enumerate() {
             let f = format!("bodies[{i}]");
             if !names.insert(b.name.clone()) {
-                return err(&format!("{f}.name"), format!("duplicate body name {:?}", b.name));
+                return err(
+                    &format!("{f}.name"),
+                    format!("duplicate body name {:?}", b.name),
+                );
             }
             validate_shape(&b.shape, &format!("{f}.shape"), path)?;
             check_material(&format!("{f}.material"), &b.material)?;
@@ -574,14 +677,21 @@ impl Scene {
             }
         }
         match &self.start_goal {
-            StartGoal::Independent { start, goal, min_distance } => {
+            StartGoal::Independent {
+                start,
+                goal,
+                min_distance,
+            } => {
                 self.validate_sample(start, "start_goal.start", path)?;
                 self.validate_sample(goal, "start_goal.goal", path)?;
                 finite(*min_distance, "start_goal.min_distance", path)?;
             }
             StartGoal::OneOf(pairs) => {
                 if pairs.is_empty() {
-                    return err("start_goal", "OneOf needs at least one (start, goal) pair".into());
+                    return err(
+                        "start_goal",
+                        "OneOf needs at least one (start, goal) pair".into(),
+                    );
                 }
                 for (i, (s, g)) in pairs.iter().enumerate() {
                     self.validate_sample(s, &format!("start_goal[{i}].0"), path)?;
@@ -590,15 +700,26 @@ impl Scene {
             }
             StartGoal::CellDistanceBins { bins, noise } => {
                 let Some(grid) = self.grid() else {
-                    return err("start_goal", "CellDistanceBins needs a Grid obstacle".into());
+                    return err(
+                        "start_goal",
+                        "CellDistanceBins needs a Grid obstacle".into(),
+                    );
                 };
                 if bins.is_empty() || bins.iter().any(|(lo, hi)| lo > hi) {
-                    return err("start_goal.bins", "expected non-empty (lo, hi) bins with lo <= hi".into());
+                    return err(
+                        "start_goal.bins",
+                        "expected non-empty (lo, hi) bins with lo <= hi".into(),
+                    );
                 }
                 finite(*noise, "start_goal.noise", path)?;
                 for (lo, hi) in bins {
                     if !grid.has_pair_in(*lo, *hi) {
-                        return err("start_goal.bins", format!("no pair of free cells is {lo}..={hi} cells apart in this maze"));
+                        return err(
+                            "start_goal.bins",
+                            format!(
+                                "no pair of free cells is {lo}..={hi} cells apart in this maze"
+                            ),
+                        );
                     }
                 }
             }
@@ -613,8 +734,15 @@ impl Scene {
                 }
             };
             match c {
-                Criterion::AgentReach { radius } => positive(*radius, &format!("{f}.radius"), path)?,
-                Criterion::BodyPose { body, position_tol, angle_tol, agent_tol } => {
+                Criterion::AgentReach { radius } => {
+                    positive(*radius, &format!("{f}.radius"), path)?
+                }
+                Criterion::BodyPose {
+                    body,
+                    position_tol,
+                    angle_tol,
+                    agent_tol,
+                } => {
                     body_ok(body)?;
                     positive(*position_tol, &format!("{f}.position_tol"), path)?;
                     positive(*angle_tol, &format!("{f}.angle_tol"), path)?;
@@ -626,27 +754,47 @@ impl Scene {
                 Criterion::Coverage { body, threshold } => {
                     body_ok(body)?;
                     if !(*threshold > 0.0 && *threshold <= 1.0) {
-                        return err(&format!("{f}.threshold"), format!("expected a fraction in (0, 1], got {threshold}"));
+                        return err(
+                            &format!("{f}.threshold"),
+                            format!("expected a fraction in (0, 1], got {threshold}"),
+                        );
                     }
                     self.require_body_goal(body, &f, path)?;
                 }
-                Criterion::ParticlesIn { body, min, max, fraction } => {
+                Criterion::ParticlesIn {
+                    body,
+                    min,
+                    max,
+                    fraction,
+                } => {
                     body_ok(body)?;
                     finite2(*min, &format!("{f}.min"), path)?;
                     finite2(*max, &format!("{f}.max"), path)?;
                     if !(*fraction > 0.0 && *fraction <= 1.0) {
-                        return err(&format!("{f}.fraction"), format!("expected a fraction in (0, 1], got {fraction}"));
+                        return err(
+                            &format!("{f}.fraction"),
+                            format!("expected a fraction in (0, 1], got {fraction}"),
+                        );
                     }
                 }
             }
         }
         if self.goal.success.is_empty() {
-            return err("goal.success", "expected at least one success criterion".into());
+            return err(
+                "goal.success",
+                "expected at least one success criterion".into(),
+            );
         }
         for (i, s) in self.observation.state.iter().enumerate() {
-            if let StateField::BodyPose(b) | StateField::BodyVelocity(b) | StateField::BodyGoalPose(b) = s {
+            if let StateField::BodyPose(b)
+            | StateField::BodyVelocity(b)
+            | StateField::BodyGoalPose(b) = s
+            {
                 if !self.bodies.iter().any(|x| &x.name == b) {
-                    return err(&format!("observation.state[{i}]"), format!("unknown body {b:?}"));
+                    return err(
+                        &format!("observation.state[{i}]"),
+                        format!("unknown body {b:?}"),
+                    );
                 }
                 if let StateField::BodyGoalPose(_) = s {
                     self.require_body_goal(b, &format!("observation.state[{i}]"), path)?;
@@ -655,17 +803,31 @@ impl Scene {
         }
         if let Some(img) = &self.observation.image {
             if img.width == 0 || img.height == 0 || img.width > 1024 || img.height > 1024 {
-                return err("observation.image", format!("expected a size in 1..=1024 pixels, got {}x{}", img.width, img.height));
+                return err(
+                    "observation.image",
+                    format!(
+                        "expected a size in 1..=1024 pixels, got {}x{}",
+                        img.width, img.height
+                    ),
+                );
             }
         }
         Ok(())
     }
 
     fn require_body_goal(&self, body: &str, field: &str, path: &Path) -> Result<(), InputError> {
-        if self.bodies.iter().any(|b| b.name == body && b.goal.is_some()) {
+        if self
+            .bodies
+            .iter()
+            .any(|b| b.name == body && b.goal.is_some())
+        {
             Ok(())
         } else {
-            Err(InputError::new(path, field, format!("body {body:?} needs a `goal` pose for this criterion")))
+            Err(InputError::new(
+                path,
+                field,
+                format!("body {body:?} needs a `goal` pose for this criterion"),
+            ))
         }
     }
 
@@ -674,7 +836,11 @@ impl Scene {
         finite2(a.low, "agent.action.low", path)?;
         finite2(a.high, "agent.action.high", path)?;
         if a.low.0 > a.high.0 || a.low.1 > a.high.1 {
-            return Err(InputError::new(path, "agent.action", "expected low <= high in both coordinates"));
+            return Err(InputError::new(
+                path,
+                "agent.action",
+                "expected low <= high in both coordinates",
+            ));
         }
         if let Some(n) = a.max_norm {
             positive(n, "agent.action.max_norm", path)?;
@@ -701,40 +867,77 @@ impl Scene {
             Sample::Fixed(p) => {
                 finite2(*p, field, path)?;
                 if !inside(*p) {
-                    return Err(InputError::new(path, field, format!("({}, {}) is outside the world (0..{w}, 0..{h})", p.0, p.1)));
+                    return Err(InputError::new(
+                        path,
+                        field,
+                        format!("({}, {}) is outside the world (0..{w}, 0..{h})", p.0, p.1),
+                    ));
                 }
                 if super::geometry::point_in_static(self, *p) {
-                    return Err(InputError::new(path, field, format!("({}, {}) is inside an obstacle", p.0, p.1)));
+                    return Err(InputError::new(
+                        path,
+                        field,
+                        format!("({}, {}) is inside an obstacle", p.0, p.1),
+                    ));
                 }
             }
             Sample::Uniform { min, max } => {
                 finite2(*min, field, path)?;
                 finite2(*max, field, path)?;
                 if min.0 > max.0 || min.1 > max.1 {
-                    return Err(InputError::new(path, field, "expected min <= max in both coordinates"));
+                    return Err(InputError::new(
+                        path,
+                        field,
+                        "expected min <= max in both coordinates",
+                    ));
                 }
                 if !inside(*min) || !inside(*max) {
-                    return Err(InputError::new(path, field, format!("the box {min:?}..{max:?} leaves the world (0..{w}, 0..{h})")));
+                    return Err(InputError::new(
+                        path,
+                        field,
+                        format!("the box {min:?}..{max:?} leaves the world (0..{w}, 0..{h})"),
+                    ));
                 }
-                let free = (0..=8).flat_map(|i| (0..=8).map(move |j| (i, j))).any(|(i, j)| {
-                    let p = (min.0 + (max.0 - min.0) * i as f32 / 8.0, min.1 + (max.1 - min.1) * j as f32 / 8.0);
-                    !super::geometry::point_in_static(self, p)
-                });
+                let free = (0..=8)
+                    .flat_map(|i| (0..=8).map(move |j| (i, j)))
+                    .any(|(i, j)| {
+                        let p = (
+                            min.0 + (max.0 - min.0) * i as f32 / 8.0,
+                            min.1 + (max.1 - min.1) * j as f32 / 8.0,
+                        );
+                        !super::geometry::point_in_static(self, p)
+                    });
                 if !free {
-                    return Err(InputError::new(path, field, format!("the box {min:?}..{max:?} lies inside obstacles")));
+                    return Err(InputError::new(
+                        path,
+                        field,
+                        format!("the box {min:?}..{max:?} lies inside obstacles"),
+                    ));
                 }
             }
             Sample::Cells { cells, noise } => {
                 finite(*noise, field, path)?;
                 let Some(grid) = self.grid() else {
-                    return Err(InputError::new(path, field, "Cells needs a Grid obstacle in the scene"));
+                    return Err(InputError::new(
+                        path,
+                        field,
+                        "Cells needs a Grid obstacle in the scene",
+                    ));
                 };
                 if *noise < 0.0 || *noise >= grid.cell / 2.0 {
-                    return Err(InputError::new(path, field, format!("noise must be in [0, {}) (half a cell)", grid.cell / 2.0)));
+                    return Err(InputError::new(
+                        path,
+                        field,
+                        format!("noise must be in [0, {}) (half a cell)", grid.cell / 2.0),
+                    ));
                 }
                 for c in cells {
                     if !grid.is_free(c.0 as i64, c.1 as i64) {
-                        return Err(InputError::new(path, field, format!("cell {c:?} is a wall or outside the maze")));
+                        return Err(InputError::new(
+                            path,
+                            field,
+                            format!("cell {c:?} is a wall or outside the maze"),
+                        ));
                     }
                 }
                 if grid.free_cells().is_empty() {
@@ -750,7 +953,11 @@ fn finite(v: f32, field: &str, path: &Path) -> Result<(), InputError> {
     if v.is_finite() {
         Ok(())
     } else {
-        Err(InputError::new(path, field, format!("expected a finite number, got {v}")))
+        Err(InputError::new(
+            path,
+            field,
+            format!("expected a finite number, got {v}"),
+        ))
     }
 }
 
@@ -758,7 +965,11 @@ fn positive(v: f32, field: &str, path: &Path) -> Result<(), InputError> {
     if v.is_finite() && v > 0.0 {
         Ok(())
     } else {
-        Err(InputError::new(path, field, format!("expected a positive finite number, got {v}")))
+        Err(InputError::new(
+            path,
+            field,
+            format!("expected a positive finite number, got {v}"),
+        ))
     }
 }
 
@@ -770,7 +981,11 @@ fn finite2(v: V2, field: &str, path: &Path) -> Result<(), InputError> {
 fn validate_range(r: &Range, field: &str, path: &Path) -> Result<(), InputError> {
     finite2((r.0, r.1), field, path)?;
     if r.0 > r.1 {
-        return Err(InputError::new(path, field, format!("expected lo <= hi, got ({}, {})", r.0, r.1)));
+        return Err(InputError::new(
+            path,
+            field,
+            format!("expected lo <= hi, got ({}, {})", r.0, r.1),
+        ));
     }
     Ok(())
 }
@@ -784,7 +999,11 @@ fn validate_shape(s: &Shape, field: &str, path: &Path) -> Result<(), InputError>
         }
         Shape::Polygon { points } => {
             if points.len() < 3 {
-                return Err(InputError::new(path, field, "a polygon needs at least 3 points"));
+                return Err(InputError::new(
+                    path,
+                    field,
+                    "a polygon needs at least 3 points",
+                ));
             }
             for p in points {
                 finite2(*p, &format!("{field}.points"), path)?;
@@ -796,11 +1015,19 @@ fn validate_shape(s: &Shape, field: &str, path: &Path) -> Result<(), InputError>
         }
         Shape::Compound { parts } => {
             if parts.is_empty() {
-                return Err(InputError::new(path, field, "a compound shape needs at least one part"));
+                return Err(InputError::new(
+                    path,
+                    field,
+                    "a compound shape needs at least one part",
+                ));
             }
             for (i, p) in parts.iter().enumerate() {
                 if let Shape::Compound { .. } = p.shape {
-                    return Err(InputError::new(path, format!("{field}.parts[{i}]"), "compound parts cannot be compounds"));
+                    return Err(InputError::new(
+                        path,
+                        format!("{field}.parts[{i}]"),
+                        "compound parts cannot be compounds",
+                    ));
                 }
                 validate_shape(&p.shape, &format!("{field}.parts[{i}].shape"), path)?;
                 finite2(p.offset, &format!("{field}.parts[{i}].offset"), path)?;

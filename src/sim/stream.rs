@@ -28,7 +28,9 @@ use crate::error::ActionError;
 #[derive(Clone, Debug)]
 pub enum Command {
     /// Start an episode with this seed.
-    Reset { seed: u64 },
+    Reset {
+        seed: u64,
+    },
     Step(Action),
     Shutdown,
 }
@@ -87,13 +89,21 @@ pub struct SandboxHandle {
 
 impl Sandbox {
     pub fn new(env: Env) -> Sandbox {
-        Sandbox { env, observers: Vec::new() }
+        Sandbox {
+            env,
+            observers: Vec::new(),
+        }
     }
 
     /// Subscribes an observer with a channel of `capacity` frames.
     pub fn observe(&mut self, capacity: usize, mode: Backpressure) -> Receiver<Arc<Frame>> {
         let (tx, rx) = bounded(capacity.max(1));
-        self.observers.push(Observer { tx, mode, dropped: 0, connected: true });
+        self.observers.push(Observer {
+            tx,
+            mode,
+            dropped: 0,
+            connected: true,
+        });
         rx
     }
 
@@ -105,10 +115,18 @@ impl Sandbox {
             .name("sandbox".into())
             .spawn(move || self.run(cmd_rx, rep_tx))
             .expect("spawn sandbox thread");
-        SandboxHandle { commands: cmd_tx, replies: rep_rx, thread }
+        SandboxHandle {
+            commands: cmd_tx,
+            replies: rep_rx,
+            thread,
+        }
     }
 
-    fn run(mut self, commands: Receiver<Command>, replies: Sender<Result<Arc<Frame>, ActionError>>) -> SandboxExit {
+    fn run(
+        mut self,
+        commands: Receiver<Command>,
+        replies: Sender<Result<Arc<Frame>, ActionError>>,
+    ) -> SandboxExit {
         let (mut episode, mut seed) = (0u64, 0u64);
         for cmd in commands.iter() {
             let reply = match cmd {
@@ -152,7 +170,10 @@ impl Sandbox {
                 break; // the agent went away
             }
         }
-        SandboxExit { env: self.env, dropped: self.observers.iter().map(|o| o.dropped).collect() }
+        SandboxExit {
+            env: self.env,
+            dropped: self.observers.iter().map(|o| o.dropped).collect(),
+        }
     }
 
     fn broadcast(&mut self, frame: &Arc<Frame>) {
@@ -178,12 +199,18 @@ impl Sandbox {
 impl SandboxHandle {
     /// Sends a command and waits for its frame. Errors if the sandbox has ended.
     pub fn request(&self, cmd: Command) -> anyhow::Result<Result<Arc<Frame>, ActionError>> {
-        self.commands.send(cmd).map_err(|_| anyhow::anyhow!("the sandbox thread has ended"))?;
-        self.replies.recv().map_err(|_| anyhow::anyhow!("the sandbox thread has ended"))
+        self.commands
+            .send(cmd)
+            .map_err(|_| anyhow::anyhow!("the sandbox thread has ended"))?;
+        self.replies
+            .recv()
+            .map_err(|_| anyhow::anyhow!("the sandbox thread has ended"))
     }
 
     pub fn reset(&self, seed: u64) -> anyhow::Result<Arc<Frame>> {
-        Ok(self.request(Command::Reset { seed })?.expect("reset cannot fail"))
+        Ok(self
+            .request(Command::Reset { seed })?
+            .expect("reset cannot fail"))
     }
 
     pub fn step(&self, action: Action) -> anyhow::Result<Result<Arc<Frame>, ActionError>> {

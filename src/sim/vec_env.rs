@@ -57,8 +57,18 @@ impl VecEnv {
                     // Ends when the VecEnv drops its job sender.
                     for job in jobs_rx.iter() {
                         let reply = match job {
-                            Job::Reset(which) => Reply::Reset(which.into_iter().map(|(i, s)| (i, envs[i].reset(s))).collect()),
-                            Job::Step(actions) => Reply::Step(envs.iter_mut().zip(&actions).map(|(e, a)| e.step(a)).collect()),
+                            Job::Reset(which) => Reply::Reset(
+                                which
+                                    .into_iter()
+                                    .map(|(i, s)| (i, envs[i].reset(s)))
+                                    .collect(),
+                            ),
+                            Job::Step(actions) => Reply::Step(
+                                envs.iter_mut()
+                                    .zip(&actions)
+                                    .map(|(e, a)| e.step(a))
+                                    .collect(),
+                            ),
                         };
                         if rep_tx.send(reply).is_err() {
                             break;
@@ -66,7 +76,13 @@ impl VecEnv {
                     }
                 })
                 .expect("spawn vec-env worker");
-            workers.push(Worker { jobs: jobs_tx, replies: rep_rx, first, len, handle: Some(handle) });
+            workers.push(Worker {
+                jobs: jobs_tx,
+                replies: rep_rx,
+                first,
+                len,
+                handle: Some(handle),
+            });
             first += len;
         }
         VecEnv { workers, n }
@@ -88,14 +104,19 @@ impl VecEnv {
         for (i, o) in self.reset_some(&pairs) {
             obs[i] = Some(o);
         }
-        obs.into_iter().map(|o| o.expect("every env was reset")).collect()
+        obs.into_iter()
+            .map(|o| o.expect("every env was reset"))
+            .collect()
     }
 
     /// Resets the listed envs `(index, seed)`; returns their observations.
     pub fn reset_some(&mut self, which: &[(usize, u64)]) -> Vec<(usize, Observation)> {
         for w in &self.workers {
-            let mine: Vec<(usize, u64)> =
-                which.iter().filter(|(i, _)| *i >= w.first && *i < w.first + w.len).map(|(i, s)| (i - w.first, *s)).collect();
+            let mine: Vec<(usize, u64)> = which
+                .iter()
+                .filter(|(i, _)| *i >= w.first && *i < w.first + w.len)
+                .map(|(i, s)| (i - w.first, *s))
+                .collect();
             w.jobs.send(Job::Reset(mine)).expect("vec-env worker alive");
         }
         let mut out = Vec::new();
@@ -112,7 +133,9 @@ impl VecEnv {
     pub fn step(&mut self, actions: &[Action]) -> Vec<Result<Step, ActionError>> {
         assert_eq!(actions.len(), self.n, "one action per env");
         for w in &self.workers {
-            w.jobs.send(Job::Step(actions[w.first..w.first + w.len].to_vec())).expect("vec-env worker alive");
+            w.jobs
+                .send(Job::Step(actions[w.first..w.first + w.len].to_vec()))
+                .expect("vec-env worker alive");
         }
         let mut out = Vec::with_capacity(self.n);
         for w in &self.workers {

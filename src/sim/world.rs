@@ -56,6 +56,8 @@ pub struct World {
     bodies: Vec<BodyRef>,
     actuator: Actuator,
     substeps: u32,
+    /// Rapier quarantined a body (non-finite state) during the last control step.
+    quarantined: bool,
 }
 
 /// Rapier state of a world, for `World::restore`.
@@ -78,7 +80,9 @@ impl World {
         let static_friction = scene.material("default").friction;
         let add_static_box = |s: &mut PhysicsState, center: V2, half: V2| {
             s.colliders.insert(
-                ColliderBuilder::cuboid(half.0, half.1).translation(Vector::new(center.0, center.1)).friction(static_friction),
+                ColliderBuilder::cuboid(half.0, half.1)
+                    .translation(Vector::new(center.0, center.1))
+                    .friction(static_friction),
             );
         };
         let (w, h) = scene.world.size;
@@ -96,12 +100,21 @@ impl World {
                     let pose = Pose2::new(at.0, at.1, *angle);
                     for c in colliders_for(shape) {
                         let world_pose = pose_compose(&pose, &c);
-                        s.colliders.insert(c.position(world_pose).friction(static_friction));
+                        s.colliders
+                            .insert(c.position(world_pose).friction(static_friction));
                     }
                 }
-                Obstacle::DoorWall { axis, at, thickness, door_width, .. } => {
+                Obstacle::DoorWall {
+                    axis,
+                    at,
+                    thickness,
+                    door_width,
+                    ..
+                } => {
                     let d = *door.next().expect("layout has one door per DoorWall");
-                    for (c, hf) in door_wall_boxes(*axis, *at, *thickness, *door_width, d, scene.world.size) {
+                    for (c, hf) in
+                        door_wall_boxes(*axis, *at, *thickness, *door_width, d, scene.world.size)
+                    {
                         add_static_box(&mut s, c, hf);
                     }
                 }
@@ -127,7 +140,10 @@ impl World {
                     .can_sleep(false);
                 let handle = s.bodies.insert(rb);
                 for c in colliders_for(&b.shape) {
-                    let c = c.density(m.density).friction(m.friction).restitution(m.restitution);
+                    let c = c
+                        .density(m.density)
+                        .friction(m.friction)
+                        .restitution(m.restitution);
                     s.colliders.insert_with_parent(c, handle, &mut s.bodies);
                 }
                 bodies.push(BodyRef { def, handle });
@@ -146,7 +162,10 @@ impl World {
         );
         let mut agent_collider = None;
         for c in colliders_for(&scene.agent.shape) {
-            let c = c.density(m.density).friction(m.friction).restitution(m.restitution);
+            let c = c
+                .density(m.density)
+                .friction(m.friction)
+                .restitution(m.restitution);
             agent_collider.get_or_insert(s.colliders.insert_with_parent(c, agent, &mut s.bodies));
         }
 
@@ -164,6 +183,7 @@ impl World {
             bodies,
             actuator: scene.agent.actuator.clone(),
             substeps: scene.physics.substeps,
+            quarantined: false,
         }
     }
 
@@ -171,6 +191,7 @@ impl World {
     pub fn control_step(&mut self, action: [f32; 2]) {
         let dt = self.params.dt;
         let a = Vector::new(action[0], action[1]);
+        self.quarantined = false;
         for _ in 0..self.substeps {
             let body = &mut self.state.bodies[self.agent];
             match self.actuator {
@@ -213,6 +234,8 @@ impl World {
             &(),
             &(),
         );
+        // Rapier disables bodies whose state went non-finite and reports them here.
+        self.quarantined |= !self.pipeline.quarantine().is_empty();
     }
 
     pub fn agent_position(&self) -> V2 {
@@ -250,23 +273,40 @@ impl World {
     /// Active contact pairs involving the agent, and in the whole world.
     pub fn contacts(&self) -> (u32, u32) {
         let np = &self.state.narrow_phase;
-        let agent = np.contact_pairs_with(self.agent_collider).filter(|p| p.has_any_active_contact()).count();
-        let all = np.contact_pairs().filter(|p| p.has_any_active_contact()).count();
+        let agent = np
+            .contact_pairs_with(self.agent_collider)
+            .filter(|p| p.has_any_active_contact())
+            .count();
+        let all = np
+            .contact_pairs()
+            .filter(|p| p.has_any_active_contact())
+            .count();
         (agent as u32, all as u32)
     }
 
-    /// Whether any dynamic body has a non-finite pose or has left `bounds` (min, max).
+    /// Whether rapier quarantined a body in the last control step, or any dynamic body has a
+    /// non-finite pose or has left `bounds` (min, max).
     pub fn blew_up(&self, bounds: (V2, V2)) -> bool {
         let ((x0, y0), (x1, y1)) = bounds;
-        self.state.bodies.iter().filter(|(_, b)| b.is_dynamic()).any(|(_, b)| {
-            let t = b.translation();
-            let v = b.linvel();
-            !(t.x.is_finite() && t.y.is_finite() && v.x.is_finite() && v.y.is_finite() && b.rotation().angle().is_finite())
-                || t.x < x0
-                || t.x > x1
-                || t.y < y0
-                || t.y > y1
-        })
+        self.quarantined
+            || self
+                .state
+                .bodies
+                .iter()
+                .filter(|(_, b)| b.is_dynamic())
+                .any(|(_, b)| {
+                    let t = b.translation();
+                    let v = b.linvel();
+                    !(t.x.is_finite()
+                        && t.y.is_finite()
+                        && v.x.is_finite()
+                        && v.y.is_finite()
+                        && b.rotation().angle().is_finite())
+                        || t.x < x0
+                        || t.x > x1
+                        || t.y < y0
+                        || t.y > y1
+                })
     }
 
     pub fn snapshot(&self) -> WorldSnapshot {
@@ -295,9 +335,9 @@ fn colliders_for(shape: &Shape) -> Vec<ColliderBuilder> {
         Shape::Compound { parts } => parts
             .iter()
             .flat_map(|p| {
-                colliders_for(&p.shape)
-                    .into_iter()
-                    .map(move |c| c.position(Pose::new(Vector::new(p.offset.0, p.offset.1), p.angle)))
+                colliders_for(&p.shape).into_iter().map(move |c| {
+                    c.position(Pose::new(Vector::new(p.offset.0, p.offset.1), p.angle))
+                })
             })
             .collect(),
     }
@@ -306,7 +346,11 @@ fn colliders_for(shape: &Shape) -> Vec<ColliderBuilder> {
 /// World pose of a static collider part: the obstacle pose composed with the part's offset.
 fn pose_compose(pose: &Pose2, c: &ColliderBuilder) -> Pose {
     let local = c.position;
-    let l = Pose2::new(local.translation.x, local.translation.y, local.rotation.angle());
+    let l = Pose2::new(
+        local.translation.x,
+        local.translation.y,
+        local.rotation.angle(),
+    );
     let w = pose.compose(&l);
     Pose::new(Vector::new(w.x, w.y), w.angle)
 }

@@ -1,0 +1,37 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use hjepa::sim::Scene;
+
+pub const SCENES: [&str; 6] = [
+    "two_rooms",
+    "wall",
+    "push_t",
+    "point_maze_u",
+    "point_maze_medium",
+    "maze_large",
+];
+
+pub fn scene(name: &str) -> Arc<Scene> {
+    Arc::new(Scene::load(&scene_path(name)).expect("shipped scene loads"))
+}
+
+pub fn scene_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("scenes")
+        .join(format!("{name}.ron"))
+}
+
+pub fn bin() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_hjepa"))
+}
+
+/// A scene variant: the shipped file's text with one substring replaced.
+pub fn scene_text_with(name: &str, from: &str, to: &str) -> String {
+    let text = std::fs::read_to_string(scene_path(name)).unwrap();
+    assert!(text.contains(from), "{name}.ron contains {from:?}");
+    text.replacen(from, to, 1)
+}

@@ -1,0 +1,278 @@
+//! Datasets: round trip, Python interop, crash safety (kill mid-collect, then resume) and
+//! clear errors for corrupt or mismatched datasets.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hjepa::data::{collect, make_policy, CollectOptions, Dataset, Manifest, PolicyKind};
+use hjepa::sim::Env;
+
+fn options(scene: &str, out: &Path, episodes: u64, shard: u64) -> CollectOptions {
+    CollectOptions {
+        scene_path: common::scene_path(scene),
+        out: out.to_path_buf(),
+        episodes,
+        policy: PolicyKind::SmoothWalk,
+        noise: 0.3,
+        seed: 4,
+        shard_episodes: shard,
+        threads: 2,
+        progress: false,
+    }
+}
+
+#[test]
+fn round_trip_matches_a_fresh_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = options("push_t", dir.path(), 5, 2);
+    let s = collect(&opts).unwrap();
+    assert_eq!(
+        (s.episodes_total, s.episodes_recorded, s.shards_written),
+        (5, 5, 3)
+    );
+    let ds = Dataset::open(dir.path()).unwrap();
+    ds.verify().unwrap();
+    let eps = ds.episodes().unwrap();
+    assert_eq!(eps.len(), 5);
+    let mut env = Env::new(common::scene("push_t"));
+    let mut policy = make_policy(PolicyKind::SmoothWalk, 0.3);
+    for (i, e) in eps.iter().enumerate() {
+        assert_eq!(e.index, i as u64);
+        let fresh = hjepa::data::collect::record_episode(&mut env, policy.as_mut(), 4, i as u64);
+        assert_eq!(e, &fresh, "episode {i} differs from a fresh recording");
+        assert_eq!(e.obs_state.len(), e.action.len() + 1);
+        assert_eq!(e.obs_image[0].len(), 96 * 96 * 3);
+    }
+    // Re-running the finished collection records nothing.
+    let again = collect(&opts).unwrap();
+    assert_eq!((again.episodes_recorded, again.shards_written), (0, 0));
+    // Asking for more extends it, rewriting the partial last shard.
+    let more = collect(&CollectOptions {
+        episodes: 8,
+        ..opts.clone()
+    })
+    .unwrap();
+    assert_eq!((more.episodes_total, more.episodes_recorded), (8, 4));
+    assert_eq!(
+        Dataset::open(dir.path()).unwrap().episodes().unwrap()[..5],
+        eps[..]
+    );
+}
+
+/// The Python interpreter of the project venv, when it has safetensors + numpy.
+fn python() -> Option<String> {
+    let candidates = [
+        std::env::var("HJEPA_PYTHON").ok(),
+        Some(format!("{}/.venv/bin/python", env!("CARGO_MANIFEST_DIR"))),
+    ];
+    candidates.into_iter().flatten().find(|p| {
+        Command::new(p)
+            .args(["-c", "import safetensors.numpy, numpy"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    })
+}
+
+#[test]
+fn python_reads_shards_with_safetensors_numpy() {
+    let Some(py) = python() else {
+        // `make test` installs numpy + safetensors into the venv and sets HJEPA_PYTHON; a bare
+        // `cargo test` without the venv cannot run this check.
+        assert!(
+            std::env::var("HJEPA_REQUIRE_PYTHON").is_err(),
+            "HJEPA_REQUIRE_PYTHON is set but no Python with safetensors was found"
+        );
+        eprintln!("skipped: no Python with safetensors (run `make test`)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    collect(&options("two_rooms", dir.path(), 3, 3)).unwrap();
+    let eps = Dataset::open(dir.path()).unwrap().episodes().unwrap();
+    let script = r#"
+import json, sys
+from safetensors.numpy import load_file
+d = load_file(sys.argv[1])
+o, a = d["obs_offsets"], d["action_offsets"]
+print(json.dumps({
+  "obs_image": list(d["obs_image"].shape), "obs_state": list(d["obs_state"].shape),
+  "action": list(d["action"].shape), "episodes": len(d["episode_index"]),
+  "first_action": [float(x) for x in d["action"][0]], "last_obs_ep0": [float(x) for x in d["obs_state"][o[1] - 1]],
+  "seed0": int(d["episode_seed"][0]),
+}))
+"#;
+    let out = Command::new(&py)
+        .args([
+            "-c",
+            script,
+            dir.path().join("shard-00000.safetensors").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let n_obs: usize = eps.iter().map(|e| e.obs_state.len()).sum();
+    assert_eq!(v["obs_image"], serde_json::json!([n_obs, 64, 64, 3]));
+    assert_eq!(v["episodes"], 3);
+    assert_eq!(
+        v["first_action"][0].as_f64().unwrap() as f32,
+        eps[0].action[0][0]
+    );
+    assert_eq!(
+        v["last_obs_ep0"][1].as_f64().unwrap() as f32,
+        eps[0].obs_state.last().unwrap()[1]
+    );
+    assert_eq!(v["seed0"].as_u64().unwrap(), eps[0].seed);
+}
+
+#[test]
+fn killed_collect_resumes_to_the_same_dataset() {
+    let killed = tempfile::tempdir().unwrap();
+    let clean = tempfile::tempdir().unwrap();
+    let args = |out: &Path| {
+        vec![
+            "collect".to_string(),
+            "--scene".into(),
+            common::scene_path("push_t").to_str().unwrap().into(),
+            "--episodes".into(),
+            "60".into(),
+            "--shard-episodes".into(),
+            "2".into(),
+            "--seed".into(),
+            "9".into(),
+            "--threads".into(),
+            "1".into(),
+            "--out".into(),
+            out.to_str().unwrap().into(),
+        ]
+    };
+    let mut child = common::bin()
+        .args(args(killed.path()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill once some shards are listed but the collection is not finished.
+    let start = Instant::now();
+    loop {
+        let listed = Manifest::load(killed.path())
+            .map(|m| m.shards.len())
+            .unwrap_or(0);
+        if listed >= 2 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "collect made no progress"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let partial = Manifest::load(killed.path()).unwrap();
+    assert!(
+        partial.shards.len() < 30,
+        "the kill came too late to test anything ({} shards)",
+        partial.shards.len()
+    );
+    // Every listed shard is complete even though the process died mid-write.
+    Dataset::open(killed.path()).unwrap().verify().unwrap();
+
+    let out = common::bin().args(args(killed.path())).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = common::bin().args(args(clean.path())).output().unwrap();
+    assert!(out.status.success());
+    let (a, b) = (
+        Manifest::load(killed.path()).unwrap(),
+        Manifest::load(clean.path()).unwrap(),
+    );
+    assert_eq!(a.shards.len(), 30);
+    assert_eq!(
+        a.shards, b.shards,
+        "resumed dataset differs from an uninterrupted one"
+    );
+    // No temporary files are left behind.
+    let stray: Vec<_> = std::fs::read_dir(killed.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(stray.is_empty() || a.shards.len() == 30, "{stray:?}");
+}
+
+#[test]
+fn corrupt_and_mismatched_datasets_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    collect(&options("two_rooms", dir.path(), 4, 2)).unwrap();
+    // Resuming with other options is refused and leaves the dataset alone.
+    let before = std::fs::read(dir.path().join("manifest.json")).unwrap();
+    let err = collect(&CollectOptions {
+        policy: PolicyKind::Random,
+        ..options("two_rooms", dir.path(), 4, 2)
+    })
+    .unwrap_err();
+    assert!(hjepa::cli::is_input_error(&err));
+    assert!(err.to_string().contains("policy"), "{err}");
+    assert_eq!(
+        std::fs::read(dir.path().join("manifest.json")).unwrap(),
+        before
+    );
+
+    // A truncated shard: open() notices the size, the binary exits 2 naming the file.
+    let shard = dir.path().join("shard-00001.safetensors");
+    let bytes = std::fs::read(&shard).unwrap();
+    std::fs::write(&shard, &bytes[..bytes.len() / 2]).unwrap();
+    let err = Dataset::open(dir.path())
+        .err()
+        .expect("truncated shard")
+        .to_string();
+    assert!(
+        err.contains("shard-00001.safetensors") && err.contains("truncated"),
+        "{err}"
+    );
+    let out = common::bin()
+        .args(["inspect", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("shard-00001.safetensors"));
+
+    // A flipped byte of the same length: the hash check catches it.
+    let mut flipped = bytes.clone();
+    let n = flipped.len() - 10;
+    flipped[n] ^= 0xff;
+    std::fs::write(&shard, &flipped).unwrap();
+    let err = Dataset::open(dir.path())
+        .unwrap()
+        .verify()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("SHA-256"), "{err}");
+
+    // Garbage where a shard header should be.
+    std::fs::write(&shard, vec![0xffu8; bytes.len()]).unwrap();
+    let ds = Dataset::open(dir.path()).unwrap();
+    let err = hjepa::data::dataset::read_shard(&shard, &ds.manifest)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("corrupt or truncated"), "{err}");
+
+    // A damaged manifest names its line and column.
+    std::fs::write(dir.path().join("manifest.json"), "{ \"format\": ").unwrap();
+    let err = Manifest::load(dir.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("manifest.json") && err.contains("line"),
+        "{err}"
+    );
+}
