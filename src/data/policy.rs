@@ -49,6 +49,7 @@ pub fn make_policy(kind: PolicyKind, noise: f32) -> Box<dyn Policy> {
             rng: ChaCha8Rng::seed_from_u64(0),
             noise,
         }),
+        PolicyKind::Oracle => Box::new(OracleExpert::new(OracleBudget::default())),
     }
 }
 
