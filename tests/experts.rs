@@ -110,3 +110,15 @@ fn maze_large_bins_need_long_paths() {
     }
     assert!(seen.iter().all(|&b| b), "all three bins are drawn");
 }
+
+#[test]
+fn oracle_expert_pushes_the_tee_onto_its_goal() {
+    // Push-T has no hand-written expert that turns the T; the oracle plans on a copy of the
+    // true simulator. It solves most episodes (README); here it must solve at least 2 of 4
+    // fixed-seed episodes at gym-pusht's coverage >= 0.95.
+    let r = run_episodes(common::scene("push_t"), PolicyKind::Oracle, 0.0, 4, 42);
+    assert!(r.successes() >= 2, "{}", r.summary());
+    for e in r.episodes.iter().filter(|e| e.success) {
+        assert_eq!(e.criteria[0], ("tee_coverage".to_string(), true));
+    }
+}

@@ -302,7 +302,13 @@ pub struct OracleBudget {
 
 impl Default for OracleBudget {
     fn default() -> Self {
-        OracleBudget { samples: 48, elites: 6, iterations: 3, horizon: 8, replan_every: 2 }
+        OracleBudget {
+            samples: 32,
+            elites: 5,
+            iterations: 3,
+            horizon: 20,
+            replan_every: 5,
+        }
     }
 }
 
@@ -319,12 +325,23 @@ pub struct OracleExpert {
 
 impl OracleExpert {
     pub fn new(budget: OracleBudget) -> OracleExpert {
-        OracleExpert { rng: ChaCha8Rng::seed_from_u64(0), budget, scratch: None, plan: Vec::new(), executed: 0 }
+        OracleExpert {
+            rng: ChaCha8Rng::seed_from_u64(0),
+            budget,
+            scratch: None,
+            plan: Vec::new(),
+            executed: 0,
+        }
     }
 
     fn plan(&mut self, env: &Env) {
         let scene = env.scene().clone();
-        let scratch = self.scratch.get_or_insert_with(|| Env::new(scene.clone()));
+        // The scratch copy renders no pixels: the search only needs physics and the goal.
+        let scratch = self.scratch.get_or_insert_with(|| {
+            let mut blind = (*scene).clone();
+            blind.observation.image = None;
+            Env::new(std::sync::Arc::new(blind))
+        });
         let snap = env.snapshot();
         let a = &scene.agent.action;
         let h = self.budget.horizon;
@@ -356,7 +373,11 @@ impl OracleExpert {
             for k in 0..=self.budget.samples {
                 let seq: Vec<Action> = (0..h)
                     .map(|t| {
-                        let noise = if k == 0 { [0.0, 0.0] } else { [gaussian(&mut self.rng), gaussian(&mut self.rng)] };
+                        let noise = if k == 0 {
+                            [0.0, 0.0]
+                        } else {
+                            [gaussian(&mut self.rng), gaussian(&mut self.rng)]
+                        };
                         [
                             (mean[t][0] + std[t][0] * noise[0]).clamp(a.low.0, a.high.0),
                             (mean[t][1] + std[t][1] * noise[1]).clamp(a.low.1, a.high.1),
@@ -386,7 +407,8 @@ impl OracleExpert {
             for t in 0..h {
                 for d in 0..2 {
                     let m = elites.iter().map(|e| e.1[t][d]).sum::<f32>() / elites.len() as f32;
-                    let v = elites.iter().map(|e| (e.1[t][d] - m).powi(2)).sum::<f32>() / elites.len() as f32;
+                    let v = elites.iter().map(|e| (e.1[t][d] - m).powi(2)).sum::<f32>()
+                        / elites.len() as f32;
                     mean[t][d] = m;
                     std[t][d] = v.sqrt().max(0.02 * scale[d].max(0.05));
                 }
@@ -408,8 +430,17 @@ fn shaped_cost(env: &Env) -> f32 {
     let Some(body) = body_goal else {
         return env.info().goal_distance;
     };
-    let def = scene.bodies.iter().position(|b| b.name == body).expect("validated body");
-    let b = env.world().bodies().iter().find(|b| b.def == def).expect("body exists");
+    let def = scene
+        .bodies
+        .iter()
+        .position(|b| b.name == body)
+        .expect("validated body");
+    let b = env
+        .world()
+        .bodies()
+        .iter()
+        .find(|b| b.def == def)
+        .expect("body exists");
     let pose = env.world().body_pose(b);
     let goal = env.layout().body_goals[def].expect("validated body goal");
     let pos_err = ((pose.x - goal.x).powi(2) + (pose.y - goal.y).powi(2)).sqrt();
