@@ -89,6 +89,9 @@ pub enum Command {
         /// Dataset folder.
         dataset: PathBuf,
     },
+    /// Print versions and what libtorch sees (threads, CUDA devices): checks that the binary
+    /// finds the torch venv's libtorch without LD_LIBRARY_PATH.
+    Info,
     /// Benchmarks that print a table.
     Bench {
         #[command(subcommand)]
@@ -146,6 +149,22 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             episodes,
             out,
         } => demo(&scene, episodes, &out),
+        Command::Info => {
+            // A real op through libtorch, not just a symbol lookup.
+            let t = tch::Tensor::from_slice(&[1.0f32, 2.0, 3.0]);
+            let sum = t.sum(tch::Kind::Float).double_value(&[]);
+            println!("hjepa {}", env!("CARGO_PKG_VERSION"));
+            println!(
+                "libtorch: ok (sum of [1, 2, 3] = {sum}), {} intra-op threads",
+                tch::get_num_threads()
+            );
+            println!(
+                "cuda: available {}, {} device(s)",
+                tch::Cuda::is_available(),
+                tch::Cuda::device_count()
+            );
+            Ok(())
+        }
         Command::Check { scene } => {
             let path = Scene::resolve_path(&scene);
             let s = Scene::load(&path)?;

@@ -68,3 +68,56 @@ fn bad_arguments_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--episodes"));
 }
+
+#[test]
+fn the_binary_finds_libtorch_without_ld_library_path() {
+    let out = common::bin()
+        .arg("info")
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("libtorch: ok (sum of [1, 2, 3] = 6)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn demo_runs_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("demo");
+    let out = common::bin()
+        .args([
+            "demo",
+            "--episodes",
+            "10",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("success 10/10") && text.contains("verified"),
+        "{text}"
+    );
+    assert!(
+        hjepa::data::Dataset::open(&out_dir)
+            .unwrap()
+            .episodes()
+            .unwrap()
+            .len()
+            == 10
+    );
+}
