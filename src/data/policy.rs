@@ -167,17 +167,7 @@ fn velocity_action(env: &Env, v: V2) -> Action {
             [p.0 + 0.3 * v.0, p.1 + 0.3 * v.1]
         }
     };
-    let mut out = [
-        raw[0].clamp(a.low.0, a.high.0),
-        raw[1].clamp(a.low.1, a.high.1),
-    ];
-    if let Some(n) = a.max_norm {
-        let norm = (out[0] * out[0] + out[1] * out[1]).sqrt();
-        if norm > n {
-            out = [out[0] * n / norm, out[1] * n / norm];
-        }
-    }
-    out
+    a.project(raw)
 }
 
 /// Where the expert heads next: the goal, or a door, maze cell or pushing position first.

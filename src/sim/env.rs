@@ -482,16 +482,7 @@ pub fn check_action(space: &ActionSpace, a: &Action) -> Result<(Action, bool), A
             reason: "components must be finite numbers".into(),
         });
     }
-    let mut out = [
-        a[0].clamp(space.low.0, space.high.0),
-        a[1].clamp(space.low.1, space.high.1),
-    ];
-    if let Some(n) = space.max_norm {
-        let norm = (out[0] * out[0] + out[1] * out[1]).sqrt();
-        if norm > n {
-            out = [out[0] * n / norm, out[1] * n / norm];
-        }
-    }
+    let out = space.project(*a);
     // A relative tolerance so a policy that emits exactly the bound is not flagged.
     let clipped = (out[0] - a[0]).abs() > 1e-6 * (1.0 + a[0].abs())
         || (out[1] - a[1]).abs() > 1e-6 * (1.0 + a[1].abs());

@@ -189,6 +189,39 @@ pub fn door_wall_boxes(
         .collect()
 }
 
+/// The axis-aligned boxes `(center, half)` of the scene's door walls (with these door
+/// centres, in scene order) and maze walls. `Fixed` obstacles are not included.
+pub fn obstacle_boxes(scene: &Scene, doors: &[f32]) -> Vec<(V2, V2)> {
+    let mut doors = doors.iter();
+    let mut boxes = Vec::new();
+    for o in &scene.obstacles {
+        match o {
+            Obstacle::Fixed { .. } => {}
+            Obstacle::DoorWall {
+                axis,
+                at,
+                thickness,
+                door_width,
+                ..
+            } => {
+                let d = *doors.next().expect("one door per DoorWall");
+                boxes.extend(door_wall_boxes(
+                    *axis,
+                    *at,
+                    *thickness,
+                    *door_width,
+                    d,
+                    scene.world.size,
+                ));
+            }
+            Obstacle::Grid { cell, origin, rows } => {
+                boxes.extend(Grid::new(*cell, *origin, rows).wall_boxes())
+            }
+        }
+    }
+    boxes
+}
+
 /// Whether a point lies in static geometry, for any door position (so a start cannot be
 /// placed in a doorway either). Used to validate samplers and to reject samples.
 pub fn point_in_static(scene: &Scene, p: V2) -> bool {

@@ -5,7 +5,7 @@
 
 use tiny_skia::{Color, FillRule, Paint, PathBuilder, Pixmap, Transform};
 
-use super::geometry::{door_wall_boxes, shape_polygons, Pose2};
+use super::geometry::{obstacle_boxes, shape_polygons, Pose2};
 use super::scene::{ImageSpec, Obstacle, Scene, Shape, V2};
 use super::world::{Layout, World};
 
@@ -76,34 +76,13 @@ impl Renderer {
         self.static_layer
             .fill(Color::from_rgba8(bg[0], bg[1], bg[2], 255));
         let wall = paint(self.spec.obstacle_color, self.spec.anti_alias);
-        let mut doors = layout.doors.iter();
-        let mut boxes: Vec<(V2, V2)> = Vec::new();
         let mut polys: Vec<Vec<V2>> = Vec::new();
         for o in &scene.obstacles {
-            match o {
-                Obstacle::Fixed { shape, at, angle } => {
-                    polys.extend(shape_polygons(shape, &Pose2::new(at.0, at.1, *angle)))
-                }
-                Obstacle::DoorWall {
-                    axis,
-                    at,
-                    thickness,
-                    door_width,
-                    ..
-                } => {
-                    let d = *doors.next().expect("one door per wall");
-                    boxes.extend(door_wall_boxes(
-                        *axis,
-                        *at,
-                        *thickness,
-                        *door_width,
-                        d,
-                        scene.world.size,
-                    ))
-                }
-                Obstacle::Grid { .. } => boxes.extend(scene.grid().expect("grid").wall_boxes()),
+            if let Obstacle::Fixed { shape, at, angle } = o {
+                polys.extend(shape_polygons(shape, &Pose2::new(at.0, at.1, *angle)));
             }
         }
+        let boxes = obstacle_boxes(scene, &layout.doors);
         for (c, hf) in boxes {
             polys.push(vec![
                 (c.0 - hf.0, c.1 - hf.1),

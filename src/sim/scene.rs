@@ -245,6 +245,23 @@ pub struct ActionSpace {
     pub out_of_range: OutOfRange,
 }
 
+impl ActionSpace {
+    /// The nearest action inside the box, then scaled onto the norm ball when `max_norm` is set.
+    pub fn project(&self, a: [f32; 2]) -> [f32; 2] {
+        let mut out = [
+            a[0].clamp(self.low.0, self.high.0),
+            a[1].clamp(self.low.1, self.high.1),
+        ];
+        if let Some(n) = self.max_norm {
+            let norm = (out[0] * out[0] + out[1] * out[1]).sqrt();
+            if norm > n {
+                out = [out[0] * n / norm, out[1] * n / norm];
+            }
+        }
+        out
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub enum OutOfRange {
     #[default]

@@ -8,7 +8,7 @@
 
 use rapier2d::prelude::*;
 
-use super::geometry::{door_wall_boxes, Pose2};
+use super::geometry::{obstacle_boxes, Pose2};
 use super::scene::{Actuator, Obstacle, Scene, Shape, V2};
 
 /// Everything random about one episode, drawn at reset.
@@ -93,37 +93,18 @@ impl World {
             add_static_box(&mut s, (-t / 2.0, h / 2.0), (t / 2.0, h / 2.0 + t));
             add_static_box(&mut s, (w + t / 2.0, h / 2.0), (t / 2.0, h / 2.0 + t));
         }
-        let mut door = layout.doors.iter();
         for o in &scene.obstacles {
-            match o {
-                Obstacle::Fixed { shape, at, angle } => {
-                    let pose = Pose2::new(at.0, at.1, *angle);
-                    for c in colliders_for(shape) {
-                        let world_pose = pose_compose(&pose, &c);
-                        s.colliders
-                            .insert(c.position(world_pose).friction(static_friction));
-                    }
-                }
-                Obstacle::DoorWall {
-                    axis,
-                    at,
-                    thickness,
-                    door_width,
-                    ..
-                } => {
-                    let d = *door.next().expect("layout has one door per DoorWall");
-                    for (c, hf) in
-                        door_wall_boxes(*axis, *at, *thickness, *door_width, d, scene.world.size)
-                    {
-                        add_static_box(&mut s, c, hf);
-                    }
-                }
-                Obstacle::Grid { .. } => {
-                    for (c, hf) in scene.grid().expect("grid").wall_boxes() {
-                        add_static_box(&mut s, c, hf);
-                    }
+            if let Obstacle::Fixed { shape, at, angle } = o {
+                let pose = Pose2::new(at.0, at.1, *angle);
+                for c in colliders_for(shape) {
+                    let world_pose = pose_compose(&pose, &c);
+                    s.colliders
+                        .insert(c.position(world_pose).friction(static_friction));
                 }
             }
+        }
+        for (c, hf) in obstacle_boxes(scene, &layout.doors) {
+            add_static_box(&mut s, c, hf);
         }
 
         let mut bodies = Vec::new();
