@@ -116,7 +116,8 @@ impl RunReport {
 }
 
 /// Runs `episodes` episodes with a scripted policy on one thread; episode i uses
-/// `episode_seed(seed, i)` for both the env and the policy.
+/// `episode_seed(seed, i)` for both the env and the policy. Shows a progress bar on stderr
+/// when it is a terminal.
 pub fn run_episodes(
     scene: Arc<Scene>,
     policy: PolicyKind,
@@ -129,7 +130,24 @@ pub fn run_episodes(
     let start = Instant::now();
     let mut results = Vec::new();
     let mut env_steps = 0;
+    let bar = indicatif::ProgressBar::new(episodes);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} episodes, eta {eta} {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("{} {policy:?}", scene.name));
     for i in 0..episodes {
+        bar.set_position(i);
+        bar.set_message(format!(
+            "{} successes",
+            results
+                .iter()
+                .filter(|r: &&EpisodeResult| r.success)
+                .count()
+        ));
         let s = episode_seed(seed, i);
         env.reset(s);
         pol.reset(&env, s);
@@ -156,6 +174,7 @@ pub fn run_episodes(
             }
         }
     }
+    bar.finish_and_clear();
     RunReport {
         scene: scene.name.clone(),
         policy,
