@@ -89,6 +89,39 @@ pub enum Command {
         /// Dataset folder.
         dataset: PathBuf,
     },
+    /// Train the H-JEPA world model of an agent file on a dataset: progress bar with live
+    /// losses, validation and an atomic checkpoint every `validate_every` steps, metrics in
+    /// `<out>/metrics.jsonl`. `--resume` continues a run exactly where it stopped.
+    Train {
+        /// Agent file (agents/*.toml).
+        #[arg(long, default_value = "agents/two_rooms.toml")]
+        agent: PathBuf,
+        /// Dataset folder made by `hjepa collect`.
+        #[arg(long)]
+        data: PathBuf,
+        /// Run folder for checkpoints and metrics.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        resume: bool,
+        /// cpu or cuda (overrides the agent file).
+        #[arg(long)]
+        device: Option<String>,
+        /// Total steps to reach (overrides the agent file's train.steps).
+        #[arg(long)]
+        steps: Option<i64>,
+    },
+    /// Diagnose a trained run: prediction error per horizon (both levels), embedding spread
+    /// and collapse alarms, linear probes to the true state (R^2 on held-out episodes).
+    Probe {
+        /// Run folder (holds checkpoint/).
+        run: PathBuf,
+        /// Dataset to probe on (default: the one the run was trained on).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long)]
+        device: Option<String>,
+    },
     /// Print versions and what libtorch sees (threads, CUDA devices): checks that the binary
     /// finds the torch venv's libtorch without LD_LIBRARY_PATH.
     Info,
@@ -149,6 +182,24 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             episodes,
             out,
         } => demo(&scene, episodes, &out),
+        Command::Train { agent, data, out, resume, device, steps } => {
+            let opts = crate::model::TrainOptions { agent_path: agent, data, out: out.clone(), resume, device, steps, progress: true };
+            let s = crate::model::train(&opts)?;
+            println!(
+                "{}: {} steps, {:.1} s, {:.0} training samples/s\n{}",
+                out.display(),
+                s.steps,
+                s.seconds,
+                s.samples_per_second,
+                s.diagnostics.summary()
+            );
+            Ok(())
+        }
+        Command::Probe { run, data, device } => {
+            let d = crate::model::train::probe(&run, data.as_deref(), device.as_deref())?;
+            println!("{}", d.summary());
+            Ok(())
+        }
         Command::Info => {
             // A real op through libtorch, not just a symbol lookup.
             let t = tch::Tensor::from_slice(&[1.0f32, 2.0, 3.0]);

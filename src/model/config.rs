@@ -1,0 +1,266 @@
+//! Agent files (`agents/*.toml`): the world model's architecture, losses and training
+//! budget. Unknown keys and bad values are errors naming the file, the key and what was
+//! expected.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::InputError;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AgentFile {
+    /// The scene this agent is built for (a shipped name or a path).
+    pub scene: String,
+    pub perception: Perception,
+    pub level1: Level1,
+    pub level2: Level2,
+    pub train: Train,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ObservationKind {
+    /// RGB images through a conv net.
+    Pixels,
+    /// The scene's state vector through an MLP.
+    State,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Perception {
+    pub observation: ObservationKind,
+    /// Size of the level-1 representation z.
+    pub latent_dim: i64,
+    /// Conv channels per stride-2 stage (pixels).
+    #[serde(default = "default_channels")]
+    pub channels: Vec<i64>,
+    /// Hidden width of the MLPs.
+    #[serde(default = "default_hidden")]
+    pub hidden: i64,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AntiCollapse {
+    /// Variance + covariance (+ temporal similarity + inverse dynamics) regularisers.
+    Vicreg,
+    /// LeJEPA's sketched isotropic Gaussian regulariser (Epps-Pulley on random projections).
+    Sigreg,
+    /// Targets from an exponential-moving-average copy of the encoder (stop-gradient).
+    Ema,
+}
+
+/// Loss weights; terms that do not apply to the chosen anti-collapse method are ignored.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LossWeights {
+    #[serde(default = "one")]
+    pub prediction: f64,
+    #[serde(default)]
+    pub std: f64,
+    #[serde(default)]
+    pub cov: f64,
+    #[serde(default)]
+    pub time_sim: f64,
+    #[serde(default)]
+    pub idm: f64,
+    /// SIGReg's lambda: loss = lambda sigreg + (1 - lambda) prediction.
+    #[serde(default = "default_sigreg")]
+    pub sigreg: f64,
+    #[serde(default = "default_projections")]
+    pub sigreg_projections: i64,
+    #[serde(default = "default_ema")]
+    pub ema_decay: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Level1 {
+    #[serde(default = "default_hidden")]
+    pub hidden: i64,
+    /// Open-loop rollout length trained against target encodings.
+    pub horizon: i64,
+    pub anti_collapse: AntiCollapse,
+    pub loss: LossWeights,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Level2 {
+    pub enabled: bool,
+    /// Control steps per level-2 jump (HWM uses 10).
+    pub k: i64,
+    /// Size of the abstract representation h.
+    pub dim: i64,
+    /// Size of the macro-action u, bounded to [-1, 1] by tanh.
+    pub macro_dim: i64,
+    /// Jumps rolled out open loop in training.
+    pub jumps: i64,
+    #[serde(default = "default_hidden")]
+    pub hidden: i64,
+    pub anti_collapse: AntiCollapse,
+    pub loss: LossWeights,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Train {
+    pub steps: i64,
+    pub batch_size: i64,
+    pub learning_rate: f64,
+    #[serde(default)]
+    pub weight_decay: f64,
+    pub seed: u64,
+    /// "cpu" or "cuda" (`--device` overrides).
+    #[serde(default = "default_device")]
+    pub device: String,
+    pub validate_every: i64,
+    /// Fraction of episodes held out for validation and probes.
+    pub validation_fraction: f64,
+    /// Intra-op threads for torch (0: leave torch's default).
+    #[serde(default)]
+    pub threads: i32,
+}
+
+fn default_channels() -> Vec<i64> {
+    vec![16, 32, 32]
+}
+fn default_hidden() -> i64 {
+    256
+}
+fn one() -> f64 {
+    1.0
+}
+fn default_sigreg() -> f64 {
+    0.1
+}
+fn default_projections() -> i64 {
+    256
+}
+fn default_ema() -> f64 {
+    0.99
+}
+fn default_device() -> String {
+    "cpu".into()
+}
+
+impl AgentFile {
+    pub fn load(path: &Path) -> Result<AgentFile, InputError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| InputError::new(path, "", format!("cannot read agent file: {e}")))?;
+        AgentFile::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<AgentFile, InputError> {
+        let a: AgentFile = toml::from_str(text).map_err(|e| {
+            let loc = e
+                .span()
+                .map(|s| {
+                    let line = text[..s.start].matches('\n').count() + 1;
+                    let col = s.start - text[..s.start].rfind('\n').map_or(0, |i| i + 1) + 1;
+                    format!("line {line}, column {col}")
+                })
+                .unwrap_or_default();
+            InputError::new(path, loc, e.message().to_string())
+        })?;
+        a.validate(path)?;
+        Ok(a)
+    }
+
+    /// The torch device named by the file (or an override).
+    pub fn device(&self, path: &Path, overridden: Option<&str>) -> Result<tch::Device, InputError> {
+        parse_device(overridden.unwrap_or(&self.train.device), path)
+    }
+
+    /// Frames per training window: enough for the level-1 horizon and the level-2 jumps.
+    pub fn window(&self) -> i64 {
+        let l2 = if self.level2.enabled { self.level2.k * self.level2.jumps } else { 0 };
+        self.level1.horizon.max(l2) + 1
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), InputError> {
+        let bad = |key: &str, msg: String| Err(InputError::new(path, key, msg));
+        let p = &self.perception;
+        if p.latent_dim < 1 || p.latent_dim > 4096 {
+            return bad("perception.latent_dim", format!("expected 1..=4096, got {}", p.latent_dim));
+        }
+        if p.hidden < 1 {
+            return bad("perception.hidden", format!("expected a positive width, got {}", p.hidden));
+        }
+        if p.observation == ObservationKind::Pixels && (p.channels.is_empty() || p.channels.iter().any(|c| *c < 1)) {
+            return bad("perception.channels", format!("expected a non-empty list of positive channel counts, got {:?}", p.channels));
+        }
+        if self.level1.horizon < 1 {
+            return bad("level1.horizon", format!("expected at least 1, got {}", self.level1.horizon));
+        }
+        if self.level1.hidden < 1 {
+            return bad("level1.hidden", format!("expected a positive width, got {}", self.level1.hidden));
+        }
+        check_weights(&self.level1.loss, "level1.loss", path)?;
+        let l2 = &self.level2;
+        if l2.enabled {
+            for (k, v) in [("k", l2.k), ("dim", l2.dim), ("macro_dim", l2.macro_dim), ("jumps", l2.jumps), ("hidden", l2.hidden)] {
+                if v < 1 {
+                    return bad(&format!("level2.{k}"), format!("expected at least 1, got {v}"));
+                }
+            }
+            check_weights(&l2.loss, "level2.loss", path)?;
+        }
+        let t = &self.train;
+        if t.steps < 1 {
+            return bad("train.steps", format!("expected at least 1, got {}", t.steps));
+        }
+        if t.batch_size < 2 {
+            return bad("train.batch_size", format!("expected at least 2 (variance needs a batch), got {}", t.batch_size));
+        }
+        if !(t.learning_rate.is_finite() && t.learning_rate > 0.0) {
+            return bad("train.learning_rate", format!("expected a positive number, got {}", t.learning_rate));
+        }
+        if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
+            return bad("train.weight_decay", format!("expected a number >= 0, got {}", t.weight_decay));
+        }
+        if t.validate_every < 1 {
+            return bad("train.validate_every", format!("expected at least 1, got {}", t.validate_every));
+        }
+        if !(t.validation_fraction > 0.0 && t.validation_fraction < 1.0) {
+            return bad("train.validation_fraction", format!("expected a fraction in (0, 1), got {}", t.validation_fraction));
+        }
+        parse_device(&t.device, path)?;
+        Ok(())
+    }
+}
+
+fn check_weights(w: &LossWeights, key: &str, path: &Path) -> Result<(), InputError> {
+    for (k, v) in [("prediction", w.prediction), ("std", w.std), ("cov", w.cov), ("time_sim", w.time_sim), ("idm", w.idm)] {
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(InputError::new(path, format!("{key}.{k}"), format!("expected a weight >= 0, got {v}")));
+        }
+    }
+    if !(w.sigreg > 0.0 && w.sigreg < 1.0) {
+        return Err(InputError::new(path, format!("{key}.sigreg"), format!("expected lambda in (0, 1), got {}", w.sigreg)));
+    }
+    if w.sigreg_projections < 1 {
+        return Err(InputError::new(path, format!("{key}.sigreg_projections"), format!("expected at least 1, got {}", w.sigreg_projections)));
+    }
+    if !(w.ema_decay > 0.0 && w.ema_decay < 1.0) {
+        return Err(InputError::new(path, format!("{key}.ema_decay"), format!("expected a decay in (0, 1), got {}", w.ema_decay)));
+    }
+    Ok(())
+}
+
+pub fn parse_device(name: &str, path: &Path) -> Result<tch::Device, InputError> {
+    match name {
+        "cpu" => Ok(tch::Device::Cpu),
+        "cuda" => {
+            if tch::Cuda::is_available() {
+                Ok(tch::Device::Cuda(0))
+            } else {
+                Err(InputError::new(path, "train.device", "\"cuda\" asked for, but libtorch sees no CUDA device"))
+            }
+        }
+        other => Err(InputError::new(path, "train.device", format!("expected \"cpu\" or \"cuda\", got {other:?}"))),
+    }
+}

@@ -1,0 +1,125 @@
+//! Training data: a dataset's episodes as tensors, split by episode into training and
+//! held-out sets, cut into fixed-length windows.
+
+use std::path::Path;
+
+use tch::{Device, Kind, Tensor};
+
+use super::config::{AgentFile, ObservationKind};
+use super::networks::ModelShapes;
+use crate::data::Dataset;
+use crate::error::InputError;
+
+pub struct TrainingData {
+    /// `[N, H, W, 3]` u8 or `[N, D]` f32, every observation of every episode.
+    pub obs: Tensor,
+    /// `[M, 2]` f32.
+    pub actions: Tensor,
+    /// `[N, S]` f32 physical states (probe targets).
+    pub states: Tensor,
+    pub state_names: Vec<String>,
+    /// Window starts `(first observation row, first action row)` in training episodes.
+    pub train_windows: Vec<(i64, i64)>,
+    pub val_windows: Vec<(i64, i64)>,
+    /// Observation rows of training and held-out episodes.
+    pub train_frames: Vec<i64>,
+    pub val_frames: Vec<i64>,
+    pub shapes: ModelShapes,
+    pub window: i64,
+}
+
+impl TrainingData {
+    /// Loads a dataset for an agent; the dataset must carry what the agent observes.
+    pub fn load(dataset: &Dataset, agent: &AgentFile, agent_path: &Path) -> Result<TrainingData, InputError> {
+        let m = &dataset.manifest;
+        let manifest_path = dataset.dir.join(crate::data::dataset::MANIFEST);
+        let scene_name = Path::new(&agent.scene).file_stem().and_then(|s| s.to_str()).unwrap_or(&agent.scene);
+        if m.scene != scene_name {
+            return Err(InputError::new(
+                &manifest_path,
+                "scene",
+                format!("the dataset is from scene {:?}, the agent file {} is for {:?}", m.scene, agent_path.display(), agent.scene),
+            ));
+        }
+        let kind = agent.perception.observation;
+        if kind == ObservationKind::Pixels && m.image_shape.is_none() {
+            return Err(InputError::new(&manifest_path, "image_shape", "the agent observes pixels but the dataset has no images"));
+        }
+        if kind == ObservationKind::State && m.obs_state_names.is_empty() {
+            return Err(InputError::new(&manifest_path, "obs_state_names", "the agent observes states but the dataset has none"));
+        }
+        let episodes = dataset.episodes()?;
+        let window = agent.window();
+        let n_val = ((episodes.len() as f64 * agent.train.validation_fraction).ceil() as usize).max(1);
+        if episodes.len() < n_val + 1 {
+            return Err(InputError::new(&manifest_path, "episodes", format!("need at least 2 episodes (training + held out), found {}", episodes.len())));
+        }
+        let split = episodes.len() - n_val;
+        let (mut obs_u8, mut obs_f32, mut actions, mut states) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut train_windows, mut val_windows, mut train_frames, mut val_frames) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut o, mut a) = (0i64, 0i64);
+        for (i, e) in episodes.iter().enumerate() {
+            let t = e.action.len() as i64;
+            let (windows, frames) = if i < split { (&mut train_windows, &mut train_frames) } else { (&mut val_windows, &mut val_frames) };
+            windows.extend((0..(t + 2 - window).max(0)).map(|s| (o + s, a + s)));
+            frames.extend(o..o + t + 1);
+            match kind {
+                ObservationKind::Pixels => e.obs_image.iter().for_each(|im| obs_u8.extend_from_slice(im)),
+                ObservationKind::State => e.obs_state.iter().for_each(|s| obs_f32.extend_from_slice(s)),
+            }
+            e.state.iter().for_each(|s| states.extend_from_slice(s));
+            e.action.iter().for_each(|x| actions.extend_from_slice(x));
+            o += t + 1;
+            a += t;
+        }
+        if train_windows.is_empty() || val_windows.is_empty() {
+            return Err(InputError::new(
+                &manifest_path,
+                "episodes",
+                format!("no episode is long enough for a {window}-frame window in the training or held-out split"),
+            ));
+        }
+        let (obs, obs_shape) = match kind {
+            ObservationKind::Pixels => {
+                let [h, w, c] = m.image_shape.expect("checked above").map(|x| x as i64);
+                (Tensor::from_slice(&obs_u8).view([o, h, w, c]), vec![h, w, c])
+            }
+            ObservationKind::State => {
+                let d = m.obs_state_names.len() as i64;
+                (Tensor::from_slice(&obs_f32).view([o, d]), vec![d])
+            }
+        };
+        Ok(TrainingData {
+            obs,
+            actions: Tensor::from_slice(&actions).view([a, 2]),
+            states: Tensor::from_slice(&states).view([o, m.state_names.len() as i64]),
+            state_names: m.state_names.clone(),
+            train_windows,
+            val_windows,
+            train_frames,
+            val_frames,
+            shapes: ModelShapes { observation: obs_shape, action_low: m.action_low, action_high: m.action_high },
+            window,
+        })
+    }
+
+    /// A batch of windows: observations `[B, L, ...]` and actions `[B, L-1, 2]` on `device`.
+    pub fn batch(&self, windows: &[(i64, i64)], device: Device) -> (Tensor, Tensor) {
+        let l = self.window;
+        let obs_idx: Vec<i64> = windows.iter().flat_map(|(o, _)| *o..*o + l).collect();
+        let act_idx: Vec<i64> = windows.iter().flat_map(|(_, a)| *a..*a + l - 1).collect();
+        let b = windows.len() as i64;
+        let obs = self.obs.index_select(0, &Tensor::from_slice(&obs_idx));
+        let mut shape = vec![b, l];
+        shape.extend(&obs.size()[1..]);
+        let obs = obs.view(shape.as_slice()).to_device(device);
+        let actions = self.actions.index_select(0, &Tensor::from_slice(&act_idx)).view([b, l - 1, 2]).to_device(device);
+        (obs, actions)
+    }
+
+    /// Mean and std of state observations over the training frames (for the state encoder).
+    pub fn state_statistics(&self) -> (Tensor, Tensor) {
+        let x = self.obs.index_select(0, &Tensor::from_slice(&self.train_frames)).to_kind(Kind::Float);
+        (x.mean_dim(0i64, false, Kind::Float), x.std_dim(0i64, false, false).clamp_min(1e-3))
+    }
+}

@@ -1,0 +1,15 @@
+//! The H-JEPA world model (tch): perception encoders, a level-1 predictor (one control step)
+//! and a level-2 abstraction + predictor (k steps at once, driven by learned macro-actions),
+//! trained without a decoder against collapse with VICReg, SIGReg or an EMA target.
+
+pub mod config;
+pub mod data;
+pub mod losses;
+pub mod networks;
+pub mod probe;
+pub mod train;
+
+pub use config::AgentFile;
+pub use networks::WorldModel;
+pub use probe::Diagnostics;
+pub use train::{train, TrainOptions, Trainer};

@@ -1,0 +1,512 @@
+//! `hjepa train`: a flat training loop with periodic validation, atomic checkpoints, a
+//! metrics log that survives a kill, and bit-identical resume on CPU.
+//!
+//! Resume is exact because nothing hides state: batches are drawn from an RNG seeded by
+//! (seed, step), SIGReg's directions from torch's generator seeded the same way, and the
+//! optimiser is a plain AdamW whose moments live in the checkpoint.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use tch::{nn, Device, Kind, Tensor};
+
+use super::config::{AgentFile, AntiCollapse};
+use super::data::TrainingData;
+use super::losses::{level_loss, LevelOutputs, LossTerms};
+use super::networks::{Encoder, ModelShapes, WorldModel};
+use super::probe::{diagnose, Diagnostics};
+use crate::data::dataset::{sha256_hex, write_atomic};
+use crate::data::Dataset;
+use crate::error::InputError;
+
+pub const CHECKPOINT_FORMAT: &str = "hjepa-checkpoint/1";
+
+/// What a checkpoint says about itself (`meta.json`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointMeta {
+    pub format: String,
+    pub step: i64,
+    pub seed: u64,
+    pub dataset: PathBuf,
+    /// SHA-256 over the dataset's shard hashes: the exact data trained on.
+    pub dataset_digest: String,
+    pub shapes: ModelShapes,
+    pub diagnostics: Option<Diagnostics>,
+}
+
+/// The model, its EMA target (when a level asks for one) and the optimiser state.
+pub struct Trainer {
+    pub agent: AgentFile,
+    pub device: Device,
+    pub vs: nn::VarStore,
+    pub model: WorldModel,
+    target_vs: Option<nn::VarStore>,
+    target: Option<WorldModel>,
+    /// AdamW moments, by variable name.
+    moments: BTreeMap<String, (Tensor, Tensor)>,
+    pub step: i64,
+}
+
+/// Losses of one training step, per level.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct StepLosses {
+    pub level1: LossTerms,
+    pub level2: Option<LossTerms>,
+    pub total: f64,
+}
+
+pub fn dataset_digest(ds: &Dataset) -> String {
+    let joined: String = ds.manifest.shards.iter().map(|s| s.sha256.as_str()).collect::<Vec<_>>().join(",");
+    sha256_hex(joined.as_bytes())
+}
+
+fn step_seed(seed: u64, step: i64) -> u64 {
+    crate::episodes::episode_seed(seed, step as u64)
+}
+
+impl Trainer {
+    pub fn new(agent: AgentFile, shapes: &ModelShapes, device: Device) -> Trainer {
+        tch::manual_seed(agent.train.seed as i64);
+        let vs = nn::VarStore::new(device);
+        let model = WorldModel::new(&vs.root(), &agent, shapes);
+        let uses_ema = agent.level1.anti_collapse == AntiCollapse::Ema
+            || (agent.level2.enabled && agent.level2.anti_collapse == AntiCollapse::Ema);
+        let (target_vs, target) = if uses_ema {
+            let mut tvs = nn::VarStore::new(device);
+            let t = WorldModel::new(&tvs.root(), &agent, shapes);
+            tvs.copy(&vs).expect("same architecture");
+            tvs.freeze();
+            (Some(tvs), Some(t))
+        } else {
+            (None, None)
+        };
+        Trainer { agent, device, vs, model, target_vs, target, moments: BTreeMap::new(), step: 0 }
+    }
+
+    /// Sets the state encoder's input normalisation from the training data.
+    pub fn set_input_statistics(&mut self, data: &TrainingData) {
+        if let Encoder::State(_) = self.model.encoder {
+            let (mean, std) = data.state_statistics();
+            for vs in std::iter::once(&self.vs).chain(self.target_vs.as_ref()) {
+                let vars = vs.variables();
+                tch::no_grad(|| {
+                    vars["encoder.input_mean"].shallow_clone().copy_(&mean);
+                    vars["encoder.input_std"].shallow_clone().copy_(&std);
+                });
+            }
+        }
+    }
+
+    /// Losses on one batch (differentiable total, and the numbers).
+    pub fn losses(&self, obs: &Tensor, actions: &Tensor) -> (Tensor, StepLosses) {
+        let m = &self.model;
+        let (b, l) = (obs.size()[0], obs.size()[1]);
+        let z = m.encode(&obs.flatten(0, 1)).view([b, l, -1]);
+        let tz = self.target.as_ref().map(|t| tch::no_grad(|| t.encode(&obs.flatten(0, 1)).view([b, l, -1])));
+        let a = m.normalize_actions(actions);
+        let l1 = &self.agent.level1;
+        let h1 = l1.horizon;
+        let pred = m.rollout(&z.select(1, 0), &a.narrow(1, 0, h1));
+        let targets = match (&tz, l1.anti_collapse) {
+            (Some(t), AntiCollapse::Ema) => t.narrow(1, 1, h1),
+            _ => z.narrow(1, 1, h1),
+        };
+        let idm = (l1.anti_collapse == AntiCollapse::Vicreg && l1.loss.idm > 0.0).then(|| {
+            let pair = Tensor::cat(&[z.narrow(1, 0, l - 1), z.narrow(1, 1, l - 1)], -1);
+            (m.idm1.forward(&pair), a.shallow_clone())
+        });
+        let (total1, terms1) =
+            level_loss(LevelOutputs { predicted: &pred, targets: &targets, all: &z, idm }, l1.anti_collapse, &l1.loss);
+        let mut total = total1;
+        let mut level2 = None;
+        if let Some(n2) = &m.level2 {
+            let c = &self.agent.level2;
+            let jumps = c.jumps;
+            let idx = Tensor::from_slice(&(0..=jumps).map(|j| j * c.k).collect::<Vec<i64>>()).to_device(self.device);
+            let h = n2.abstract_state(&z.index_select(1, &idx));
+            let chunks = a.narrow(1, 0, jumps * c.k).reshape([b * jumps, c.k, 2]);
+            let u = n2.encode_macro(&chunks).view([b, jumps, -1]);
+            let hp = n2.rollout(&h.select(1, 0), &u);
+            let target_h = match (&tz, &self.target, c.anti_collapse) {
+                (Some(t), Some(tm), AntiCollapse::Ema) => tch::no_grad(|| {
+                    tm.level2.as_ref().expect("same architecture").abstract_state(&t.index_select(1, &idx)).narrow(1, 1, jumps)
+                }),
+                _ => h.narrow(1, 1, jumps),
+            };
+            let idm2 = (c.anti_collapse == AntiCollapse::Vicreg && c.loss.idm > 0.0).then(|| {
+                let pair = Tensor::cat(&[h.narrow(1, 0, jumps), h.narrow(1, 1, jumps)], -1);
+                (n2.idm2.forward(&pair), u.detach())
+            });
+            let (t2, terms2) =
+                level_loss(LevelOutputs { predicted: &hp, targets: &target_h, all: &h, idm: idm2 }, c.anti_collapse, &c.loss);
+            total = total + t2;
+            level2 = Some(terms2);
+        }
+        let losses = StepLosses { total: total.double_value(&[]), level1: terms1, level2 };
+        (total, losses)
+    }
+
+    /// Draws this step's batch: deterministic in (seed, step).
+    pub fn batch_windows(&self, data: &TrainingData) -> Vec<(i64, i64)> {
+        let mut rng = ChaCha8Rng::seed_from_u64(step_seed(self.agent.train.seed, self.step));
+        (0..self.agent.train.batch_size).map(|_| data.train_windows[rng.random_range(0..data.train_windows.len())]).collect()
+    }
+
+    /// One optimisation step. Returns the losses; a non-finite loss leaves the weights alone.
+    pub fn train_step(&mut self, data: &TrainingData) -> StepLosses {
+        tch::manual_seed(step_seed(self.agent.train.seed ^ 0x5EED, self.step) as i64);
+        let (obs, actions) = data.batch(&self.batch_windows(data), self.device);
+        let (loss, terms) = self.losses(&obs, &actions);
+        if !terms.total.is_finite() {
+            return terms;
+        }
+        self.zero_grad();
+        loss.backward();
+        self.adamw();
+        self.update_target();
+        self.step += 1;
+        terms
+    }
+
+    fn named_trainable(&self) -> Vec<(String, Tensor)> {
+        let mut v: Vec<(String, Tensor)> = self.vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    fn zero_grad(&self) {
+        for (_, p) in self.named_trainable() {
+            let mut g = p.grad();
+            if g.defined() {
+                let _ = g.zero_();
+            }
+        }
+    }
+
+    /// AdamW (beta 0.9 / 0.999, eps 1e-8, decoupled weight decay).
+    fn adamw(&mut self) {
+        let (lr, wd) = (self.agent.train.learning_rate, self.agent.train.weight_decay);
+        let (b1, b2, eps) = (0.9, 0.999, 1e-8);
+        let t = (self.step + 1) as i32;
+        let (c1, c2) = (1.0 - f64::powi(b1, t), 1.0 - f64::powi(b2, t));
+        let vars = self.named_trainable();
+        tch::no_grad(|| {
+            for (name, p) in vars {
+                let g = p.grad();
+                if !g.defined() {
+                    continue;
+                }
+                let (m, v) = self.moments.entry(name).or_insert_with(|| (p.zeros_like(), p.zeros_like()));
+                *m = &*m * b1 + &g * (1.0 - b1);
+                *v = &*v * b2 + (&g * &g) * (1.0 - b2);
+                let update = (&*m / c1) / ((&*v / c2).sqrt() + eps) * lr + &p * (lr * wd);
+                let mut p = p;
+                let _ = p.f_sub_(&update);
+            }
+        });
+    }
+
+    fn update_target(&mut self) {
+        let Some(tvs) = &self.target_vs else { return };
+        let decay = match self.agent.level1.anti_collapse {
+            AntiCollapse::Ema => self.agent.level1.loss.ema_decay,
+            _ => self.agent.level2.loss.ema_decay,
+        };
+        let online = self.vs.variables();
+        tch::no_grad(|| {
+            for (name, mut t) in tvs.variables() {
+                let o = &online[&name];
+                let _ = t.copy_(&(&t * decay + o * (1.0 - decay)));
+            }
+        });
+    }
+
+    /// Writes the checkpoint folder atomically: `checkpoint.tmp/` is filled, then swapped in.
+    pub fn save(&self, run: &Path, meta: &CheckpointMeta) -> anyhow::Result<()> {
+        let tmp = run.join("checkpoint.tmp");
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp)?;
+        self.vs.save(tmp.join("model.safetensors"))?;
+        if let Some(t) = &self.target_vs {
+            t.save(tmp.join("target.safetensors"))?;
+        }
+        let moments: Vec<(String, Tensor)> = self
+            .moments
+            .iter()
+            .flat_map(|(n, (m, v))| [(format!("{n}.m"), m.shallow_clone()), (format!("{n}.v"), v.shallow_clone())])
+            .collect();
+        Tensor::write_safetensors(&moments, tmp.join("optimizer.safetensors"))?;
+        std::fs::write(tmp.join("agent.toml"), toml::to_string_pretty(&self.agent)?)?;
+        write_atomic(&tmp.join("meta.json"), serde_json::to_string_pretty(meta)?.as_bytes())?;
+        for f in std::fs::read_dir(&tmp)? {
+            std::fs::File::open(f?.path())?.sync_all()?;
+        }
+        let (cur, old) = (run.join("checkpoint"), run.join("checkpoint.old"));
+        let _ = std::fs::remove_dir_all(&old);
+        if cur.exists() {
+            std::fs::rename(&cur, &old)?;
+        }
+        std::fs::rename(&tmp, &cur)?;
+        let _ = std::fs::remove_dir_all(&old);
+        Ok(())
+    }
+
+    /// Loads a run's checkpoint (or the previous one if a crash hit between the renames).
+    /// Shapes and names must match the agent file exactly.
+    pub fn load(run: &Path, agent: Option<&AgentFile>, device: Device) -> Result<(Trainer, CheckpointMeta), InputError> {
+        let dir = checkpoint_dir(run)?;
+        let meta_path = dir.join("meta.json");
+        let text = std::fs::read_to_string(&meta_path).map_err(|e| InputError::new(&meta_path, "", format!("cannot read: {e}")))?;
+        let meta: CheckpointMeta = serde_json::from_str(&text)
+            .map_err(|e| InputError::new(&meta_path, format!("line {}, column {}", e.line(), e.column()), e.to_string()))?;
+        let agent_path = dir.join("agent.toml");
+        let saved = AgentFile::load(&agent_path)?;
+        if let Some(a) = agent {
+            if a != &saved {
+                return Err(InputError::new(
+                    &agent_path,
+                    first_difference(a, &saved),
+                    "the checkpoint was trained with a different agent configuration than the one given",
+                ));
+            }
+        }
+        let mut t = Trainer::new(saved, &meta.shapes, device);
+        load_exact(&mut t.vs, &dir.join("model.safetensors"))?;
+        if let Some(tvs) = &mut t.target_vs {
+            load_exact(tvs, &dir.join("target.safetensors"))?;
+        }
+        let opt_path = dir.join("optimizer.safetensors");
+        let saved_moments: BTreeMap<String, Tensor> = Tensor::read_safetensors(&opt_path)
+            .map_err(|e| InputError::new(&opt_path, "", format!("corrupt optimizer state: {e}")))?
+            .into_iter()
+            .collect();
+        for (name, p) in t.named_trainable() {
+            if let (Some(m), Some(v)) = (saved_moments.get(&format!("{name}.m")), saved_moments.get(&format!("{name}.v"))) {
+                if m.size() != p.size() || v.size() != p.size() {
+                    return Err(InputError::new(&opt_path, &name, format!("moment shape {:?} differs from the weight's {:?}", m.size(), p.size())));
+                }
+                t.moments.insert(name, (m.to_device(device), v.to_device(device)));
+            }
+        }
+        t.step = meta.step;
+        Ok((t, meta))
+    }
+}
+
+fn checkpoint_dir(run: &Path) -> Result<PathBuf, InputError> {
+    for name in ["checkpoint", "checkpoint.old"] {
+        let d = run.join(name);
+        if d.join("meta.json").exists() {
+            return Ok(d);
+        }
+    }
+    Err(InputError::new(run, "", "no checkpoint in this run folder (expected checkpoint/meta.json)"))
+}
+
+/// The first top-level key where two agent configs differ, for error messages.
+fn first_difference(a: &AgentFile, b: &AgentFile) -> String {
+    let (ta, tb) = (toml::Value::try_from(a).ok(), toml::Value::try_from(b).ok());
+    fn walk(prefix: &str, a: &toml::Value, b: &toml::Value) -> Option<String> {
+        match (a, b) {
+            (toml::Value::Table(x), toml::Value::Table(y)) => {
+                for (k, va) in x {
+                    let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    match y.get(k) {
+                        Some(vb) => {
+                            if let Some(d) = walk(&key, va, vb) {
+                                return Some(d);
+                            }
+                        }
+                        None => return Some(key),
+                    }
+                }
+                None
+            }
+            _ if a != b => Some(format!("{prefix} (checkpoint: {b}, given: {a})")),
+            _ => None,
+        }
+    }
+    match (ta, tb) {
+        (Some(x), Some(y)) => walk("", &x, &y).unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+/// Loads weights, refusing any missing, extra or differently shaped tensor (tch's own load
+/// would broadcast a [1] tensor into a [64] variable without a word).
+fn load_exact(vs: &mut nn::VarStore, path: &Path) -> Result<(), InputError> {
+    let saved: BTreeMap<String, Tensor> = Tensor::read_safetensors(path)
+        .map_err(|e| InputError::new(path, "", format!("corrupt or truncated weights: {e}")))?
+        .into_iter()
+        .collect();
+    let vars = vs.variables();
+    for (name, var) in &vars {
+        match saved.get(name) {
+            None => return Err(InputError::new(path, name, "tensor missing from the checkpoint")),
+            Some(s) if s.size() != var.size() => {
+                return Err(InputError::new(path, name, format!("shape {:?} in the checkpoint, {:?} in the model", s.size(), var.size())))
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(extra) = saved.keys().find(|k| !vars.contains_key(*k)) {
+        return Err(InputError::new(path, extra, "tensor in the checkpoint that the model does not have"));
+    }
+    vs.load(path).map_err(|e| InputError::new(path, "", e.to_string()))
+}
+
+/// Options of `hjepa train`.
+#[derive(Clone, Debug)]
+pub struct TrainOptions {
+    pub agent_path: PathBuf,
+    pub data: PathBuf,
+    pub out: PathBuf,
+    pub resume: bool,
+    pub device: Option<String>,
+    /// Stop after this many steps in total (default: the agent file's `train.steps`).
+    pub steps: Option<i64>,
+    pub progress: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct TrainSummary {
+    pub steps: i64,
+    pub seconds: f64,
+    pub samples_per_second: f64,
+    pub diagnostics: Diagnostics,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Serialize)]
+struct MetricsLine<'a> {
+    step: i64,
+    elapsed_s: f64,
+    losses: &'a StepLosses,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    validation: Option<&'a Diagnostics>,
+}
+
+fn append_metrics(path: &Path, line: &MetricsLine) -> anyhow::Result<()> {
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    writeln!(f, "{}", serde_json::to_string(line)?)?;
+    f.sync_data()?;
+    Ok(())
+}
+
+/// The flat training loop: load, (resume,) step, validate and checkpoint every
+/// `validate_every` steps and at the end.
+pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainSummary> {
+    let agent = AgentFile::load(&opts.agent_path)?;
+    let device = agent.device(&opts.agent_path, opts.device.as_deref())?;
+    if agent.train.threads > 0 {
+        tch::set_num_threads(agent.train.threads);
+    }
+    let ds = Dataset::open(&opts.data)?;
+    let data = TrainingData::load(&ds, &agent, &opts.agent_path)?;
+    let digest = dataset_digest(&ds);
+    std::fs::create_dir_all(&opts.out)?;
+    let mut trainer = if opts.resume && (opts.out.join("checkpoint").exists() || opts.out.join("checkpoint.old").exists()) {
+        let (t, meta) = Trainer::load(&opts.out, Some(&agent), device)?;
+        if meta.dataset_digest != digest {
+            return Err(InputError::new(&opts.data, "", format!("the run {} was trained on other data (digest {})", opts.out.display(), meta.dataset_digest)).into());
+        }
+        if meta.shapes != data.shapes {
+            return Err(InputError::new(&opts.data, "", format!("observation/action shapes {:?} differ from the checkpoint's {:?}", data.shapes, meta.shapes)).into());
+        }
+        t
+    } else {
+        if !opts.resume && opts.out.join("checkpoint").exists() {
+            return Err(InputError::new(&opts.out, "", "this run folder already has a checkpoint: pass --resume to continue it, or choose another --out").into());
+        }
+        let mut t = Trainer::new(agent.clone(), &data.shapes, device);
+        t.set_input_statistics(&data);
+        t
+    };
+    let total = opts.steps.unwrap_or(agent.train.steps);
+    let metrics_path = opts.out.join("metrics.jsonl");
+    let bar = if opts.progress { ProgressBar::new(total as u64) } else { ProgressBar::hidden() };
+    bar.set_style(ProgressStyle::with_template("train [{bar:25}] {pos}/{len} steps {per_sec} eta {eta} {msg}").expect("template").progress_chars("=> "));
+    bar.set_position(trainer.step as u64);
+    let start = Instant::now();
+    let first_step = trainer.step;
+    let mut last = StepLosses::default();
+    let mut diagnostics = Diagnostics::default();
+    let meta_for = |t: &Trainer, d: Option<Diagnostics>| CheckpointMeta {
+        format: CHECKPOINT_FORMAT.into(),
+        step: t.step,
+        seed: t.agent.train.seed,
+        dataset: opts.data.clone(),
+        dataset_digest: digest.clone(),
+        shapes: data.shapes.clone(),
+        diagnostics: d,
+    };
+    while trainer.step < total {
+        let losses = trainer.train_step(&data);
+        if !losses.total.is_finite() {
+            bar.abandon();
+            anyhow::bail!(
+                "loss became {} at step {} (level 1 {:?}); training stopped, the last good checkpoint in {} is kept",
+                losses.total,
+                trainer.step,
+                losses.level1,
+                opts.out.display()
+            );
+        }
+        last = losses;
+        bar.set_position(trainer.step as u64);
+        bar.set_message(format!(
+            "loss {:.4} (pred {:.4}{})",
+            last.total,
+            last.level1.prediction,
+            last.level2.as_ref().map_or(String::new(), |l| format!(", L2 pred {:.4}", l.prediction))
+        ));
+        let validate = trainer.step % agent.train.validate_every == 0 || trainer.step == total;
+        if validate {
+            diagnostics = diagnose(&trainer.model, &data, device, 256, 4000);
+            for a in diagnostics.alarms() {
+                bar.println(a);
+            }
+            let line = MetricsLine { step: trainer.step, elapsed_s: start.elapsed().as_secs_f64(), losses: &last, validation: Some(&diagnostics) };
+            append_metrics(&metrics_path, &line)?;
+            trainer.save(&opts.out, &meta_for(&trainer, Some(diagnostics.clone())))?;
+        } else if trainer.step % 10 == 0 {
+            append_metrics(&metrics_path, &MetricsLine { step: trainer.step, elapsed_s: start.elapsed().as_secs_f64(), losses: &last, validation: None })?;
+        }
+    }
+    bar.finish_and_clear();
+    let seconds = start.elapsed().as_secs_f64();
+    let steps = trainer.step - first_step;
+    if steps == 0 {
+        diagnostics = diagnose(&trainer.model, &data, device, 256, 4000);
+    }
+    let _ = last;
+    Ok(TrainSummary {
+        steps: trainer.step,
+        seconds,
+        samples_per_second: (steps * agent.train.batch_size) as f64 / seconds.max(1e-9),
+        diagnostics,
+    })
+}
+
+/// `hjepa probe`: the diagnostics of a run's checkpoint on its dataset (or another one).
+pub fn probe(run: &Path, data: Option<&Path>, device: Option<&str>) -> anyhow::Result<Diagnostics> {
+    let dir = checkpoint_dir(run)?;
+    let agent_path = dir.join("agent.toml");
+    let agent = AgentFile::load(&agent_path)?;
+    let device = agent.device(&agent_path, device)?;
+    let (trainer, meta) = Trainer::load(run, None, device)?;
+    let ds = Dataset::open(data.unwrap_or(&meta.dataset))?;
+    let data = TrainingData::load(&ds, &agent, &agent_path)?;
+    if data.shapes != meta.shapes {
+        return Err(InputError::new(&ds.dir, "", format!("observation/action shapes {:?} differ from the checkpoint's {:?}", data.shapes, meta.shapes)).into());
+    }
+    let _ = Kind::Float;
+    Ok(diagnose(&trainer.model, &data, device, 512, 8000))
+}
