@@ -6,7 +6,7 @@ use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
 use super::config::{AgentFile, ObservationKind};
-use super::networks::ModelShapes;
+use super::world_model::ModelShapes;
 use crate::data::Dataset;
 use crate::error::InputError;
 
@@ -117,9 +117,17 @@ impl TrainingData {
         (obs, actions)
     }
 
-    /// Mean and std of state observations over the training frames (for the state encoder).
-    pub fn state_statistics(&self) -> (Tensor, Tensor) {
-        let x = self.obs.index_select(0, &Tensor::from_slice(&self.train_frames)).to_kind(Kind::Float);
-        (x.mean_dim(0i64, false, Kind::Float), x.std_dim(0i64, false, false).clamp_min(1e-3))
+    /// Mean and std of the observations over (up to 4096 evenly spaced) training frames,
+    /// per state component or per pixel and channel (in [0, 1] units). The std is floored:
+    /// a pixel that never changes would otherwise turn an unseen value into a huge input.
+    pub fn input_statistics(&self) -> (Tensor, Tensor) {
+        let stride = (self.train_frames.len() / 4096).max(1);
+        let rows: Vec<i64> = self.train_frames.iter().step_by(stride).copied().collect();
+        let x = self.obs.index_select(0, &Tensor::from_slice(&rows)).to_kind(Kind::Float);
+        let (x, floor) = if self.obs.kind() == Kind::Uint8 { (x / 255.0, PIXEL_STD_FLOOR) } else { (x, 1e-3) };
+        (x.mean_dim(0i64, false, Kind::Float), x.std_dim(0i64, false, false).clamp_min(floor))
     }
 }
+
+/// Smallest per-pixel std used to normalise images: at most a 10x gain on rare pixels.
+pub const PIXEL_STD_FLOOR: f64 = 0.1;

@@ -4,12 +4,14 @@
 
 pub mod config;
 pub mod data;
+pub mod encoder;
 pub mod losses;
-pub mod networks;
+pub mod plots;
 pub mod probe;
 pub mod train;
+pub mod world_model;
 
 pub use config::AgentFile;
-pub use networks::WorldModel;
+pub use world_model::WorldModel;
 pub use probe::Diagnostics;
 pub use train::{train, TrainOptions, Trainer};

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use super::data::TrainingData;
-use super::networks::WorldModel;
+use super::world_model::WorldModel;
 
 /// Alarm thresholds: a representation whose effective rank is below this fraction of its
 /// dimension (and below 2), or whose mean per-dimension std is below `MIN_STD` relative to
@@ -25,7 +25,10 @@ pub struct Spread {
 impl Spread {
     /// The reason for a collapse alarm, if any.
     pub fn alarm(&self) -> Option<String> {
-        if !self.std_mean.is_finite() || self.std_mean < MIN_STD {
+        if !self.std_mean.is_finite() {
+            return Some("non-finite representations".into());
+        }
+        if self.std_mean < MIN_STD {
             return Some(format!("mean std per dimension {:.2e} < {MIN_STD:.0e}", self.std_mean));
         }
         if self.effective_rank < (MIN_RANK_FRACTION * self.dim as f64).max(2.0).min(self.dim as f64) {
@@ -50,6 +53,9 @@ pub struct Diagnostics {
     pub level1_error: Vec<f64>,
     /// Level-2 error at 1..J jumps, relative to h's variance.
     pub level2_error: Vec<f64>,
+    /// Control steps per level-2 jump (0 without level 2).
+    #[serde(default)]
+    pub level2_k: i64,
     /// E2 of k composed level-1 steps vs P2's one jump, relative to h's variance.
     pub level2_consistency: Option<f64>,
     pub level1_spread: Spread,
@@ -58,6 +64,11 @@ pub struct Diagnostics {
 }
 
 impl Diagnostics {
+    /// Whether every representation was finite (weights that blew up make them inf/NaN).
+    pub fn finite(&self) -> bool {
+        self.level1_spread.std_mean.is_finite() && self.level2_spread.as_ref().is_none_or(|s| s.std_mean.is_finite())
+    }
+
     pub fn alarms(&self) -> Vec<String> {
         let mut v = Vec::new();
         if let Some(a) = self.level1_spread.alarm() {
@@ -102,6 +113,9 @@ impl Diagnostics {
 /// Spread statistics of representations `[N, D]`.
 pub fn spread(z: &Tensor) -> Spread {
     let z = z.to_kind(Kind::Double);
+    if !bool::try_from(z.isfinite().all()).unwrap_or(false) {
+        return Spread { std_mean: f64::NAN, std_min: f64::NAN, effective_rank: f64::NAN, dim: z.size()[1] };
+    }
     let std = z.std_dim(0i64, false, false);
     let zc = &z - z.mean_dim(0i64, true, Kind::Double);
     let (_, s, _) = zc.svd(true, false);
@@ -127,14 +141,25 @@ pub fn encode_rows(model: &WorldModel, data: &TrainingData, rows: &[i64], device
 }
 
 /// Ridge regression from `x_train` to `y_train`, scored by R^2 per column on the test rows.
+/// Features are standardised with the training rows' statistics first, so the score does
+/// not depend on the representation's scale (a tiny-variance encoder is not penalised by
+/// the ridge term). Non-finite inputs score NaN.
 pub fn linear_probe_r2(x_train: &Tensor, y_train: &Tensor, x_test: &Tensor, y_test: &Tensor) -> Vec<f64> {
-    let with_bias = |x: &Tensor| Tensor::cat(&[x.to_kind(Kind::Double), Tensor::ones([x.size()[0], 1], (Kind::Double, Device::Cpu))], 1);
-    let (xt, xv) = (with_bias(x_train), with_bias(x_test));
+    let cols = y_train.size().get(1).copied().unwrap_or(1) as usize;
+    let finite = |t: &Tensor| bool::try_from(t.isfinite().all()).unwrap_or(false);
+    if ![x_train, y_train, x_test, y_test].into_iter().all(finite) {
+        return vec![f64::NAN; cols];
+    }
+    let (xt, xv) = (x_train.to_kind(Kind::Double), x_test.to_kind(Kind::Double));
+    let mean = xt.mean_dim(0i64, true, Kind::Double);
+    let std = xt.std_dim(0i64, false, true).clamp_min(1e-12);
+    let (xt, xv) = ((&xt - &mean) / &std, (&xv - &mean) / &std);
     let (yt, yv) = (y_train.to_kind(Kind::Double), y_test.to_kind(Kind::Double));
-    let d = xt.size()[1];
-    let gram = xt.transpose(0, 1).matmul(&xt) + Tensor::eye(d, (Kind::Double, Device::Cpu)) * 1e-3;
-    let w = Tensor::linalg_solve(&gram, &xt.transpose(0, 1).matmul(&yt), true);
-    let pred = xv.matmul(&w);
+    let y_mean = yt.mean_dim(0i64, true, Kind::Double);
+    let (n, d) = (xt.size()[0], xt.size()[1]);
+    let gram = xt.transpose(0, 1).matmul(&xt) + Tensor::eye(d, (Kind::Double, Device::Cpu)) * (1e-4 * n as f64);
+    let w = Tensor::linalg_solve(&gram, &xt.transpose(0, 1).matmul(&(&yt - &y_mean)), true);
+    let pred = xv.matmul(&w) + &y_mean;
     let sse = (&pred - &yv).pow_tensor_scalar(2).sum_dim_intlist([0i64].as_slice(), false, Kind::Double);
     let sst = (&yv - yv.mean_dim(0i64, true, Kind::Double)).pow_tensor_scalar(2).sum_dim_intlist([0i64].as_slice(), false, Kind::Double);
     let r2 = 1.0 - sse / sst.clamp_min(1e-12);
@@ -178,6 +203,7 @@ pub fn diagnose(model: &WorldModel, data: &TrainingData, device: Device, max_win
             .collect();
         if let Some(l2) = &model.level2 {
             let jumps = (l - 1) / l2.k;
+            d.level2_k = l2.k;
             let idx: Vec<i64> = (0..=jumps).map(|j| j * l2.k).collect();
             let h = l2.abstract_state(&z.index_select(1, &Tensor::from_slice(&idx).to_device(device)));
             let var_h = h.flatten(0, 1).var_dim(0i64, false, false).mean(Kind::Float).clamp_min(1e-12);

@@ -19,7 +19,7 @@ use tch::{nn, Device, Kind, Tensor};
 use super::config::{AgentFile, AntiCollapse};
 use super::data::TrainingData;
 use super::losses::{level_loss, LevelOutputs, LossTerms};
-use super::networks::{Encoder, ModelShapes, WorldModel};
+use super::world_model::{ModelShapes, WorldModel};
 use super::probe::{diagnose, Diagnostics};
 use crate::data::dataset::{sha256_hex, write_atomic};
 use crate::data::Dataset;
@@ -90,17 +90,15 @@ impl Trainer {
         Trainer { agent, device, vs, model, target_vs, target, moments: BTreeMap::new(), step: 0 }
     }
 
-    /// Sets the state encoder's input normalisation from the training data.
+    /// Sets the encoder's input normalisation from the training data.
     pub fn set_input_statistics(&mut self, data: &TrainingData) {
-        if let Encoder::State(_) = self.model.encoder {
-            let (mean, std) = data.state_statistics();
-            for vs in std::iter::once(&self.vs).chain(self.target_vs.as_ref()) {
-                let vars = vs.variables();
-                tch::no_grad(|| {
-                    vars["encoder.input_mean"].shallow_clone().copy_(&mean);
-                    vars["encoder.input_std"].shallow_clone().copy_(&std);
-                });
-            }
+        let (mean, std) = data.input_statistics();
+        for vs in std::iter::once(&self.vs).chain(self.target_vs.as_ref()) {
+            let vars = vs.variables();
+            tch::no_grad(|| {
+                vars["encoder.input_mean"].shallow_clone().copy_(&mean);
+                vars["encoder.input_std"].shallow_clone().copy_(&std);
+            });
         }
     }
 
@@ -400,6 +398,25 @@ fn append_metrics(path: &Path, line: &MetricsLine) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Drops metrics lines past `step` (written after the checkpoint a resume starts from), so
+/// the log of a resumed run reads like that of an uninterrupted one.
+fn truncate_metrics(path: &Path, step: i64) -> anyhow::Result<()> {
+    #[derive(Deserialize)]
+    struct StepOnly {
+        step: i64,
+    }
+    let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
+    let kept: String = text
+        .lines()
+        .filter(|l| serde_json::from_str::<StepOnly>(l).is_ok_and(|r| r.step <= step))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    if kept.len() != text.len() {
+        write_atomic(path, kept.as_bytes())?;
+    }
+    Ok(())
+}
+
 /// The flat training loop: load, (resume,) step, validate and checkpoint every
 /// `validate_every` steps and at the end.
 pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainSummary> {
@@ -420,6 +437,7 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainSummary> {
         if meta.shapes != data.shapes {
             return Err(InputError::new(&opts.data, "", format!("observation/action shapes {:?} differ from the checkpoint's {:?}", data.shapes, meta.shapes)).into());
         }
+        truncate_metrics(&opts.out.join("metrics.jsonl"), t.step)?;
         t
     } else {
         if !opts.resume && opts.out.join("checkpoint").exists() {
@@ -470,12 +488,23 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainSummary> {
         let validate = trainer.step % agent.train.validate_every == 0 || trainer.step == total;
         if validate {
             diagnostics = diagnose(&trainer.model, &data, device, 256, 4000);
+            if !diagnostics.finite() {
+                bar.abandon();
+                anyhow::bail!(
+                    "representations became non-finite at step {} (the weights diverged); training stopped, the last good checkpoint in {} is kept",
+                    trainer.step,
+                    opts.out.display()
+                );
+            }
             for a in diagnostics.alarms() {
                 bar.println(a);
             }
             let line = MetricsLine { step: trainer.step, elapsed_s: start.elapsed().as_secs_f64(), losses: &last, validation: Some(&diagnostics) };
             append_metrics(&metrics_path, &line)?;
             trainer.save(&opts.out, &meta_for(&trainer, Some(diagnostics.clone())))?;
+            if let Err(e) = super::plots::write_run_plots(&opts.out) {
+                bar.println(format!("warning: plots not written: {e:#}"));
+            }
         } else if trainer.step % 10 == 0 {
             append_metrics(&metrics_path, &MetricsLine { step: trainer.step, elapsed_s: start.elapsed().as_secs_f64(), losses: &last, validation: None })?;
         }

@@ -1,105 +1,13 @@
-//! The H-JEPA networks, each a struct built from an `nn::Path` with named sub-paths so
-//! checkpoint names stay stable: perception encoders, the level-1 predictor, the level-2
-//! abstraction, macro-action encoder and predictor, and inverse-dynamics heads.
+//! The world model: the perception encoder plus the level-1 predictor (one control step),
+//! the level-2 abstraction, macro-action encoder and predictor (k steps per jump), and the
+//! inverse-dynamics heads used as regularisers. Checkpoint names: `encoder`, `predictor1`,
+//! `idm1`, `level2/{abstraction,macro_encoder,predictor,idm}`.
 
-use tch::nn::{self, Module};
-use tch::{Kind, Tensor};
+use tch::nn;
+use tch::Tensor;
 
 use super::config::{AgentFile, ObservationKind};
-
-/// An MLP with ReLU between layers: `sizes = [in, hidden..., out]`.
-#[derive(Debug)]
-pub struct Mlp {
-    layers: Vec<nn::Linear>,
-}
-
-impl Mlp {
-    pub fn new(p: &nn::Path, sizes: &[i64]) -> Mlp {
-        let layers = sizes.windows(2).enumerate().map(|(i, w)| nn::linear(p / format!("fc{i}"), w[0], w[1], Default::default())).collect();
-        Mlp { layers }
-    }
-
-    pub fn forward(&self, x: &Tensor) -> Tensor {
-        let mut h = x.shallow_clone();
-        for (i, l) in self.layers.iter().enumerate() {
-            h = l.forward(&h);
-            if i + 1 < self.layers.len() {
-                h = h.relu();
-            }
-        }
-        h
-    }
-}
-
-/// Pixels `[N, H, W, 3]` u8 -> z `[N, latent]`: stride-2 convs (k 4) with ReLU, then a linear map.
-#[derive(Debug)]
-pub struct PixelEncoder {
-    convs: Vec<nn::Conv2D>,
-    head: nn::Linear,
-}
-
-impl PixelEncoder {
-    pub fn new(p: &nn::Path, height: i64, width: i64, channels: &[i64], latent: i64) -> PixelEncoder {
-        let cfg = nn::ConvConfig { stride: 2, padding: 1, ..Default::default() };
-        let mut c_in = 3;
-        let (mut h, mut w) = (height, width);
-        let mut convs = Vec::new();
-        for (i, &c) in channels.iter().enumerate() {
-            convs.push(nn::conv2d(p / format!("conv{i}"), c_in, c, 4, cfg));
-            c_in = c;
-            h /= 2;
-            w /= 2;
-        }
-        let head = nn::linear(p / "head", c_in * h * w, latent, Default::default());
-        PixelEncoder { convs, head }
-    }
-
-    pub fn encode(&self, images: &Tensor) -> Tensor {
-        let mut x = images.permute([0, 3, 1, 2]).to_kind(Kind::Float) / 255.0;
-        for c in &self.convs {
-            x = c.forward(&x).relu();
-        }
-        self.head.forward(&x.flatten(1, -1))
-    }
-}
-
-/// State vectors `[N, D]` -> z, after normalising with the training set's mean and std
-/// (kept in the checkpoint as non-trainable variables).
-#[derive(Debug)]
-pub struct StateEncoder {
-    mean: Tensor,
-    std: Tensor,
-    mlp: Mlp,
-}
-
-impl StateEncoder {
-    pub fn new(p: &nn::Path, dim: i64, hidden: i64, latent: i64) -> StateEncoder {
-        StateEncoder {
-            mean: p.zeros_no_train("input_mean", &[dim]),
-            std: p.ones_no_train("input_std", &[dim]),
-            mlp: Mlp::new(&(p / "mlp"), &[dim, hidden, hidden, latent]),
-        }
-    }
-
-    pub fn encode(&self, states: &Tensor) -> Tensor {
-        self.mlp.forward(&((states - &self.mean) / &self.std))
-    }
-}
-
-#[derive(Debug)]
-pub enum Encoder {
-    Pixels(PixelEncoder),
-    State(StateEncoder),
-}
-
-impl Encoder {
-    pub fn encode(&self, obs: &Tensor) -> Tensor {
-        match self {
-            Encoder::Pixels(e) => e.encode(obs),
-            Encoder::State(e) => e.encode(obs),
-        }
-    }
-}
+use super::encoder::{Encoder, Mlp, PixelEncoder, StateEncoder};
 
 /// Shapes of the data the model is built for.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -1,0 +1,397 @@
+//! The world model: training lowers the loss, the collapse alarm tells a collapsed encoder
+//! from a trained one, checkpoints round-trip exactly, resume equals an uninterrupted run,
+//! a trained encoder carries the agent's position, and bad input is refused with exit 2.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use hjepa::data::collect::{collect, CollectOptions};
+use hjepa::data::policy::PolicyKind;
+use hjepa::data::Dataset;
+use hjepa::model::data::TrainingData;
+use hjepa::model::probe::diagnose;
+use hjepa::model::train::CheckpointMeta;
+use hjepa::model::{AgentFile, Diagnostics, TrainOptions, Trainer};
+use tch::{Device, Kind, Tensor};
+
+/// A small pixel agent for two_rooms: trains in seconds on two cores.
+const TINY_AGENT: &str = r#"
+scene = "two_rooms"
+
+[perception]
+observation = "pixels"
+latent_dim = 16
+channels = [8, 16, 16]
+hidden = 64
+
+[level1]
+hidden = 64
+horizon = 3
+anti_collapse = "vicreg"
+[level1.loss]
+prediction = 1.0
+std = 16.0
+cov = 1.0
+time_sim = 12.0
+idm = 1.0
+
+[level2]
+enabled = true
+k = 2
+dim = 8
+macro_dim = 2
+jumps = 2
+hidden = 32
+anti_collapse = "vicreg"
+[level2.loss]
+std = 16.0
+cov = 1.0
+idm = 1.0
+
+[train]
+steps = 40
+batch_size = 16
+learning_rate = 1e-3
+seed = 3
+validate_every = 20
+validation_fraction = 0.2
+threads = 1
+"#;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    data: PathBuf,
+    agent: PathBuf,
+}
+
+/// One smooth-walk two_rooms dataset and the tiny agent file, shared by the tests.
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        collect(&CollectOptions {
+            scene_path: common::scene_path("two_rooms"),
+            out: data.clone(),
+            episodes: 40,
+            policy: PolicyKind::SmoothWalk,
+            noise: 0.3,
+            seed: 11,
+            shard_episodes: 20,
+            threads: 1,
+            progress: false,
+        })
+        .unwrap();
+        let agent = dir.path().join("tiny.toml");
+        std::fs::write(&agent, TINY_AGENT).unwrap();
+        Fixture { _dir: dir, data, agent }
+    })
+}
+
+fn agent_with(edit: impl FnOnce(&mut AgentFile)) -> AgentFile {
+    let mut a = AgentFile::parse(TINY_AGENT, Path::new("tiny.toml")).unwrap();
+    edit(&mut a);
+    a
+}
+
+fn load_data(agent: &AgentFile) -> TrainingData {
+    let f = fixture();
+    TrainingData::load(&Dataset::open(&f.data).unwrap(), agent, &f.agent).unwrap()
+}
+
+fn new_trainer(agent: AgentFile, data: &TrainingData) -> Trainer {
+    tch::set_num_threads(1);
+    let mut t = Trainer::new(agent, &data.shapes, Device::Cpu);
+    t.set_input_statistics(data);
+    t
+}
+
+fn level1_probe(d: &Diagnostics) -> f64 {
+    d.probes.iter().find(|p| p.level == 1 && p.target == "agent position").expect("agent position probe").r2
+}
+
+#[test]
+fn loss_decreases_on_a_tiny_dataset() {
+    let agent = agent_with(|_| {});
+    let data = load_data(&agent);
+    let mut t = new_trainer(agent, &data);
+    let totals: Vec<f64> = (0..80).map(|_| t.train_step(&data).total).collect();
+    let first = totals[..5].iter().sum::<f64>() / 5.0;
+    let last = totals[75..].iter().sum::<f64>() / 5.0;
+    assert!(totals.iter().all(|x| x.is_finite()));
+    assert!(last < 0.6 * first, "loss went from {first:.3} to {last:.3}");
+}
+
+#[test]
+fn collapse_alarm_fires_on_collapsed_encoders_and_not_on_a_trained_one() {
+    let agent = agent_with(|_| {});
+    let data = load_data(&agent);
+    let mut t = new_trainer(agent.clone(), &data);
+    for _ in 0..150 {
+        t.train_step(&data);
+    }
+    let trained = diagnose(&t.model, &data, Device::Cpu, 64, 600);
+    assert!(trained.alarms().is_empty(), "a trained model raised {:?}", trained.alarms());
+
+    // Constant encoder: every weight of the encoder set to zero.
+    let zeroed = new_trainer(agent.clone(), &data);
+    tch::no_grad(|| {
+        for (name, mut v) in zeroed.vs.variables() {
+            if name.starts_with("encoder.") && v.requires_grad() {
+                let _ = v.zero_();
+            }
+        }
+    });
+    let d = diagnose(&zeroed.model, &data, Device::Cpu, 64, 600);
+    assert!(d.alarms().iter().any(|a| a.contains("level 1")), "no alarm for a constant encoder: {}", d.summary());
+
+    // Dimensional collapse: every output of the encoder is the same feature.
+    let rank_one = new_trainer(agent, &data);
+    tch::no_grad(|| {
+        let vars = rank_one.vs.variables();
+        let mut w = vars["encoder.head.weight"].shallow_clone();
+        let row = w.get(0).copy();
+        let _ = w.copy_(&row.unsqueeze(0).expand_as(&w));
+    });
+    let d = diagnose(&rank_one.model, &data, Device::Cpu, 64, 600);
+    assert!(d.alarms().iter().any(|a| a.contains("effective rank")), "no alarm for a rank-one encoder: {}", d.summary());
+}
+
+#[test]
+fn save_then_load_gives_identical_outputs() {
+    let agent = agent_with(|_| {});
+    let data = load_data(&agent);
+    let mut t = new_trainer(agent.clone(), &data);
+    for _ in 0..5 {
+        t.train_step(&data);
+    }
+    let run = tempfile::tempdir().unwrap();
+    let meta = CheckpointMeta {
+        format: hjepa::model::train::CHECKPOINT_FORMAT.into(),
+        step: t.step,
+        seed: 3,
+        dataset: fixture().data.clone(),
+        dataset_digest: "test".into(),
+        shapes: data.shapes.clone(),
+        diagnostics: None,
+    };
+    t.save(run.path(), &meta).unwrap();
+    let (loaded, loaded_meta) = Trainer::load(run.path(), Some(&agent), Device::Cpu).unwrap();
+    assert_eq!(loaded_meta, meta);
+    assert_eq!(loaded.step, t.step);
+    let (obs, actions) = data.batch(&data.val_windows[..4], Device::Cpu);
+    let outputs = |tr: &Trainer| {
+        tch::no_grad(|| {
+            let z = tr.model.encode(&obs.select(1, 0));
+            let pred = tr.model.rollout(&z, &tr.model.normalize_actions(&actions));
+            let l2 = tr.model.level2.as_ref().unwrap();
+            (z, pred.shallow_clone(), l2.abstract_state(&pred.select(1, 0)))
+        })
+    };
+    let (a, b) = (outputs(&t), outputs(&loaded));
+    assert!(a.0.equal(&b.0) && a.1.equal(&b.1) && a.2.equal(&b.2), "outputs differ after save -> load");
+}
+
+fn read_weights(run: &Path) -> Vec<(String, Tensor)> {
+    let mut v = Tensor::read_safetensors(run.join("checkpoint/model.safetensors")).unwrap();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+fn metrics_steps(run: &Path) -> Vec<i64> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["step"].as_i64().unwrap())
+        .collect()
+}
+
+#[test]
+fn resume_equals_an_uninterrupted_run() {
+    let f = fixture();
+    let (whole, split) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let opts = |out: &Path, steps: i64, resume: bool| TrainOptions {
+        agent_path: f.agent.clone(),
+        data: f.data.clone(),
+        out: out.to_path_buf(),
+        resume,
+        device: None,
+        steps: Some(steps),
+        progress: false,
+    };
+    tch::set_num_threads(1);
+    hjepa::model::train(&opts(whole.path(), 40, false)).unwrap();
+    hjepa::model::train(&opts(split.path(), 20, false)).unwrap();
+    // A line written after the checkpoint (as a kill between the two would leave) is dropped.
+    let log = split.path().join("metrics.jsonl");
+    let extra = std::fs::read_to_string(&log).unwrap().lines().last().unwrap().replace("\"step\":20", "\"step\":25");
+    std::fs::write(&log, std::fs::read_to_string(&log).unwrap() + &extra + "\n").unwrap();
+    hjepa::model::train(&opts(split.path(), 40, true)).unwrap();
+    let (a, b) = (read_weights(whole.path()), read_weights(split.path()));
+    assert_eq!(a.len(), b.len());
+    for ((na, ta), (nb, tb)) in a.iter().zip(&b) {
+        assert_eq!(na, nb);
+        assert!(ta.equal(tb), "{na} differs between the resumed and the uninterrupted run");
+    }
+    assert_eq!(metrics_steps(whole.path()), metrics_steps(split.path()));
+    for plot in ["losses.png", "probes.png", "horizon.png", "spread.png"] {
+        let p = split.path().join(plot);
+        assert!(std::fs::metadata(&p).map(|m| m.len() > 1000).unwrap_or(false), "{} missing", p.display());
+    }
+}
+
+#[test]
+fn a_trained_encoder_carries_the_agent_position_far_better_than_an_untrained_one() {
+    let agent = agent_with(|a| a.train.seed = 5);
+    let data = load_data(&agent);
+    let mut t = new_trainer(agent.clone(), &data);
+    let untrained = level1_probe(&diagnose(&t.model, &data, Device::Cpu, 64, 1500));
+    for _ in 0..400 {
+        t.train_step(&data);
+    }
+    let d = diagnose(&t.model, &data, Device::Cpu, 64, 1500);
+    let trained = level1_probe(&d);
+    eprintln!("agent-position probe R^2: untrained {untrained:.3}, trained {trained:.3}\n{}", d.summary());
+    assert!(trained > untrained + 0.25, "trained R^2 {trained:.3} vs untrained {untrained:.3}");
+    let _ = Kind::Float;
+}
+
+// ---- bad input, through the binary: exit code 2 and a message naming the file ----
+
+fn train_cli(agent: &Path, data: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    common::bin()
+        .args(["train", "--agent"])
+        .arg(agent)
+        .arg("--data")
+        .arg(data)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn assert_input_error(out: &std::process::Output, mentions: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "expected exit 2, got {:?}; stderr:\n{stderr}", out.status.code());
+    assert!(!stderr.contains("panicked"), "panic:\n{stderr}");
+    for m in mentions {
+        assert!(stderr.contains(m), "stderr does not mention {m:?}:\n{stderr}");
+    }
+}
+
+#[test]
+fn a_dataset_from_another_scene_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("wall");
+    collect(&CollectOptions {
+        scene_path: common::scene_path("wall"),
+        out: data.clone(),
+        episodes: 3,
+        policy: PolicyKind::Random,
+        noise: 0.3,
+        seed: 1,
+        shard_episodes: 10,
+        threads: 1,
+        progress: false,
+    })
+    .unwrap();
+    let out = train_cli(&fixture().agent, &data, &dir.path().join("run"), &[]);
+    assert_input_error(&out, &["manifest.json", "scene", "wall"]);
+}
+
+#[test]
+fn a_truncated_shard_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    for entry in std::fs::read_dir(&fixture().data).unwrap() {
+        let p = entry.unwrap().path();
+        std::fs::copy(&p, data.join(p.file_name().unwrap())).unwrap();
+    }
+    let shard = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .min()
+        .unwrap();
+    let bytes = std::fs::read(&shard).unwrap();
+    std::fs::write(&shard, &bytes[..bytes.len() / 2]).unwrap();
+    let out = train_cli(&fixture().agent, &data, &dir.path().join("run"), &[]);
+    assert_input_error(&out, &[shard.file_name().unwrap().to_str().unwrap()]);
+}
+
+#[test]
+fn agent_files_with_unknown_keys_or_bad_values_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text, mentions) in [
+        ("unknown.toml", TINY_AGENT.replace("latent_dim = 16", "latent_dim = 16\nlatent_size = 3"), vec!["unknown.toml", "latent_size"]),
+        ("zero.toml", TINY_AGENT.replace("latent_dim = 16", "latent_dim = 0"), vec!["zero.toml", "latent_dim"]),
+        ("kind.toml", TINY_AGENT.replace("\"vicreg\"", "\"barlow\""), vec!["kind.toml", "barlow"]),
+        ("device.toml", TINY_AGENT.replace("threads = 1", "threads = 1\ndevice = \"tpu\""), vec!["device.toml", "tpu"]),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let out = train_cli(&path, &fixture().data, &dir.path().join("run"), &[]);
+        assert_input_error(&out, &mentions);
+    }
+}
+
+#[test]
+fn a_checkpoint_that_differs_from_the_agent_file_is_refused() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let out = train_cli(&f.agent, &f.data, &run, &["--steps", "2"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Resuming with another configuration names the key that differs.
+    let other = dir.path().join("other.toml");
+    std::fs::write(&other, TINY_AGENT.replace("latent_dim = 16", "latent_dim = 12")).unwrap();
+    let out = train_cli(&other, &f.data, &run, &["--resume", "--steps", "4"]);
+    assert_input_error(&out, &["agent.toml", "latent_dim"]);
+
+    // Weights whose shapes do not fit the saved configuration name the tensor.
+    let saved = run.join("checkpoint/agent.toml");
+    std::fs::write(&saved, std::fs::read_to_string(&saved).unwrap().replace("latent_dim = 16", "latent_dim = 12")).unwrap();
+    let out = common::bin().arg("probe").arg(&run).output().unwrap();
+    assert_input_error(&out, &["model.safetensors", "in the checkpoint, [12"]);
+
+    // Truncated weights.
+    std::fs::write(&saved, TINY_AGENT).unwrap();
+    let weights = run.join("checkpoint/model.safetensors");
+    let bytes = std::fs::read(&weights).unwrap();
+    std::fs::write(&weights, &bytes[..bytes.len() / 3]).unwrap();
+    let out = common::bin().arg("probe").arg(&run).output().unwrap();
+    assert_input_error(&out, &["model.safetensors"]);
+}
+
+#[test]
+fn a_diverging_run_stops_and_keeps_its_last_good_checkpoint() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let out = train_cli(&f.agent, &f.data, &run, &["--steps", "20"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let good = std::fs::read(run.join("checkpoint/model.safetensors")).unwrap();
+
+    // Poison Adam's second moments (negative variance: the next update is NaN), as a
+    // diverging optimiser would, then continue the run.
+    let opt = run.join("checkpoint/optimizer.safetensors");
+    let moments: Vec<(String, Tensor)> = Tensor::read_safetensors(&opt)
+        .unwrap()
+        .into_iter()
+        .map(|(n, t)| if n.ends_with(".v") { (n, t.full_like(-1.0)) } else { (n, t) })
+        .collect();
+    Tensor::write_safetensors(&moments, &opt).unwrap();
+    let out = train_cli(&f.agent, &f.data, &run, &["--resume"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("NaN") && stderr.contains("last good checkpoint"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("checkpoint/meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["step"].as_i64(), Some(20));
+    assert_eq!(std::fs::read(run.join("checkpoint/model.safetensors")).unwrap(), good, "the good checkpoint was overwritten");
+}
