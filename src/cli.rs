@@ -93,15 +93,17 @@ pub enum Command {
     /// losses, validation and an atomic checkpoint every `validate_every` steps, metrics in
     /// `<out>/metrics.jsonl`. `--resume` continues a run exactly where it stopped.
     Train {
-        /// Agent file (agents/*.toml).
-        #[arg(long, default_value = "agents/two_rooms.toml")]
-        agent: PathBuf,
+        /// Agent file (a path, or a shipped agent's name such as `push_t`).
+        #[arg(long, default_value = "two_rooms")]
+        agent: String,
         /// Dataset folder made by `hjepa collect`.
         #[arg(long)]
         data: PathBuf,
         /// Run folder for checkpoints and metrics.
         #[arg(long)]
         out: PathBuf,
+        /// Continue the run in --out from its checkpoint (same agent file and dataset),
+        /// bit-identically on CPU.
         #[arg(long)]
         resume: bool,
         /// cpu or cuda (overrides the agent file).
@@ -140,6 +142,17 @@ pub enum BenchCommand {
         /// Seconds to run each row.
         #[arg(long, default_value_t = 2.0)]
         seconds: f64,
+    },
+    /// World-model speed for the shipped two_rooms (pixels) and push_t (state) agents:
+    /// training samples/s, encode latency, and level-1 / level-2 rollout latency at planning
+    /// batch sizes (300 and 2000 sequences x horizon 16).
+    Model {
+        /// Seconds to run each row.
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+        /// cpu or cuda (default: the agent file's).
+        #[arg(long)]
+        device: Option<String>,
     },
 }
 
@@ -182,8 +195,24 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             episodes,
             out,
         } => demo(&scene, episodes, &out),
-        Command::Train { agent, data, out, resume, device, steps } => {
-            let opts = crate::model::TrainOptions { agent_path: agent, data, out: out.clone(), resume, device, steps, progress: true };
+        Command::Train {
+            agent,
+            data,
+            out,
+            resume,
+            device,
+            steps,
+        } => {
+            let agent_path = crate::model::AgentFile::resolve_path(&agent);
+            let opts = crate::model::TrainOptions {
+                agent_path,
+                data,
+                out: out.clone(),
+                resume,
+                device,
+                steps,
+                progress: true,
+            };
             let s = crate::model::train(&opts)?;
             println!(
                 "{}: {} steps, {:.1} s, {:.0} training samples/s\n{}",
@@ -294,6 +323,12 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             what: BenchCommand::Sim { seconds },
         } => {
             println!("{}", crate::bench::sim_table(seconds)?);
+            Ok(())
+        }
+        Command::Bench {
+            what: BenchCommand::Model { seconds, device },
+        } => {
+            println!("{}", crate::bench::model_table(seconds, device.as_deref())?);
             Ok(())
         }
     }

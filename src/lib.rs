@@ -8,6 +8,6 @@ pub mod bench;
 pub mod cli;
 pub mod data;
 pub mod episodes;
-pub mod model;
 pub mod error;
+pub mod model;
 pub mod sim;

@@ -86,7 +86,11 @@ fn fixture() -> &'static Fixture {
         .unwrap();
         let agent = dir.path().join("tiny.toml");
         std::fs::write(&agent, TINY_AGENT).unwrap();
-        Fixture { _dir: dir, data, agent }
+        Fixture {
+            _dir: dir,
+            data,
+            agent,
+        }
     })
 }
 
@@ -109,7 +113,11 @@ fn new_trainer(agent: AgentFile, data: &TrainingData) -> Trainer {
 }
 
 fn level1_probe(d: &Diagnostics) -> f64 {
-    d.probes.iter().find(|p| p.level == 1 && p.target == "agent position").expect("agent position probe").r2
+    d.probes
+        .iter()
+        .find(|p| p.level == 1 && p.target == "agent position")
+        .expect("agent position probe")
+        .r2
 }
 
 #[test]
@@ -133,7 +141,11 @@ fn collapse_alarm_fires_on_collapsed_encoders_and_not_on_a_trained_one() {
         t.train_step(&data);
     }
     let trained = diagnose(&t.model, &data, Device::Cpu, 64, 600);
-    assert!(trained.alarms().is_empty(), "a trained model raised {:?}", trained.alarms());
+    assert!(
+        trained.alarms().is_empty(),
+        "a trained model raised {:?}",
+        trained.alarms()
+    );
 
     // Constant encoder: every weight of the encoder set to zero.
     let zeroed = new_trainer(agent.clone(), &data);
@@ -145,7 +157,11 @@ fn collapse_alarm_fires_on_collapsed_encoders_and_not_on_a_trained_one() {
         }
     });
     let d = diagnose(&zeroed.model, &data, Device::Cpu, 64, 600);
-    assert!(d.alarms().iter().any(|a| a.contains("level 1")), "no alarm for a constant encoder: {}", d.summary());
+    assert!(
+        d.alarms().iter().any(|a| a.contains("level 1")),
+        "no alarm for a constant encoder: {}",
+        d.summary()
+    );
 
     // Dimensional collapse: every output of the encoder is the same feature.
     let rank_one = new_trainer(agent, &data);
@@ -156,7 +172,11 @@ fn collapse_alarm_fires_on_collapsed_encoders_and_not_on_a_trained_one() {
         let _ = w.copy_(&row.unsqueeze(0).expand_as(&w));
     });
     let d = diagnose(&rank_one.model, &data, Device::Cpu, 64, 600);
-    assert!(d.alarms().iter().any(|a| a.contains("effective rank")), "no alarm for a rank-one encoder: {}", d.summary());
+    assert!(
+        d.alarms().iter().any(|a| a.contains("effective rank")),
+        "no alarm for a rank-one encoder: {}",
+        d.summary()
+    );
 }
 
 #[test]
@@ -187,11 +207,18 @@ fn save_then_load_gives_identical_outputs() {
             let z = tr.model.encode(&obs.select(1, 0));
             let pred = tr.model.rollout(&z, &tr.model.normalize_actions(&actions));
             let l2 = tr.model.level2.as_ref().unwrap();
-            (z, pred.shallow_clone(), l2.abstract_state(&pred.select(1, 0)))
+            (
+                z,
+                pred.shallow_clone(),
+                l2.abstract_state(&pred.select(1, 0)),
+            )
         })
     };
     let (a, b) = (outputs(&t), outputs(&loaded));
-    assert!(a.0.equal(&b.0) && a.1.equal(&b.1) && a.2.equal(&b.2), "outputs differ after save -> load");
+    assert!(
+        a.0.equal(&b.0) && a.1.equal(&b.1) && a.2.equal(&b.2),
+        "outputs differ after save -> load"
+    );
 }
 
 fn read_weights(run: &Path) -> Vec<(String, Tensor)> {
@@ -204,7 +231,11 @@ fn metrics_steps(run: &Path) -> Vec<i64> {
     std::fs::read_to_string(run.join("metrics.jsonl"))
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["step"].as_i64().unwrap())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
+                .as_i64()
+                .unwrap()
+        })
         .collect()
 }
 
@@ -226,19 +257,33 @@ fn resume_equals_an_uninterrupted_run() {
     hjepa::model::train(&opts(split.path(), 20, false)).unwrap();
     // A line written after the checkpoint (as a kill between the two would leave) is dropped.
     let log = split.path().join("metrics.jsonl");
-    let extra = std::fs::read_to_string(&log).unwrap().lines().last().unwrap().replace("\"step\":20", "\"step\":25");
+    let extra = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .replace("\"step\":20", "\"step\":25");
     std::fs::write(&log, std::fs::read_to_string(&log).unwrap() + &extra + "\n").unwrap();
     hjepa::model::train(&opts(split.path(), 40, true)).unwrap();
     let (a, b) = (read_weights(whole.path()), read_weights(split.path()));
     assert_eq!(a.len(), b.len());
     for ((na, ta), (nb, tb)) in a.iter().zip(&b) {
         assert_eq!(na, nb);
-        assert!(ta.equal(tb), "{na} differs between the resumed and the uninterrupted run");
+        assert!(
+            ta.equal(tb),
+            "{na} differs between the resumed and the uninterrupted run"
+        );
     }
     assert_eq!(metrics_steps(whole.path()), metrics_steps(split.path()));
     for plot in ["losses.png", "probes.png", "horizon.png", "spread.png"] {
         let p = split.path().join(plot);
-        assert!(std::fs::metadata(&p).map(|m| m.len() > 1000).unwrap_or(false), "{} missing", p.display());
+        assert!(
+            std::fs::metadata(&p)
+                .map(|m| m.len() > 1000)
+                .unwrap_or(false),
+            "{} missing",
+            p.display()
+        );
     }
 }
 
@@ -253,8 +298,14 @@ fn a_trained_encoder_carries_the_agent_position_far_better_than_an_untrained_one
     }
     let d = diagnose(&t.model, &data, Device::Cpu, 64, 1500);
     let trained = level1_probe(&d);
-    eprintln!("agent-position probe R^2: untrained {untrained:.3}, trained {trained:.3}\n{}", d.summary());
-    assert!(trained > untrained + 0.25, "trained R^2 {trained:.3} vs untrained {untrained:.3}");
+    eprintln!(
+        "agent-position probe R^2: untrained {untrained:.3}, trained {trained:.3}\n{}",
+        d.summary()
+    );
+    assert!(
+        trained > untrained + 0.25,
+        "trained R^2 {trained:.3} vs untrained {untrained:.3}"
+    );
     let _ = Kind::Float;
 }
 
@@ -275,10 +326,18 @@ fn train_cli(agent: &Path, data: &Path, out: &Path, extra: &[&str]) -> std::proc
 
 fn assert_input_error(out: &std::process::Output, mentions: &[&str]) {
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "expected exit 2, got {:?}; stderr:\n{stderr}", out.status.code());
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "expected exit 2, got {:?}; stderr:\n{stderr}",
+        out.status.code()
+    );
     assert!(!stderr.contains("panicked"), "panic:\n{stderr}");
     for m in mentions {
-        assert!(stderr.contains(m), "stderr does not mention {m:?}:\n{stderr}");
+        assert!(
+            stderr.contains(m),
+            "stderr does not mention {m:?}:\n{stderr}"
+        );
     }
 }
 
@@ -327,10 +386,26 @@ fn a_truncated_shard_is_refused() {
 fn agent_files_with_unknown_keys_or_bad_values_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     for (name, text, mentions) in [
-        ("unknown.toml", TINY_AGENT.replace("latent_dim = 16", "latent_dim = 16\nlatent_size = 3"), vec!["unknown.toml", "latent_size"]),
-        ("zero.toml", TINY_AGENT.replace("latent_dim = 16", "latent_dim = 0"), vec!["zero.toml", "latent_dim"]),
-        ("kind.toml", TINY_AGENT.replace("\"vicreg\"", "\"barlow\""), vec!["kind.toml", "barlow"]),
-        ("device.toml", TINY_AGENT.replace("threads = 1", "threads = 1\ndevice = \"tpu\""), vec!["device.toml", "tpu"]),
+        (
+            "unknown.toml",
+            TINY_AGENT.replace("latent_dim = 16", "latent_dim = 16\nlatent_size = 3"),
+            vec!["unknown.toml", "latent_size"],
+        ),
+        (
+            "zero.toml",
+            TINY_AGENT.replace("latent_dim = 16", "latent_dim = 0"),
+            vec!["zero.toml", "latent_dim"],
+        ),
+        (
+            "kind.toml",
+            TINY_AGENT.replace("\"vicreg\"", "\"barlow\""),
+            vec!["kind.toml", "barlow"],
+        ),
+        (
+            "device.toml",
+            TINY_AGENT.replace("threads = 1", "threads = 1\ndevice = \"tpu\""),
+            vec!["device.toml", "tpu"],
+        ),
     ] {
         let path = dir.path().join(name);
         std::fs::write(&path, text).unwrap();
@@ -345,19 +420,39 @@ fn a_checkpoint_that_differs_from_the_agent_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
     let out = train_cli(&f.agent, &f.data, &run, &["--steps", "2"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // Resuming with another configuration names the key that differs.
     let other = dir.path().join("other.toml");
-    std::fs::write(&other, TINY_AGENT.replace("latent_dim = 16", "latent_dim = 12")).unwrap();
+    std::fs::write(
+        &other,
+        TINY_AGENT.replace("latent_dim = 16", "latent_dim = 12"),
+    )
+    .unwrap();
     let out = train_cli(&other, &f.data, &run, &["--resume", "--steps", "4"]);
     assert_input_error(&out, &["agent.toml", "latent_dim"]);
 
     // Weights whose shapes do not fit the saved configuration name the tensor.
     let saved = run.join("checkpoint/agent.toml");
-    std::fs::write(&saved, std::fs::read_to_string(&saved).unwrap().replace("latent_dim = 16", "latent_dim = 12")).unwrap();
+    std::fs::write(
+        &saved,
+        std::fs::read_to_string(&saved)
+            .unwrap()
+            .replace("latent_dim = 16", "latent_dim = 12"),
+    )
+    .unwrap();
     let out = common::bin().arg("probe").arg(&run).output().unwrap();
-    assert_input_error(&out, &["model.safetensors", "in the checkpoint, [12"]);
+    assert_input_error(
+        &out,
+        &[
+            "model.safetensors",
+            "encoder.head.bias: shape [16] in the checkpoint, [12] in the model",
+        ],
+    );
 
     // Truncated weights.
     std::fs::write(&saved, TINY_AGENT).unwrap();
@@ -374,7 +469,11 @@ fn a_diverging_run_stops_and_keeps_its_last_good_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
     let out = train_cli(&f.agent, &f.data, &run, &["--steps", "20"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let good = std::fs::read(run.join("checkpoint/model.safetensors")).unwrap();
 
     // Poison Adam's second moments (negative variance: the next update is NaN), as a
@@ -383,15 +482,52 @@ fn a_diverging_run_stops_and_keeps_its_last_good_checkpoint() {
     let moments: Vec<(String, Tensor)> = Tensor::read_safetensors(&opt)
         .unwrap()
         .into_iter()
-        .map(|(n, t)| if n.ends_with(".v") { (n, t.full_like(-1.0)) } else { (n, t) })
+        .map(|(n, t)| {
+            if n.ends_with(".v") {
+                (n, t.full_like(-1.0))
+            } else {
+                (n, t)
+            }
+        })
         .collect();
     Tensor::write_safetensors(&moments, &opt).unwrap();
     let out = train_cli(&f.agent, &f.data, &run, &["--resume"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("NaN") && stderr.contains("last good checkpoint"), "{stderr}");
+    assert!(
+        stderr.contains("NaN") && stderr.contains("last good checkpoint"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
-    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("checkpoint/meta.json")).unwrap()).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("checkpoint/meta.json")).unwrap())
+            .unwrap();
     assert_eq!(meta["step"].as_i64(), Some(20));
-    assert_eq!(std::fs::read(run.join("checkpoint/model.safetensors")).unwrap(), good, "the good checkpoint was overwritten");
+    assert_eq!(
+        std::fs::read(run.join("checkpoint/model.safetensors")).unwrap(),
+        good,
+        "the good checkpoint was overwritten"
+    );
+}
+
+#[test]
+fn every_shipped_scene_has_an_agent_file_that_loads() {
+    for name in common::SCENES {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("agents")
+            .join(format!("{name}.toml"));
+        let agent = AgentFile::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(agent.scene, name, "{}", path.display());
+        let scene = common::scene(name);
+        if agent.perception.observation == hjepa::model::config::ObservationKind::Pixels {
+            assert!(
+                scene.observation.image.is_some(),
+                "{name}: pixel agent for a scene without images"
+            );
+        }
+        assert!(
+            agent.window() <= scene.episode_steps as i64,
+            "{name}: training window longer than an episode"
+        );
+    }
 }

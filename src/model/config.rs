@@ -148,6 +148,22 @@ fn default_device() -> String {
 }
 
 impl AgentFile {
+    /// An agent argument: a path, or the name of a shipped agent (`two_rooms` ->
+    /// `agents/two_rooms.toml`, here or in the source checkout).
+    pub fn resolve_path(arg: &str) -> std::path::PathBuf {
+        let p = std::path::PathBuf::from(arg);
+        if p.exists() || arg.contains('/') || arg.ends_with(".toml") {
+            return p;
+        }
+        let local = Path::new("agents").join(format!("{arg}.toml"));
+        if local.exists() {
+            return local;
+        }
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("agents")
+            .join(format!("{arg}.toml"))
+    }
+
     pub fn load(path: &Path) -> Result<AgentFile, InputError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| InputError::new(path, "", format!("cannot read agent file: {e}")))?;
@@ -177,7 +193,11 @@ impl AgentFile {
 
     /// Frames per training window: enough for the level-1 horizon and the level-2 jumps.
     pub fn window(&self) -> i64 {
-        let l2 = if self.level2.enabled { self.level2.k * self.level2.jumps } else { 0 };
+        let l2 = if self.level2.enabled {
+            self.level2.k * self.level2.jumps
+        } else {
+            0
+        };
         self.level1.horizon.max(l2) + 1
     }
 
@@ -185,48 +205,101 @@ impl AgentFile {
         let bad = |key: &str, msg: String| Err(InputError::new(path, key, msg));
         let p = &self.perception;
         if p.latent_dim < 1 || p.latent_dim > 4096 {
-            return bad("perception.latent_dim", format!("expected 1..=4096, got {}", p.latent_dim));
+            return bad(
+                "perception.latent_dim",
+                format!("expected 1..=4096, got {}", p.latent_dim),
+            );
         }
         if p.hidden < 1 {
-            return bad("perception.hidden", format!("expected a positive width, got {}", p.hidden));
+            return bad(
+                "perception.hidden",
+                format!("expected a positive width, got {}", p.hidden),
+            );
         }
-        if p.observation == ObservationKind::Pixels && (p.channels.is_empty() || p.channels.iter().any(|c| *c < 1)) {
-            return bad("perception.channels", format!("expected a non-empty list of positive channel counts, got {:?}", p.channels));
+        if p.observation == ObservationKind::Pixels
+            && (p.channels.is_empty() || p.channels.iter().any(|c| *c < 1))
+        {
+            return bad(
+                "perception.channels",
+                format!(
+                    "expected a non-empty list of positive channel counts, got {:?}",
+                    p.channels
+                ),
+            );
         }
         if self.level1.horizon < 1 {
-            return bad("level1.horizon", format!("expected at least 1, got {}", self.level1.horizon));
+            return bad(
+                "level1.horizon",
+                format!("expected at least 1, got {}", self.level1.horizon),
+            );
         }
         if self.level1.hidden < 1 {
-            return bad("level1.hidden", format!("expected a positive width, got {}", self.level1.hidden));
+            return bad(
+                "level1.hidden",
+                format!("expected a positive width, got {}", self.level1.hidden),
+            );
         }
         check_weights(&self.level1.loss, "level1.loss", path)?;
         let l2 = &self.level2;
         if l2.enabled {
-            for (k, v) in [("k", l2.k), ("dim", l2.dim), ("macro_dim", l2.macro_dim), ("jumps", l2.jumps), ("hidden", l2.hidden)] {
+            for (k, v) in [
+                ("k", l2.k),
+                ("dim", l2.dim),
+                ("macro_dim", l2.macro_dim),
+                ("jumps", l2.jumps),
+                ("hidden", l2.hidden),
+            ] {
                 if v < 1 {
-                    return bad(&format!("level2.{k}"), format!("expected at least 1, got {v}"));
+                    return bad(
+                        &format!("level2.{k}"),
+                        format!("expected at least 1, got {v}"),
+                    );
                 }
             }
             check_weights(&l2.loss, "level2.loss", path)?;
         }
         let t = &self.train;
         if t.steps < 1 {
-            return bad("train.steps", format!("expected at least 1, got {}", t.steps));
+            return bad(
+                "train.steps",
+                format!("expected at least 1, got {}", t.steps),
+            );
         }
         if t.batch_size < 2 {
-            return bad("train.batch_size", format!("expected at least 2 (variance needs a batch), got {}", t.batch_size));
+            return bad(
+                "train.batch_size",
+                format!(
+                    "expected at least 2 (variance needs a batch), got {}",
+                    t.batch_size
+                ),
+            );
         }
         if !(t.learning_rate.is_finite() && t.learning_rate > 0.0) {
-            return bad("train.learning_rate", format!("expected a positive number, got {}", t.learning_rate));
+            return bad(
+                "train.learning_rate",
+                format!("expected a positive number, got {}", t.learning_rate),
+            );
         }
         if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
-            return bad("train.weight_decay", format!("expected a number >= 0, got {}", t.weight_decay));
+            return bad(
+                "train.weight_decay",
+                format!("expected a number >= 0, got {}", t.weight_decay),
+            );
         }
         if t.validate_every < 1 {
-            return bad("train.validate_every", format!("expected at least 1, got {}", t.validate_every));
+            return bad(
+                "train.validate_every",
+                format!("expected at least 1, got {}", t.validate_every),
+            );
         }
         if !(t.validation_fraction > 0.0 && t.validation_fraction < 1.0) {
-            return bad("train.validation_fraction", format!("expected a fraction in (0, 1), got {}", t.validation_fraction));
+            return bad(
+                "train.validation_fraction",
+                format!(
+                    "expected a fraction in (0, 1), got {}",
+                    t.validation_fraction
+                ),
+            );
         }
         parse_device(&t.device, path)?;
         Ok(())
@@ -234,19 +307,41 @@ impl AgentFile {
 }
 
 fn check_weights(w: &LossWeights, key: &str, path: &Path) -> Result<(), InputError> {
-    for (k, v) in [("prediction", w.prediction), ("std", w.std), ("cov", w.cov), ("time_sim", w.time_sim), ("idm", w.idm)] {
+    for (k, v) in [
+        ("prediction", w.prediction),
+        ("std", w.std),
+        ("cov", w.cov),
+        ("time_sim", w.time_sim),
+        ("idm", w.idm),
+    ] {
         if !(v.is_finite() && v >= 0.0) {
-            return Err(InputError::new(path, format!("{key}.{k}"), format!("expected a weight >= 0, got {v}")));
+            return Err(InputError::new(
+                path,
+                format!("{key}.{k}"),
+                format!("expected a weight >= 0, got {v}"),
+            ));
         }
     }
     if !(w.sigreg > 0.0 && w.sigreg < 1.0) {
-        return Err(InputError::new(path, format!("{key}.sigreg"), format!("expected lambda in (0, 1), got {}", w.sigreg)));
+        return Err(InputError::new(
+            path,
+            format!("{key}.sigreg"),
+            format!("expected lambda in (0, 1), got {}", w.sigreg),
+        ));
     }
     if w.sigreg_projections < 1 {
-        return Err(InputError::new(path, format!("{key}.sigreg_projections"), format!("expected at least 1, got {}", w.sigreg_projections)));
+        return Err(InputError::new(
+            path,
+            format!("{key}.sigreg_projections"),
+            format!("expected at least 1, got {}", w.sigreg_projections),
+        ));
     }
     if !(w.ema_decay > 0.0 && w.ema_decay < 1.0) {
-        return Err(InputError::new(path, format!("{key}.ema_decay"), format!("expected a decay in (0, 1), got {}", w.ema_decay)));
+        return Err(InputError::new(
+            path,
+            format!("{key}.ema_decay"),
+            format!("expected a decay in (0, 1), got {}", w.ema_decay),
+        ));
     }
     Ok(())
 }
@@ -258,9 +353,17 @@ pub fn parse_device(name: &str, path: &Path) -> Result<tch::Device, InputError> 
             if tch::Cuda::is_available() {
                 Ok(tch::Device::Cuda(0))
             } else {
-                Err(InputError::new(path, "train.device", "\"cuda\" asked for, but libtorch sees no CUDA device"))
+                Err(InputError::new(
+                    path,
+                    "train.device",
+                    "\"cuda\" asked for, but libtorch sees no CUDA device",
+                ))
             }
         }
-        other => Err(InputError::new(path, "train.device", format!("expected \"cpu\" or \"cuda\", got {other:?}"))),
+        other => Err(InputError::new(
+            path,
+            "train.device",
+            format!("expected \"cpu\" or \"cuda\", got {other:?}"),
+        )),
     }
 }

@@ -30,42 +30,82 @@ pub struct TrainingData {
 
 impl TrainingData {
     /// Loads a dataset for an agent; the dataset must carry what the agent observes.
-    pub fn load(dataset: &Dataset, agent: &AgentFile, agent_path: &Path) -> Result<TrainingData, InputError> {
+    pub fn load(
+        dataset: &Dataset,
+        agent: &AgentFile,
+        agent_path: &Path,
+    ) -> Result<TrainingData, InputError> {
         let m = &dataset.manifest;
         let manifest_path = dataset.dir.join(crate::data::dataset::MANIFEST);
-        let scene_name = Path::new(&agent.scene).file_stem().and_then(|s| s.to_str()).unwrap_or(&agent.scene);
+        let scene_name = Path::new(&agent.scene)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or(&agent.scene);
         if m.scene != scene_name {
             return Err(InputError::new(
                 &manifest_path,
                 "scene",
-                format!("the dataset is from scene {:?}, the agent file {} is for {:?}", m.scene, agent_path.display(), agent.scene),
+                format!(
+                    "the dataset is from scene {:?}, the agent file {} is for {:?}",
+                    m.scene,
+                    agent_path.display(),
+                    agent.scene
+                ),
             ));
         }
         let kind = agent.perception.observation;
         if kind == ObservationKind::Pixels && m.image_shape.is_none() {
-            return Err(InputError::new(&manifest_path, "image_shape", "the agent observes pixels but the dataset has no images"));
+            return Err(InputError::new(
+                &manifest_path,
+                "image_shape",
+                "the agent observes pixels but the dataset has no images",
+            ));
         }
         if kind == ObservationKind::State && m.obs_state_names.is_empty() {
-            return Err(InputError::new(&manifest_path, "obs_state_names", "the agent observes states but the dataset has none"));
+            return Err(InputError::new(
+                &manifest_path,
+                "obs_state_names",
+                "the agent observes states but the dataset has none",
+            ));
         }
         let episodes = dataset.episodes()?;
         let window = agent.window();
-        let n_val = ((episodes.len() as f64 * agent.train.validation_fraction).ceil() as usize).max(1);
+        let n_val =
+            ((episodes.len() as f64 * agent.train.validation_fraction).ceil() as usize).max(1);
         if episodes.len() < n_val + 1 {
-            return Err(InputError::new(&manifest_path, "episodes", format!("need at least 2 episodes (training + held out), found {}", episodes.len())));
+            return Err(InputError::new(
+                &manifest_path,
+                "episodes",
+                format!(
+                    "need at least 2 episodes (training + held out), found {}",
+                    episodes.len()
+                ),
+            ));
         }
         let split = episodes.len() - n_val;
-        let (mut obs_u8, mut obs_f32, mut actions, mut states) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let (mut train_windows, mut val_windows, mut train_frames, mut val_frames) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut obs_u8, mut obs_f32, mut actions, mut states) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut train_windows, mut val_windows, mut train_frames, mut val_frames) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut o, mut a) = (0i64, 0i64);
         for (i, e) in episodes.iter().enumerate() {
             let t = e.action.len() as i64;
-            let (windows, frames) = if i < split { (&mut train_windows, &mut train_frames) } else { (&mut val_windows, &mut val_frames) };
+            let (windows, frames) = if i < split {
+                (&mut train_windows, &mut train_frames)
+            } else {
+                (&mut val_windows, &mut val_frames)
+            };
             windows.extend((0..(t + 2 - window).max(0)).map(|s| (o + s, a + s)));
             frames.extend(o..o + t + 1);
             match kind {
-                ObservationKind::Pixels => e.obs_image.iter().for_each(|im| obs_u8.extend_from_slice(im)),
-                ObservationKind::State => e.obs_state.iter().for_each(|s| obs_f32.extend_from_slice(s)),
+                ObservationKind::Pixels => e
+                    .obs_image
+                    .iter()
+                    .for_each(|im| obs_u8.extend_from_slice(im)),
+                ObservationKind::State => e
+                    .obs_state
+                    .iter()
+                    .for_each(|s| obs_f32.extend_from_slice(s)),
             }
             e.state.iter().for_each(|s| states.extend_from_slice(s));
             e.action.iter().for_each(|x| actions.extend_from_slice(x));
@@ -82,12 +122,25 @@ impl TrainingData {
         let (obs, obs_shape) = match kind {
             ObservationKind::Pixels => {
                 let [h, w, c] = m.image_shape.expect("checked above").map(|x| x as i64);
-                (Tensor::from_slice(&obs_u8).view([o, h, w, c]), vec![h, w, c])
+                (
+                    Tensor::from_slice(&obs_u8).view([o, h, w, c]),
+                    vec![h, w, c],
+                )
             }
             ObservationKind::State => {
                 let d = m.obs_state_names.len() as i64;
                 (Tensor::from_slice(&obs_f32).view([o, d]), vec![d])
             }
+        };
+        let angle_inputs = match kind {
+            ObservationKind::Pixels => Vec::new(),
+            ObservationKind::State => m
+                .obs_state_names
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| n.ends_with(".angle"))
+                .map(|(i, _)| i as i64)
+                .collect(),
         };
         Ok(TrainingData {
             obs,
@@ -98,7 +151,12 @@ impl TrainingData {
             val_windows,
             train_frames,
             val_frames,
-            shapes: ModelShapes { observation: obs_shape, action_low: m.action_low, action_high: m.action_high },
+            shapes: ModelShapes {
+                observation: obs_shape,
+                angle_inputs,
+                action_low: m.action_low,
+                action_high: m.action_high,
+            },
             window,
         })
     }
@@ -113,7 +171,11 @@ impl TrainingData {
         let mut shape = vec![b, l];
         shape.extend(&obs.size()[1..]);
         let obs = obs.view(shape.as_slice()).to_device(device);
-        let actions = self.actions.index_select(0, &Tensor::from_slice(&act_idx)).view([b, l - 1, 2]).to_device(device);
+        let actions = self
+            .actions
+            .index_select(0, &Tensor::from_slice(&act_idx))
+            .view([b, l - 1, 2])
+            .to_device(device);
         (obs, actions)
     }
 
@@ -123,9 +185,22 @@ impl TrainingData {
     pub fn input_statistics(&self) -> (Tensor, Tensor) {
         let stride = (self.train_frames.len() / 4096).max(1);
         let rows: Vec<i64> = self.train_frames.iter().step_by(stride).copied().collect();
-        let x = self.obs.index_select(0, &Tensor::from_slice(&rows)).to_kind(Kind::Float);
-        let (x, floor) = if self.obs.kind() == Kind::Uint8 { (x / 255.0, PIXEL_STD_FLOOR) } else { (x, 1e-3) };
-        (x.mean_dim(0i64, false, Kind::Float), x.std_dim(0i64, false, false).clamp_min(floor))
+        let x = self
+            .obs
+            .index_select(0, &Tensor::from_slice(&rows))
+            .to_kind(Kind::Float);
+        let (x, floor) = if self.obs.kind() == Kind::Uint8 {
+            (x / 255.0, PIXEL_STD_FLOOR)
+        } else {
+            (
+                super::encoder::state_features(&x, &self.shapes.angle_inputs),
+                1e-3,
+            )
+        };
+        (
+            x.mean_dim(0i64, false, Kind::Float),
+            x.std_dim(0i64, false, false).clamp_min(floor),
+        )
     }
 }
 

@@ -12,7 +12,11 @@ pub struct Mlp {
 
 impl Mlp {
     pub fn new(p: &nn::Path, sizes: &[i64]) -> Mlp {
-        let layers = sizes.windows(2).enumerate().map(|(i, w)| nn::linear(p / format!("fc{i}"), w[0], w[1], Default::default())).collect();
+        let layers = sizes
+            .windows(2)
+            .enumerate()
+            .map(|(i, w)| nn::linear(p / format!("fc{i}"), w[0], w[1], Default::default()))
+            .collect();
         Mlp { layers }
     }
 
@@ -43,8 +47,18 @@ pub struct PixelEncoder {
 }
 
 impl PixelEncoder {
-    pub fn new(p: &nn::Path, height: i64, width: i64, channels: &[i64], latent: i64) -> PixelEncoder {
-        let cfg = nn::ConvConfig { stride: 2, padding: 1, ..Default::default() };
+    pub fn new(
+        p: &nn::Path,
+        height: i64,
+        width: i64,
+        channels: &[i64],
+        latent: i64,
+    ) -> PixelEncoder {
+        let cfg = nn::ConvConfig {
+            stride: 2,
+            padding: 1,
+            ..Default::default()
+        };
         let mut c_in = 3;
         let (mut h, mut w) = (height, width);
         let mut convs = Vec::new();
@@ -57,7 +71,12 @@ impl PixelEncoder {
         let head = nn::linear(p / "head", c_in * h * w, latent, Default::default());
         let mean = p.zeros_no_train("input_mean", &[height, width, 3]);
         let std = p.ones_no_train("input_std", &[height, width, 3]);
-        PixelEncoder { mean, std, convs, head }
+        PixelEncoder {
+            mean,
+            std,
+            convs,
+            head,
+        }
     }
 
     pub fn encode(&self, images: &Tensor) -> Tensor {
@@ -70,26 +89,44 @@ impl PixelEncoder {
     }
 }
 
-/// State vectors `[N, D]` -> z, after normalising with the training set's mean and std
-/// (kept in the checkpoint as non-trainable variables).
+/// State vectors `[N, D]` -> z: angle components become (cos, sin) so the wrap at +-pi is
+/// no discontinuity, then everything is normalised with the training set's mean and std
+/// (non-trainable variables kept in the checkpoint) and fed to an MLP.
 #[derive(Debug)]
 pub struct StateEncoder {
+    angles: Vec<i64>,
     mean: Tensor,
     std: Tensor,
     mlp: Mlp,
 }
 
+/// `[N, D]` states -> `[N, D + A]` features: the non-angle components, then cos and sin of
+/// each angle component.
+pub fn state_features(states: &Tensor, angles: &[i64]) -> Tensor {
+    if angles.is_empty() {
+        return states.shallow_clone();
+    }
+    let d = states.size()[1];
+    let plain: Vec<i64> = (0..d).filter(|i| !angles.contains(i)).collect();
+    let idx = |v: &[i64]| Tensor::from_slice(v).to_device(states.device());
+    let a = states.index_select(1, &idx(angles));
+    Tensor::cat(&[states.index_select(1, &idx(&plain)), a.cos(), a.sin()], 1)
+}
+
 impl StateEncoder {
-    pub fn new(p: &nn::Path, dim: i64, hidden: i64, latent: i64) -> StateEncoder {
+    pub fn new(p: &nn::Path, dim: i64, angles: &[i64], hidden: i64, latent: i64) -> StateEncoder {
+        let features = dim + angles.len() as i64;
         StateEncoder {
-            mean: p.zeros_no_train("input_mean", &[dim]),
-            std: p.ones_no_train("input_std", &[dim]),
-            mlp: Mlp::new(&(p / "mlp"), &[dim, hidden, hidden, latent]),
+            angles: angles.to_vec(),
+            mean: p.zeros_no_train("input_mean", &[features]),
+            std: p.ones_no_train("input_std", &[features]),
+            mlp: Mlp::new(&(p / "mlp"), &[features, hidden, hidden, latent]),
         }
     }
 
     pub fn encode(&self, states: &Tensor) -> Tensor {
-        self.mlp.forward(&((states - &self.mean) / &self.std))
+        self.mlp
+            .forward(&((state_features(states, &self.angles) - &self.mean) / &self.std))
     }
 }
 
@@ -107,4 +144,3 @@ impl Encoder {
         }
     }
 }
-

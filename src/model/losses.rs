@@ -39,8 +39,13 @@ pub fn sigreg(z: &Tensor, projections: i64) -> Tensor {
     let mut w = vec![dt; knots as usize];
     w[0] = dt / 2.0;
     w[knots as usize - 1] = dt / 2.0;
-    let weights = Tensor::from_slice(&w).to_kind(Kind::Float).to_device(z.device()) * &target;
-    (err * weights).sum_dim_intlist([-1i64].as_slice(), false, Kind::Float).mean(Kind::Float)
+    let weights = Tensor::from_slice(&w)
+        .to_kind(Kind::Float)
+        .to_device(z.device())
+        * &target;
+    (err * weights)
+        .sum_dim_intlist([-1i64].as_slice(), false, Kind::Float)
+        .mean(Kind::Float)
 }
 
 /// One level's loss terms, as numbers for logs.
@@ -70,16 +75,22 @@ pub struct LevelOutputs<'a> {
 /// Combines a level's terms under its anti-collapse method; returns the differentiable
 /// total and the numbers.
 pub fn level_loss(out: LevelOutputs, method: AntiCollapse, w: &LossWeights) -> (Tensor, LossTerms) {
-    let pred = (out.predicted - out.targets).pow_tensor_scalar(2).mean(Kind::Float);
+    let pred = (out.predicted - out.targets)
+        .pow_tensor_scalar(2)
+        .mean(Kind::Float);
     let flat = out.all.flatten(0, 1);
-    let mut terms = LossTerms { prediction: pred.double_value(&[]), ..Default::default() };
+    let mut terms = LossTerms {
+        prediction: pred.double_value(&[]),
+        ..Default::default()
+    };
     let total = match method {
         AntiCollapse::Vicreg => {
             let var = variance(&flat);
             let cov = covariance(&flat);
-            let time = (out.all.narrow(1, 1, out.all.size()[1] - 1) - out.all.narrow(1, 0, out.all.size()[1] - 1))
-                .pow_tensor_scalar(2)
-                .mean(Kind::Float);
+            let time = (out.all.narrow(1, 1, out.all.size()[1] - 1)
+                - out.all.narrow(1, 0, out.all.size()[1] - 1))
+            .pow_tensor_scalar(2)
+            .mean(Kind::Float);
             let idm = match &out.idm {
                 Some((p, t)) => (p - t).pow_tensor_scalar(2).mean(Kind::Float),
                 None => Tensor::zeros([], (Kind::Float, flat.device())),
@@ -117,6 +128,9 @@ mod tests {
         // Perfectly correlated dimensions have a large covariance term; independent ones do not.
         let col = Tensor::randn([512, 1], (Kind::Float, tch::Device::Cpu));
         let correlated = col.repeat([1, 8]);
-        assert!(covariance(&correlated).double_value(&[]) > 10.0 * covariance(&healthy).double_value(&[]));
+        assert!(
+            covariance(&correlated).double_value(&[])
+                > 10.0 * covariance(&healthy).double_value(&[])
+        );
     }
 }

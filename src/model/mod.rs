@@ -12,6 +12,6 @@ pub mod train;
 pub mod world_model;
 
 pub use config::AgentFile;
-pub use world_model::WorldModel;
 pub use probe::Diagnostics;
 pub use train::{train, TrainOptions, Trainer};
+pub use world_model::WorldModel;

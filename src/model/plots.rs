@@ -29,7 +29,8 @@ pub struct MetricsRecord {
 
 /// Reads a run's metrics log; a torn last line (a kill mid-write) is skipped.
 pub fn read_metrics(path: &Path) -> anyhow::Result<Vec<MetricsRecord>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let mut out = Vec::with_capacity(lines.len());
     for (i, line) in lines.iter().enumerate() {
@@ -48,11 +49,22 @@ struct Series {
     points: Vec<(f64, f64)>,
 }
 
-fn line_chart(path: &Path, title: &str, x_desc: &str, y_desc: &str, series: &[Series]) -> anyhow::Result<()> {
+fn line_chart(
+    path: &Path,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[Series],
+) -> anyhow::Result<()> {
     REGISTER.call_once(|| {
         let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
     });
-    let points = || series.iter().flat_map(|s| s.points.iter()).filter(|p| p.0.is_finite() && p.1.is_finite());
+    let points = || {
+        series
+            .iter()
+            .flat_map(|s| s.points.iter())
+            .filter(|p| p.0.is_finite() && p.1.is_finite())
+    };
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for &(x, y) in points() {
         (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
@@ -71,18 +83,33 @@ fn line_chart(path: &Path, title: &str, x_desc: &str, y_desc: &str, series: &[Se
         .y_label_area_size(60)
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(|e| anyhow!("{e}"))?;
-    chart.configure_mesh().x_desc(x_desc).y_desc(y_desc).label_style(("sans-serif", 13)).draw().map_err(|e| anyhow!("{e}"))?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .label_style(("sans-serif", 13))
+        .draw()
+        .map_err(|e| anyhow!("{e}"))?;
     for (i, s) in series.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
-        let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(|p| p.0.is_finite() && p.1.is_finite()).collect();
+        let pts: Vec<(f64, f64)> = s
+            .points
+            .iter()
+            .copied()
+            .filter(|p| p.0.is_finite() && p.1.is_finite())
+            .collect();
         let single = pts.len() == 1;
         chart
             .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
             .map_err(|e| anyhow!("{e}"))?
             .label(s.name.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
         if single || pts.len() <= 20 {
-            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled()))).map_err(|e| anyhow!("{e}"))?;
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                .map_err(|e| anyhow!("{e}"))?;
         }
     }
     chart
@@ -93,7 +120,8 @@ fn line_chart(path: &Path, title: &str, x_desc: &str, y_desc: &str, series: &[Se
         .position(SeriesLabelPosition::UpperRight)
         .draw()
         .map_err(|e| anyhow!("{e}"))?;
-    root.present().map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    root.present()
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
     Ok(())
 }
 
@@ -106,64 +134,138 @@ pub fn write_run_plots(run: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let log10 = |v: f64| if v > 0.0 { v.log10() } else { f64::NAN };
 
     let mut losses = vec![
-        Series { name: "total".into(), points: records.iter().map(|r| (step(r), log10(r.losses.total))).collect() },
-        Series { name: "level-1 prediction".into(), points: records.iter().map(|r| (step(r), log10(r.losses.level1.prediction))).collect() },
+        Series {
+            name: "total".into(),
+            points: records
+                .iter()
+                .map(|r| (step(r), log10(r.losses.total)))
+                .collect(),
+        },
+        Series {
+            name: "level-1 prediction".into(),
+            points: records
+                .iter()
+                .map(|r| (step(r), log10(r.losses.level1.prediction)))
+                .collect(),
+        },
     ];
     if records.iter().any(|r| r.losses.level2.is_some()) {
         losses.push(Series {
             name: "level-2 prediction".into(),
-            points: records.iter().filter_map(|r| r.losses.level2.as_ref().map(|l| (step(r), log10(l.prediction)))).collect(),
+            points: records
+                .iter()
+                .filter_map(|r| {
+                    r.losses
+                        .level2
+                        .as_ref()
+                        .map(|l| (step(r), log10(l.prediction)))
+                })
+                .collect(),
         });
     }
     let path = run.join("losses.png");
     line_chart(&path, "Training losses", "step", "log10 loss", &losses)?;
     written.push(path);
 
-    let validations: Vec<(f64, &Diagnostics)> = records.iter().filter_map(|r| r.validation.as_ref().map(|v| (step(r), v))).collect();
-    let Some((_, last)) = validations.last() else { return Ok(written) };
+    let validations: Vec<(f64, &Diagnostics)> = records
+        .iter()
+        .filter_map(|r| r.validation.as_ref().map(|v| (step(r), v)))
+        .collect();
+    let Some((_, last)) = validations.last() else {
+        return Ok(written);
+    };
 
     let mut probes: Vec<Series> = Vec::new();
     for (i, p) in last.probes.iter().enumerate() {
         probes.push(Series {
             name: format!("level {}: {}", p.level, p.target),
-            points: validations.iter().filter_map(|(s, v)| v.probes.get(i).map(|q| (*s, q.r2))).collect(),
+            points: validations
+                .iter()
+                .filter_map(|(s, v)| v.probes.get(i).map(|q| (*s, q.r2)))
+                .collect(),
         });
     }
     let path = run.join("probes.png");
-    line_chart(&path, "Linear probe R² on held-out episodes", "step", "R²", &probes)?;
+    line_chart(
+        &path,
+        "Linear probe R² on held-out episodes",
+        "step",
+        "R²",
+        &probes,
+    )?;
     written.push(path);
 
     let mut horizon = vec![Series {
         name: "level 1".into(),
-        points: last.level1_error.iter().enumerate().map(|(t, e)| ((t + 1) as f64, *e)).collect(),
+        points: last
+            .level1_error
+            .iter()
+            .enumerate()
+            .map(|(t, e)| ((t + 1) as f64, *e))
+            .collect(),
     }];
     if !last.level2_error.is_empty() {
         let k = last.level2_k.max(1) as f64;
         horizon.push(Series {
             name: "level 2 (one point per jump)".into(),
-            points: last.level2_error.iter().enumerate().map(|(j, e)| ((j + 1) as f64 * k, *e)).collect(),
+            points: last
+                .level2_error
+                .iter()
+                .enumerate()
+                .map(|(j, e)| ((j + 1) as f64 * k, *e))
+                .collect(),
         });
     }
     let path = run.join("horizon.png");
-    line_chart(&path, "Open-loop prediction error (relative to variance)", "control steps ahead", "error", &horizon)?;
+    line_chart(
+        &path,
+        "Open-loop prediction error (relative to variance)",
+        "control steps ahead",
+        "error",
+        &horizon,
+    )?;
     written.push(path);
 
     let mut spread = vec![Series {
         name: "level 1 effective rank / dim".into(),
-        points: validations.iter().map(|(s, v)| (*s, v.level1_spread.effective_rank / v.level1_spread.dim.max(1) as f64)).collect(),
+        points: validations
+            .iter()
+            .map(|(s, v)| {
+                (
+                    *s,
+                    v.level1_spread.effective_rank / v.level1_spread.dim.max(1) as f64,
+                )
+            })
+            .collect(),
     }];
-    spread.push(Series { name: "level 1 min std".into(), points: validations.iter().map(|(s, v)| (*s, v.level1_spread.std_min)).collect() });
+    spread.push(Series {
+        name: "level 1 min std".into(),
+        points: validations
+            .iter()
+            .map(|(s, v)| (*s, v.level1_spread.std_min))
+            .collect(),
+    });
     if last.level2_spread.is_some() {
         spread.push(Series {
             name: "level 2 effective rank / dim".into(),
             points: validations
                 .iter()
-                .filter_map(|(s, v)| v.level2_spread.as_ref().map(|sp| (*s, sp.effective_rank / sp.dim.max(1) as f64)))
+                .filter_map(|(s, v)| {
+                    v.level2_spread
+                        .as_ref()
+                        .map(|sp| (*s, sp.effective_rank / sp.dim.max(1) as f64))
+                })
                 .collect(),
         });
     }
     let path = run.join("spread.png");
-    line_chart(&path, "Embedding spread (collapse watch)", "step", "value", &spread)?;
+    line_chart(
+        &path,
+        "Embedding spread (collapse watch)",
+        "step",
+        "value",
+        &spread,
+    )?;
     written.push(path);
     Ok(written)
 }

@@ -29,10 +29,20 @@ impl Spread {
             return Some("non-finite representations".into());
         }
         if self.std_mean < MIN_STD {
-            return Some(format!("mean std per dimension {:.2e} < {MIN_STD:.0e}", self.std_mean));
+            return Some(format!(
+                "mean std per dimension {:.2e} < {MIN_STD:.0e}",
+                self.std_mean
+            ));
         }
-        if self.effective_rank < (MIN_RANK_FRACTION * self.dim as f64).max(2.0).min(self.dim as f64) {
-            return Some(format!("effective rank {:.2} of {} dimensions", self.effective_rank, self.dim));
+        if self.effective_rank
+            < (MIN_RANK_FRACTION * self.dim as f64)
+                .max(2.0)
+                .min(self.dim as f64)
+        {
+            return Some(format!(
+                "effective rank {:.2} of {} dimensions",
+                self.effective_rank, self.dim
+            ));
         }
         None
     }
@@ -66,7 +76,11 @@ pub struct Diagnostics {
 impl Diagnostics {
     /// Whether every representation was finite (weights that blew up make them inf/NaN).
     pub fn finite(&self) -> bool {
-        self.level1_spread.std_mean.is_finite() && self.level2_spread.as_ref().is_none_or(|s| s.std_mean.is_finite())
+        self.level1_spread.std_mean.is_finite()
+            && self
+                .level2_spread
+                .as_ref()
+                .is_none_or(|s| s.std_mean.is_finite())
     }
 
     pub fn alarms(&self) -> Vec<String> {
@@ -81,7 +95,12 @@ impl Diagnostics {
     }
 
     pub fn summary(&self) -> String {
-        let f = |v: &[f64]| v.iter().map(|x| format!("{x:.3}")).collect::<Vec<_>>().join(" ");
+        let f = |v: &[f64]| {
+            v.iter()
+                .map(|x| format!("{x:.3}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
         let mut s = format!(
             "level-1 error by horizon [{}]; std {:.3} (min {:.3}), effective rank {:.1}/{}",
             f(&self.level1_error),
@@ -114,7 +133,12 @@ impl Diagnostics {
 pub fn spread(z: &Tensor) -> Spread {
     let z = z.to_kind(Kind::Double);
     if !bool::try_from(z.isfinite().all()).unwrap_or(false) {
-        return Spread { std_mean: f64::NAN, std_min: f64::NAN, effective_rank: f64::NAN, dim: z.size()[1] };
+        return Spread {
+            std_mean: f64::NAN,
+            std_min: f64::NAN,
+            effective_rank: f64::NAN,
+            dim: z.size()[1],
+        };
     }
     let std = z.std_dim(0i64, false, false);
     let zc = &z - z.mean_dim(0i64, true, Kind::Double);
@@ -130,11 +154,25 @@ pub fn spread(z: &Tensor) -> Spread {
 }
 
 /// Encodes observation rows in chunks without gradients.
-pub fn encode_rows(model: &WorldModel, data: &TrainingData, rows: &[i64], device: Device) -> Tensor {
+pub fn encode_rows(
+    model: &WorldModel,
+    data: &TrainingData,
+    rows: &[i64],
+    device: Device,
+) -> Tensor {
     tch::no_grad(|| {
         let chunks: Vec<Tensor> = rows
             .chunks(512)
-            .map(|c| model.encode(&data.obs.index_select(0, &Tensor::from_slice(c)).to_device(device)).to(Device::Cpu))
+            .map(|c| {
+                model
+                    .encode(
+                        &data
+                            .obs
+                            .index_select(0, &Tensor::from_slice(c))
+                            .to_device(device),
+                    )
+                    .to(Device::Cpu)
+            })
             .collect();
         Tensor::cat(&chunks, 0)
     })
@@ -144,7 +182,12 @@ pub fn encode_rows(model: &WorldModel, data: &TrainingData, rows: &[i64], device
 /// Features are standardised with the training rows' statistics first, so the score does
 /// not depend on the representation's scale (a tiny-variance encoder is not penalised by
 /// the ridge term). Non-finite inputs score NaN.
-pub fn linear_probe_r2(x_train: &Tensor, y_train: &Tensor, x_test: &Tensor, y_test: &Tensor) -> Vec<f64> {
+pub fn linear_probe_r2(
+    x_train: &Tensor,
+    y_train: &Tensor,
+    x_test: &Tensor,
+    y_test: &Tensor,
+) -> Vec<f64> {
     let cols = y_train.size().get(1).copied().unwrap_or(1) as usize;
     let finite = |t: &Tensor| bool::try_from(t.isfinite().all()).unwrap_or(false);
     if ![x_train, y_train, x_test, y_test].into_iter().all(finite) {
@@ -157,11 +200,17 @@ pub fn linear_probe_r2(x_train: &Tensor, y_train: &Tensor, x_test: &Tensor, y_te
     let (yt, yv) = (y_train.to_kind(Kind::Double), y_test.to_kind(Kind::Double));
     let y_mean = yt.mean_dim(0i64, true, Kind::Double);
     let (n, d) = (xt.size()[0], xt.size()[1]);
-    let gram = xt.transpose(0, 1).matmul(&xt) + Tensor::eye(d, (Kind::Double, Device::Cpu)) * (1e-4 * n as f64);
+    let gram = xt.transpose(0, 1).matmul(&xt)
+        + Tensor::eye(d, (Kind::Double, Device::Cpu)) * (1e-4 * n as f64);
     let w = Tensor::linalg_solve(&gram, &xt.transpose(0, 1).matmul(&(&yt - &y_mean)), true);
     let pred = xv.matmul(&w) + &y_mean;
-    let sse = (&pred - &yv).pow_tensor_scalar(2).sum_dim_intlist([0i64].as_slice(), false, Kind::Double);
-    let sst = (&yv - yv.mean_dim(0i64, true, Kind::Double)).pow_tensor_scalar(2).sum_dim_intlist([0i64].as_slice(), false, Kind::Double);
+    let sse =
+        (&pred - &yv)
+            .pow_tensor_scalar(2)
+            .sum_dim_intlist([0i64].as_slice(), false, Kind::Double);
+    let sst = (&yv - yv.mean_dim(0i64, true, Kind::Double))
+        .pow_tensor_scalar(2)
+        .sum_dim_intlist([0i64].as_slice(), false, Kind::Double);
     let r2 = 1.0 - sse / sst.clamp_min(1e-12);
     Vec::<f64>::try_from(r2).unwrap_or_default()
 }
@@ -169,15 +218,25 @@ pub fn linear_probe_r2(x_train: &Tensor, y_train: &Tensor, x_test: &Tensor, y_te
 /// Probe targets from the physical state: the agent's position and each body's pose (x, y,
 /// cos and sin of the angle, so the wrap-around does not hurt a linear probe).
 fn probe_targets(data: &TrainingData) -> Vec<(String, Tensor)> {
-    let col = |name: &str| data.state_names.iter().position(|n| n == name).map(|i| data.states.select(1, i as i64));
+    let col = |name: &str| {
+        data.state_names
+            .iter()
+            .position(|n| n == name)
+            .map(|i| data.states.select(1, i as i64))
+    };
     let mut out = Vec::new();
     if let (Some(x), Some(y)) = (col("agent.x"), col("agent.y")) {
         out.push(("agent position".to_string(), Tensor::stack(&[x, y], 1)));
     }
     for n in &data.state_names {
         if let Some(body) = n.strip_suffix(".angle") {
-            if let (Some(x), Some(y), Some(a)) = (col(&format!("{body}.x")), col(&format!("{body}.y")), col(n)) {
-                out.push((format!("{body} pose"), Tensor::stack(&[x, y, a.cos(), a.sin()], 1)));
+            if let (Some(x), Some(y), Some(a)) =
+                (col(&format!("{body}.x")), col(&format!("{body}.y")), col(n))
+            {
+                out.push((
+                    format!("{body} pose"),
+                    Tensor::stack(&[x, y, a.cos(), a.sin()], 1),
+                ));
             }
         }
     }
@@ -185,51 +244,112 @@ fn probe_targets(data: &TrainingData) -> Vec<(String, Tensor)> {
 }
 
 /// Every diagnostic on held-out windows and frames (deterministic subsets).
-pub fn diagnose(model: &WorldModel, data: &TrainingData, device: Device, max_windows: usize, max_frames: usize) -> Diagnostics {
+pub fn diagnose(
+    model: &WorldModel,
+    data: &TrainingData,
+    device: Device,
+    max_windows: usize,
+    max_frames: usize,
+) -> Diagnostics {
     let stride = |n: usize, cap: usize| (n / cap.max(1)).max(1);
-    let val_w: Vec<(i64, i64)> = data.val_windows.iter().step_by(stride(data.val_windows.len(), max_windows)).copied().collect();
-    let train_rows: Vec<i64> = data.train_frames.iter().step_by(stride(data.train_frames.len(), max_frames)).copied().collect();
-    let val_rows: Vec<i64> = data.val_frames.iter().step_by(stride(data.val_frames.len(), max_frames)).copied().collect();
+    let val_w: Vec<(i64, i64)> = data
+        .val_windows
+        .iter()
+        .step_by(stride(data.val_windows.len(), max_windows))
+        .copied()
+        .collect();
+    let train_rows: Vec<i64> = data
+        .train_frames
+        .iter()
+        .step_by(stride(data.train_frames.len(), max_frames))
+        .copied()
+        .collect();
+    let val_rows: Vec<i64> = data
+        .val_frames
+        .iter()
+        .step_by(stride(data.val_frames.len(), max_frames))
+        .copied()
+        .collect();
     let mut d = Diagnostics::default();
     tch::no_grad(|| {
         let (obs, actions) = data.batch(&val_w, device);
         let (b, l) = (obs.size()[0], obs.size()[1]);
         let z = model.encode(&obs.flatten(0, 1)).view([b, l, -1]);
         let a = model.normalize_actions(&actions);
-        let var_z = z.flatten(0, 1).var_dim(0i64, false, false).mean(Kind::Float).clamp_min(1e-12);
+        let var_z = z
+            .flatten(0, 1)
+            .var_dim(0i64, false, false)
+            .mean(Kind::Float)
+            .clamp_min(1e-12);
         let pred = model.rollout(&z.select(1, 0), &a);
         d.level1_error = (0..l - 1)
-            .map(|t| ((pred.select(1, t) - z.select(1, t + 1)).pow_tensor_scalar(2).mean(Kind::Float) / &var_z).double_value(&[]))
+            .map(|t| {
+                ((pred.select(1, t) - z.select(1, t + 1))
+                    .pow_tensor_scalar(2)
+                    .mean(Kind::Float)
+                    / &var_z)
+                    .double_value(&[])
+            })
             .collect();
         if let Some(l2) = &model.level2 {
             let jumps = (l - 1) / l2.k;
             d.level2_k = l2.k;
             let idx: Vec<i64> = (0..=jumps).map(|j| j * l2.k).collect();
-            let h = l2.abstract_state(&z.index_select(1, &Tensor::from_slice(&idx).to_device(device)));
-            let var_h = h.flatten(0, 1).var_dim(0i64, false, false).mean(Kind::Float).clamp_min(1e-12);
+            let h =
+                l2.abstract_state(&z.index_select(1, &Tensor::from_slice(&idx).to_device(device)));
+            let var_h = h
+                .flatten(0, 1)
+                .var_dim(0i64, false, false)
+                .mean(Kind::Float)
+                .clamp_min(1e-12);
             let chunks = a.narrow(1, 0, jumps * l2.k).reshape([b * jumps, l2.k, 2]);
             let u = l2.encode_macro(&chunks).view([b, jumps, -1]);
             let hp = l2.rollout(&h.select(1, 0), &u);
             d.level2_error = (0..jumps)
-                .map(|j| ((hp.select(1, j) - h.select(1, j + 1)).pow_tensor_scalar(2).mean(Kind::Float) / &var_h).double_value(&[]))
+                .map(|j| {
+                    ((hp.select(1, j) - h.select(1, j + 1))
+                        .pow_tensor_scalar(2)
+                        .mean(Kind::Float)
+                        / &var_h)
+                        .double_value(&[])
+                })
                 .collect();
             let composed = l2.abstract_state(&pred.select(1, l2.k - 1));
-            d.level2_consistency = Some(((composed - hp.select(1, 0)).pow_tensor_scalar(2).mean(Kind::Float) / &var_h).double_value(&[]));
+            d.level2_consistency = Some(
+                ((composed - hp.select(1, 0))
+                    .pow_tensor_scalar(2)
+                    .mean(Kind::Float)
+                    / &var_h)
+                    .double_value(&[]),
+            );
         }
     });
     let z_train = encode_rows(model, data, &train_rows, device);
     let z_val = encode_rows(model, data, &val_rows, device);
     d.level1_spread = spread(&z_val);
-    let h_of = |z: &Tensor| model.level2.as_ref().map(|l2| tch::no_grad(|| l2.abstract_state(&z.to_device(device)).to(Device::Cpu)));
+    let h_of = |z: &Tensor| {
+        model
+            .level2
+            .as_ref()
+            .map(|l2| tch::no_grad(|| l2.abstract_state(&z.to_device(device)).to(Device::Cpu)))
+    };
     let (h_train, h_val) = (h_of(&z_train), h_of(&z_val));
     d.level2_spread = h_val.as_ref().map(spread);
     let sel = |rows: &[i64], t: &Tensor| t.index_select(0, &Tensor::from_slice(rows));
     for (name, y) in probe_targets(data) {
         let (yt, yv) = (sel(&train_rows, &y), sel(&val_rows, &y));
         let mean = |v: Vec<f64>| v.iter().sum::<f64>() / v.len().max(1) as f64;
-        d.probes.push(Probe { target: name.clone(), level: 1, r2: mean(linear_probe_r2(&z_train, &yt, &z_val, &yv)) });
+        d.probes.push(Probe {
+            target: name.clone(),
+            level: 1,
+            r2: mean(linear_probe_r2(&z_train, &yt, &z_val, &yv)),
+        });
         if let (Some(ht), Some(hv)) = (&h_train, &h_val) {
-            d.probes.push(Probe { target: name, level: 2, r2: mean(linear_probe_r2(ht, &yt, hv, &yv)) });
+            d.probes.push(Probe {
+                target: name,
+                level: 2,
+                r2: mean(linear_probe_r2(ht, &yt, hv, &yv)),
+            });
         }
     }
     d

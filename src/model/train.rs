@@ -19,8 +19,8 @@ use tch::{nn, Device, Kind, Tensor};
 use super::config::{AgentFile, AntiCollapse};
 use super::data::TrainingData;
 use super::losses::{level_loss, LevelOutputs, LossTerms};
-use super::world_model::{ModelShapes, WorldModel};
 use super::probe::{diagnose, Diagnostics};
+use super::world_model::{ModelShapes, WorldModel};
 use crate::data::dataset::{sha256_hex, write_atomic};
 use crate::data::Dataset;
 use crate::error::InputError;
@@ -63,7 +63,13 @@ pub struct StepLosses {
 }
 
 pub fn dataset_digest(ds: &Dataset) -> String {
-    let joined: String = ds.manifest.shards.iter().map(|s| s.sha256.as_str()).collect::<Vec<_>>().join(",");
+    let joined: String = ds
+        .manifest
+        .shards
+        .iter()
+        .map(|s| s.sha256.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
     sha256_hex(joined.as_bytes())
 }
 
@@ -87,7 +93,16 @@ impl Trainer {
         } else {
             (None, None)
         };
-        Trainer { agent, device, vs, model, target_vs, target, moments: BTreeMap::new(), step: 0 }
+        Trainer {
+            agent,
+            device,
+            vs,
+            model,
+            target_vs,
+            target,
+            moments: BTreeMap::new(),
+            step: 0,
+        }
     }
 
     /// Sets the encoder's input normalisation from the training data.
@@ -107,7 +122,10 @@ impl Trainer {
         let m = &self.model;
         let (b, l) = (obs.size()[0], obs.size()[1]);
         let z = m.encode(&obs.flatten(0, 1)).view([b, l, -1]);
-        let tz = self.target.as_ref().map(|t| tch::no_grad(|| t.encode(&obs.flatten(0, 1)).view([b, l, -1])));
+        let tz = self
+            .target
+            .as_ref()
+            .map(|t| tch::no_grad(|| t.encode(&obs.flatten(0, 1)).view([b, l, -1])));
         let a = m.normalize_actions(actions);
         let l1 = &self.agent.level1;
         let h1 = l1.horizon;
@@ -120,21 +138,34 @@ impl Trainer {
             let pair = Tensor::cat(&[z.narrow(1, 0, l - 1), z.narrow(1, 1, l - 1)], -1);
             (m.idm1.forward(&pair), a.shallow_clone())
         });
-        let (total1, terms1) =
-            level_loss(LevelOutputs { predicted: &pred, targets: &targets, all: &z, idm }, l1.anti_collapse, &l1.loss);
+        let (total1, terms1) = level_loss(
+            LevelOutputs {
+                predicted: &pred,
+                targets: &targets,
+                all: &z,
+                idm,
+            },
+            l1.anti_collapse,
+            &l1.loss,
+        );
         let mut total = total1;
         let mut level2 = None;
         if let Some(n2) = &m.level2 {
             let c = &self.agent.level2;
             let jumps = c.jumps;
-            let idx = Tensor::from_slice(&(0..=jumps).map(|j| j * c.k).collect::<Vec<i64>>()).to_device(self.device);
+            let idx = Tensor::from_slice(&(0..=jumps).map(|j| j * c.k).collect::<Vec<i64>>())
+                .to_device(self.device);
             let h = n2.abstract_state(&z.index_select(1, &idx));
             let chunks = a.narrow(1, 0, jumps * c.k).reshape([b * jumps, c.k, 2]);
             let u = n2.encode_macro(&chunks).view([b, jumps, -1]);
             let hp = n2.rollout(&h.select(1, 0), &u);
             let target_h = match (&tz, &self.target, c.anti_collapse) {
                 (Some(t), Some(tm), AntiCollapse::Ema) => tch::no_grad(|| {
-                    tm.level2.as_ref().expect("same architecture").abstract_state(&t.index_select(1, &idx)).narrow(1, 1, jumps)
+                    tm.level2
+                        .as_ref()
+                        .expect("same architecture")
+                        .abstract_state(&t.index_select(1, &idx))
+                        .narrow(1, 1, jumps)
                 }),
                 _ => h.narrow(1, 1, jumps),
             };
@@ -142,19 +173,33 @@ impl Trainer {
                 let pair = Tensor::cat(&[h.narrow(1, 0, jumps), h.narrow(1, 1, jumps)], -1);
                 (n2.idm2.forward(&pair), u.detach())
             });
-            let (t2, terms2) =
-                level_loss(LevelOutputs { predicted: &hp, targets: &target_h, all: &h, idm: idm2 }, c.anti_collapse, &c.loss);
+            let (t2, terms2) = level_loss(
+                LevelOutputs {
+                    predicted: &hp,
+                    targets: &target_h,
+                    all: &h,
+                    idm: idm2,
+                },
+                c.anti_collapse,
+                &c.loss,
+            );
             total = total + t2;
             level2 = Some(terms2);
         }
-        let losses = StepLosses { total: total.double_value(&[]), level1: terms1, level2 };
+        let losses = StepLosses {
+            total: total.double_value(&[]),
+            level1: terms1,
+            level2,
+        };
         (total, losses)
     }
 
     /// Draws this step's batch: deterministic in (seed, step).
     pub fn batch_windows(&self, data: &TrainingData) -> Vec<(i64, i64)> {
         let mut rng = ChaCha8Rng::seed_from_u64(step_seed(self.agent.train.seed, self.step));
-        (0..self.agent.train.batch_size).map(|_| data.train_windows[rng.random_range(0..data.train_windows.len())]).collect()
+        (0..self.agent.train.batch_size)
+            .map(|_| data.train_windows[rng.random_range(0..data.train_windows.len())])
+            .collect()
     }
 
     /// One optimisation step. Returns the losses; a non-finite loss leaves the weights alone.
@@ -174,7 +219,12 @@ impl Trainer {
     }
 
     fn named_trainable(&self) -> Vec<(String, Tensor)> {
-        let mut v: Vec<(String, Tensor)> = self.vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+        let mut v: Vec<(String, Tensor)> = self
+            .vs
+            .variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     }
@@ -190,7 +240,10 @@ impl Trainer {
 
     /// AdamW (beta 0.9 / 0.999, eps 1e-8, decoupled weight decay).
     fn adamw(&mut self) {
-        let (lr, wd) = (self.agent.train.learning_rate, self.agent.train.weight_decay);
+        let (lr, wd) = (
+            self.agent.train.learning_rate,
+            self.agent.train.weight_decay,
+        );
         let (b1, b2, eps) = (0.9, 0.999, 1e-8);
         let t = (self.step + 1) as i32;
         let (c1, c2) = (1.0 - f64::powi(b1, t), 1.0 - f64::powi(b2, t));
@@ -201,7 +254,10 @@ impl Trainer {
                 if !g.defined() {
                     continue;
                 }
-                let (m, v) = self.moments.entry(name).or_insert_with(|| (p.zeros_like(), p.zeros_like()));
+                let (m, v) = self
+                    .moments
+                    .entry(name)
+                    .or_insert_with(|| (p.zeros_like(), p.zeros_like()));
                 *m = &*m * b1 + &g * (1.0 - b1);
                 *v = &*v * b2 + (&g * &g) * (1.0 - b2);
                 let update = (&*m / c1) / ((&*v / c2).sqrt() + eps) * lr + &p * (lr * wd);
@@ -238,11 +294,19 @@ impl Trainer {
         let moments: Vec<(String, Tensor)> = self
             .moments
             .iter()
-            .flat_map(|(n, (m, v))| [(format!("{n}.m"), m.shallow_clone()), (format!("{n}.v"), v.shallow_clone())])
+            .flat_map(|(n, (m, v))| {
+                [
+                    (format!("{n}.m"), m.shallow_clone()),
+                    (format!("{n}.v"), v.shallow_clone()),
+                ]
+            })
             .collect();
         Tensor::write_safetensors(&moments, tmp.join("optimizer.safetensors"))?;
         std::fs::write(tmp.join("agent.toml"), toml::to_string_pretty(&self.agent)?)?;
-        write_atomic(&tmp.join("meta.json"), serde_json::to_string_pretty(meta)?.as_bytes())?;
+        write_atomic(
+            &tmp.join("meta.json"),
+            serde_json::to_string_pretty(meta)?.as_bytes(),
+        )?;
         for f in std::fs::read_dir(&tmp)? {
             std::fs::File::open(f?.path())?.sync_all()?;
         }
@@ -258,12 +322,22 @@ impl Trainer {
 
     /// Loads a run's checkpoint (or the previous one if a crash hit between the renames).
     /// Shapes and names must match the agent file exactly.
-    pub fn load(run: &Path, agent: Option<&AgentFile>, device: Device) -> Result<(Trainer, CheckpointMeta), InputError> {
+    pub fn load(
+        run: &Path,
+        agent: Option<&AgentFile>,
+        device: Device,
+    ) -> Result<(Trainer, CheckpointMeta), InputError> {
         let dir = checkpoint_dir(run)?;
         let meta_path = dir.join("meta.json");
-        let text = std::fs::read_to_string(&meta_path).map_err(|e| InputError::new(&meta_path, "", format!("cannot read: {e}")))?;
-        let meta: CheckpointMeta = serde_json::from_str(&text)
-            .map_err(|e| InputError::new(&meta_path, format!("line {}, column {}", e.line(), e.column()), e.to_string()))?;
+        let text = std::fs::read_to_string(&meta_path)
+            .map_err(|e| InputError::new(&meta_path, "", format!("cannot read: {e}")))?;
+        let meta: CheckpointMeta = serde_json::from_str(&text).map_err(|e| {
+            InputError::new(
+                &meta_path,
+                format!("line {}, column {}", e.line(), e.column()),
+                e.to_string(),
+            )
+        })?;
         let agent_path = dir.join("agent.toml");
         let saved = AgentFile::load(&agent_path)?;
         if let Some(a) = agent {
@@ -286,11 +360,23 @@ impl Trainer {
             .into_iter()
             .collect();
         for (name, p) in t.named_trainable() {
-            if let (Some(m), Some(v)) = (saved_moments.get(&format!("{name}.m")), saved_moments.get(&format!("{name}.v"))) {
+            if let (Some(m), Some(v)) = (
+                saved_moments.get(&format!("{name}.m")),
+                saved_moments.get(&format!("{name}.v")),
+            ) {
                 if m.size() != p.size() || v.size() != p.size() {
-                    return Err(InputError::new(&opt_path, &name, format!("moment shape {:?} differs from the weight's {:?}", m.size(), p.size())));
+                    return Err(InputError::new(
+                        &opt_path,
+                        &name,
+                        format!(
+                            "moment shape {:?} differs from the weight's {:?}",
+                            m.size(),
+                            p.size()
+                        ),
+                    ));
                 }
-                t.moments.insert(name, (m.to_device(device), v.to_device(device)));
+                t.moments
+                    .insert(name, (m.to_device(device), v.to_device(device)));
             }
         }
         t.step = meta.step;
@@ -305,7 +391,11 @@ fn checkpoint_dir(run: &Path) -> Result<PathBuf, InputError> {
             return Ok(d);
         }
     }
-    Err(InputError::new(run, "", "no checkpoint in this run folder (expected checkpoint/meta.json)"))
+    Err(InputError::new(
+        run,
+        "",
+        "no checkpoint in this run folder (expected checkpoint/meta.json)",
+    ))
 }
 
 /// The first top-level key where two agent configs differ, for error messages.
@@ -315,7 +405,11 @@ fn first_difference(a: &AgentFile, b: &AgentFile) -> String {
         match (a, b) {
             (toml::Value::Table(x), toml::Value::Table(y)) => {
                 for (k, va) in x {
-                    let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
                     match y.get(k) {
                         Some(vb) => {
                             if let Some(d) = walk(&key, va, vb) {
@@ -344,20 +438,39 @@ fn load_exact(vs: &mut nn::VarStore, path: &Path) -> Result<(), InputError> {
         .map_err(|e| InputError::new(path, "", format!("corrupt or truncated weights: {e}")))?
         .into_iter()
         .collect();
-    let vars = vs.variables();
+    let vars: BTreeMap<String, Tensor> = vs.variables().into_iter().collect();
     for (name, var) in &vars {
         match saved.get(name) {
-            None => return Err(InputError::new(path, name, "tensor missing from the checkpoint")),
+            None => {
+                return Err(InputError::new(
+                    path,
+                    name,
+                    "tensor missing from the checkpoint",
+                ))
+            }
             Some(s) if s.size() != var.size() => {
-                return Err(InputError::new(path, name, format!("shape {:?} in the checkpoint, {:?} in the model", s.size(), var.size())))
+                return Err(InputError::new(
+                    path,
+                    name,
+                    format!(
+                        "shape {:?} in the checkpoint, {:?} in the model",
+                        s.size(),
+                        var.size()
+                    ),
+                ))
             }
             Some(_) => {}
         }
     }
     if let Some(extra) = saved.keys().find(|k| !vars.contains_key(*k)) {
-        return Err(InputError::new(path, extra, "tensor in the checkpoint that the model does not have"));
+        return Err(InputError::new(
+            path,
+            extra,
+            "tensor in the checkpoint that the model does not have",
+        ));
     }
-    vs.load(path).map_err(|e| InputError::new(path, "", e.to_string()))
+    vs.load(path)
+        .map_err(|e| InputError::new(path, "", e.to_string()))
 }
 
 /// Options of `hjepa train`.
@@ -392,7 +505,10 @@ struct MetricsLine<'a> {
 }
 
 fn append_metrics(path: &Path, line: &MetricsLine) -> anyhow::Result<()> {
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
     writeln!(f, "{}", serde_json::to_string(line)?)?;
     f.sync_data()?;
     Ok(())
@@ -405,7 +521,9 @@ fn truncate_metrics(path: &Path, step: i64) -> anyhow::Result<()> {
     struct StepOnly {
         step: i64,
     }
-    let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
     let kept: String = text
         .lines()
         .filter(|l| serde_json::from_str::<StepOnly>(l).is_ok_and(|r| r.step <= step))
@@ -429,13 +547,32 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainSummary> {
     let data = TrainingData::load(&ds, &agent, &opts.agent_path)?;
     let digest = dataset_digest(&ds);
     std::fs::create_dir_all(&opts.out)?;
-    let mut trainer = if opts.resume && (opts.out.join("checkpoint").exists() || opts.out.join("checkpoint.old").exists()) {
+    let mut trainer = if opts.resume
+        && (opts.out.join("checkpoint").exists() || opts.out.join("checkpoint.old").exists())
+    {
         let (t, meta) = Trainer::load(&opts.out, Some(&agent), device)?;
         if meta.dataset_digest != digest {
-            return Err(InputError::new(&opts.data, "", format!("the run {} was trained on other data (digest {})", opts.out.display(), meta.dataset_digest)).into());
+            return Err(InputError::new(
+                &opts.data,
+                "",
+                format!(
+                    "the run {} was trained on other data (digest {})",
+                    opts.out.display(),
+                    meta.dataset_digest
+                ),
+            )
+            .into());
         }
         if meta.shapes != data.shapes {
-            return Err(InputError::new(&opts.data, "", format!("observation/action shapes {:?} differ from the checkpoint's {:?}", data.shapes, meta.shapes)).into());
+            return Err(InputError::new(
+                &opts.data,
+                "",
+                format!(
+                    "observation/action shapes {:?} differ from the checkpoint's {:?}",
+                    data.shapes, meta.shapes
+                ),
+            )
+            .into());
         }
         truncate_metrics(&opts.out.join("metrics.jsonl"), t.step)?;
         t
@@ -449,8 +586,18 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainSummary> {
     };
     let total = opts.steps.unwrap_or(agent.train.steps);
     let metrics_path = opts.out.join("metrics.jsonl");
-    let bar = if opts.progress { ProgressBar::new(total as u64) } else { ProgressBar::hidden() };
-    bar.set_style(ProgressStyle::with_template("train [{bar:25}] {pos}/{len} steps {per_sec} eta {eta} {msg}").expect("template").progress_chars("=> "));
+    let bar = if opts.progress {
+        ProgressBar::new(total as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "train [{bar:25}] {pos}/{len} steps {per_sec} eta {eta} {msg}",
+        )
+        .expect("template")
+        .progress_chars("=> "),
+    );
     bar.set_position(trainer.step as u64);
     let start = Instant::now();
     let first_step = trainer.step;
@@ -483,7 +630,9 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainSummary> {
             "loss {:.4} (pred {:.4}{})",
             last.total,
             last.level1.prediction,
-            last.level2.as_ref().map_or(String::new(), |l| format!(", L2 pred {:.4}", l.prediction))
+            last.level2
+                .as_ref()
+                .map_or(String::new(), |l| format!(", L2 pred {:.4}", l.prediction))
         ));
         let validate = trainer.step % agent.train.validate_every == 0 || trainer.step == total;
         if validate {
@@ -499,14 +648,27 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainSummary> {
             for a in diagnostics.alarms() {
                 bar.println(a);
             }
-            let line = MetricsLine { step: trainer.step, elapsed_s: start.elapsed().as_secs_f64(), losses: &last, validation: Some(&diagnostics) };
+            let line = MetricsLine {
+                step: trainer.step,
+                elapsed_s: start.elapsed().as_secs_f64(),
+                losses: &last,
+                validation: Some(&diagnostics),
+            };
             append_metrics(&metrics_path, &line)?;
             trainer.save(&opts.out, &meta_for(&trainer, Some(diagnostics.clone())))?;
             if let Err(e) = super::plots::write_run_plots(&opts.out) {
                 bar.println(format!("warning: plots not written: {e:#}"));
             }
         } else if trainer.step % 10 == 0 {
-            append_metrics(&metrics_path, &MetricsLine { step: trainer.step, elapsed_s: start.elapsed().as_secs_f64(), losses: &last, validation: None })?;
+            append_metrics(
+                &metrics_path,
+                &MetricsLine {
+                    step: trainer.step,
+                    elapsed_s: start.elapsed().as_secs_f64(),
+                    losses: &last,
+                    validation: None,
+                },
+            )?;
         }
     }
     bar.finish_and_clear();
@@ -534,7 +696,15 @@ pub fn probe(run: &Path, data: Option<&Path>, device: Option<&str>) -> anyhow::R
     let ds = Dataset::open(data.unwrap_or(&meta.dataset))?;
     let data = TrainingData::load(&ds, &agent, &agent_path)?;
     if data.shapes != meta.shapes {
-        return Err(InputError::new(&ds.dir, "", format!("observation/action shapes {:?} differ from the checkpoint's {:?}", data.shapes, meta.shapes)).into());
+        return Err(InputError::new(
+            &ds.dir,
+            "",
+            format!(
+                "observation/action shapes {:?} differ from the checkpoint's {:?}",
+                data.shapes, meta.shapes
+            ),
+        )
+        .into());
     }
     let _ = Kind::Float;
     Ok(diagnose(&trainer.model, &data, device, 512, 8000))

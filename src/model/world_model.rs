@@ -14,6 +14,9 @@ use super::encoder::{Encoder, Mlp, PixelEncoder, StateEncoder};
 pub struct ModelShapes {
     /// `[H, W, 3]` for pixels, `[D]` for states.
     pub observation: Vec<i64>,
+    /// State components that are angles: the state encoder reads them as (cos, sin).
+    #[serde(default)]
+    pub angle_inputs: Vec<i64>,
     pub action_low: [f32; 2],
     pub action_high: [f32; 2],
 }
@@ -58,7 +61,13 @@ impl WorldModel {
                 &agent.perception.channels,
                 d,
             )),
-            ObservationKind::State => Encoder::State(StateEncoder::new(&(p / "encoder"), shapes.observation[0], agent.perception.hidden, d)),
+            ObservationKind::State => Encoder::State(StateEncoder::new(
+                &(p / "encoder"),
+                shapes.observation[0],
+                &shapes.angle_inputs,
+                agent.perception.hidden,
+                d,
+            )),
         };
         let h1 = agent.level1.hidden;
         let level2 = agent.level2.enabled.then(|| {
@@ -66,8 +75,14 @@ impl WorldModel {
             let q = p / "level2";
             Level2Nets {
                 abstraction: Mlp::new(&(&q / "abstraction"), &[d, l2.hidden, l2.dim]),
-                macro_encoder: Mlp::new(&(&q / "macro_encoder"), &[2 * l2.k, l2.hidden, l2.macro_dim]),
-                predictor2: Mlp::new(&(&q / "predictor"), &[l2.dim + l2.macro_dim, l2.hidden, l2.hidden, l2.dim]),
+                macro_encoder: Mlp::new(
+                    &(&q / "macro_encoder"),
+                    &[2 * l2.k, l2.hidden, l2.macro_dim],
+                ),
+                predictor2: Mlp::new(
+                    &(&q / "predictor"),
+                    &[l2.dim + l2.macro_dim, l2.hidden, l2.hidden, l2.dim],
+                ),
                 idm2: Mlp::new(&(&q / "idm"), &[2 * l2.dim, l2.hidden, l2.macro_dim]),
                 k: l2.k,
                 dim: l2.dim,

@@ -1,9 +1,9 @@
-//! `hjepa bench ...`: throughput tables. Ratios compare rows measured side by side in the
-//! same run; the gym-pusht figures are the anchors measured on this machine kind
-//! (shared/ANCHORS.md), not re-measured here.
+//! `hjepa bench sim`: sandbox throughput. The gym-pusht figures are the anchors measured on
+//! this machine kind (shared/ANCHORS.md), not re-measured here.
 
 use std::sync::Arc;
-use std::time::Instant;
+
+use super::rate;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -22,16 +22,6 @@ fn random_action(rng: &mut ChaCha8Rng, scene: &Scene) -> [f32; 2] {
         rng.random_range(a.low.0..=a.high.0),
         rng.random_range(a.low.1..=a.high.1),
     ]
-}
-
-/// Runs `f` repeatedly for about `seconds`; returns calls per second.
-fn rate(seconds: f64, mut f: impl FnMut() -> u64) -> f64 {
-    let start = Instant::now();
-    let mut n = 0;
-    while start.elapsed().as_secs_f64() < seconds {
-        n += f();
-    }
-    n as f64 / start.elapsed().as_secs_f64()
 }
 
 /// Control steps/s of the bare rapier world (no observation, goal or info work).
