@@ -127,6 +127,34 @@ pub enum Command {
     /// Print versions and what libtorch sees (threads, CUDA devices): checks that the binary
     /// finds the torch venv's libtorch without LD_LIBRARY_PATH.
     Info,
+    /// Closed-loop evaluation of a planning agent: success rate with a 95 % CI on seeded
+    /// start/goal pairs, steps to success, planning time per replan and per episode, the
+    /// random-policy floor on the same pairs; per-episode results as JSON lines
+    Eval {
+        /// Agent file with a [planning] table (a path, or a shipped agent's name).
+        #[arg(long, default_value = "two_rooms")]
+        agent: String,
+        /// Scene (default: the agent file's).
+        #[arg(long)]
+        scene: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        episodes: u64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Plan with the sandbox itself as the model (same planner and budget): the upper
+        /// bound that separates planner failures from world-model failures.
+        #[arg(long)]
+        oracle: bool,
+        /// Skip the random-policy floor.
+        #[arg(long)]
+        no_random_floor: bool,
+        /// cpu or cuda (overrides the agent file).
+        #[arg(long)]
+        device: Option<String>,
+        /// Per-episode results file (JSON lines).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Benchmarks that print a table.
     Bench {
         #[command(subcommand)]
@@ -317,6 +345,30 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             if (eps.len() as u64) < m.episodes {
                 println!("incomplete: rerun the collect command to record the missing episodes");
             }
+            Ok(())
+        }
+        Command::Eval {
+            agent,
+            scene,
+            episodes,
+            seed,
+            oracle,
+            no_random_floor,
+            device,
+            out,
+        } => {
+            let opts = crate::eval::EvalOptions {
+                agent_path: crate::model::AgentFile::resolve_path(&agent),
+                scene,
+                episodes,
+                seed,
+                oracle,
+                device,
+                out,
+                random_floor: !no_random_floor,
+                progress: true,
+            };
+            println!("{}", crate::eval::eval(&opts)?.report());
             Ok(())
         }
         Command::Bench {

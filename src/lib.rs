@@ -4,10 +4,14 @@
 //! Data flow: [`sim`] (scenes → physics → observations) → [`data`] (datasets, the long-term
 //! memory) → world model → cost → planner → action.
 
+pub mod agent;
 pub mod bench;
 pub mod cli;
+pub mod cost;
 pub mod data;
 pub mod episodes;
 pub mod error;
+pub mod eval;
 pub mod model;
+pub mod plan;
 pub mod sim;

@@ -17,48 +17,7 @@ use hjepa::model::{AgentFile, Diagnostics, TrainOptions, Trainer};
 use tch::{Device, Kind, Tensor};
 
 /// A small pixel agent for two_rooms: trains in seconds on two cores.
-const TINY_AGENT: &str = r#"
-scene = "two_rooms"
-
-[perception]
-observation = "pixels"
-latent_dim = 16
-channels = [8, 16, 16]
-hidden = 64
-
-[level1]
-hidden = 64
-horizon = 3
-anti_collapse = "vicreg"
-[level1.loss]
-prediction = 1.0
-std = 16.0
-cov = 1.0
-time_sim = 12.0
-idm = 1.0
-
-[level2]
-enabled = true
-k = 2
-dim = 8
-macro_dim = 2
-jumps = 2
-hidden = 32
-anti_collapse = "vicreg"
-[level2.loss]
-std = 16.0
-cov = 1.0
-idm = 1.0
-
-[train]
-steps = 40
-batch_size = 16
-learning_rate = 1e-3
-seed = 3
-validate_every = 20
-validation_fraction = 0.2
-threads = 1
-"#;
+const TINY_AGENT: &str = include_str!("data/tiny_agent.toml");
 
 struct Fixture {
     _dir: tempfile::TempDir,

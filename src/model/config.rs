@@ -17,6 +17,10 @@ pub struct AgentFile {
     pub level1: Level1,
     pub level2: Level2,
     pub train: Train,
+    /// How the agent acts: checkpoint, cost terms, planner(s). Absent for a model that is
+    /// only trained; not part of what a checkpoint must match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planning: Option<crate::agent::PlanningConfig>,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -302,7 +306,19 @@ impl AgentFile {
             );
         }
         parse_device(&t.device, path)?;
+        if let Some(p) = &self.planning {
+            p.validate(self)
+                .map_err(|(key, msg)| InputError::new(path, key, msg))?;
+        }
         Ok(())
+    }
+
+    /// The parts a checkpoint is bound to (everything but `planning`).
+    pub fn model_part(&self) -> AgentFile {
+        AgentFile {
+            planning: None,
+            ..self.clone()
+        }
     }
 }
 

@@ -341,10 +341,11 @@ impl Trainer {
         let agent_path = dir.join("agent.toml");
         let saved = AgentFile::load(&agent_path)?;
         if let Some(a) = agent {
-            if a != &saved {
+            let (a, saved) = (a.model_part(), saved.model_part());
+            if a != saved {
                 return Err(InputError::new(
                     &agent_path,
-                    first_difference(a, &saved),
+                    first_difference(&a, &saved),
                     "the checkpoint was trained with a different agent configuration than the one given",
                 ));
             }

@@ -210,6 +210,28 @@ impl Env {
         self.steps
     }
 
+    /// What the agent would observe with the goal reached: the agent at its goal position,
+    /// at rest, and every body that has a goal pose at that pose (other bodies where they
+    /// started). Goal-conditioned planners encode this as their target.
+    pub fn goal_observation(&mut self) -> Observation {
+        let mut goal = self.layout.clone();
+        goal.agent_start = goal.agent_goal;
+        let mut copy = 0;
+        for (def, b) in self.scene.bodies.iter().enumerate() {
+            for _ in 0..b.count {
+                if let Some(g) = goal.body_goals[def] {
+                    goal.body_starts[copy] = g;
+                }
+                copy += 1;
+            }
+        }
+        let goal_world = World::build(&self.scene, &goal);
+        let current = std::mem::replace(&mut self.world, goal_world);
+        let obs = self.observe();
+        self.world = current;
+        obs
+    }
+
     /// The current observation.
     pub fn observe(&mut self) -> Observation {
         let state = self.observation_state();

@@ -1,0 +1,537 @@
+//! The configurator and the agent: an agent file's `[planning]` table names the world-model
+//! checkpoint, the cost terms and the planner(s); [`PlanningAgent`] assembles them and acts
+//! closed loop (receding-horizon MPC, warm-started from the shifted previous plan).
+//! [`OracleAgent`] runs the same planner with the sandbox as its model.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+use crate::cost::{CostConfig, GoalCost, Reduce};
+use crate::error::InputError;
+use crate::model::config::ObservationKind;
+use crate::model::world_model::ModelShapes;
+use crate::model::{AgentFile, Trainer, WorldModel};
+use crate::plan::hierarchical::{plan_lower, plan_upper};
+use crate::plan::oracle::{SandboxModel, TrueCost};
+use crate::plan::{
+    make_planner, shift_plan, ActionBox, Objective, Planner, PlannerConfig, PlannerKind, Unroll,
+};
+use crate::sim::{Env, Observation, Scene};
+
+/// The `[planning]` table of an agent file.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PlanningConfig {
+    /// Run folder (made by `hjepa train`) whose checkpoint the agent loads.
+    pub checkpoint: String,
+    #[serde(default)]
+    pub cost: CostConfig,
+    /// The flat planner, or the lower level of the hierarchical one.
+    pub planner: PlannerConfig,
+    /// When present, plan hierarchically: this planner searches macro-actions at level 2
+    /// (`horizon` in jumps, `replan_every` in env steps) and hands a subgoal down.
+    #[serde(default)]
+    pub upper: Option<PlannerConfig>,
+}
+
+impl PlanningConfig {
+    /// Checks the planning table against the model it will drive; errors name the key.
+    pub fn validate(&self, agent: &AgentFile) -> Result<(), (String, String)> {
+        self.planner.validate("planning.planner")?;
+        if !(1..=2).contains(&self.cost.level) {
+            return Err((
+                "planning.cost.level".into(),
+                format!("expected 1 or 2, found {}", self.cost.level),
+            ));
+        }
+        if self.cost.level == 2 && !agent.level2.enabled {
+            return Err((
+                "planning.cost.level".into(),
+                "level 2 costs need level2.enabled = true".into(),
+            ));
+        }
+        for (k, v) in [
+            ("goal_weight", self.cost.goal_weight),
+            ("action_magnitude", self.cost.action_magnitude),
+            ("action_smoothness", self.cost.action_smoothness),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err((
+                    format!("planning.cost.{k}"),
+                    format!("expected a weight >= 0, found {v}"),
+                ));
+            }
+        }
+        if let Some(u) = &self.upper {
+            u.validate("planning.upper")?;
+            if !agent.level2.enabled {
+                return Err((
+                    "planning.upper".into(),
+                    "hierarchical planning needs level2.enabled = true".into(),
+                ));
+            }
+            if u.kind == PlannerKind::Gradient {
+                return Err((
+                    "planning.upper.kind".into(),
+                    "the upper level plans with cem or mppi".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Longest plans the model supports, checked against the scene once it is known: a
+    /// plan may not reach past the end of an episode.
+    pub fn check_horizons(
+        &self,
+        agent: &AgentFile,
+        scene: &Scene,
+        path: &Path,
+    ) -> Result<(), InputError> {
+        let limit = scene.episode_steps as i64;
+        if self.planner.horizon > limit {
+            return Err(InputError::new(
+                path,
+                "planning.planner.horizon",
+                format!("{} steps is longer than the model supports here: an episode of {} has {limit} steps", self.planner.horizon, scene.name),
+            ));
+        }
+        if let Some(u) = &self.upper {
+            let steps = u.horizon * agent.level2.k;
+            if steps > limit {
+                return Err(InputError::new(
+                    path,
+                    "planning.upper.horizon",
+                    format!("{} jumps of k = {} ({steps} steps) is longer than an episode of {} ({limit} steps)", u.horizon, agent.level2.k, scene.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Timing of one `act` call.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ActTiming {
+    /// Seconds spent planning in this call (0 when the plan was reused).
+    pub planning_s: f64,
+    pub replanned: bool,
+}
+
+/// Something that acts in an env: the learned agent reads only observations; the oracle
+/// reads the env's true state.
+pub trait Actor {
+    /// Starts an episode whose goal the env knows.
+    fn reset(&mut self, env: &mut Env, seed: u64);
+    /// The next action (scene units) and how long planning took.
+    fn act(&mut self, env: &Env, obs: &Observation) -> ([f32; 2], ActTiming);
+}
+
+/// An observation as a batch of one, in the layout the encoder reads.
+pub fn observation_tensor(obs: &Observation, kind: ObservationKind, device: Device) -> Tensor {
+    match kind {
+        ObservationKind::Pixels => {
+            let img = obs
+                .image
+                .as_ref()
+                .expect("checked: the scene renders images");
+            Tensor::from_slice(&img.rgb)
+                .view([1, img.height as i64, img.width as i64, 3])
+                .to_device(device)
+        }
+        ObservationKind::State => Tensor::from_slice(&obs.state)
+            .view([1, -1])
+            .to_device(device),
+    }
+}
+
+/// The learned model's level-1 unroll from one encoded state.
+pub struct LatentUnroll<'a> {
+    pub model: &'a WorldModel,
+    pub z0: Tensor,
+}
+
+impl Unroll for LatentUnroll<'_> {
+    fn unroll(&self, actions: &Tensor) -> Tensor {
+        let n = actions.size()[0];
+        self.model.rollout(&self.z0.expand([n, -1], false), actions)
+    }
+    fn device(&self) -> Device {
+        self.z0.device()
+    }
+}
+
+/// The learned model's level-2 unroll over macro-actions from one abstract state.
+pub struct AbstractUnroll<'a> {
+    pub model: &'a WorldModel,
+    pub h0: Tensor,
+}
+
+impl Unroll for AbstractUnroll<'_> {
+    fn unroll(&self, macros: &Tensor) -> Tensor {
+        let l2 = self
+            .model
+            .level2
+            .as_ref()
+            .expect("validated: level 2 enabled");
+        l2.rollout(&self.h0.expand([macros.size()[0], -1], false), macros)
+    }
+    fn device(&self) -> Device {
+        self.h0.device()
+    }
+}
+
+/// A loaded agent: world model, cost, planner(s) and short-term memory.
+pub struct PlanningAgent {
+    pub agent: AgentFile,
+    pub cfg: PlanningConfig,
+    trainer: Trainer,
+    device: Device,
+    space: ActionBox,
+    planner: Box<dyn Planner>,
+    upper: Option<Box<dyn Planner>>,
+    /// Goal encodings: z and (level 2) h.
+    goal_z: Option<Tensor>,
+    goal_h: Option<Tensor>,
+    /// Short-term memory: the current plans, how much of each was executed, the subgoal.
+    plan: Option<Tensor>,
+    executed: i64,
+    upper_plan: Option<Tensor>,
+    upper_age: i64,
+    subgoal: Option<Tensor>,
+    seed: u64,
+}
+
+/// Resolves and checks an agent file for planning in a scene.
+pub fn load_planning_agent(
+    agent_path: &Path,
+    scene: &Scene,
+    device: Option<&str>,
+) -> Result<PlanningAgent, InputError> {
+    let agent = AgentFile::load(agent_path)?;
+    let Some(cfg) = agent.planning.clone() else {
+        return Err(InputError::new(
+            agent_path,
+            "planning",
+            "the agent file has no [planning] table (checkpoint, cost, planner)",
+        ));
+    };
+    cfg.check_horizons(&agent, scene, agent_path)?;
+    let run = resolve_run(&cfg.checkpoint, agent_path);
+    if !run.join("checkpoint/meta.json").exists() && !run.join("checkpoint.old/meta.json").exists()
+    {
+        return Err(InputError::new(
+            agent_path,
+            "planning.checkpoint",
+            format!(
+                "no checkpoint at {} (train one with `hjepa train --agent {} --out {}`)",
+                run.display(),
+                agent_path.display(),
+                run.display()
+            ),
+        ));
+    }
+    let device = agent.device(agent_path, device)?;
+    let (trainer, meta) = Trainer::load(&run, Some(&agent), device)?;
+    check_scene_matches(scene, &agent, &meta.shapes, &run)?;
+    let space = ActionBox::of_space(&scene.agent.action);
+    let planner = make_planner(&cfg.planner, 0);
+    let upper = cfg.upper.as_ref().map(|u| make_planner(u, 1));
+    Ok(PlanningAgent {
+        agent,
+        cfg,
+        trainer,
+        device,
+        space,
+        planner,
+        upper,
+        goal_z: None,
+        goal_h: None,
+        plan: None,
+        executed: 0,
+        upper_plan: None,
+        upper_age: 0,
+        subgoal: None,
+        seed: 0,
+    })
+}
+
+/// `checkpoint` paths are taken relative to the working directory, then to the agent file.
+fn resolve_run(checkpoint: &str, agent_path: &Path) -> PathBuf {
+    let p = PathBuf::from(checkpoint);
+    if p.is_absolute() || p.exists() {
+        return p;
+    }
+    agent_path
+        .parent()
+        .map(|d| d.join(&p))
+        .filter(|q| q.exists())
+        .unwrap_or(p)
+}
+
+/// The scene must produce the observations the checkpoint was trained on.
+fn check_scene_matches(
+    scene: &Scene,
+    agent: &AgentFile,
+    shapes: &ModelShapes,
+    run: &Path,
+) -> Result<(), InputError> {
+    let meta = run.join("checkpoint/meta.json");
+    let (scene_shape, what): (Vec<i64>, &str) = match agent.perception.observation {
+        ObservationKind::Pixels => match &scene.observation.image {
+            Some(i) => (vec![i.height as i64, i.width as i64, 3], "image"),
+            None => {
+                return Err(InputError::new(
+                    &meta,
+                    "shapes.observation",
+                    format!(
+                        "the checkpoint reads pixels but scene {} renders no images",
+                        scene.name
+                    ),
+                ))
+            }
+        },
+        ObservationKind::State => {
+            let env = Env::new(std::sync::Arc::new(scene.clone()));
+            (
+                vec![env.observation_state_names().len() as i64],
+                "state vector",
+            )
+        }
+    };
+    if scene_shape != shapes.observation {
+        return Err(InputError::new(
+            &meta,
+            "shapes.observation",
+            format!("the checkpoint was trained on {what} observations of shape {:?}; scene {} gives {:?}", shapes.observation, scene.name, scene_shape),
+        ));
+    }
+    Ok(())
+}
+
+impl PlanningAgent {
+    pub fn model(&self) -> &WorldModel {
+        &self.trainer.model
+    }
+
+    fn encode(&self, obs: &Observation) -> Tensor {
+        tch::no_grad(|| {
+            self.trainer.model.encode(&observation_tensor(
+                obs,
+                self.agent.perception.observation,
+                self.device,
+            ))
+        })
+    }
+
+    /// Sets the goal from an observation of it, and clears short-term memory.
+    pub fn set_goal(&mut self, goal: &Observation) {
+        let z = self.encode(goal);
+        self.goal_h = self
+            .trainer
+            .model
+            .level2
+            .as_ref()
+            .map(|l2| tch::no_grad(|| l2.abstract_state(&z)));
+        self.goal_z = Some(z);
+        self.plan = None;
+        self.upper_plan = None;
+        self.subgoal = None;
+        self.executed = 0;
+        self.upper_age = 0;
+    }
+
+    /// Replans from observation `obs` (both levels when due).
+    fn replan(&mut self, obs: &Observation) {
+        let z0 = self.encode(obs);
+        let model = &self.trainer.model;
+        let unroll = LatentUnroll {
+            model,
+            z0: z0.shallow_clone(),
+        };
+        let warm = self.plan.as_ref().map(|p| shift_plan(p, self.executed));
+        let plan = match (&mut self.upper, &self.cfg.upper) {
+            (Some(upper), Some(ucfg)) => {
+                let l2 = model.level2.as_ref().expect("validated");
+                if self.subgoal.is_none() || self.upper_age >= ucfg.replan_every {
+                    let h0 = tch::no_grad(|| l2.abstract_state(&z0));
+                    let up = AbstractUnroll { model, h0 };
+                    let objective = GoalCost {
+                        cfg: CostConfig {
+                            level: 2,
+                            ..self.cfg.cost.clone()
+                        },
+                        goal: self
+                            .goal_h
+                            .as_ref()
+                            .expect("set_goal called")
+                            .shallow_clone(),
+                        abstraction: None,
+                    };
+                    let uwarm = self
+                        .upper_plan
+                        .as_ref()
+                        .map(|p| shift_plan(p, (self.upper_age / l2.k).max(0)));
+                    let r = plan_upper(
+                        upper.as_mut(),
+                        &up,
+                        &objective,
+                        &ActionBox::unit(l2.macro_dim),
+                        uwarm.as_ref(),
+                    );
+                    self.subgoal = Some(r.subgoal);
+                    self.upper_plan = Some(r.plan.actions);
+                    self.upper_age = 0;
+                }
+                let cost_cfg = CostConfig {
+                    level: 2,
+                    ..self.cfg.cost.clone()
+                };
+                let objective_for = |sub: &Tensor| -> Box<dyn Objective + '_> {
+                    Box::new(GoalCost {
+                        cfg: cost_cfg.clone(),
+                        goal: sub.shallow_clone(),
+                        abstraction: Some(l2),
+                    })
+                };
+                plan_lower(
+                    self.planner.as_mut(),
+                    &unroll,
+                    &objective_for,
+                    self.subgoal.as_ref().expect("set above"),
+                    &self.space,
+                    warm.as_ref(),
+                )
+            }
+            _ => {
+                let level2 = self.cfg.cost.level == 2;
+                let objective = GoalCost {
+                    cfg: self.cfg.cost.clone(),
+                    goal: if level2 { &self.goal_h } else { &self.goal_z }
+                        .as_ref()
+                        .expect("set_goal called")
+                        .shallow_clone(),
+                    abstraction: if level2 { model.level2.as_ref() } else { None },
+                };
+                self.planner
+                    .plan(&unroll, &objective, &self.space, warm.as_ref())
+            }
+        };
+        self.plan = Some(plan.actions);
+        self.executed = 0;
+    }
+}
+
+impl Actor for PlanningAgent {
+    fn reset(&mut self, env: &mut Env, seed: u64) {
+        self.seed = seed;
+        self.planner = make_planner(&self.cfg.planner, seed);
+        self.upper = self
+            .cfg
+            .upper
+            .as_ref()
+            .map(|u| make_planner(u, seed ^ 0x0A11));
+        let goal = env.goal_observation();
+        self.set_goal(&goal);
+    }
+
+    fn act(&mut self, _env: &Env, obs: &Observation) -> ([f32; 2], ActTiming) {
+        let mut timing = ActTiming::default();
+        if self.plan.is_none() || self.executed >= self.cfg.planner.replan_every {
+            let t = Instant::now();
+            self.replan(obs);
+            timing = ActTiming {
+                planning_s: t.elapsed().as_secs_f64(),
+                replanned: true,
+            };
+        }
+        let plan = self.plan.as_ref().expect("planned");
+        let x: Vec<f32> = Vec::try_from(
+            plan.get(self.executed)
+                .to_kind(Kind::Float)
+                .to_device(Device::Cpu),
+        )
+        .expect("float plan");
+        self.executed += 1;
+        self.upper_age += 1;
+        let a = self.space.to_scene(&x);
+        ([a[0], a[1]], timing)
+    }
+}
+
+/// The same planner and budget with the sandbox as the model and the true cost.
+pub struct OracleAgent {
+    cfg: PlannerConfig,
+    reduce: Reduce,
+    planner: Box<dyn Planner>,
+    space: ActionBox,
+    scratch: Option<Env>,
+    plan: Option<Tensor>,
+    executed: i64,
+}
+
+impl OracleAgent {
+    pub fn new(cfg: PlannerConfig, reduce: Reduce, scene: &Scene) -> OracleAgent {
+        let cfg = if cfg.kind == PlannerKind::Gradient {
+            PlannerConfig {
+                kind: PlannerKind::Cem,
+                ..cfg
+            }
+        } else {
+            cfg
+        };
+        OracleAgent {
+            planner: make_planner(&cfg, 0),
+            cfg,
+            reduce,
+            space: ActionBox::of_space(&scene.agent.action),
+            scratch: None,
+            plan: None,
+            executed: 0,
+        }
+    }
+}
+
+impl Actor for OracleAgent {
+    fn reset(&mut self, _env: &mut Env, seed: u64) {
+        self.planner = make_planner(&self.cfg, seed);
+        self.plan = None;
+        self.executed = 0;
+    }
+
+    fn act(&mut self, env: &Env, _obs: &Observation) -> ([f32; 2], ActTiming) {
+        let mut timing = ActTiming::default();
+        if self.plan.is_none() || self.executed >= self.cfg.replan_every {
+            let t = Instant::now();
+            let scratch = self
+                .scratch
+                .take()
+                .unwrap_or_else(|| SandboxModel::scratch_env(env.scene()));
+            let model = SandboxModel::new(env, scratch, self.space.clone());
+            let warm = self.plan.as_ref().map(|p| shift_plan(p, self.executed));
+            let plan = self.planner.plan(
+                &model,
+                &TrueCost {
+                    reduce: self.reduce,
+                },
+                &self.space,
+                warm.as_ref(),
+            );
+            self.scratch = Some(model.into_scratch());
+            self.plan = Some(plan.actions);
+            self.executed = 0;
+            timing = ActTiming {
+                planning_s: t.elapsed().as_secs_f64(),
+                replanned: true,
+            };
+        }
+        let x: Vec<f32> = Vec::try_from(self.plan.as_ref().expect("planned").get(self.executed))
+            .expect("float plan");
+        self.executed += 1;
+        let a = self.space.to_scene(&x);
+        ([a[0], a[1]], timing)
+    }
+}

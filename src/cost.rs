@@ -1,0 +1,139 @@
+//! The cost module: intrinsic cost terms that planners minimise, as [`Objective`]s over a
+//! model's predicted representations.
+//!
+//! - distance to the goal's encoding in representation space (L1 or L2; at level 1 on z, or
+//!   at level 2 on h = E2(z)), summed over the predicted steps or taken at the last one
+//!   (eb_jepa found the sum ~8 points better);
+//! - action magnitude and smoothness, each with its weight.
+
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+
+use crate::model::world_model::Level2Nets;
+use crate::plan::Objective;
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Distance {
+    L1,
+    L2,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Reduce {
+    /// Sum of the distance over every predicted step.
+    Sum,
+    /// The distance at the last predicted step only.
+    Last,
+}
+
+/// The `[cost]` table of an agent file.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CostConfig {
+    /// 1: distance between z's; 2: between h = E2(z)'s.
+    #[serde(default = "one")]
+    pub level: u8,
+    #[serde(default = "l2")]
+    pub distance: Distance,
+    #[serde(default = "sum")]
+    pub reduce: Reduce,
+    #[serde(default = "unit")]
+    pub goal_weight: f64,
+    /// Weight of the mean squared normalised action.
+    #[serde(default)]
+    pub action_magnitude: f64,
+    /// Weight of the mean squared change between consecutive actions.
+    #[serde(default)]
+    pub action_smoothness: f64,
+}
+
+fn one() -> u8 {
+    1
+}
+fn l2() -> Distance {
+    Distance::L2
+}
+fn sum() -> Reduce {
+    Reduce::Sum
+}
+fn unit() -> f64 {
+    1.0
+}
+
+impl Default for CostConfig {
+    fn default() -> Self {
+        CostConfig {
+            level: 1,
+            distance: Distance::L2,
+            reduce: Reduce::Sum,
+            goal_weight: 1.0,
+            action_magnitude: 0.0,
+            action_smoothness: 0.0,
+        }
+    }
+}
+
+/// Per-step distance `[N, H]` between predicted states `[N, H, D]` and a target `[1, D]`.
+pub fn distance(states: &Tensor, target: &Tensor, d: Distance) -> Tensor {
+    let diff = states - target.view([1, 1, -1]);
+    match d {
+        Distance::L1 => diff.abs().mean_dim([-1i64].as_slice(), false, Kind::Float),
+        Distance::L2 => diff
+            .square()
+            .sum_dim_intlist([-1i64].as_slice(), false, Kind::Float)
+            .clamp_min(1e-12)
+            .sqrt(),
+    }
+}
+
+fn reduce(per_step: &Tensor, r: Reduce) -> Tensor {
+    match r {
+        Reduce::Sum => per_step.sum_dim_intlist([-1i64].as_slice(), false, Kind::Float),
+        Reduce::Last => per_step.select(-1, per_step.size()[1] - 1),
+    }
+}
+
+/// Action terms `[N]` of a cost configuration.
+pub fn action_terms(actions: &Tensor, cfg: &CostConfig) -> Tensor {
+    let mut c = Tensor::zeros([actions.size()[0]], (Kind::Float, actions.device()));
+    if cfg.action_magnitude > 0.0 {
+        c = c + actions
+            .square()
+            .mean_dim([1i64, 2].as_slice(), false, Kind::Float)
+            * cfg.action_magnitude;
+    }
+    if cfg.action_smoothness > 0.0 && actions.size()[1] > 1 {
+        let h = actions.size()[1];
+        let d = actions.narrow(1, 1, h - 1) - actions.narrow(1, 0, h - 1);
+        c = c + d
+            .square()
+            .mean_dim([1i64, 2].as_slice(), false, Kind::Float)
+            * cfg.action_smoothness;
+    }
+    c
+}
+
+/// Distance to a goal representation, optionally mapped to level 2 first, plus action terms.
+pub struct GoalCost<'a> {
+    pub cfg: CostConfig,
+    /// The goal's encoding `[1, D]` in the space the states are compared in.
+    pub goal: Tensor,
+    /// When set, predicted z's are mapped through E2 before comparing (level-2 goal cost).
+    pub abstraction: Option<&'a Level2Nets>,
+}
+
+impl Objective for GoalCost<'_> {
+    fn cost(&self, states: &Tensor, actions: &Tensor) -> Tensor {
+        let s = match self.abstraction {
+            Some(l2) => l2.abstract_state(states),
+            None => states.shallow_clone(),
+        };
+        reduce(
+            &distance(&s, &self.goal, self.cfg.distance),
+            self.cfg.reduce,
+        ) * self.cfg.goal_weight
+            + action_terms(actions, &self.cfg)
+    }
+}

@@ -1,0 +1,264 @@
+//! `hjepa eval`: closed-loop episodes on seeded start/goal pairs, success with a 95 %
+//! Wilson interval, steps to success, planning time per replan (median, p95) and per
+//! episode, the random-policy floor on the same pairs, and per-episode results as JSON lines.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::agent::{load_planning_agent, Actor, OracleAgent};
+use crate::data::PolicyKind;
+use crate::episodes::{episode_seed, run_episodes, wilson_interval};
+use crate::error::InputError;
+use crate::model::AgentFile;
+use crate::sim::{Env, Scene};
+
+#[derive(Clone, Debug)]
+pub struct EvalOptions {
+    pub agent_path: PathBuf,
+    /// The scene to evaluate in (default: the agent file's).
+    pub scene: Option<String>,
+    pub episodes: u64,
+    pub seed: u64,
+    /// Plan with the sandbox as the model (same planner and budget).
+    pub oracle: bool,
+    pub device: Option<String>,
+    /// Per-episode results (JSON lines); default `<agent run>/eval-<scene>-<seed>.jsonl`.
+    pub out: Option<PathBuf>,
+    /// Also run the random policy on the same pairs.
+    pub random_floor: bool,
+    pub progress: bool,
+}
+
+/// One closed-loop episode.
+#[derive(Clone, Debug, Serialize)]
+pub struct EvalEpisode {
+    pub index: u64,
+    pub seed: u64,
+    pub success: bool,
+    pub steps: u32,
+    pub final_goal_distance: f32,
+    pub distance_bin: Option<usize>,
+    pub replans: usize,
+    pub planning_s: f64,
+    pub replan_ms: Vec<f64>,
+}
+
+/// What `hjepa eval` reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct EvalSummary {
+    pub scene: String,
+    pub agent: String,
+    pub oracle: bool,
+    pub episodes: usize,
+    pub successes: usize,
+    pub success_ci95: (f64, f64),
+    pub median_steps_to_success: Option<f64>,
+    pub replan_ms_median: f64,
+    pub replan_ms_p95: f64,
+    pub planning_s_per_episode: f64,
+    pub random_floor: Option<(usize, usize)>,
+    pub results: PathBuf,
+    pub seconds: f64,
+}
+
+impl EvalSummary {
+    pub fn rate(&self) -> f64 {
+        self.successes as f64 / self.episodes.max(1) as f64
+    }
+
+    pub fn report(&self) -> String {
+        let mut s = format!(
+            "{} on {}{}: success {}/{} = {:.1} % (95 % CI {:.1}-{:.1} %)",
+            self.agent,
+            self.scene,
+            if self.oracle { " (oracle model)" } else { "" },
+            self.successes,
+            self.episodes,
+            100.0 * self.rate(),
+            100.0 * self.success_ci95.0,
+            100.0 * self.success_ci95.1
+        );
+        if let Some(m) = self.median_steps_to_success {
+            s += &format!(", median {m:.0} steps to success");
+        }
+        s += &format!(
+            "\nplanning: {:.1} ms per replan (median; p95 {:.1}), {:.2} s per episode",
+            self.replan_ms_median, self.replan_ms_p95, self.planning_s_per_episode
+        );
+        if let Some((k, n)) = self.random_floor {
+            s += &format!(
+                "\nrandom policy on the same pairs: {k}/{n} = {:.1} %",
+                100.0 * k as f64 / n.max(1) as f64
+            );
+        }
+        s += &format!("\nper-episode results: {}", self.results.display());
+        s
+    }
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+/// Runs one episode with an actor.
+pub fn run_episode(actor: &mut dyn Actor, env: &mut Env, index: u64, seed: u64) -> EvalEpisode {
+    let mut obs = env.reset(seed);
+    actor.reset(env, seed);
+    let mut ep = EvalEpisode {
+        index,
+        seed,
+        success: false,
+        steps: 0,
+        final_goal_distance: f32::NAN,
+        distance_bin: None,
+        replans: 0,
+        planning_s: 0.0,
+        replan_ms: Vec::new(),
+    };
+    loop {
+        let (action, timing) = actor.act(env, &obs);
+        if timing.replanned {
+            ep.replans += 1;
+            ep.planning_s += timing.planning_s;
+            ep.replan_ms.push(timing.planning_s * 1e3);
+        }
+        let step = env.step(&action).expect("planners emit finite actions");
+        obs = step.observation;
+        ep.steps = step.info.steps;
+        ep.success = step.info.success;
+        ep.final_goal_distance = step.info.goal_distance;
+        ep.distance_bin = step.info.distance_bin;
+        if step.terminated || step.truncated {
+            return ep;
+        }
+    }
+}
+
+/// `hjepa eval`.
+pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
+    let agent_file = AgentFile::load(&opts.agent_path)?;
+    let scene_arg = opts
+        .scene
+        .clone()
+        .unwrap_or_else(|| agent_file.scene.clone());
+    let scene_path = Scene::resolve_path(&scene_arg);
+    let scene = Arc::new(Scene::load(&scene_path)?);
+    let Some(planning) = agent_file.planning.clone() else {
+        return Err(InputError::new(
+            &opts.agent_path,
+            "planning",
+            "the agent file has no [planning] table (checkpoint, cost, planner)",
+        )
+        .into());
+    };
+    let mut actor: Box<dyn Actor> = if opts.oracle {
+        planning.check_horizons(&agent_file, &scene, &opts.agent_path)?;
+        Box::new(OracleAgent::new(
+            planning.planner.clone(),
+            planning.cost.reduce,
+            &scene,
+        ))
+    } else {
+        Box::new(load_planning_agent(
+            &opts.agent_path,
+            &scene,
+            opts.device.as_deref(),
+        )?)
+    };
+    let agent_name = opts
+        .agent_path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("agent")
+        .to_string();
+    let out = opts.out.clone().unwrap_or_else(|| {
+        let dir = PathBuf::from(&planning.checkpoint);
+        let dir = if dir.is_dir() {
+            dir
+        } else {
+            PathBuf::from(".")
+        };
+        dir.join(format!(
+            "eval-{}-{}{}.jsonl",
+            scene.name,
+            opts.seed,
+            if opts.oracle { "-oracle" } else { "" }
+        ))
+    });
+    if let Some(parent) = out.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut file =
+        std::fs::File::create(&out).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
+    let bar = if opts.progress {
+        ProgressBar::new(opts.episodes)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("eval [{bar:25}] {pos}/{len} episodes eta {eta} {msg}")
+            .expect("template")
+            .progress_chars("=> "),
+    );
+    let start = Instant::now();
+    let mut env = Env::new(scene.clone());
+    let mut episodes = Vec::new();
+    for i in 0..opts.episodes {
+        let ep = run_episode(actor.as_mut(), &mut env, i, episode_seed(opts.seed, i));
+        writeln!(file, "{}", serde_json::to_string(&ep)?)?;
+        file.flush()?;
+        episodes.push(ep);
+        let k = episodes.iter().filter(|e| e.success).count();
+        bar.set_message(format!("success {k}/{}", episodes.len()));
+        bar.inc(1);
+    }
+    file.sync_all()?;
+    bar.finish_and_clear();
+    let seconds = start.elapsed().as_secs_f64();
+    let successes = episodes.iter().filter(|e| e.success).count();
+    let mut steps: Vec<f64> = episodes
+        .iter()
+        .filter(|e| e.success)
+        .map(|e| e.steps as f64)
+        .collect();
+    steps.sort_by(f64::total_cmp);
+    let mut replan: Vec<f64> = episodes
+        .iter()
+        .flat_map(|e| e.replan_ms.iter().copied())
+        .collect();
+    replan.sort_by(f64::total_cmp);
+    let random_floor = opts.random_floor.then(|| {
+        let r = run_episodes(
+            scene.clone(),
+            PolicyKind::Random,
+            0.0,
+            opts.episodes,
+            opts.seed,
+        );
+        (r.successes(), r.episodes.len())
+    });
+    Ok(EvalSummary {
+        scene: scene.name.clone(),
+        agent: agent_name,
+        oracle: opts.oracle,
+        episodes: episodes.len(),
+        successes,
+        success_ci95: wilson_interval(successes, episodes.len()),
+        median_steps_to_success: (!steps.is_empty()).then(|| percentile(&steps, 0.5)),
+        replan_ms_median: percentile(&replan, 0.5),
+        replan_ms_p95: percentile(&replan, 0.95),
+        planning_s_per_episode: episodes.iter().map(|e| e.planning_s).sum::<f64>()
+            / episodes.len().max(1) as f64,
+        random_floor,
+        results: out,
+        seconds,
+    })
+}

@@ -1,0 +1,88 @@
+//! Gradient descent on the action sequence through a differentiable model: `samples`
+//! parallel restarts (the warm start and Gaussian perturbations of it), Adam steps,
+//! projection after each step; the best restart wins.
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tch::{Kind, Tensor};
+
+use super::{initial_mean, normal, ActionBox, Objective, Plan, Planner, PlannerConfig, Unroll};
+
+pub struct GradientDescent {
+    cfg: PlannerConfig,
+    rng: ChaCha8Rng,
+}
+
+impl GradientDescent {
+    pub fn new(cfg: PlannerConfig, seed: u64) -> GradientDescent {
+        GradientDescent {
+            cfg,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        }
+    }
+}
+
+impl Planner for GradientDescent {
+    fn plan(
+        &mut self,
+        unroll: &dyn Unroll,
+        objective: &dyn Objective,
+        space: &ActionBox,
+        warm: Option<&Tensor>,
+    ) -> Plan {
+        assert!(
+            unroll.differentiable(),
+            "the gradient planner needs a differentiable model (not the oracle)"
+        );
+        let (h, a, n) = (self.cfg.horizon, space.dim, self.cfg.samples);
+        let dev = unroll.device();
+        let mean = initial_mean(warm, h, a, dev);
+        let init = mean.unsqueeze(0) + normal(&mut self.rng, &[n, h, a], dev) * self.cfg.init_std;
+        let _ = init.get(0).copy_(&mean);
+        let mut x = space.project(&init).detach().set_requires_grad(true);
+        let (mut m, mut v) = (x.zeros_like(), x.zeros_like());
+        let (b1, b2, lr) = (0.9, 0.999, self.cfg.learning_rate);
+        let mut trace = Vec::with_capacity(self.cfg.iterations as usize);
+        let mut best = (f64::INFINITY, mean.shallow_clone());
+        for t in 1..=self.cfg.iterations {
+            let cost = objective.cost(&unroll.unroll(&x), &x);
+            let (c, i) = cost.detach().min_dim(0, false);
+            if c.double_value(&[]) < best.0 {
+                best = (
+                    c.double_value(&[]),
+                    x.detach().get(i.int64_value(&[])).copy(),
+                );
+            }
+            trace.push(best.0);
+            x.zero_grad();
+            cost.sum(Kind::Float).backward();
+            let g = x.grad();
+            tch::no_grad(|| {
+                m = &m * b1 + &g * (1.0 - b1);
+                v = &v * b2 + g.square() * (1.0 - b2);
+                let step = (&m / (1.0 - f64::powi(b1, t as i32)))
+                    / ((&v / (1.0 - f64::powi(b2, t as i32))).sqrt() + 1e-8)
+                    * lr;
+                x = space.project(&(x.detach() - step)).set_requires_grad(true);
+            });
+        }
+        let final_cost = tch::no_grad(|| objective.cost(&unroll.unroll(&x), &x));
+        let (c, i) = final_cost.min_dim(0, false);
+        if c.double_value(&[]) < best.0 {
+            best = (
+                c.double_value(&[]),
+                x.detach().get(i.int64_value(&[])).copy(),
+            );
+        }
+        Plan {
+            actions: best.1,
+            cost: best.0,
+            iterations: self.cfg.iterations,
+            cost_trace: trace,
+        }
+    }
+
+    fn config(&self) -> &PlannerConfig {
+        &self.cfg
+    }
+}

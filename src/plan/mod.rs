@@ -1,0 +1,290 @@
+//! Planners. They know a model only through [`Unroll`] (candidate action sequences ->
+//! predicted states) and an [`Objective`] (predicted states and actions -> cost per
+//! candidate), so the same CEM, MPPI and gradient planners run on the learned world model,
+//! on either of its levels, on the sandbox itself (the oracle), and on mocks in tests.
+//!
+//! Actions are planned in the model's normalised box [-1, 1]^A; [`ActionBox`] projects
+//! candidates onto what the env would actually execute (box, then norm ball).
+
+pub mod cem;
+pub mod gradient;
+pub mod hierarchical;
+pub mod mppi;
+pub mod oracle;
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+pub use cem::Cem;
+pub use gradient::GradientDescent;
+pub use mppi::Mppi;
+
+/// Rolls candidate action sequences `[N, H, A]` forward: predicted states `[N, H, D]`.
+pub trait Unroll {
+    fn unroll(&self, actions: &Tensor) -> Tensor;
+    /// Whether `unroll` is differentiable in the actions (the gradient planner needs it).
+    fn differentiable(&self) -> bool {
+        true
+    }
+    /// Where candidate tensors should live.
+    fn device(&self) -> Device {
+        Device::Cpu
+    }
+}
+
+/// Scores candidates: predicted states `[N, H, D]` and actions `[N, H, A]` -> cost `[N]`.
+pub trait Objective {
+    fn cost(&self, states: &Tensor, actions: &Tensor) -> Tensor;
+}
+
+/// The executable action set in normalised coordinates: x in [-1, 1]^A maps to
+/// `center + scale * x` in scene units, clipped to the box and then, when `max_norm` is
+/// set, scaled onto the norm ball (as `ActionSpace::project` does in the env).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActionBox {
+    pub dim: i64,
+    pub center: Vec<f32>,
+    pub scale: Vec<f32>,
+    pub max_norm: Option<f32>,
+}
+
+impl ActionBox {
+    /// The plain box [-1, 1]^dim (macro-actions, mocks).
+    pub fn unit(dim: i64) -> ActionBox {
+        ActionBox {
+            dim,
+            center: vec![0.0; dim as usize],
+            scale: vec![1.0; dim as usize],
+            max_norm: None,
+        }
+    }
+
+    /// A scene's action space.
+    pub fn of_space(space: &crate::sim::scene::ActionSpace) -> ActionBox {
+        ActionBox {
+            dim: 2,
+            center: vec![
+                0.5 * (space.low.0 + space.high.0),
+                0.5 * (space.low.1 + space.high.1),
+            ],
+            scale: vec![
+                (0.5 * (space.high.0 - space.low.0)).max(1e-6),
+                (0.5 * (space.high.1 - space.low.1)).max(1e-6),
+            ],
+            max_norm: space.max_norm,
+        }
+    }
+
+    /// Projects normalised actions `[..., A]` onto the executable set (differentiable almost
+    /// everywhere).
+    pub fn project(&self, x: &Tensor) -> Tensor {
+        let x = x.clamp(-1.0, 1.0);
+        let Some(max_norm) = self.max_norm else {
+            return x;
+        };
+        let dev = x.device();
+        let center = Tensor::from_slice(&self.center).to_device(dev);
+        let scale = Tensor::from_slice(&self.scale).to_device(dev);
+        let a = &x * &scale + &center;
+        let norm = a
+            .square()
+            .sum_dim_intlist([-1i64].as_slice(), true, Kind::Float)
+            .sqrt()
+            .clamp_min(1e-12);
+        let factor = (norm.reciprocal() * max_norm as f64).clamp_max(1.0);
+        (a * factor - center) / scale
+    }
+
+    /// Normalised -> scene units, for one action `[A]`.
+    pub fn to_scene(&self, x: &[f32]) -> Vec<f32> {
+        x.iter()
+            .zip(self.center.iter().zip(&self.scale))
+            .map(|(x, (c, s))| c + s * x)
+            .collect()
+    }
+}
+
+/// A planner's search budget and settings (the `[planner]` table of an agent file, and
+/// `[planner.level2]` for the hierarchical planner's upper level).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PlannerConfig {
+    pub kind: PlannerKind,
+    /// Candidate sequences per iteration (CEM, MPPI) or parallel restarts (gradient).
+    pub samples: i64,
+    /// Elites kept per CEM iteration; MPPI averages over its `elites` best.
+    #[serde(default = "default_elites")]
+    pub elites: i64,
+    pub iterations: i64,
+    /// Steps (jumps, at level 2) per candidate sequence.
+    pub horizon: i64,
+    /// Env steps executed from each plan before replanning.
+    #[serde(default = "one")]
+    pub replan_every: i64,
+    /// Initial sampling std, in normalised action units.
+    #[serde(default = "default_init_std")]
+    pub init_std: f64,
+    #[serde(default = "default_min_std")]
+    pub min_std: f64,
+    /// MPPI temperature (relative to the elites' cost spread).
+    #[serde(default = "default_temperature")]
+    pub temperature: f64,
+    /// Gradient planner: Adam learning rate in normalised action units.
+    #[serde(default = "default_lr")]
+    pub learning_rate: f64,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PlannerKind {
+    Cem,
+    Mppi,
+    Gradient,
+}
+
+fn default_elites() -> i64 {
+    30
+}
+fn one() -> i64 {
+    1
+}
+fn default_init_std() -> f64 {
+    0.7
+}
+fn default_min_std() -> f64 {
+    0.05
+}
+fn default_temperature() -> f64 {
+    0.5
+}
+fn default_lr() -> f64 {
+    0.1
+}
+
+impl PlannerConfig {
+    /// Checks the budget; `key` prefixes the field names in errors (`planning.planner`).
+    /// Returns the offending key and what was expected.
+    pub fn validate(&self, key: &str) -> Result<(), (String, String)> {
+        self.check()
+            .map_err(|(field, msg)| (format!("{key}.{field}"), msg))
+    }
+
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        let positive = [
+            ("samples", self.samples),
+            ("iterations", self.iterations),
+            ("horizon", self.horizon),
+            ("replan_every", self.replan_every),
+        ];
+        for (name, v) in positive {
+            if v < 1 {
+                return Err((name, format!("expected an integer >= 1, found {v}")));
+            }
+        }
+        if self.kind == PlannerKind::Cem && !(1..=self.samples).contains(&self.elites) {
+            return Err((
+                "elites",
+                format!(
+                    "expected 1..=samples ({}), found {}",
+                    self.samples, self.elites
+                ),
+            ));
+        }
+        if self.replan_every > self.horizon {
+            return Err((
+                "replan_every",
+                format!(
+                    "{} is longer than the horizon {}",
+                    self.replan_every, self.horizon
+                ),
+            ));
+        }
+        for (name, v) in [
+            ("init_std", self.init_std),
+            ("temperature", self.temperature),
+            ("learning_rate", self.learning_rate),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err((name, format!("expected a positive number, found {v}")));
+            }
+        }
+        if !(self.min_std.is_finite() && self.min_std >= 0.0) {
+            return Err((
+                "min_std",
+                format!("expected a number >= 0, found {}", self.min_std),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A planner's answer.
+#[derive(Debug)]
+pub struct Plan {
+    /// The chosen sequence `[H, A]`, normalised and projected.
+    pub actions: Tensor,
+    /// Its cost under the objective.
+    pub cost: f64,
+    /// Iterations run.
+    pub iterations: i64,
+    /// Cost of the best candidate after each iteration (for convergence plots and tests).
+    pub cost_trace: Vec<f64>,
+}
+
+/// A sampling- or gradient-based search over action sequences.
+pub trait Planner {
+    /// Minimises `objective(unroll(a), a)` over sequences `[horizon, A]` in `space`,
+    /// starting from `warm` (`[horizon, A]`, e.g. the previous plan shifted) when given.
+    fn plan(
+        &mut self,
+        unroll: &dyn Unroll,
+        objective: &dyn Objective,
+        space: &ActionBox,
+        warm: Option<&Tensor>,
+    ) -> Plan;
+    fn config(&self) -> &PlannerConfig;
+}
+
+/// Builds the planner an agent file names, with its own seeded noise.
+pub fn make_planner(cfg: &PlannerConfig, seed: u64) -> Box<dyn Planner> {
+    match cfg.kind {
+        PlannerKind::Cem => Box::new(Cem::new(cfg.clone(), seed)),
+        PlannerKind::Mppi => Box::new(Mppi::new(cfg.clone(), seed)),
+        PlannerKind::Gradient => Box::new(GradientDescent::new(cfg.clone(), seed)),
+    }
+}
+
+/// Standard normal noise `[shape]` from a seeded stream (reproducible, thread-independent).
+pub fn normal(rng: &mut ChaCha8Rng, shape: &[i64], device: Device) -> Tensor {
+    let n: i64 = shape.iter().product();
+    let v: Vec<f32> = (0..n)
+        .map(|_| {
+            let (u1, u2): (f32, f32) = (
+                rng.random_range(f32::EPSILON..1.0),
+                rng.random_range(0.0..1.0),
+            );
+            (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+        })
+        .collect();
+    Tensor::from_slice(&v).view(shape).to_device(device)
+}
+
+/// The initial mean of a search: the warm start, or zeros (the box centre).
+pub fn initial_mean(warm: Option<&Tensor>, horizon: i64, dim: i64, device: Device) -> Tensor {
+    match warm {
+        Some(w) if w.size() == [horizon, dim] => w.to_device(device).to_kind(Kind::Float),
+        _ => Tensor::zeros([horizon, dim], (Kind::Float, device)),
+    }
+}
+
+/// The previous plan shifted by `executed` steps, its last action repeated at the end: the
+/// warm start for the next replan (short-term memory).
+pub fn shift_plan(plan: &Tensor, executed: i64) -> Tensor {
+    let h = plan.size()[0];
+    let e = executed.clamp(0, h - 1);
+    let rest = plan.narrow(0, e, h - e);
+    let last = plan.narrow(0, h - 1, 1).expand([e, plan.size()[1]], false);
+    Tensor::cat(&[rest, last], 0)
+}

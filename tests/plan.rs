@@ -1,0 +1,439 @@
+//! Planners against mock models with known minima, the hierarchical hand-down, warm start,
+//! MPC with the oracle model, the configurator's errors, and eval reproducibility.
+
+mod common;
+
+use std::path::Path;
+
+use hjepa::agent::{Actor, OracleAgent};
+use hjepa::cost::Reduce;
+use hjepa::eval::run_episode;
+use hjepa::plan::hierarchical::{plan_lower, plan_upper};
+use hjepa::plan::{make_planner, ActionBox, Objective, PlannerConfig, PlannerKind, Unroll};
+use hjepa::sim::Env;
+use tch::{Kind, Tensor};
+
+/// A point that moves by `gain * a` per step from `x0`: states are the running positions.
+struct Integrator {
+    x0: Tensor,
+    gain: f64,
+}
+
+impl Unroll for Integrator {
+    fn unroll(&self, actions: &Tensor) -> Tensor {
+        self.x0.view([1, 1, -1]) + actions.cumsum(1, Kind::Float) * self.gain
+    }
+}
+
+/// Squared distance of the last state to a target.
+struct ReachLast {
+    target: Tensor,
+}
+
+impl Objective for ReachLast {
+    fn cost(&self, states: &Tensor, _actions: &Tensor) -> Tensor {
+        let last = states.select(1, states.size()[1] - 1);
+        (last - self.target.view([1, -1])).square().sum_dim_intlist(
+            [-1i64].as_slice(),
+            false,
+            Kind::Float,
+        )
+    }
+}
+
+/// Distance to a target summed over every step: moving straight at full speed is the
+/// unique optimum.
+struct ReachSum {
+    target: Tensor,
+}
+
+impl Objective for ReachSum {
+    fn cost(&self, states: &Tensor, _actions: &Tensor) -> Tensor {
+        let d = (states - self.target.view([1, 1, -1]))
+            .square()
+            .sum_dim_intlist([-1i64].as_slice(), false, Kind::Float)
+            .sqrt();
+        d.sum_dim_intlist([-1i64].as_slice(), false, Kind::Float)
+    }
+}
+
+/// Squared distance of every action to a fixed sequence: the unique minimum is that sequence.
+struct MatchSequence {
+    wanted: Tensor,
+}
+
+impl Objective for MatchSequence {
+    fn cost(&self, _states: &Tensor, actions: &Tensor) -> Tensor {
+        (actions - self.wanted.unsqueeze(0))
+            .square()
+            .sum_dim_intlist([1i64, 2].as_slice(), false, Kind::Float)
+    }
+}
+
+fn config(kind: PlannerKind, samples: i64, iterations: i64, horizon: i64) -> PlannerConfig {
+    PlannerConfig {
+        kind,
+        samples,
+        elites: (samples / 10).max(2),
+        iterations,
+        horizon,
+        replan_every: 1,
+        init_std: 0.7,
+        min_std: 0.01,
+        temperature: 0.5,
+        learning_rate: 0.1,
+    }
+}
+
+const KINDS: [PlannerKind; 3] = [PlannerKind::Cem, PlannerKind::Mppi, PlannerKind::Gradient];
+
+#[test]
+fn every_planner_finds_the_minimum_of_an_analytic_cost() {
+    let wanted = Tensor::from_slice(&[0.5f32, -0.3, -0.8, 0.1, 0.2, 0.9, -0.4, -0.6]).view([4, 2]);
+    let unroll = Integrator {
+        x0: Tensor::zeros([2], (Kind::Float, tch::Device::Cpu)),
+        gain: 1.0,
+    };
+    for kind in KINDS {
+        let (samples, iterations) = if kind == PlannerKind::Gradient {
+            (4, 200)
+        } else {
+            (300, 30)
+        };
+        let mut p = make_planner(&config(kind, samples, iterations, 4), 7);
+        let plan = p.plan(
+            &unroll,
+            &MatchSequence {
+                wanted: wanted.shallow_clone(),
+            },
+            &ActionBox::unit(2),
+            None,
+        );
+        let err = (&plan.actions - &wanted).abs().max().double_value(&[]);
+        assert!(
+            err < 0.05,
+            "{kind:?}: largest action error {err:.3} (cost {:.4})",
+            plan.cost
+        );
+        assert!(
+            plan.cost_trace.windows(2).all(|w| w[1] <= w[0] + 1e-9),
+            "{kind:?}: best cost rose: {:?}",
+            plan.cost_trace
+        );
+    }
+}
+
+#[test]
+fn every_planner_steers_a_point_to_a_reachable_target() {
+    let target = Tensor::from_slice(&[1.2f32, -0.9]);
+    let unroll = Integrator {
+        x0: Tensor::from_slice(&[0.1f32, 0.2]),
+        gain: 0.5,
+    };
+    for kind in KINDS {
+        let (samples, iterations) = if kind == PlannerKind::Gradient {
+            (8, 150)
+        } else {
+            (300, 20)
+        };
+        let mut p = make_planner(&config(kind, samples, iterations, 6), 3);
+        let plan = p.plan(
+            &unroll,
+            &ReachLast {
+                target: target.shallow_clone(),
+            },
+            &ActionBox::unit(2),
+            None,
+        );
+        let last = unroll.unroll(&plan.actions.unsqueeze(0)).get(0).get(5);
+        let miss = (&last - &target)
+            .square()
+            .sum(Kind::Float)
+            .sqrt()
+            .double_value(&[]);
+        assert!(miss < 0.05, "{kind:?}: ends {miss:.3} from the target");
+    }
+}
+
+#[test]
+fn the_norm_ball_is_respected() {
+    let space = ActionBox {
+        dim: 2,
+        center: vec![0.0, 0.0],
+        scale: vec![0.245, 0.245],
+        max_norm: Some(0.245),
+    };
+    let x = Tensor::from_slice(&[1.0f32, 1.0, 0.3, -0.2, -1.0, 0.0]).view([3, 2]);
+    let p = space.project(&x);
+    let norms: Vec<f32> = Vec::try_from(
+        p.square()
+            .sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
+            .sqrt(),
+    )
+    .unwrap();
+    assert!(
+        (norms[0] - 1.0).abs() < 1e-5,
+        "corner scaled onto the ball: {norms:?}"
+    );
+    assert!(
+        (norms[1] - (0.13f32).sqrt()).abs() < 1e-5,
+        "inside points unchanged: {norms:?}"
+    );
+    assert!((norms[2] - 1.0).abs() < 1e-5);
+}
+
+#[test]
+fn the_hierarchical_planner_hands_the_right_subgoal_down() {
+    // Upper level: h moves by u per jump; the goal is 3 jumps away along +x, so the only
+    // optimal plan moves by (1, 0) each jump and the first predicted state is (1, 0).
+    let upper_unroll = Integrator {
+        x0: Tensor::zeros([2], (Kind::Float, tch::Device::Cpu)),
+        gain: 1.0,
+    };
+    let goal = Tensor::from_slice(&[3.0f32, 0.0]);
+    let mut upper = make_planner(&config(PlannerKind::Cem, 400, 30, 3), 1);
+    let up = plan_upper(
+        upper.as_mut(),
+        &upper_unroll,
+        &ReachSum { target: goal },
+        &ActionBox::unit(2),
+        None,
+    );
+    let sub: Vec<f32> = Vec::try_from(up.subgoal.view([-1])).unwrap();
+    assert!(
+        (sub[0] - 1.0).abs() < 0.05 && sub[1].abs() < 0.05,
+        "subgoal {sub:?}, expected (1, 0)"
+    );
+
+    // Lower level: small steps; its cost pursues the subgoal it is handed.
+    let lower_unroll = Integrator {
+        x0: Tensor::zeros([2], (Kind::Float, tch::Device::Cpu)),
+        gain: 0.25,
+    };
+    let mut lower = make_planner(&config(PlannerKind::Mppi, 300, 20, 5), 2);
+    let objective_for = |s: &Tensor| -> Box<dyn Objective> {
+        Box::new(ReachLast {
+            target: s.view([-1]),
+        })
+    };
+    let plan = plan_lower(
+        lower.as_mut(),
+        &lower_unroll,
+        &objective_for,
+        &up.subgoal,
+        &ActionBox::unit(2),
+        None,
+    );
+    let end: Vec<f32> = Vec::try_from(
+        lower_unroll
+            .unroll(&plan.actions.unsqueeze(0))
+            .get(0)
+            .get(4),
+    )
+    .unwrap();
+    assert!(
+        (end[0] - sub[0]).abs() < 0.05 && (end[1] - sub[1]).abs() < 0.05,
+        "lower plan ends at {end:?}, subgoal {sub:?}"
+    );
+}
+
+#[test]
+fn a_warm_start_needs_fewer_iterations_on_a_smooth_problem() {
+    // Replanning after one executed step: the shifted previous plan is nearly optimal.
+    let wanted = Tensor::linspace(-0.8, 0.8, 16, (Kind::Float, tch::Device::Cpu)).view([8, 2]);
+    let unroll = Integrator {
+        x0: Tensor::zeros([2], (Kind::Float, tch::Device::Cpu)),
+        gain: 1.0,
+    };
+    let objective = MatchSequence {
+        wanted: wanted.shallow_clone(),
+    };
+    let iterations_to = |warm: Option<&Tensor>| {
+        let mut p = make_planner(&config(PlannerKind::Cem, 100, 40, 8), 5);
+        let plan = p.plan(&unroll, &objective, &ActionBox::unit(2), warm);
+        plan.cost_trace
+            .iter()
+            .position(|c| *c < 0.05)
+            .map_or(41, |i| i + 1)
+    };
+    let previous = (&wanted + 0.02).clamp(-1.0, 1.0);
+    let cold = iterations_to(None);
+    let warm = iterations_to(Some(&previous));
+    assert!(
+        warm * 3 <= cold,
+        "warm start took {warm} iterations, cold {cold}"
+    );
+}
+
+#[test]
+fn mpc_with_the_oracle_model_solves_two_rooms() {
+    let scene = common::scene("two_rooms");
+    let cfg = PlannerConfig {
+        replan_every: 4,
+        ..config(PlannerKind::Mppi, 100, 4, 16)
+    };
+    let mut agent = OracleAgent::new(cfg, Reduce::Sum, &scene);
+    let mut env = Env::new(scene.clone());
+    let mut solved = 0;
+    for i in 0..6 {
+        let ep = run_episode(
+            &mut agent as &mut dyn Actor,
+            &mut env,
+            i,
+            hjepa::episodes::episode_seed(9, i),
+        );
+        solved += ep.success as usize;
+    }
+    assert_eq!(solved, 6, "the oracle solved {solved}/6 two_rooms episodes");
+}
+
+fn eval_cli(agent: &Path, extra: &[&str]) -> std::process::Output {
+    common::bin()
+        .args(["eval", "--episodes", "2", "--no-random-floor", "--agent"])
+        .arg(agent)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn assert_exit_2(out: &std::process::Output, mentions: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr:\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    for m in mentions {
+        assert!(
+            stderr.contains(m),
+            "stderr does not mention {m:?}:\n{stderr}"
+        );
+    }
+}
+
+const PLANNING: &str = r#"
+[planning]
+checkpoint = "CHECKPOINT"
+[planning.planner]
+kind = "mppi"
+samples = 64
+elites = 8
+iterations = 2
+horizon = 8
+replan_every = 4
+"#;
+
+fn agent_with_planning(
+    dir: &Path,
+    name: &str,
+    checkpoint: &Path,
+    edit: &dyn Fn(String) -> String,
+) -> std::path::PathBuf {
+    let base = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny_agent.toml"),
+    )
+    .unwrap();
+    let text = edit(base + &PLANNING.replace("CHECKPOINT", checkpoint.to_str().unwrap()));
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A tiny trained run on a tiny two_rooms dataset (a few seconds).
+fn tiny_run(dir: &Path) -> std::path::PathBuf {
+    let data = dir.join("data");
+    let out = common::bin()
+        .args([
+            "collect",
+            "--scene",
+            "two_rooms",
+            "--episodes",
+            "8",
+            "--threads",
+            "1",
+            "--out",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = dir.join("run");
+    let agent = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny_agent.toml");
+    let out = common::bin()
+        .args(["train", "--steps", "4", "--agent"])
+        .arg(&agent)
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    run
+}
+
+#[test]
+fn the_configurator_refuses_bad_agent_files_and_eval_is_reproducible() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = tiny_run(dir.path());
+    let d = dir.path();
+
+    let missing = agent_with_planning(d, "missing.toml", &d.join("no-such-run"), &|t| t);
+    assert_exit_2(
+        &eval_cli(&missing, &[]),
+        &["missing.toml", "planning.checkpoint", "no-such-run"],
+    );
+
+    let zero = agent_with_planning(d, "zero.toml", &run, &|t| {
+        t.replace("samples = 64", "samples = 0")
+    });
+    assert_exit_2(
+        &eval_cli(&zero, &[]),
+        &["zero.toml", "planning.planner", "samples"],
+    );
+
+    let long = agent_with_planning(d, "long.toml", &run, &|t| {
+        t.replace("horizon = 8", "horizon = 500")
+    });
+    assert_exit_2(
+        &eval_cli(&long, &[]),
+        &["long.toml", "planning.planner.horizon", "500"],
+    );
+
+    let other_scene = agent_with_planning(d, "scene.toml", &run, &|t| t);
+    assert_exit_2(
+        &eval_cli(&other_scene, &["--scene", "push_t"]),
+        &["meta.json", "push_t", "[64, 64, 3]"],
+    );
+
+    // Same seed, same per-episode results (timings aside).
+    let good = agent_with_planning(d, "good.toml", &run, &|t| t);
+    let results = |name: &str| {
+        let out_path = d.join(name);
+        let out = eval_cli(&good, &["--seed", "4", "--out", out_path.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::read_to_string(&out_path)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                let o = v.as_object_mut().unwrap();
+                o.remove("planning_s");
+                o.remove("replan_ms");
+                v
+            })
+            .collect::<Vec<_>>()
+    };
+    let (a, b) = (results("a.jsonl"), results("b.jsonl"));
+    assert_eq!(a.len(), 2);
+    assert_eq!(a, b);
+}
