@@ -65,6 +65,12 @@ impl PlanningConfig {
                 ));
             }
         }
+        if !(self.cost.critic.is_finite() && self.cost.critic >= 0.0) {
+            return Err(("planning.cost.critic".into(), format!("expected a weight >= 0, found {}", self.cost.critic)));
+        }
+        if self.cost.critic > 0.0 && !agent.critic.enabled {
+            return Err(("planning.cost.critic".into(), "a critic cost needs [critic] enabled = true in the model".into()));
+        }
         if let Some(u) = &self.upper {
             u.validate("planning.upper")?;
             if !agent.level2.enabled {
@@ -370,6 +376,7 @@ impl PlanningAgent {
                             .expect("set_goal called")
                             .shallow_clone(),
                         abstraction: None,
+                        critic: None,
                     };
                     let uwarm = self
                         .upper_plan
@@ -395,6 +402,7 @@ impl PlanningAgent {
                         cfg: cost_cfg.clone(),
                         goal: sub.shallow_clone(),
                         abstraction: Some(l2),
+                        critic: None,
                     })
                 };
                 plan_lower(
@@ -415,6 +423,7 @@ impl PlanningAgent {
                         .expect("set_goal called")
                         .shallow_clone(),
                     abstraction: if level2 { model.level2.as_ref() } else { None },
+                    critic: (self.cfg.cost.critic > 0.0).then(|| (model, self.goal_z.as_ref().expect("set_goal called").shallow_clone())),
                 };
                 self.planner
                     .plan(&unroll, &objective, &self.space, warm.as_ref())

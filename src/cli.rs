@@ -171,6 +171,13 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 2.0)]
         seconds: f64,
     },
+    /// Milliseconds per replan for CEM, MPPI, gradient descent, the hierarchical planner and
+    /// the oracle model, at the shipped two_rooms agent's budget.
+    Plan {
+        /// Seconds to run each row.
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+    },
     /// World-model speed for the shipped two_rooms (pixels) and push_t (state) agents:
     /// training samples/s, encode latency, and level-1 / level-2 rollout latency at planning
     /// batch sizes (300 and 2000 sequences x horizon 16).
@@ -375,6 +382,12 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             what: BenchCommand::Sim { seconds },
         } => {
             println!("{}", crate::bench::sim_table(seconds)?);
+            Ok(())
+        }
+        Command::Bench {
+            what: BenchCommand::Plan { seconds },
+        } => {
+            println!("{}", crate::bench::plan_table(seconds)?);
             Ok(())
         }
         Command::Bench {

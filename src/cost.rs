@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 use crate::model::world_model::Level2Nets;
+use crate::model::WorldModel;
 use crate::plan::Objective;
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -47,6 +48,10 @@ pub struct CostConfig {
     /// Weight of the mean squared change between consecutive actions.
     #[serde(default)]
     pub action_smoothness: f64,
+    /// Weight of the critic's cost-to-go from the last predicted z to the goal (terminal
+    /// cost; needs `[critic] enabled = true` in the model). Lets short horizons see past walls.
+    #[serde(default)]
+    pub critic: f64,
 }
 
 fn one() -> u8 {
@@ -71,6 +76,7 @@ impl Default for CostConfig {
             goal_weight: 1.0,
             action_magnitude: 0.0,
             action_smoothness: 0.0,
+            critic: 0.0,
         }
     }
 }
@@ -122,6 +128,8 @@ pub struct GoalCost<'a> {
     pub goal: Tensor,
     /// When set, predicted z's are mapped through E2 before comparing (level-2 goal cost).
     pub abstraction: Option<&'a Level2Nets>,
+    /// Terminal cost: the model's critic and the goal's z (`cfg.critic` weighs it).
+    pub critic: Option<(&'a WorldModel, Tensor)>,
 }
 
 impl Objective for GoalCost<'_> {

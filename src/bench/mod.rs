@@ -2,9 +2,11 @@
 //! side in the same run, never against numbers from another run.
 
 pub mod model;
+pub mod plan;
 pub mod sim;
 
 pub use model::model_table;
+pub use plan::plan_table;
 pub use sim::sim_table;
 
 use std::time::Instant;

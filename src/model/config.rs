@@ -16,6 +16,9 @@ pub struct AgentFile {
     pub perception: Perception,
     pub level1: Level1,
     pub level2: Level2,
+    /// A goal-conditioned cost-to-go head on z (off when absent).
+    #[serde(default)]
+    pub critic: Critic,
     pub train: Train,
     /// How the agent acts: checkpoint, cost terms, planner(s). Absent for a model that is
     /// only trained; not part of what a checkpoint must match.
@@ -89,6 +92,39 @@ pub struct Level1 {
     pub horizon: i64,
     pub anti_collapse: AntiCollapse,
     pub loss: LossWeights,
+}
+
+/// The critic: C(z, z_goal) estimates the control steps from z to z_goal, learned from
+/// pairs of frames of the same episode by expectile regression (a low expectile leans toward
+/// the shortest observed time, not the random walk's average). Trained on detached z, so it
+/// never shapes the representation. A planner uses it as terminal cost to see past walls.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Critic {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default = "default_hidden")]
+    pub hidden: i64,
+    /// Temporal distances are clipped here (env steps); the critic predicts steps / max_steps.
+    #[serde(default = "default_critic_steps")]
+    pub max_steps: i64,
+    #[serde(default = "default_expectile")]
+    pub expectile: f64,
+    #[serde(default = "one")]
+    pub weight: f64,
+}
+
+impl Default for Critic {
+    fn default() -> Self {
+        Critic { enabled: false, hidden: default_hidden(), max_steps: default_critic_steps(), expectile: default_expectile(), weight: 1.0 }
+    }
+}
+
+fn default_critic_steps() -> i64 {
+    64
+}
+fn default_expectile() -> f64 {
+    0.2
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -261,6 +297,18 @@ impl AgentFile {
                 }
             }
             check_weights(&l2.loss, "level2.loss", path)?;
+        }
+        let c = &self.critic;
+        if c.enabled {
+            if c.hidden < 1 || c.max_steps < 1 {
+                return bad("critic", format!("expected hidden >= 1 and max_steps >= 1, got {} and {}", c.hidden, c.max_steps));
+            }
+            if !(c.expectile > 0.0 && c.expectile < 1.0) {
+                return bad("critic.expectile", format!("expected a value in (0, 1), got {}", c.expectile));
+            }
+            if !(c.weight.is_finite() && c.weight >= 0.0) {
+                return bad("critic.weight", format!("expected a weight >= 0, got {}", c.weight));
+            }
         }
         let t = &self.train;
         if t.steps < 1 {

@@ -24,6 +24,9 @@ pub struct TrainingData {
     /// Observation rows of training and held-out episodes.
     pub train_frames: Vec<i64>,
     pub val_frames: Vec<i64>,
+    /// `(first observation row, frames)` of each training and held-out episode.
+    pub train_episodes: Vec<(i64, i64)>,
+    pub val_episodes: Vec<(i64, i64)>,
     pub shapes: ModelShapes,
     pub window: i64,
 }
@@ -87,6 +90,7 @@ impl TrainingData {
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut train_windows, mut val_windows, mut train_frames, mut val_frames) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut train_episodes, mut val_episodes) = (Vec::new(), Vec::new());
         let (mut o, mut a) = (0i64, 0i64);
         for (i, e) in episodes.iter().enumerate() {
             let t = e.action.len() as i64;
@@ -96,6 +100,7 @@ impl TrainingData {
                 (&mut val_windows, &mut val_frames)
             };
             windows.extend((0..(t + 2 - window).max(0)).map(|s| (o + s, a + s)));
+            if i < split { &mut train_episodes } else { &mut val_episodes }.push((o, t + 1));
             frames.extend(o..o + t + 1);
             match kind {
                 ObservationKind::Pixels => e
@@ -151,6 +156,8 @@ impl TrainingData {
             val_windows,
             train_frames,
             val_frames,
+            train_episodes,
+            val_episodes,
             shapes: ModelShapes {
                 observation: obs_shape,
                 angle_inputs,

@@ -71,6 +71,10 @@ pub struct Diagnostics {
     pub level1_spread: Spread,
     pub level2_spread: Option<Spread>,
     pub probes: Vec<Probe>,
+    /// Correlation between the critic's estimate and the true temporal distance (clipped)
+    /// on pairs of held-out frames.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub critic_correlation: Option<f64>,
 }
 
 impl Diagnostics {
@@ -121,6 +125,9 @@ impl Diagnostics {
         }
         for p in &self.probes {
             s += &format!("\nprobe level {} -> {}: R^2 {:.3}", p.level, p.target, p.r2);
+        }
+        if let Some(c) = self.critic_correlation {
+            s += &format!("\ncritic vs true temporal distance (held out): correlation {c:.3}");
         }
         for a in self.alarms() {
             s += &format!("\n{a}");
@@ -324,6 +331,9 @@ pub fn diagnose(
             );
         }
     });
+    if let (Some(_), false) = (&model.critic, data.val_episodes.is_empty()) {
+        d.critic_correlation = Some(critic_correlation(model, data, device));
+    }
     let z_train = encode_rows(model, data, &train_rows, device);
     let z_val = encode_rows(model, data, &val_rows, device);
     d.level1_spread = spread(&z_val);
@@ -353,4 +363,28 @@ pub fn diagnose(
         }
     }
     d
+}
+
+/// Pearson correlation between the critic's output and the clipped temporal distance on
+/// deterministic pairs from held-out episodes (up to 64 steps apart, 8 pairs per episode).
+fn critic_correlation(model: &WorldModel, data: &TrainingData, device: Device) -> f64 {
+    let (mut from, mut to, mut dt) = (Vec::new(), Vec::new(), Vec::new());
+    for (e, &(start, len)) in data.val_episodes.iter().enumerate().take(256) {
+        for j in 0..8i64 {
+            let t1 = (j * 7919 + e as i64 * 104_729) % len;
+            let gap = (j * 9 + e as i64) % 65;
+            let t2 = (t1 + gap).min(len - 1);
+            from.push(start + t1);
+            to.push(start + t2);
+            dt.push((t2 - t1) as f64);
+        }
+    }
+    let za = encode_rows(model, data, &from, device).to_device(device);
+    let zb = encode_rows(model, data, &to, device).to_device(device);
+    let pred = tch::no_grad(|| model.cost_to_go(&za, &zb).expect("critic").to_kind(Kind::Double).to(Device::Cpu));
+    let truth = Tensor::from_slice(&dt);
+    let (pc, tc) = (&pred - pred.mean(Kind::Double), &truth - truth.mean(Kind::Double));
+    let num = (&pc * &tc).sum(Kind::Double);
+    let den = (pc.square().sum(Kind::Double) * tc.square().sum(Kind::Double)).sqrt().clamp_min(1e-12);
+    (num / den).double_value(&[])
 }

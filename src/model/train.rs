@@ -59,6 +59,9 @@ pub struct Trainer {
 pub struct StepLosses {
     pub level1: LossTerms,
     pub level2: Option<LossTerms>,
+    /// The critic's expectile loss.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub critic: Option<f64>,
     pub total: f64,
 }
 
@@ -118,6 +121,39 @@ impl Trainer {
     }
 
     /// Losses on one batch (differentiable total, and the numbers).
+    /// Pairs of frames of the same training episode and their clipped, scaled temporal
+    /// distance: (from `[B, ...]`, to `[B, ...]`, target `[B]`), deterministic in (seed, step).
+    pub fn critic_batch(&self, data: &TrainingData) -> Option<(Tensor, Tensor, Tensor)> {
+        let c = &self.agent.critic;
+        if !c.enabled || data.train_episodes.is_empty() {
+            return None;
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(step_seed(self.agent.train.seed ^ 0xC817_1C, self.step));
+        let (mut from, mut to, mut target) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..self.agent.train.batch_size {
+            let (start, len) = data.train_episodes[rng.random_range(0..data.train_episodes.len())];
+            let t1 = rng.random_range(0..len);
+            let reach = (2 * c.max_steps).min(len - 1 - t1);
+            let dt = rng.random_range(0..=reach);
+            from.push(start + t1);
+            to.push(start + t1 + dt);
+            target.push(dt.min(c.max_steps) as f32 / c.max_steps as f32);
+        }
+        let rows = |v: &[i64]| data.obs.index_select(0, &Tensor::from_slice(v)).to_device(self.device);
+        Some((rows(&from), rows(&to), Tensor::from_slice(&target).to_device(self.device)))
+    }
+
+    /// The critic's expectile regression loss on detached encodings.
+    pub fn critic_loss(&self, batch: &(Tensor, Tensor, Tensor)) -> Tensor {
+        let (from, to, target) = batch;
+        let (za, zb) = tch::no_grad(|| (self.model.encode(from), self.model.encode(to)));
+        let pred = self.model.cost_to_go(&za, &zb).expect("critic enabled");
+        let diff = target - pred;
+        let tau = self.agent.critic.expectile;
+        let w = diff.lt(0.0).to_kind(Kind::Float) * (1.0 - 2.0 * tau) + tau;
+        (w * diff.square()).mean(Kind::Float)
+    }
+
     pub fn losses(&self, obs: &Tensor, actions: &Tensor) -> (Tensor, StepLosses) {
         let m = &self.model;
         let (b, l) = (obs.size()[0], obs.size()[1]);
@@ -187,6 +223,7 @@ impl Trainer {
             level2 = Some(terms2);
         }
         let losses = StepLosses {
+            critic: None,
             total: total.double_value(&[]),
             level1: terms1,
             level2,
@@ -206,7 +243,13 @@ impl Trainer {
     pub fn train_step(&mut self, data: &TrainingData) -> StepLosses {
         tch::manual_seed(step_seed(self.agent.train.seed ^ 0x5EED, self.step) as i64);
         let (obs, actions) = data.batch(&self.batch_windows(data), self.device);
-        let (loss, terms) = self.losses(&obs, &actions);
+        let (mut loss, mut terms) = self.losses(&obs, &actions);
+        if let Some(batch) = self.critic_batch(data) {
+            let c = self.critic_loss(&batch);
+            terms.critic = Some(c.double_value(&[]));
+            terms.total += terms.critic.unwrap_or(0.0) * self.agent.critic.weight;
+            loss = loss + c * self.agent.critic.weight;
+        }
         if !terms.total.is_finite() {
             return terms;
         }

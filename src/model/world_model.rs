@@ -30,6 +30,8 @@ pub struct WorldModel {
     /// z(t), z(t+1) -> a(t), for the inverse-dynamics regulariser.
     pub idm1: Mlp,
     pub level2: Option<Level2Nets>,
+    /// z, z_goal -> estimated steps to reach z_goal / max_steps.
+    pub critic: Option<Mlp>,
     action_center: Tensor,
     action_scale: Tensor,
     pub latent_dim: i64,
@@ -96,6 +98,7 @@ impl WorldModel {
             predictor1: Mlp::new(&(p / "predictor1"), &[d + 2, h1, h1, d]),
             idm1: Mlp::new(&(p / "idm1"), &[2 * d, h1, 2]),
             level2,
+            critic: agent.critic.enabled.then(|| Mlp::new(&(p / "critic"), &[2 * d, agent.critic.hidden, agent.critic.hidden, 1])),
             action_center: ((&hi + &lo) / 2.0).to_device(p.device()),
             action_scale: ((&hi - &lo) / 2.0).clamp_min(1e-6).to_device(p.device()),
             latent_dim: d,
@@ -105,6 +108,14 @@ impl WorldModel {
     /// Observations -> z.
     pub fn encode(&self, obs: &Tensor) -> Tensor {
         self.encoder.encode(obs)
+    }
+
+    /// Estimated cost-to-go from z `[N, D]` to z_goal `[N or 1, D]`: `[N]`, in units of the
+    /// critic's `max_steps`. None without a critic.
+    pub fn cost_to_go(&self, z: &Tensor, z_goal: &Tensor) -> Option<Tensor> {
+        let c = self.critic.as_ref()?;
+        let g = z_goal.expand_as(z);
+        Some(c.forward(&Tensor::cat(&[z, &g], -1)).squeeze_dim(-1))
     }
 
     /// Actions in the scene's units -> [-1, 1].

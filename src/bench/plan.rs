@@ -1,0 +1,92 @@
+//! `hjepa bench plan`: milliseconds per replan for CEM, MPPI, gradient descent, the
+//! hierarchical planner and the oracle (sandbox) model, at the budget of the shipped
+//! two_rooms agent file. The model has fresh weights: planning cost does not depend on them.
+
+use std::sync::Arc;
+
+use tch::{Device, Tensor};
+
+use super::latency_ms;
+use crate::agent::{observation_tensor, AbstractUnroll, LatentUnroll};
+use crate::cost::{CostConfig, GoalCost, Reduce};
+use crate::model::{AgentFile, Trainer};
+use crate::plan::hierarchical::{plan_lower, plan_upper};
+use crate::plan::oracle::{SandboxModel, TrueCost};
+use crate::plan::{make_planner, ActionBox, Objective, PlannerConfig, PlannerKind};
+use crate::sim::{Env, Scene};
+
+pub fn plan_table(seconds: f64) -> anyhow::Result<String> {
+    let agent_path = AgentFile::resolve_path("two_rooms");
+    let agent = AgentFile::load(&agent_path)?;
+    let planning = agent.planning.clone().ok_or_else(|| anyhow::anyhow!("{}: no [planning] table", agent_path.display()))?;
+    let scene = Arc::new(Scene::load(&Scene::resolve_path(&agent.scene))?);
+    let mut env = Env::new(scene.clone());
+    let obs = env.reset(1);
+    let goal = env.goal_observation();
+    let shapes = crate::model::world_model::ModelShapes {
+        observation: match &scene.observation.image {
+            Some(i) if agent.perception.observation == crate::model::config::ObservationKind::Pixels => vec![i.height as i64, i.width as i64, 3],
+            _ => vec![obs.state.len() as i64],
+        },
+        angle_inputs: Vec::new(),
+        action_low: [scene.agent.action.low.0, scene.agent.action.low.1],
+        action_high: [scene.agent.action.high.0, scene.agent.action.high.1],
+    };
+    let trainer = Trainer::new(agent.model_part(), &shapes, Device::Cpu);
+    let model = &trainer.model;
+    let kind = agent.perception.observation;
+    let z0 = tch::no_grad(|| model.encode(&observation_tensor(&obs, kind, Device::Cpu)));
+    let zg = tch::no_grad(|| model.encode(&observation_tensor(&goal, kind, Device::Cpu)));
+    let space = ActionBox::of_space(&scene.agent.action);
+    let cost = CostConfig { critic: 0.0, ..planning.cost.clone() };
+    let shipped = planning.planner.clone();
+    let budget = |c: &PlannerConfig| format!("{} samples x {} iterations, horizon {}", c.samples, c.iterations, c.horizon);
+
+    let mut t = format!("hjepa bench plan ({seconds:.1} s per row; two_rooms agent budget, fresh weights, CPU, {} torch threads)\n", tch::get_num_threads());
+    t += "| planner | budget | median ms per replan | p95 ms |\n|---|---|---|---|\n";
+    let unroll = LatentUnroll { model, z0: z0.shallow_clone() };
+    let objective = GoalCost { cfg: cost.clone(), goal: zg.shallow_clone(), abstraction: None, critic: None };
+    for kind in [PlannerKind::Cem, PlannerKind::Mppi, PlannerKind::Gradient] {
+        let cfg = match kind {
+            PlannerKind::Gradient => PlannerConfig { kind, samples: 8, iterations: 2 * shipped.iterations, ..shipped.clone() },
+            _ => PlannerConfig { kind, ..shipped.clone() },
+        };
+        let mut p = make_planner(&cfg, 0);
+        let (m, p95) = latency_ms(seconds, || {
+            let _ = p.plan(&unroll, &objective, &space, None);
+        });
+        t += &format!("| {kind:?} (level 1) | {} | {m:.1} | {p95:.1} |\n", budget(&cfg));
+    }
+    if let Some(l2) = &model.level2 {
+        let upper_cfg = planning.upper.clone().unwrap_or(PlannerConfig { horizon: 16, ..shipped.clone() });
+        let lower_cfg = PlannerConfig { horizon: l2.k, replan_every: 1, ..shipped.clone() };
+        let (mut upper, mut lower) = (make_planner(&upper_cfg, 0), make_planner(&lower_cfg, 1));
+        let h0 = tch::no_grad(|| l2.abstract_state(&z0));
+        let hg = tch::no_grad(|| l2.abstract_state(&zg));
+        let up = AbstractUnroll { model, h0 };
+        let upper_objective = GoalCost { cfg: CostConfig { level: 2, ..cost.clone() }, goal: hg, abstraction: None, critic: None };
+        let lower_cost = CostConfig { level: 2, ..cost.clone() };
+        let objective_for = |sub: &Tensor| -> Box<dyn Objective + '_> {
+            Box::new(GoalCost { cfg: lower_cost.clone(), goal: sub.shallow_clone(), abstraction: Some(l2), critic: None })
+        };
+        let (m, p95) = latency_ms(seconds, || {
+            let r = plan_upper(upper.as_mut(), &up, &upper_objective, &ActionBox::unit(l2.macro_dim), None);
+            let _ = plan_lower(lower.as_mut(), &unroll, &objective_for, &r.subgoal, &space, None);
+        });
+        t += &format!(
+            "| hierarchical (upper + lower, both replanned) | upper {}, lower horizon {} | {m:.1} | {p95:.1} |\n",
+            budget(&upper_cfg),
+            lower_cfg.horizon
+        );
+    }
+    let oracle_cfg = PlannerConfig { kind: PlannerKind::Mppi, ..shipped.clone() };
+    let mut p = make_planner(&oracle_cfg, 0);
+    let mut scratch = Some(SandboxModel::scratch_env(&scene));
+    let (m, p95) = latency_ms(seconds, || {
+        let model = SandboxModel::new(&env, scratch.take().expect("scratch"), space.clone());
+        let _ = p.plan(&model, &TrueCost { reduce: Reduce::Sum }, &space, None);
+        scratch = Some(model.into_scratch());
+    });
+    t += &format!("| MPPI on the oracle (sandbox) model | {} | {m:.1} | {p95:.1} |\n", budget(&oracle_cfg));
+    Ok(t)
+}
