@@ -66,10 +66,16 @@ impl PlanningConfig {
             }
         }
         if !(self.cost.critic.is_finite() && self.cost.critic >= 0.0) {
-            return Err(("planning.cost.critic".into(), format!("expected a weight >= 0, found {}", self.cost.critic)));
+            return Err((
+                "planning.cost.critic".into(),
+                format!("expected a weight >= 0, found {}", self.cost.critic),
+            ));
         }
         if self.cost.critic > 0.0 && !agent.critic.enabled {
-            return Err(("planning.cost.critic".into(), "a critic cost needs [critic] enabled = true in the model".into()));
+            return Err((
+                "planning.cost.critic".into(),
+                "a critic cost needs [critic] enabled = true in the model".into(),
+            ));
         }
         if let Some(u) = &self.upper {
             u.validate("planning.upper")?;
@@ -211,11 +217,13 @@ pub struct PlanningAgent {
     seed: u64,
 }
 
-/// Resolves and checks an agent file for planning in a scene.
+/// Resolves and checks an agent file for planning in a scene; `checkpoint` overrides the
+/// file's `planning.checkpoint` run folder.
 pub fn load_planning_agent(
     agent_path: &Path,
     scene: &Scene,
     device: Option<&str>,
+    checkpoint: Option<&Path>,
 ) -> Result<PlanningAgent, InputError> {
     let agent = AgentFile::load(agent_path)?;
     let Some(cfg) = agent.planning.clone() else {
@@ -226,7 +234,9 @@ pub fn load_planning_agent(
         ));
     };
     cfg.check_horizons(&agent, scene, agent_path)?;
-    let run = resolve_run(&cfg.checkpoint, agent_path);
+    let run = checkpoint
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| resolve_run(&cfg.checkpoint, agent_path));
     if !run.join("checkpoint/meta.json").exists() && !run.join("checkpoint.old/meta.json").exists()
     {
         return Err(InputError::new(
@@ -423,7 +433,15 @@ impl PlanningAgent {
                         .expect("set_goal called")
                         .shallow_clone(),
                     abstraction: if level2 { model.level2.as_ref() } else { None },
-                    critic: (self.cfg.cost.critic > 0.0).then(|| (model, self.goal_z.as_ref().expect("set_goal called").shallow_clone())),
+                    critic: (self.cfg.cost.critic > 0.0).then(|| {
+                        (
+                            model,
+                            self.goal_z
+                                .as_ref()
+                                .expect("set_goal called")
+                                .shallow_clone(),
+                        )
+                    }),
                 };
                 self.planner
                     .plan(&unroll, &objective, &self.space, warm.as_ref())

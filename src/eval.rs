@@ -26,6 +26,8 @@ pub struct EvalOptions {
     pub seed: u64,
     /// Plan with the sandbox as the model (same planner and budget).
     pub oracle: bool,
+    /// Run folder to load instead of the agent file's `planning.checkpoint`.
+    pub checkpoint: Option<PathBuf>,
     pub device: Option<String>,
     /// Per-episode results (JSON lines); default `<agent run>/eval-<scene>-<seed>.jsonl`.
     pub out: Option<PathBuf>,
@@ -171,6 +173,7 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
             &opts.agent_path,
             &scene,
             opts.device.as_deref(),
+            opts.checkpoint.as_deref(),
         )?)
     };
     let agent_name = opts
@@ -180,7 +183,10 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
         .unwrap_or("agent")
         .to_string();
     let out = opts.out.clone().unwrap_or_else(|| {
-        let dir = PathBuf::from(&planning.checkpoint);
+        let dir = opts
+            .checkpoint
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(&planning.checkpoint));
         let dir = if dir.is_dir() {
             dir
         } else {

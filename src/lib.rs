@@ -9,6 +9,7 @@ pub mod bench;
 pub mod cli;
 pub mod cost;
 pub mod data;
+pub mod demo;
 pub mod episodes;
 pub mod error;
 pub mod eval;

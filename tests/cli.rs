@@ -90,34 +90,68 @@ fn the_binary_finds_libtorch_without_ld_library_path() {
 
 #[test]
 fn demo_runs_end_to_end() {
+    // The full pipeline at toy sizes: collect -> train -> eval (learned, oracle, floor).
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("demo");
-    let out = common::bin()
-        .args([
-            "demo",
-            "--episodes",
-            "10",
-            "--out",
-            out_dir.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let agent = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/tiny_planning_agent.toml");
+    let run = |steps: &str| {
+        common::bin()
+            .args([
+                "demo",
+                "--collect-episodes",
+                "8",
+                "--train-steps",
+                steps,
+                "--episodes",
+                "2",
+                "--out",
+            ])
+            .arg(&out_dir)
+            .arg("--agent")
+            .arg(&agent)
+            .output()
+            .unwrap()
+    };
+    let out = run("6");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(
-        text.contains("success 10/10") && text.contains("verified"),
-        "{text}"
-    );
-    assert!(
-        hjepa::data::Dataset::open(&out_dir)
+    for needle in [
+        "== 1/4 collect",
+        "verified",
+        "== 2/4 train",
+        "== 3/4",
+        "random policy on the same pairs",
+        "== 4/4",
+        "(oracle model)",
+        "summary on two_rooms",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+    assert_eq!(
+        hjepa::data::Dataset::open(&out_dir.join("data"))
             .unwrap()
             .episodes()
             .unwrap()
-            .len()
-            == 10
+            .len(),
+        8
+    );
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("eval.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        2
+    );
+    // A rerun reuses the dataset and the finished run.
+    let out = run("6");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("0 recorded now") && text.contains("6 steps; "),
+        "{text}"
     );
 }

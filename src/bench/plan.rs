@@ -18,14 +18,22 @@ use crate::sim::{Env, Scene};
 pub fn plan_table(seconds: f64) -> anyhow::Result<String> {
     let agent_path = AgentFile::resolve_path("two_rooms");
     let agent = AgentFile::load(&agent_path)?;
-    let planning = agent.planning.clone().ok_or_else(|| anyhow::anyhow!("{}: no [planning] table", agent_path.display()))?;
+    let planning = agent
+        .planning
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("{}: no [planning] table", agent_path.display()))?;
     let scene = Arc::new(Scene::load(&Scene::resolve_path(&agent.scene))?);
     let mut env = Env::new(scene.clone());
     let obs = env.reset(1);
     let goal = env.goal_observation();
     let shapes = crate::model::world_model::ModelShapes {
         observation: match &scene.observation.image {
-            Some(i) if agent.perception.observation == crate::model::config::ObservationKind::Pixels => vec![i.height as i64, i.width as i64, 3],
+            Some(i)
+                if agent.perception.observation
+                    == crate::model::config::ObservationKind::Pixels =>
+            {
+                vec![i.height as i64, i.width as i64, 3]
+            }
             _ => vec![obs.state.len() as i64],
         },
         angle_inputs: Vec::new(),
@@ -38,40 +46,103 @@ pub fn plan_table(seconds: f64) -> anyhow::Result<String> {
     let z0 = tch::no_grad(|| model.encode(&observation_tensor(&obs, kind, Device::Cpu)));
     let zg = tch::no_grad(|| model.encode(&observation_tensor(&goal, kind, Device::Cpu)));
     let space = ActionBox::of_space(&scene.agent.action);
-    let cost = CostConfig { critic: 0.0, ..planning.cost.clone() };
+    let cost = CostConfig {
+        critic: 0.0,
+        ..planning.cost.clone()
+    };
     let shipped = planning.planner.clone();
-    let budget = |c: &PlannerConfig| format!("{} samples x {} iterations, horizon {}", c.samples, c.iterations, c.horizon);
+    let budget = |c: &PlannerConfig| {
+        format!(
+            "{} samples x {} iterations, horizon {}",
+            c.samples, c.iterations, c.horizon
+        )
+    };
 
     let mut t = format!("hjepa bench plan ({seconds:.1} s per row; two_rooms agent budget, fresh weights, CPU, {} torch threads)\n", tch::get_num_threads());
     t += "| planner | budget | median ms per replan | p95 ms |\n|---|---|---|---|\n";
-    let unroll = LatentUnroll { model, z0: z0.shallow_clone() };
-    let objective = GoalCost { cfg: cost.clone(), goal: zg.shallow_clone(), abstraction: None, critic: None };
+    let unroll = LatentUnroll {
+        model,
+        z0: z0.shallow_clone(),
+    };
+    let objective = GoalCost {
+        cfg: cost.clone(),
+        goal: zg.shallow_clone(),
+        abstraction: None,
+        critic: None,
+    };
     for kind in [PlannerKind::Cem, PlannerKind::Mppi, PlannerKind::Gradient] {
         let cfg = match kind {
-            PlannerKind::Gradient => PlannerConfig { kind, samples: 8, iterations: 2 * shipped.iterations, ..shipped.clone() },
-            _ => PlannerConfig { kind, ..shipped.clone() },
+            PlannerKind::Gradient => PlannerConfig {
+                kind,
+                samples: 8,
+                iterations: 2 * shipped.iterations,
+                ..shipped.clone()
+            },
+            _ => PlannerConfig {
+                kind,
+                ..shipped.clone()
+            },
         };
         let mut p = make_planner(&cfg, 0);
         let (m, p95) = latency_ms(seconds, || {
             let _ = p.plan(&unroll, &objective, &space, None);
         });
-        t += &format!("| {kind:?} (level 1) | {} | {m:.1} | {p95:.1} |\n", budget(&cfg));
+        t += &format!(
+            "| {kind:?} (level 1) | {} | {m:.1} | {p95:.1} |\n",
+            budget(&cfg)
+        );
     }
     if let Some(l2) = &model.level2 {
-        let upper_cfg = planning.upper.clone().unwrap_or(PlannerConfig { horizon: 16, ..shipped.clone() });
-        let lower_cfg = PlannerConfig { horizon: l2.k, replan_every: 1, ..shipped.clone() };
+        let upper_cfg = planning.upper.clone().unwrap_or(PlannerConfig {
+            horizon: 16,
+            ..shipped.clone()
+        });
+        let lower_cfg = PlannerConfig {
+            horizon: l2.k,
+            replan_every: 1,
+            ..shipped.clone()
+        };
         let (mut upper, mut lower) = (make_planner(&upper_cfg, 0), make_planner(&lower_cfg, 1));
         let h0 = tch::no_grad(|| l2.abstract_state(&z0));
         let hg = tch::no_grad(|| l2.abstract_state(&zg));
         let up = AbstractUnroll { model, h0 };
-        let upper_objective = GoalCost { cfg: CostConfig { level: 2, ..cost.clone() }, goal: hg, abstraction: None, critic: None };
-        let lower_cost = CostConfig { level: 2, ..cost.clone() };
+        let upper_objective = GoalCost {
+            cfg: CostConfig {
+                level: 2,
+                ..cost.clone()
+            },
+            goal: hg,
+            abstraction: None,
+            critic: None,
+        };
+        let lower_cost = CostConfig {
+            level: 2,
+            ..cost.clone()
+        };
         let objective_for = |sub: &Tensor| -> Box<dyn Objective + '_> {
-            Box::new(GoalCost { cfg: lower_cost.clone(), goal: sub.shallow_clone(), abstraction: Some(l2), critic: None })
+            Box::new(GoalCost {
+                cfg: lower_cost.clone(),
+                goal: sub.shallow_clone(),
+                abstraction: Some(l2),
+                critic: None,
+            })
         };
         let (m, p95) = latency_ms(seconds, || {
-            let r = plan_upper(upper.as_mut(), &up, &upper_objective, &ActionBox::unit(l2.macro_dim), None);
-            let _ = plan_lower(lower.as_mut(), &unroll, &objective_for, &r.subgoal, &space, None);
+            let r = plan_upper(
+                upper.as_mut(),
+                &up,
+                &upper_objective,
+                &ActionBox::unit(l2.macro_dim),
+                None,
+            );
+            let _ = plan_lower(
+                lower.as_mut(),
+                &unroll,
+                &objective_for,
+                &r.subgoal,
+                &space,
+                None,
+            );
         });
         t += &format!(
             "| hierarchical (upper + lower, both replanned) | upper {}, lower horizon {} | {m:.1} | {p95:.1} |\n",
@@ -79,14 +150,27 @@ pub fn plan_table(seconds: f64) -> anyhow::Result<String> {
             lower_cfg.horizon
         );
     }
-    let oracle_cfg = PlannerConfig { kind: PlannerKind::Mppi, ..shipped.clone() };
+    let oracle_cfg = PlannerConfig {
+        kind: PlannerKind::Mppi,
+        ..shipped.clone()
+    };
     let mut p = make_planner(&oracle_cfg, 0);
     let mut scratch = Some(SandboxModel::scratch_env(&scene));
     let (m, p95) = latency_ms(seconds, || {
         let model = SandboxModel::new(&env, scratch.take().expect("scratch"), space.clone());
-        let _ = p.plan(&model, &TrueCost { reduce: Reduce::Sum }, &space, None);
+        let _ = p.plan(
+            &model,
+            &TrueCost {
+                reduce: Reduce::Sum,
+            },
+            &space,
+            None,
+        );
         scratch = Some(model.into_scratch());
     });
-    t += &format!("| MPPI on the oracle (sandbox) model | {} | {m:.1} | {p95:.1} |\n", budget(&oracle_cfg));
+    t += &format!(
+        "| MPPI on the oracle (sandbox) model | {} | {m:.1} | {p95:.1} |\n",
+        budget(&oracle_cfg)
+    );
     Ok(t)
 }

@@ -116,7 +116,13 @@ pub struct Critic {
 
 impl Default for Critic {
     fn default() -> Self {
-        Critic { enabled: false, hidden: default_hidden(), max_steps: default_critic_steps(), expectile: default_expectile(), weight: 1.0 }
+        Critic {
+            enabled: false,
+            hidden: default_hidden(),
+            max_steps: default_critic_steps(),
+            expectile: default_expectile(),
+            weight: 1.0,
+        }
     }
 }
 
@@ -301,13 +307,25 @@ impl AgentFile {
         let c = &self.critic;
         if c.enabled {
             if c.hidden < 1 || c.max_steps < 1 {
-                return bad("critic", format!("expected hidden >= 1 and max_steps >= 1, got {} and {}", c.hidden, c.max_steps));
+                return bad(
+                    "critic",
+                    format!(
+                        "expected hidden >= 1 and max_steps >= 1, got {} and {}",
+                        c.hidden, c.max_steps
+                    ),
+                );
             }
             if !(c.expectile > 0.0 && c.expectile < 1.0) {
-                return bad("critic.expectile", format!("expected a value in (0, 1), got {}", c.expectile));
+                return bad(
+                    "critic.expectile",
+                    format!("expected a value in (0, 1), got {}", c.expectile),
+                );
             }
             if !(c.weight.is_finite() && c.weight >= 0.0) {
-                return bad("critic.weight", format!("expected a weight >= 0, got {}", c.weight));
+                return bad(
+                    "critic.weight",
+                    format!("expected a weight >= 0, got {}", c.weight),
+                );
             }
         }
         let t = &self.train;

@@ -100,7 +100,12 @@ impl TrainingData {
                 (&mut val_windows, &mut val_frames)
             };
             windows.extend((0..(t + 2 - window).max(0)).map(|s| (o + s, a + s)));
-            if i < split { &mut train_episodes } else { &mut val_episodes }.push((o, t + 1));
+            if i < split {
+                &mut train_episodes
+            } else {
+                &mut val_episodes
+            }
+            .push((o, t + 1));
             frames.extend(o..o + t + 1);
             match kind {
                 ObservationKind::Pixels => e

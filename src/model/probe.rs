@@ -381,10 +381,21 @@ fn critic_correlation(model: &WorldModel, data: &TrainingData, device: Device) -
     }
     let za = encode_rows(model, data, &from, device).to_device(device);
     let zb = encode_rows(model, data, &to, device).to_device(device);
-    let pred = tch::no_grad(|| model.cost_to_go(&za, &zb).expect("critic").to_kind(Kind::Double).to(Device::Cpu));
+    let pred = tch::no_grad(|| {
+        model
+            .cost_to_go(&za, &zb)
+            .expect("critic")
+            .to_kind(Kind::Double)
+            .to(Device::Cpu)
+    });
     let truth = Tensor::from_slice(&dt);
-    let (pc, tc) = (&pred - pred.mean(Kind::Double), &truth - truth.mean(Kind::Double));
+    let (pc, tc) = (
+        &pred - pred.mean(Kind::Double),
+        &truth - truth.mean(Kind::Double),
+    );
     let num = (&pc * &tc).sum(Kind::Double);
-    let den = (pc.square().sum(Kind::Double) * tc.square().sum(Kind::Double)).sqrt().clamp_min(1e-12);
+    let den = (pc.square().sum(Kind::Double) * tc.square().sum(Kind::Double))
+        .sqrt()
+        .clamp_min(1e-12);
     (num / den).double_value(&[])
 }

@@ -128,7 +128,8 @@ impl Trainer {
         if !c.enabled || data.train_episodes.is_empty() {
             return None;
         }
-        let mut rng = ChaCha8Rng::seed_from_u64(step_seed(self.agent.train.seed ^ 0xC817_1C, self.step));
+        let mut rng =
+            ChaCha8Rng::seed_from_u64(step_seed(self.agent.train.seed ^ 0xC817_1C, self.step));
         let (mut from, mut to, mut target) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..self.agent.train.batch_size {
             let (start, len) = data.train_episodes[rng.random_range(0..data.train_episodes.len())];
@@ -139,8 +140,16 @@ impl Trainer {
             to.push(start + t1 + dt);
             target.push(dt.min(c.max_steps) as f32 / c.max_steps as f32);
         }
-        let rows = |v: &[i64]| data.obs.index_select(0, &Tensor::from_slice(v)).to_device(self.device);
-        Some((rows(&from), rows(&to), Tensor::from_slice(&target).to_device(self.device)))
+        let rows = |v: &[i64]| {
+            data.obs
+                .index_select(0, &Tensor::from_slice(v))
+                .to_device(self.device)
+        };
+        Some((
+            rows(&from),
+            rows(&to),
+            Tensor::from_slice(&target).to_device(self.device),
+        ))
     }
 
     /// The critic's expectile regression loss on detached encodings.

@@ -98,7 +98,12 @@ impl WorldModel {
             predictor1: Mlp::new(&(p / "predictor1"), &[d + 2, h1, h1, d]),
             idm1: Mlp::new(&(p / "idm1"), &[2 * d, h1, 2]),
             level2,
-            critic: agent.critic.enabled.then(|| Mlp::new(&(p / "critic"), &[2 * d, agent.critic.hidden, agent.critic.hidden, 1])),
+            critic: agent.critic.enabled.then(|| {
+                Mlp::new(
+                    &(p / "critic"),
+                    &[2 * d, agent.critic.hidden, agent.critic.hidden, 1],
+                )
+            }),
             action_center: ((&hi + &lo) / 2.0).to_device(p.device()),
             action_scale: ((&hi - &lo) / 2.0).clamp_min(1e-6).to_device(p.device()),
             latent_dim: d,
