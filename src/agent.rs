@@ -103,12 +103,13 @@ impl PlanningConfig {
         scene: &Scene,
         path: &Path,
     ) -> Result<(), InputError> {
-        let limit = scene.episode_steps as i64;
+        // Plans count env steps; an env step repeats its action `frameskip` control steps.
+        let limit = (scene.episode_steps / scene.physics.frameskip.max(1)) as i64;
         if self.planner.horizon > limit {
             return Err(InputError::new(
                 path,
                 "planning.planner.horizon",
-                format!("{} steps is longer than the model supports here: an episode of {} has {limit} steps", self.planner.horizon, scene.name),
+                format!("{} steps is longer than the model supports here: an episode of {} has {limit} env steps", self.planner.horizon, scene.name),
             ));
         }
         if let Some(u) = &self.upper {

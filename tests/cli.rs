@@ -11,6 +11,12 @@ fn every_subcommand_has_help() {
         vec!["collect", "--help"],
         vec!["inspect", "--help"],
         vec!["bench", "sim", "--help"],
+        vec!["bench", "model", "--help"],
+        vec!["bench", "plan", "--help"],
+        vec!["train", "--help"],
+        vec!["probe", "--help"],
+        vec!["eval", "--help"],
+        vec!["demo", "--help"],
     ] {
         let out = common::bin().args(&sub).output().unwrap();
         assert!(out.status.success(), "{sub:?}");

@@ -6,7 +6,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tch::{Kind, Tensor};
 
-use super::{initial_mean, normal, ActionBox, Objective, Plan, Planner, PlannerConfig, Unroll};
+use super::{
+    initial_mean, normal, ActionBox, Best, Objective, Plan, Planner, PlannerConfig, Unroll,
+};
 
 pub struct GradientDescent {
     cfg: PlannerConfig,
@@ -35,25 +37,18 @@ impl Planner for GradientDescent {
             "the gradient planner needs a differentiable model (not the oracle)"
         );
         let (h, a, n) = (self.cfg.horizon, space.dim, self.cfg.samples);
-        let dev = unroll.device();
-        let mean = initial_mean(warm, h, a, dev);
-        let init = mean.unsqueeze(0) + normal(&mut self.rng, &[n, h, a], dev) * self.cfg.init_std;
+        let mean = initial_mean(warm, h, a, unroll.device());
+        let init = mean.unsqueeze(0)
+            + normal(&mut self.rng, &[n, h, a], mean.device()) * self.cfg.init_std;
         let _ = init.get(0).copy_(&mean);
         let mut x = space.project(&init).detach().set_requires_grad(true);
         let (mut m, mut v) = (x.zeros_like(), x.zeros_like());
         let (b1, b2, lr) = (0.9, 0.999, self.cfg.learning_rate);
-        let mut trace = Vec::with_capacity(self.cfg.iterations as usize);
-        let mut best = (f64::INFINITY, mean.shallow_clone());
+        let mut best = Best::new(&mean);
         for t in 1..=self.cfg.iterations {
             let cost = objective.cost(&unroll.unroll(&x), &x);
-            let (c, i) = cost.detach().min_dim(0, false);
-            if c.double_value(&[]) < best.0 {
-                best = (
-                    c.double_value(&[]),
-                    x.detach().get(i.int64_value(&[])).copy(),
-                );
-            }
-            trace.push(best.0);
+            best.offer(&x, &cost);
+            best.end_iteration();
             x.zero_grad();
             cost.sum(Kind::Float).backward();
             let g = x.grad();
@@ -66,20 +61,8 @@ impl Planner for GradientDescent {
                 x = space.project(&(x.detach() - step)).set_requires_grad(true);
             });
         }
-        let final_cost = tch::no_grad(|| objective.cost(&unroll.unroll(&x), &x));
-        let (c, i) = final_cost.min_dim(0, false);
-        if c.double_value(&[]) < best.0 {
-            best = (
-                c.double_value(&[]),
-                x.detach().get(i.int64_value(&[])).copy(),
-            );
-        }
-        Plan {
-            actions: best.1,
-            cost: best.0,
-            iterations: self.cfg.iterations,
-            cost_trace: trace,
-        }
+        tch::no_grad(|| best.offer(&x, &objective.cost(&unroll.unroll(&x), &x)));
+        best.into_plan(self.cfg.iterations)
     }
 
     fn config(&self) -> &PlannerConfig {

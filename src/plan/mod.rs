@@ -271,6 +271,74 @@ pub fn normal(rng: &mut ChaCha8Rng, shape: &[i64], device: Device) -> Tensor {
     Tensor::from_slice(&v).view(shape).to_device(device)
 }
 
+/// The cheapest sequence a search has seen, and the best cost after each iteration.
+pub struct Best {
+    cost: f64,
+    actions: Tensor,
+    trace: Vec<f64>,
+}
+
+impl Best {
+    /// Starts from `start` `[H, A]` with an unknown (infinite) cost.
+    pub fn new(start: &Tensor) -> Best {
+        Best {
+            cost: f64::INFINITY,
+            actions: start.shallow_clone(),
+            trace: Vec::new(),
+        }
+    }
+
+    /// Offers candidates `[N, H, A]` with their costs `[N]`; keeps the cheapest.
+    pub fn offer(&mut self, candidates: &Tensor, cost: &Tensor) {
+        let (c, i) = cost.detach().min_dim(0, false);
+        let c = c.double_value(&[]);
+        if c < self.cost {
+            self.cost = c;
+            self.actions = candidates.detach().get(i.int64_value(&[])).copy();
+        }
+    }
+
+    /// Records the best cost at the end of an iteration.
+    pub fn end_iteration(&mut self) {
+        self.trace.push(self.cost);
+    }
+
+    pub fn into_plan(self, iterations: i64) -> Plan {
+        Plan {
+            actions: self.actions,
+            cost: self.cost,
+            iterations,
+            cost_trace: self.trace,
+        }
+    }
+}
+
+/// One round of a sampling planner: `n` Gaussian candidates around `mean` `[H, A]` with
+/// per-step `std` (candidate 0 is the mean itself, so a round never loses it), projected and
+/// scored; returns the `k` cheapest as (costs ascending `[k]`, sequences `[k, H, A]`).
+#[allow(clippy::too_many_arguments)]
+pub fn sample_elites(
+    rng: &mut ChaCha8Rng,
+    mean: &Tensor,
+    std: &Tensor,
+    n: i64,
+    k: i64,
+    unroll: &dyn Unroll,
+    objective: &dyn Objective,
+    space: &ActionBox,
+) -> (Tensor, Tensor) {
+    let (h, a) = (mean.size()[0], mean.size()[1]);
+    let noise = normal(rng, &[n, h, a], mean.device());
+    let candidates = mean.unsqueeze(0) + std.unsqueeze(0) * noise;
+    let _ = candidates.get(0).copy_(mean);
+    let candidates = space.project(&candidates);
+    let cost = objective
+        .cost(&unroll.unroll(&candidates), &candidates)
+        .to_kind(Kind::Float);
+    let (top, idx) = cost.topk(k.clamp(1, n), 0, false, true);
+    (top, candidates.index_select(0, &idx))
+}
+
 /// The initial mean of a search: the warm start, or zeros (the box centre).
 pub fn initial_mean(warm: Option<&Tensor>, horizon: i64, dim: i64, device: Device) -> Tensor {
     match warm {

@@ -7,7 +7,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tch::{Kind, Tensor};
 
-use super::{initial_mean, normal, ActionBox, Objective, Plan, Planner, PlannerConfig, Unroll};
+use super::{
+    initial_mean, sample_elites, ActionBox, Best, Objective, Plan, Planner, PlannerConfig, Unroll,
+};
 
 pub struct Mppi {
     cfg: PlannerConfig,
@@ -31,31 +33,31 @@ impl Planner for Mppi {
         space: &ActionBox,
         warm: Option<&Tensor>,
     ) -> Plan {
-        let (h, a, n) = (self.cfg.horizon, space.dim, self.cfg.samples);
-        let dev = unroll.device();
-        let mut mean = initial_mean(warm, h, a, dev);
-        let mut std = Tensor::full([h, a], self.cfg.init_std, (Kind::Float, dev));
-        let mut best = (f64::INFINITY, mean.shallow_clone());
-        let mut trace = Vec::with_capacity(self.cfg.iterations as usize);
+        let c = &self.cfg;
+        let mut mean = initial_mean(warm, c.horizon, space.dim, unroll.device());
+        let mut std = Tensor::full(
+            [c.horizon, space.dim],
+            c.init_std,
+            (Kind::Float, mean.device()),
+        );
+        let mut best = Best::new(&mean);
         tch::no_grad(|| {
-            for _ in 0..self.cfg.iterations {
-                let noise = normal(&mut self.rng, &[n, h, a], dev);
-                let candidates = &mean.unsqueeze(0) + &std.unsqueeze(0) * noise;
-                let _ = candidates.get(0).copy_(&mean);
-                let candidates = space.project(&candidates);
-                let cost = objective
-                    .cost(&unroll.unroll(&candidates), &candidates)
-                    .to_kind(Kind::Float);
-                let k = self.cfg.elites.clamp(1, n);
-                let (top, idx) = cost.topk(k, 0, false, true);
-                let elites = candidates.index_select(0, &idx);
-                let c0 = top.double_value(&[0]);
-                if c0 < best.0 {
-                    best = (c0, elites.get(0).copy());
-                }
-                trace.push(best.0);
+            for _ in 0..c.iterations {
+                let (top, elites) = sample_elites(
+                    &mut self.rng,
+                    &mean,
+                    &std,
+                    c.samples,
+                    c.elites,
+                    unroll,
+                    objective,
+                    space,
+                );
+                best.offer(&elites, &top);
+                best.end_iteration();
+                let k = top.size()[0];
                 let spread = (top.get(k - 1) - top.get(0)).clamp_min(1e-9);
-                let w = (-(&top - top.get(0)) / (spread * self.cfg.temperature))
+                let w = (-(&top - top.get(0)) / (spread * c.temperature))
                     .softmax(0, Kind::Float)
                     .view([k, 1, 1]);
                 mean = (&w * &elites).sum_dim_intlist([0i64].as_slice(), false, Kind::Float);
@@ -64,21 +66,13 @@ impl Planner for Mppi {
                     false,
                     Kind::Float,
                 );
-                std = var.sqrt().clamp_min(self.cfg.min_std);
+                std = var.sqrt().clamp_min(c.min_std);
             }
             // The weighted mean itself is often better than any single sample.
             let m = space.project(&mean.unsqueeze(0));
-            let c = objective.cost(&unroll.unroll(&m), &m).double_value(&[0]);
-            if c < best.0 {
-                best = (c, m.get(0));
-            }
+            best.offer(&m, &objective.cost(&unroll.unroll(&m), &m));
         });
-        Plan {
-            actions: best.1,
-            cost: best.0,
-            iterations: self.cfg.iterations,
-            cost_trace: trace,
-        }
+        best.into_plan(c.iterations)
     }
 
     fn config(&self) -> &PlannerConfig {
