@@ -5,9 +5,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tch::{Kind, Tensor};
 
-use super::{
-    initial_mean, sample_elites, ActionBox, Best, Objective, Plan, Planner, PlannerConfig, Unroll,
-};
+use super::{sampling_search, ActionBox, Objective, Plan, Planner, PlannerConfig, Unroll};
 
 pub struct Cem {
     cfg: PlannerConfig,
@@ -31,33 +29,20 @@ impl Planner for Cem {
         space: &ActionBox,
         warm: Option<&Tensor>,
     ) -> Plan {
-        let c = &self.cfg;
-        let mut mean = initial_mean(warm, c.horizon, space.dim, unroll.device());
-        let mut std = Tensor::full(
-            [c.horizon, space.dim],
-            c.init_std,
-            (Kind::Float, mean.device()),
+        let refit = |_: &Tensor, elites: &Tensor| {
+            (
+                elites.mean_dim(0i64, false, Kind::Float),
+                elites.std_dim(0i64, false, false),
+            )
+        };
+        let (best, _) = sampling_search(
+            &self.cfg,
+            &mut self.rng,
+            (unroll, objective, space),
+            warm,
+            refit,
         );
-        let mut best = Best::new(&mean);
-        tch::no_grad(|| {
-            for _ in 0..c.iterations {
-                let (top, elites) = sample_elites(
-                    &mut self.rng,
-                    &mean,
-                    &std,
-                    c.samples,
-                    c.elites,
-                    unroll,
-                    objective,
-                    space,
-                );
-                best.offer(&elites, &top);
-                best.end_iteration();
-                mean = elites.mean_dim(0i64, false, Kind::Float);
-                std = elites.std_dim(0i64, false, false).clamp_min(c.min_std);
-            }
-        });
-        best.into_plan(c.iterations)
+        best.into_plan(self.cfg.iterations)
     }
 
     fn config(&self) -> &PlannerConfig {

@@ -339,6 +339,46 @@ pub fn sample_elites(
     (top, candidates.index_select(0, &idx))
 }
 
+/// The loop shared by sampling planners: from the warm start (or the box centre) with
+/// `init_std`, each iteration samples, keeps the elites and lets `refit` turn (costs
+/// ascending, elites) into the next mean and std.
+pub fn sampling_search(
+    cfg: &PlannerConfig,
+    rng: &mut ChaCha8Rng,
+    problem: (&dyn Unroll, &dyn Objective, &ActionBox),
+    warm: Option<&Tensor>,
+    mut refit: impl FnMut(&Tensor, &Tensor) -> (Tensor, Tensor),
+) -> (Best, Tensor) {
+    let (unroll, objective, space) = problem;
+    let mut mean = initial_mean(warm, cfg.horizon, space.dim, unroll.device());
+    let mut std = Tensor::full(
+        [cfg.horizon, space.dim],
+        cfg.init_std,
+        (Kind::Float, mean.device()),
+    );
+    let mut best = Best::new(&mean);
+    tch::no_grad(|| {
+        for _ in 0..cfg.iterations {
+            let (top, elites) = sample_elites(
+                rng,
+                &mean,
+                &std,
+                cfg.samples,
+                cfg.elites,
+                unroll,
+                objective,
+                space,
+            );
+            best.offer(&elites, &top);
+            best.end_iteration();
+            let (m, s) = refit(&top, &elites);
+            mean = m;
+            std = s.clamp_min(cfg.min_std);
+        }
+    });
+    (best, mean)
+}
+
 /// The initial mean of a search: the warm start, or zeros (the box centre).
 pub fn initial_mean(warm: Option<&Tensor>, horizon: i64, dim: i64, device: Device) -> Tensor {
     match warm {

@@ -7,9 +7,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tch::{Kind, Tensor};
 
-use super::{
-    initial_mean, sample_elites, ActionBox, Best, Objective, Plan, Planner, PlannerConfig, Unroll,
-};
+use super::{sampling_search, ActionBox, Objective, Plan, Planner, PlannerConfig, Unroll};
 
 pub struct Mppi {
     cfg: PlannerConfig,
@@ -33,46 +31,34 @@ impl Planner for Mppi {
         space: &ActionBox,
         warm: Option<&Tensor>,
     ) -> Plan {
-        let c = &self.cfg;
-        let mut mean = initial_mean(warm, c.horizon, space.dim, unroll.device());
-        let mut std = Tensor::full(
-            [c.horizon, space.dim],
-            c.init_std,
-            (Kind::Float, mean.device()),
+        let temperature = self.cfg.temperature;
+        let refit = |top: &Tensor, elites: &Tensor| {
+            let k = top.size()[0];
+            let spread = (top.get(k - 1) - top.get(0)).clamp_min(1e-9);
+            let w = (-(top - top.get(0)) / (spread * temperature))
+                .softmax(0, Kind::Float)
+                .view([k, 1, 1]);
+            let mean = (&w * elites).sum_dim_intlist([0i64].as_slice(), false, Kind::Float);
+            let var = (&w * (elites - mean.unsqueeze(0)).square()).sum_dim_intlist(
+                [0i64].as_slice(),
+                false,
+                Kind::Float,
+            );
+            (mean, var.sqrt())
+        };
+        let (mut best, mean) = sampling_search(
+            &self.cfg,
+            &mut self.rng,
+            (unroll, objective, space),
+            warm,
+            refit,
         );
-        let mut best = Best::new(&mean);
+        // The weighted mean itself is often better than any single sample.
         tch::no_grad(|| {
-            for _ in 0..c.iterations {
-                let (top, elites) = sample_elites(
-                    &mut self.rng,
-                    &mean,
-                    &std,
-                    c.samples,
-                    c.elites,
-                    unroll,
-                    objective,
-                    space,
-                );
-                best.offer(&elites, &top);
-                best.end_iteration();
-                let k = top.size()[0];
-                let spread = (top.get(k - 1) - top.get(0)).clamp_min(1e-9);
-                let w = (-(&top - top.get(0)) / (spread * c.temperature))
-                    .softmax(0, Kind::Float)
-                    .view([k, 1, 1]);
-                mean = (&w * &elites).sum_dim_intlist([0i64].as_slice(), false, Kind::Float);
-                let var = (&w * (&elites - mean.unsqueeze(0)).square()).sum_dim_intlist(
-                    [0i64].as_slice(),
-                    false,
-                    Kind::Float,
-                );
-                std = var.sqrt().clamp_min(c.min_std);
-            }
-            // The weighted mean itself is often better than any single sample.
             let m = space.project(&mean.unsqueeze(0));
             best.offer(&m, &objective.cost(&unroll.unroll(&m), &m));
         });
-        best.into_plan(c.iterations)
+        best.into_plan(self.cfg.iterations)
     }
 
     fn config(&self) -> &PlannerConfig {
