@@ -164,6 +164,21 @@ pub enum Command {
         /// Per-episode results file (JSON lines).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Save the episodes (scene, seeds, actions) for `hjepa replay`.
+        #[arg(long)]
+        record: Option<PathBuf>,
+    },
+    /// Replay a recording made by `hjepa eval --record`: re-simulates every episode from its
+    /// seed and actions, checks that the outcome matches, and writes one episode's frames as
+    /// PNGs
+    Replay {
+        recording: PathBuf,
+        /// Episode whose frames to write.
+        #[arg(long, default_value_t = 0)]
+        episode: u64,
+        /// Folder for the frames (none written without it).
+        #[arg(long)]
+        frames: Option<PathBuf>,
     },
     /// Benchmarks that print a table.
     Bench {
@@ -375,6 +390,24 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Replay {
+            recording,
+            episode,
+            frames,
+        } => {
+            let r = crate::recording::replay(&recording, Some(episode), frames.as_deref())?;
+            let matching = r.iter().filter(|e| e.matches).count();
+            let wins = r.iter().filter(|e| e.success).count();
+            println!("{}: {} episodes replayed, {wins} successful, {matching}/{} identical to the recording", recording.display(), r.len(), r.len());
+            if let Some(dir) = frames {
+                println!("frames of episode {episode}: {}", dir.display());
+            }
+            anyhow::ensure!(
+                matching == r.len(),
+                "some replays differ from the recording (was the simulator changed?)"
+            );
+            Ok(())
+        }
         Command::Eval {
             agent,
             scene,
@@ -384,6 +417,7 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             no_random_floor,
             device,
             out,
+            record,
         } => {
             let opts = crate::eval::EvalOptions {
                 agent_path: crate::model::AgentFile::resolve_path(&agent),
@@ -395,6 +429,7 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
                 device,
                 out,
                 random_floor: !no_random_floor,
+                record,
                 progress: true,
             };
             println!("{}", crate::eval::eval(&opts)?.report());

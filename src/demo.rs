@@ -89,6 +89,11 @@ pub fn demo(opts: &DemoOptions) -> anyhow::Result<DemoSummary> {
             "eval.jsonl"
         })),
         random_floor: !oracle,
+        record: Some(opts.out.join(if oracle {
+            "episodes-oracle.json"
+        } else {
+            "episodes.json"
+        })),
         progress: true,
     };
     println!(

@@ -15,6 +15,7 @@ use crate::data::PolicyKind;
 use crate::episodes::{episode_seed, run_episodes, wilson_interval};
 use crate::error::InputError;
 use crate::model::AgentFile;
+use crate::recording::{RecordedEpisode, Recording};
 use crate::sim::{Env, Scene};
 
 #[derive(Clone, Debug)]
@@ -33,6 +34,8 @@ pub struct EvalOptions {
     pub out: Option<PathBuf>,
     /// Also run the random policy on the same pairs.
     pub random_floor: bool,
+    /// Save the episodes (seeds and actions) for `hjepa replay`.
+    pub record: Option<PathBuf>,
     pub progress: bool,
 }
 
@@ -48,6 +51,9 @@ pub struct EvalEpisode {
     pub replans: usize,
     pub planning_s: f64,
     pub replan_ms: Vec<f64>,
+    /// The actions taken (kept for `--record`, not in the JSON lines).
+    #[serde(skip)]
+    pub actions: Vec<[f32; 2]>,
 }
 
 /// What `hjepa eval` reports.
@@ -124,6 +130,7 @@ pub fn run_episode(actor: &mut dyn Actor, env: &mut Env, index: u64, seed: u64) 
         replans: 0,
         planning_s: 0.0,
         replan_ms: Vec::new(),
+        actions: Vec::new(),
     };
     loop {
         let (action, timing) = actor.act(env, &obs);
@@ -132,6 +139,7 @@ pub fn run_episode(actor: &mut dyn Actor, env: &mut Env, index: u64, seed: u64) 
             ep.planning_s += timing.planning_s;
             ep.replan_ms.push(timing.planning_s * 1e3);
         }
+        ep.actions.push(action);
         let step = env.step(&action).expect("planners emit finite actions");
         obs = step.observation;
         ep.steps = step.info.steps;
@@ -217,10 +225,29 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
     let start = Instant::now();
     let mut env = Env::new(scene.clone());
     let mut episodes = Vec::new();
+    let actor_name = if opts.oracle {
+        format!("{agent_name} (oracle model)")
+    } else {
+        agent_name.clone()
+    };
+    let mut recording = match &opts.record {
+        Some(_) => Some(Recording::new(&actor_name, &scene_path)?),
+        None => None,
+    };
     for i in 0..opts.episodes {
         let ep = run_episode(actor.as_mut(), &mut env, i, episode_seed(opts.seed, i));
         writeln!(file, "{}", serde_json::to_string(&ep)?)?;
         file.flush()?;
+        if let (Some(r), Some(path)) = (&mut recording, &opts.record) {
+            r.episodes.push(RecordedEpisode {
+                index: i,
+                seed: ep.seed,
+                success: ep.success,
+                steps: ep.steps,
+                actions: ep.actions.clone(),
+            });
+            r.save(path)?;
+        }
         episodes.push(ep);
         let k = episodes.iter().filter(|e| e.success).count();
         bar.set_message(format!("success {k}/{}", episodes.len()));

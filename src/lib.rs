@@ -15,4 +15,5 @@ pub mod error;
 pub mod eval;
 pub mod model;
 pub mod plan;
+pub mod recording;
 pub mod sim;

@@ -436,4 +436,44 @@ fn the_configurator_refuses_bad_agent_files_and_eval_is_reproducible() {
     let (a, b) = (results("a.jsonl"), results("b.jsonl"));
     assert_eq!(a.len(), 2);
     assert_eq!(a, b);
+
+    // A recording replays to the same outcomes and writes frames; a broken one is refused.
+    let rec = d.join("episodes.json");
+    let out = eval_cli(
+        &good,
+        &[
+            "--seed",
+            "4",
+            "--out",
+            d.join("c.jsonl").to_str().unwrap(),
+            "--record",
+            rec.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let frames = d.join("frames");
+    let out = common::bin()
+        .arg("replay")
+        .arg(&rec)
+        .arg("--frames")
+        .arg(&frames)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("2/2 identical to the recording"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(frames.join("frame_0000.png").exists());
+    let text = std::fs::read_to_string(&rec).unwrap();
+    std::fs::write(&rec, &text[..text.len() / 2]).unwrap();
+    assert_exit_2(
+        &common::bin().arg("replay").arg(&rec).output().unwrap(),
+        &["episodes.json", "not a valid recording"],
+    );
 }

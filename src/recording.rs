@@ -1,0 +1,152 @@
+//! Episode recordings: what `hjepa eval --record` saves and `hjepa replay` plays back. A
+//! recording holds the scene file's text, each episode's seed and its actions; because the
+//! sandbox is deterministic, replaying them reproduces every frame bit for bit (and replay
+//! checks that the outcome matches), so recordings stay small and need no pixels.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::dataset::write_atomic;
+use crate::error::InputError;
+use crate::sim::{Env, Scene};
+
+pub const RECORDING_FORMAT: &str = "hjepa-recording/1";
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RecordedEpisode {
+    pub index: u64,
+    pub seed: u64,
+    pub success: bool,
+    pub steps: u32,
+    pub actions: Vec<[f32; 2]>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Recording {
+    pub format: String,
+    /// Who acted (agent file name, `oracle`, a policy).
+    pub actor: String,
+    pub scene_file: PathBuf,
+    /// The scene file's text at recording time: replays do not depend on later edits.
+    pub scene_ron: String,
+    pub episodes: Vec<RecordedEpisode>,
+}
+
+impl Recording {
+    pub fn new(actor: &str, scene_file: &Path) -> anyhow::Result<Recording> {
+        Ok(Recording {
+            format: RECORDING_FORMAT.into(),
+            actor: actor.into(),
+            scene_file: scene_file.to_path_buf(),
+            scene_ron: std::fs::read_to_string(scene_file)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", scene_file.display()))?,
+            episodes: Vec::new(),
+        })
+    }
+
+    /// Written atomically (temporary file, sync, rename).
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        write_atomic(path, serde_json::to_string(self)?.as_bytes())
+    }
+
+    pub fn load(path: &Path) -> Result<Recording, InputError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| InputError::new(path, "", format!("cannot read recording: {e}")))?;
+        let r: Recording = serde_json::from_str(&text).map_err(|e| {
+            InputError::new(
+                path,
+                format!("line {}, column {}", e.line(), e.column()),
+                format!("not a valid recording: {e}"),
+            )
+        })?;
+        if r.format != RECORDING_FORMAT {
+            return Err(InputError::new(
+                path,
+                "format",
+                format!("expected {RECORDING_FORMAT:?}, found {:?}", r.format),
+            ));
+        }
+        Ok(r)
+    }
+
+    /// The scene as recorded.
+    pub fn scene(&self, path: &Path) -> Result<Arc<Scene>, InputError> {
+        Scene::parse(&self.scene_ron, &self.scene_file)
+            .map(Arc::new)
+            .map_err(|e| {
+                InputError::new(
+                    path,
+                    "scene_ron",
+                    format!("the embedded scene does not load: {e}"),
+                )
+            })
+    }
+}
+
+/// What a replay found for one episode.
+#[derive(Clone, Debug)]
+pub struct Replayed {
+    pub index: u64,
+    pub steps: u32,
+    pub success: bool,
+    /// Same outcome and length as recorded.
+    pub matches: bool,
+}
+
+/// Replays episodes; writes the frames of `frames_of` as PNGs into `frames_dir` when given.
+pub fn replay(
+    path: &Path,
+    frames_of: Option<u64>,
+    frames_dir: Option<&Path>,
+) -> anyhow::Result<Vec<Replayed>> {
+    let rec = Recording::load(path)?;
+    let scene = rec.scene(path)?;
+    let mut env = Env::new(scene.clone());
+    let mut out = Vec::new();
+    for ep in &rec.episodes {
+        let want_frames = frames_dir.filter(|_| frames_of == Some(ep.index));
+        if let Some(dir) = want_frames {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut obs = env.reset(ep.seed);
+        let (mut steps, mut success) = (0, false);
+        for (t, a) in ep.actions.iter().enumerate() {
+            if let Some(dir) = want_frames {
+                let img = obs
+                    .image
+                    .as_ref()
+                    .ok_or_else(|| anyhow::anyhow!("scene {} renders no images", scene.name))?;
+                img.save_png(&dir.join(format!("frame_{t:04}.png")))?;
+            }
+            let step = env.step(a).map_err(|e| {
+                InputError::new(
+                    path,
+                    format!("episodes[{}].actions[{t}]", ep.index),
+                    e.to_string(),
+                )
+            })?;
+            obs = step.observation;
+            steps = step.info.steps;
+            success = step.info.success;
+            if step.terminated || step.truncated {
+                break;
+            }
+        }
+        if let Some(dir) = want_frames {
+            if let Some(img) = &obs.image {
+                img.save_png(&dir.join(format!("frame_{:04}.png", ep.actions.len())))?;
+            }
+        }
+        out.push(Replayed {
+            index: ep.index,
+            steps,
+            success,
+            matches: success == ep.success && steps == ep.steps,
+        });
+    }
+    Ok(out)
+}
