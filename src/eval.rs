@@ -70,6 +70,9 @@ pub struct EvalSummary {
     pub replan_ms_p95: f64,
     pub planning_s_per_episode: f64,
     pub random_floor: Option<(usize, usize)>,
+    /// Per start/goal distance bin (scenes with `CellDistanceBins`): (bin, successes, episodes,
+    /// mean planning seconds per episode).
+    pub by_distance_bin: Vec<(usize, usize, usize, f64)>,
     pub results: PathBuf,
     pub seconds: f64,
 }
@@ -98,6 +101,9 @@ impl EvalSummary {
             "\nplanning: {:.1} ms per replan (median; p95 {:.1}), {:.2} s per episode",
             self.replan_ms_median, self.replan_ms_p95, self.planning_s_per_episode
         );
+        for (bin, k, n, plan_s) in &self.by_distance_bin {
+            s += &format!("\ndistance bin {bin}: {k}/{n} = {:.1} %, {plan_s:.2} s planning per episode", 100.0 * *k as f64 / (*n).max(1) as f64);
+        }
         if let Some((k, n)) = self.random_floor {
             s += &format!(
                 "\nrandom policy on the same pairs: {k}/{n} = {:.1} %",
@@ -278,7 +284,19 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
         );
         (r.successes(), r.episodes.len())
     });
+    let mut bins: Vec<usize> = episodes.iter().filter_map(|e| e.distance_bin).collect();
+    bins.sort_unstable();
+    bins.dedup();
+    let by_distance_bin = bins
+        .into_iter()
+        .map(|b| {
+            let in_bin: Vec<&EvalEpisode> = episodes.iter().filter(|e| e.distance_bin == Some(b)).collect();
+            let plan_s = in_bin.iter().map(|e| e.planning_s).sum::<f64>() / in_bin.len().max(1) as f64;
+            (b, in_bin.iter().filter(|e| e.success).count(), in_bin.len(), plan_s)
+        })
+        .collect();
     Ok(EvalSummary {
+        by_distance_bin,
         scene: scene.name.clone(),
         agent: agent_name,
         oracle: opts.oracle,
