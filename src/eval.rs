@@ -102,7 +102,10 @@ impl EvalSummary {
             self.replan_ms_median, self.replan_ms_p95, self.planning_s_per_episode
         );
         for (bin, k, n, plan_s) in &self.by_distance_bin {
-            s += &format!("\ndistance bin {bin}: {k}/{n} = {:.1} %, {plan_s:.2} s planning per episode", 100.0 * *k as f64 / (*n).max(1) as f64);
+            s += &format!(
+                "\ndistance bin {bin}: {k}/{n} = {:.1} %, {plan_s:.2} s planning per episode",
+                100.0 * *k as f64 / (*n).max(1) as f64
+            );
         }
         if let Some((k, n)) = self.random_floor {
             s += &format!(
@@ -290,9 +293,18 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
     let by_distance_bin = bins
         .into_iter()
         .map(|b| {
-            let in_bin: Vec<&EvalEpisode> = episodes.iter().filter(|e| e.distance_bin == Some(b)).collect();
-            let plan_s = in_bin.iter().map(|e| e.planning_s).sum::<f64>() / in_bin.len().max(1) as f64;
-            (b, in_bin.iter().filter(|e| e.success).count(), in_bin.len(), plan_s)
+            let in_bin: Vec<&EvalEpisode> = episodes
+                .iter()
+                .filter(|e| e.distance_bin == Some(b))
+                .collect();
+            let plan_s =
+                in_bin.iter().map(|e| e.planning_s).sum::<f64>() / in_bin.len().max(1) as f64;
+            (
+                b,
+                in_bin.iter().filter(|e| e.success).count(),
+                in_bin.len(),
+                plan_s,
+            )
         })
         .collect();
     Ok(EvalSummary {

@@ -87,6 +87,29 @@ fn config(kind: PlannerKind, samples: i64, iterations: i64, horizon: i64) -> Pla
 
 const KINDS: [PlannerKind; 3] = [PlannerKind::Cem, PlannerKind::Mppi, PlannerKind::Gradient];
 
+/// Plans with each kind: sampling planners get 300 samples, the gradient planner a few
+/// restarts and more steps.
+fn plan_each(
+    horizon: i64,
+    sampling_iterations: i64,
+    gradient: (i64, i64),
+    unroll: &dyn Unroll,
+    objective: &dyn Objective,
+) -> Vec<(PlannerKind, hjepa::plan::Plan)> {
+    KINDS
+        .iter()
+        .map(|&kind| {
+            let (samples, iterations) = if kind == PlannerKind::Gradient {
+                gradient
+            } else {
+                (300, sampling_iterations)
+            };
+            let mut p = make_planner(&config(kind, samples, iterations, horizon), 7);
+            (kind, p.plan(unroll, objective, &ActionBox::unit(2), None))
+        })
+        .collect()
+}
+
 #[test]
 fn every_planner_finds_the_minimum_of_an_analytic_cost() {
     let wanted = Tensor::from_slice(&[0.5f32, -0.3, -0.8, 0.1, 0.2, 0.9, -0.4, -0.6]).view([4, 2]);
@@ -94,21 +117,15 @@ fn every_planner_finds_the_minimum_of_an_analytic_cost() {
         x0: Tensor::zeros([2], (Kind::Float, tch::Device::Cpu)),
         gain: 1.0,
     };
-    for kind in KINDS {
-        let (samples, iterations) = if kind == PlannerKind::Gradient {
-            (4, 200)
-        } else {
-            (300, 30)
-        };
-        let mut p = make_planner(&config(kind, samples, iterations, 4), 7);
-        let plan = p.plan(
-            &unroll,
-            &MatchSequence {
-                wanted: wanted.shallow_clone(),
-            },
-            &ActionBox::unit(2),
-            None,
-        );
+    for (kind, plan) in plan_each(
+        4,
+        30,
+        (4, 200),
+        &unroll,
+        &MatchSequence {
+            wanted: wanted.shallow_clone(),
+        },
+    ) {
         let err = (&plan.actions - &wanted).abs().max().double_value(&[]);
         assert!(
             err < 0.05,
@@ -130,21 +147,15 @@ fn every_planner_steers_a_point_to_a_reachable_target() {
         x0: Tensor::from_slice(&[0.1f32, 0.2]),
         gain: 0.5,
     };
-    for kind in KINDS {
-        let (samples, iterations) = if kind == PlannerKind::Gradient {
-            (8, 150)
-        } else {
-            (300, 20)
-        };
-        let mut p = make_planner(&config(kind, samples, iterations, 6), 3);
-        let plan = p.plan(
-            &unroll,
-            &ReachLast {
-                target: target.shallow_clone(),
-            },
-            &ActionBox::unit(2),
-            None,
-        );
+    for (kind, plan) in plan_each(
+        6,
+        20,
+        (8, 150),
+        &unroll,
+        &ReachLast {
+            target: target.shallow_clone(),
+        },
+    ) {
         let last = unroll.unroll(&plan.actions.unsqueeze(0)).get(0).get(5);
         let miss = (&last - &target)
             .square()
