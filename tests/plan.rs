@@ -87,6 +87,20 @@ fn config(kind: PlannerKind, samples: i64, iterations: i64, horizon: i64) -> Pla
 
 const KINDS: [PlannerKind; 3] = [PlannerKind::Cem, PlannerKind::Mppi, PlannerKind::Gradient];
 
+#[test]
+fn random_shooting_the_extension_example_reaches_a_target() {
+    // The extension example: more rounds never hurt, and it gets near a reachable target.
+    let target = Tensor::from_slice(&[0.6f32, -0.4]);
+    let unroll = Integrator {
+        x0: Tensor::zeros([2], (Kind::Float, tch::Device::Cpu)),
+        gain: 0.5,
+    };
+    let mut p = make_planner(&config(PlannerKind::Shooting, 500, 8, 3), 11);
+    let plan = p.plan(&unroll, &ReachLast { target }, &ActionBox::unit(2), None);
+    assert!(plan.cost_trace.windows(2).all(|w| w[1] <= w[0]));
+    assert!(plan.cost < 0.05, "cost {}", plan.cost);
+}
+
 /// Plans with each kind: sampling planners get 300 samples, the gradient planner a few
 /// restarts and more steps.
 fn plan_each(

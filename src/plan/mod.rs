@@ -11,6 +11,7 @@ pub mod gradient;
 pub mod hierarchical;
 pub mod mppi;
 pub mod oracle;
+pub mod shooting;
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -20,6 +21,7 @@ use tch::{Device, Kind, Tensor};
 pub use cem::Cem;
 pub use gradient::GradientDescent;
 pub use mppi::Mppi;
+pub use shooting::RandomShooting;
 
 /// Rolls candidate action sequences `[N, H, A]` forward: predicted states `[N, H, D]`.
 pub trait Unroll {
@@ -142,6 +144,8 @@ pub enum PlannerKind {
     Cem,
     Mppi,
     Gradient,
+    /// Random shooting (`src/plan/shooting.rs`).
+    Shooting,
 }
 
 fn default_elites() -> i64 {
@@ -253,6 +257,7 @@ pub fn make_planner(cfg: &PlannerConfig, seed: u64) -> Box<dyn Planner> {
         PlannerKind::Cem => Box::new(Cem::new(cfg.clone(), seed)),
         PlannerKind::Mppi => Box::new(Mppi::new(cfg.clone(), seed)),
         PlannerKind::Gradient => Box::new(GradientDescent::new(cfg.clone(), seed)),
+        PlannerKind::Shooting => Box::new(RandomShooting::new(cfg.clone(), seed)),
     }
 }
 
