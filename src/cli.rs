@@ -292,12 +292,22 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
                 s.seconds,
                 s.samples_per_second,
                 s.diagnostics.summary()
+                    + &format!(
+                        "\nplots: {}/{{losses,probes,horizon,spread}}.png",
+                        out.display()
+                    )
             );
             Ok(())
         }
         Command::Probe { run, data, device } => {
             let d = crate::model::train::probe(&run, data.as_deref(), device.as_deref())?;
             println!("{}", d.summary());
+            // The curves over training come from the run's metrics log, when it has one.
+            if run.join("metrics.jsonl").exists() {
+                let plots = crate::model::plots::write_run_plots(&run)?;
+                let names: Vec<String> = plots.iter().map(|p| p.display().to_string()).collect();
+                println!("plots: {}", names.join(", "));
+            }
             Ok(())
         }
         Command::Info => {
