@@ -197,25 +197,30 @@ impl Unroll for AbstractUnroll<'_> {
     }
 }
 
-/// A loaded agent: world model, cost, planner(s) and short-term memory.
+/// Short-term memory of one sandbox the agent serves: its goal, current plans, how much of
+/// each was executed, the subgoal, and its own seeded planners.
+struct Memory {
+    goal_z: Tensor,
+    goal_h: Option<Tensor>,
+    plan: Option<Tensor>,
+    executed: i64,
+    upper_plan: Option<Tensor>,
+    upper_age: i64,
+    subgoal: Option<Tensor>,
+    planner: Box<dyn Planner>,
+    upper: Option<Box<dyn Planner>>,
+}
+
+/// A loaded agent: world model, cost, planner(s), and one short-term memory per sandbox it
+/// serves. Observations of all sandboxes that replan in a step go through the encoder as one
+/// batch (`act_batch`).
 pub struct PlanningAgent {
     pub agent: AgentFile,
     pub cfg: PlanningConfig,
     trainer: Trainer,
     device: Device,
     space: ActionBox,
-    planner: Box<dyn Planner>,
-    upper: Option<Box<dyn Planner>>,
-    /// Goal encodings: z and (level 2) h.
-    goal_z: Option<Tensor>,
-    goal_h: Option<Tensor>,
-    /// Short-term memory: the current plans, how much of each was executed, the subgoal.
-    plan: Option<Tensor>,
-    executed: i64,
-    upper_plan: Option<Tensor>,
-    upper_age: i64,
-    subgoal: Option<Tensor>,
-    seed: u64,
+    memories: Vec<Option<Memory>>,
 }
 
 /// Resolves and checks an agent file for planning in a scene; `checkpoint` overrides the
@@ -255,24 +260,13 @@ pub fn load_planning_agent(
     let (trainer, meta) = Trainer::load(&run, Some(&agent), device)?;
     check_scene_matches(scene, &agent, &meta.shapes, &run)?;
     let space = ActionBox::of_space(&scene.agent.action);
-    let planner = make_planner(&cfg.planner, 0);
-    let upper = cfg.upper.as_ref().map(|u| make_planner(u, 1));
     Ok(PlanningAgent {
         agent,
         cfg,
         trainer,
         device,
         space,
-        planner,
-        upper,
-        goal_z: None,
-        goal_h: None,
-        plan: None,
-        executed: 0,
-        upper_plan: None,
-        upper_age: 0,
-        subgoal: None,
-        seed: 0,
+        memories: Vec::new(),
     })
 }
 
@@ -334,46 +328,108 @@ impl PlanningAgent {
         &self.trainer.model
     }
 
-    fn encode(&self, obs: &Observation) -> Tensor {
-        tch::no_grad(|| {
-            self.trainer.model.encode(&observation_tensor(
-                obs,
-                self.agent.perception.observation,
-                self.device,
-            ))
-        })
+    /// Encodes observations `[n]` in one forward pass: `[n, D]`.
+    fn encode_batch(&self, obs: &[&Observation]) -> Tensor {
+        let kind = self.agent.perception.observation;
+        let x: Vec<Tensor> = obs
+            .iter()
+            .map(|o| observation_tensor(o, kind, self.device))
+            .collect();
+        tch::no_grad(|| self.trainer.model.encode(&Tensor::cat(&x, 0)))
     }
 
-    /// Sets the goal from an observation of it, and clears short-term memory.
-    pub fn set_goal(&mut self, goal: &Observation) {
-        let z = self.encode(goal);
-        self.goal_h = self
+    /// Starts an episode in sandbox `slot` toward the goal shown by `goal`; planners are
+    /// seeded from `seed`, so an episode plans the same whatever else the agent serves.
+    pub fn reset_slot(&mut self, slot: usize, goal: &Observation, seed: u64) {
+        let goal_z = self.encode_batch(&[goal]);
+        let goal_h = self
             .trainer
             .model
             .level2
             .as_ref()
-            .map(|l2| tch::no_grad(|| l2.abstract_state(&z)));
-        self.goal_z = Some(z);
-        self.plan = None;
-        self.upper_plan = None;
-        self.subgoal = None;
-        self.executed = 0;
-        self.upper_age = 0;
+            .map(|l2| tch::no_grad(|| l2.abstract_state(&goal_z)));
+        if self.memories.len() <= slot {
+            self.memories.resize_with(slot + 1, || None);
+        }
+        self.memories[slot] = Some(Memory {
+            goal_z,
+            goal_h,
+            plan: None,
+            executed: 0,
+            upper_plan: None,
+            upper_age: 0,
+            subgoal: None,
+            planner: make_planner(&self.cfg.planner, seed),
+            upper: self
+                .cfg
+                .upper
+                .as_ref()
+                .map(|u| make_planner(u, seed ^ 0x0A11)),
+        });
     }
 
-    /// Replans from observation `obs` (both levels when due).
-    fn replan(&mut self, obs: &Observation) {
-        let z0 = self.encode(obs);
+    /// The next action of each listed sandbox (scene units) and its planning time. The
+    /// sandboxes that must replan are encoded together, then planned one by one.
+    pub fn act_batch(
+        &mut self,
+        slots: &[usize],
+        obs: &[&Observation],
+    ) -> Vec<([f32; 2], ActTiming)> {
+        let every = self.cfg.planner.replan_every;
+        let due: Vec<usize> = (0..slots.len())
+            .filter(|&i| {
+                self.memories[slots[i]]
+                    .as_ref()
+                    .is_some_and(|m| m.plan.is_none() || m.executed >= every)
+            })
+            .collect();
+        let mut timing = vec![ActTiming::default(); slots.len()];
+        if !due.is_empty() {
+            let t = Instant::now();
+            let z = self.encode_batch(&due.iter().map(|&i| obs[i]).collect::<Vec<_>>());
+            let encode_share = t.elapsed().as_secs_f64() / due.len() as f64;
+            for (row, &i) in due.iter().enumerate() {
+                let t = Instant::now();
+                self.replan(slots[i], z.narrow(0, row as i64, 1));
+                timing[i] = ActTiming {
+                    planning_s: encode_share + t.elapsed().as_secs_f64(),
+                    replanned: true,
+                };
+            }
+        }
+        slots
+            .iter()
+            .zip(timing)
+            .map(|(&slot, timing)| {
+                let m = self.memories[slot].as_mut().expect("reset_slot called");
+                let plan = m.plan.as_ref().expect("planned");
+                let x: Vec<f32> = Vec::try_from(
+                    plan.get(m.executed)
+                        .to_kind(Kind::Float)
+                        .to_device(Device::Cpu),
+                )
+                .expect("float plan");
+                m.executed += 1;
+                m.upper_age += 1;
+                let a = self.space.to_scene(&x);
+                ([a[0], a[1]], timing)
+            })
+            .collect()
+    }
+
+    /// Replans sandbox `slot` from its encoded observation `z0` `[1, D]` (both levels when due).
+    fn replan(&mut self, slot: usize, z0: Tensor) {
         let model = &self.trainer.model;
+        let m = self.memories[slot].as_mut().expect("reset_slot called");
         let unroll = LatentUnroll {
             model,
             z0: z0.shallow_clone(),
         };
-        let warm = self.plan.as_ref().map(|p| shift_plan(p, self.executed));
-        let plan = match (&mut self.upper, &self.cfg.upper) {
+        let warm = m.plan.as_ref().map(|p| shift_plan(p, m.executed));
+        let plan = match (&mut m.upper, &self.cfg.upper) {
             (Some(upper), Some(ucfg)) => {
                 let l2 = model.level2.as_ref().expect("validated");
-                if self.subgoal.is_none() || self.upper_age >= ucfg.replan_every {
+                if m.subgoal.is_none() || m.upper_age >= ucfg.replan_every {
                     let h0 = tch::no_grad(|| l2.abstract_state(&z0));
                     let up = AbstractUnroll { model, h0 };
                     let objective = GoalCost {
@@ -381,18 +437,14 @@ impl PlanningAgent {
                             level: 2,
                             ..self.cfg.cost.clone()
                         },
-                        goal: self
-                            .goal_h
-                            .as_ref()
-                            .expect("set_goal called")
-                            .shallow_clone(),
+                        goal: m.goal_h.as_ref().expect("level 2 enabled").shallow_clone(),
                         abstraction: None,
                         critic: None,
                     };
-                    let uwarm = self
+                    let uwarm = m
                         .upper_plan
                         .as_ref()
-                        .map(|p| shift_plan(p, (self.upper_age / l2.k).max(0)));
+                        .map(|p| shift_plan(p, (m.upper_age / l2.k).max(0)));
                     let r = plan_upper(
                         upper.as_mut(),
                         &up,
@@ -400,9 +452,9 @@ impl PlanningAgent {
                         &ActionBox::unit(l2.macro_dim),
                         uwarm.as_ref(),
                     );
-                    self.subgoal = Some(r.subgoal);
-                    self.upper_plan = Some(r.plan.actions);
-                    self.upper_age = 0;
+                    m.subgoal = Some(r.subgoal);
+                    m.upper_plan = Some(r.plan.actions);
+                    m.upper_age = 0;
                 }
                 let cost_cfg = CostConfig {
                     level: 2,
@@ -417,76 +469,44 @@ impl PlanningAgent {
                     })
                 };
                 plan_lower(
-                    self.planner.as_mut(),
+                    m.planner.as_mut(),
                     &unroll,
                     &objective_for,
-                    self.subgoal.as_ref().expect("set above"),
+                    m.subgoal.as_ref().expect("set above"),
                     &self.space,
                     warm.as_ref(),
                 )
             }
             _ => {
                 let level2 = self.cfg.cost.level == 2;
+                let goal = if level2 {
+                    m.goal_h.as_ref().expect("level 2 enabled")
+                } else {
+                    &m.goal_z
+                };
                 let objective = GoalCost {
                     cfg: self.cfg.cost.clone(),
-                    goal: if level2 { &self.goal_h } else { &self.goal_z }
-                        .as_ref()
-                        .expect("set_goal called")
-                        .shallow_clone(),
+                    goal: goal.shallow_clone(),
                     abstraction: if level2 { model.level2.as_ref() } else { None },
-                    critic: (self.cfg.cost.critic > 0.0).then(|| {
-                        (
-                            model,
-                            self.goal_z
-                                .as_ref()
-                                .expect("set_goal called")
-                                .shallow_clone(),
-                        )
-                    }),
+                    critic: (self.cfg.cost.critic > 0.0).then(|| (model, m.goal_z.shallow_clone())),
                 };
-                self.planner
+                m.planner
                     .plan(&unroll, &objective, &self.space, warm.as_ref())
             }
         };
-        self.plan = Some(plan.actions);
-        self.executed = 0;
+        m.plan = Some(plan.actions);
+        m.executed = 0;
     }
 }
 
 impl Actor for PlanningAgent {
     fn reset(&mut self, env: &mut Env, seed: u64) {
-        self.seed = seed;
-        self.planner = make_planner(&self.cfg.planner, seed);
-        self.upper = self
-            .cfg
-            .upper
-            .as_ref()
-            .map(|u| make_planner(u, seed ^ 0x0A11));
         let goal = env.goal_observation();
-        self.set_goal(&goal);
+        self.reset_slot(0, &goal, seed);
     }
 
     fn act(&mut self, _env: &Env, obs: &Observation) -> ([f32; 2], ActTiming) {
-        let mut timing = ActTiming::default();
-        if self.plan.is_none() || self.executed >= self.cfg.planner.replan_every {
-            let t = Instant::now();
-            self.replan(obs);
-            timing = ActTiming {
-                planning_s: t.elapsed().as_secs_f64(),
-                replanned: true,
-            };
-        }
-        let plan = self.plan.as_ref().expect("planned");
-        let x: Vec<f32> = Vec::try_from(
-            plan.get(self.executed)
-                .to_kind(Kind::Float)
-                .to_device(Device::Cpu),
-        )
-        .expect("float plan");
-        self.executed += 1;
-        self.upper_age += 1;
-        let a = self.space.to_scene(&x);
-        ([a[0], a[1]], timing)
+        self.act_batch(&[0], &[obs])[0]
     }
 }
 

@@ -167,6 +167,10 @@ pub enum Command {
         /// Save the episodes (scene, seeds, actions) for `hjepa replay`.
         #[arg(long)]
         record: Option<PathBuf>,
+        /// Sandboxes one agent serves at once, their observations batched through the
+        /// encoder (pays off on a GPU). Each episode keeps its seeds.
+        #[arg(long, default_value_t = 1)]
+        parallel: usize,
     },
     /// Replay a recording made by `hjepa eval --record`: re-simulates every episode from its
     /// seed and actions, checks that the outcome matches, and writes one episode's frames as
@@ -428,6 +432,7 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             device,
             out,
             record,
+            parallel,
         } => {
             let opts = crate::eval::EvalOptions {
                 agent_path: crate::model::AgentFile::resolve_path(&agent),
@@ -440,6 +445,7 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
                 out,
                 random_floor: !no_random_floor,
                 record,
+                parallel: parallel.max(1),
                 progress: true,
             };
             println!("{}", crate::eval::eval(&opts)?.report());

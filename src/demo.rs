@@ -94,6 +94,7 @@ pub fn demo(opts: &DemoOptions) -> anyhow::Result<DemoSummary> {
         } else {
             "episodes.json"
         })),
+        parallel: 1,
         progress: true,
     };
     println!(

@@ -10,13 +10,13 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use crate::agent::{load_planning_agent, Actor, OracleAgent};
+use crate::agent::{load_planning_agent, ActTiming, Actor, OracleAgent, PlanningAgent};
 use crate::data::PolicyKind;
 use crate::episodes::{episode_seed, run_episodes, wilson_interval};
 use crate::error::InputError;
 use crate::model::AgentFile;
 use crate::recording::{RecordedEpisode, Recording};
-use crate::sim::{Env, Scene};
+use crate::sim::{Env, Observation, Scene};
 
 #[derive(Clone, Debug)]
 pub struct EvalOptions {
@@ -36,6 +36,9 @@ pub struct EvalOptions {
     pub random_floor: bool,
     /// Save the episodes (seeds and actions) for `hjepa replay`.
     pub record: Option<PathBuf>,
+    /// Sandboxes served at once by one agent (observations batched through the encoder);
+    /// the oracle always runs one.
+    pub parallel: usize,
     pub progress: bool,
 }
 
@@ -125,38 +128,94 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
+impl EvalEpisode {
+    fn new(index: u64, seed: u64) -> EvalEpisode {
+        EvalEpisode {
+            index,
+            seed,
+            success: false,
+            steps: 0,
+            final_goal_distance: f32::NAN,
+            distance_bin: None,
+            replans: 0,
+            planning_s: 0.0,
+            replan_ms: Vec::new(),
+            actions: Vec::new(),
+        }
+    }
+
+    /// Takes `action` in `env`; returns the next observation, or None when the episode ended.
+    fn step(&mut self, env: &mut Env, action: [f32; 2], timing: ActTiming) -> Option<Observation> {
+        if timing.replanned {
+            self.replans += 1;
+            self.planning_s += timing.planning_s;
+            self.replan_ms.push(timing.planning_s * 1e3);
+        }
+        self.actions.push(action);
+        let step = env.step(&action).expect("planners emit finite actions");
+        self.steps = step.info.steps;
+        self.success = step.info.success;
+        self.final_goal_distance = step.info.goal_distance;
+        self.distance_bin = step.info.distance_bin;
+        (!(step.terminated || step.truncated)).then_some(step.observation)
+    }
+}
+
 /// Runs one episode with an actor.
 pub fn run_episode(actor: &mut dyn Actor, env: &mut Env, index: u64, seed: u64) -> EvalEpisode {
     let mut obs = env.reset(seed);
     actor.reset(env, seed);
-    let mut ep = EvalEpisode {
-        index,
-        seed,
-        success: false,
-        steps: 0,
-        final_goal_distance: f32::NAN,
-        distance_bin: None,
-        replans: 0,
-        planning_s: 0.0,
-        replan_ms: Vec::new(),
-        actions: Vec::new(),
-    };
+    let mut ep = EvalEpisode::new(index, seed);
     loop {
         let (action, timing) = actor.act(env, &obs);
-        if timing.replanned {
-            ep.replans += 1;
-            ep.planning_s += timing.planning_s;
-            ep.replan_ms.push(timing.planning_s * 1e3);
+        match ep.step(env, action, timing) {
+            Some(next) => obs = next,
+            None => return ep,
         }
-        ep.actions.push(action);
-        let step = env.step(&action).expect("planners emit finite actions");
-        obs = step.observation;
-        ep.steps = step.info.steps;
-        ep.success = step.info.success;
-        ep.final_goal_distance = step.info.goal_distance;
-        ep.distance_bin = step.info.distance_bin;
-        if step.terminated || step.truncated {
-            return ep;
+    }
+}
+
+/// Runs episodes `0..episodes` on `width` sandboxes in lockstep, one agent serving them all:
+/// each step, the observations of the sandboxes that replan go through the encoder as one
+/// batch. Every episode keeps its own seed and planner seeds; `done` gets them as they end.
+pub fn run_parallel(
+    agent: &mut PlanningAgent,
+    scene: &Arc<Scene>,
+    episodes: u64,
+    seed: u64,
+    width: usize,
+    mut done: impl FnMut(EvalEpisode) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut envs: Vec<Env> = (0..width).map(|_| Env::new(scene.clone())).collect();
+    let mut running: Vec<Option<(EvalEpisode, Observation)>> = (0..width).map(|_| None).collect();
+    let mut next = 0u64;
+    loop {
+        for (slot, env) in envs.iter_mut().enumerate() {
+            if running[slot].is_none() && next < episodes {
+                let s = episode_seed(seed, next);
+                let obs = env.reset(s);
+                agent.reset_slot(slot, &env.goal_observation(), s);
+                running[slot] = Some((EvalEpisode::new(next, s), obs));
+                next += 1;
+            }
+        }
+        let active: Vec<usize> = (0..width).filter(|&i| running[i].is_some()).collect();
+        if active.is_empty() {
+            return Ok(());
+        }
+        let acts = {
+            let obs: Vec<&Observation> = active
+                .iter()
+                .map(|&i| &running[i].as_ref().expect("active").1)
+                .collect();
+            agent.act_batch(&active, &obs)
+        };
+        for (&slot, (action, timing)) in active.iter().zip(acts) {
+            let (ep, obs) = running[slot].as_mut().expect("active");
+            match ep.step(&mut envs[slot], action, timing) {
+                Some(next_obs) => *obs = next_obs,
+                None => done(running[slot].take().expect("active").0)?,
+            }
         }
     }
 }
@@ -178,6 +237,7 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
         )
         .into());
     };
+    let parallel = !opts.oracle && opts.parallel > 1;
     let mut actor: Box<dyn Actor> = if opts.oracle {
         planning.check_horizons(&agent_file, &scene, &opts.agent_path)?;
         Box::new(OracleAgent::new(
@@ -192,6 +252,16 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
             opts.device.as_deref(),
             opts.checkpoint.as_deref(),
         )?)
+    };
+    let mut batched = if parallel {
+        Some(load_planning_agent(
+            &opts.agent_path,
+            &scene,
+            opts.device.as_deref(),
+            opts.checkpoint.as_deref(),
+        )?)
+    } else {
+        None
     };
     let agent_name = opts
         .agent_path
@@ -243,13 +313,12 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
         Some(_) => Some(Recording::new(&actor_name, &scene_path)?),
         None => None,
     };
-    for i in 0..opts.episodes {
-        let ep = run_episode(actor.as_mut(), &mut env, i, episode_seed(opts.seed, i));
+    let mut finish = |ep: EvalEpisode| -> anyhow::Result<()> {
         writeln!(file, "{}", serde_json::to_string(&ep)?)?;
         file.flush()?;
         if let (Some(r), Some(path)) = (&mut recording, &opts.record) {
             r.episodes.push(RecordedEpisode {
-                index: i,
+                index: ep.index,
                 seed: ep.seed,
                 success: ep.success,
                 steps: ep.steps,
@@ -261,7 +330,30 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
         let k = episodes.iter().filter(|e| e.success).count();
         bar.set_message(format!("success {k}/{}", episodes.len()));
         bar.inc(1);
+        Ok(())
+    };
+    match &mut batched {
+        Some(agent) => run_parallel(
+            agent,
+            &scene,
+            opts.episodes,
+            opts.seed,
+            opts.parallel,
+            &mut finish,
+        )?,
+        None => {
+            for i in 0..opts.episodes {
+                finish(run_episode(
+                    actor.as_mut(),
+                    &mut env,
+                    i,
+                    episode_seed(opts.seed, i),
+                ))?;
+            }
+        }
     }
+    drop(finish);
+    episodes.sort_by_key(|e| e.index);
     file.sync_all()?;
     bar.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();

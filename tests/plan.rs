@@ -462,6 +462,71 @@ fn the_configurator_refuses_bad_agent_files_and_eval_is_reproducible() {
     assert_eq!(a.len(), 2);
     assert_eq!(a, b);
 
+    // One agent serving three sandboxes at once (observations batched through the encoder)
+    // plays the same episodes: same seeds, and the same outcomes as one at a time.
+    let out_path = d.join("parallel.jsonl");
+    let out = common::bin()
+        .args([
+            "eval",
+            "--episodes",
+            "4",
+            "--no-random-floor",
+            "--seed",
+            "4",
+            "--parallel",
+            "3",
+            "--agent",
+        ])
+        .arg(&good)
+        .arg("--out")
+        .arg(&out_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seq_path = d.join("sequential.jsonl");
+    let out = common::bin()
+        .args([
+            "eval",
+            "--episodes",
+            "4",
+            "--no-random-floor",
+            "--seed",
+            "4",
+            "--agent",
+        ])
+        .arg(&good)
+        .arg("--out")
+        .arg(&seq_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let outcomes = |p: &Path| {
+        let mut v: Vec<(u64, u64, bool, u64)> = std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let j: serde_json::Value = serde_json::from_str(l).unwrap();
+                (
+                    j["index"].as_u64().unwrap(),
+                    j["seed"].as_u64().unwrap(),
+                    j["success"].as_bool().unwrap(),
+                    j["steps"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(outcomes(&out_path), outcomes(&seq_path));
+
     // A recording replays to the same outcomes and writes frames; a broken one is refused.
     let rec = d.join("episodes.json");
     let out = eval_cli(
