@@ -17,6 +17,7 @@ fn every_subcommand_has_help() {
         vec!["probe", "--help"],
         vec!["eval", "--help"],
         vec!["demo", "--help"],
+        vec!["replay", "--help"],
     ] {
         let out = common::bin().args(&sub).output().unwrap();
         assert!(out.status.success(), "{sub:?}");
