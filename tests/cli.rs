@@ -84,11 +84,7 @@ fn the_binary_finds_libtorch_without_ld_library_path() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_ok(&out);
     assert!(
         text.contains("libtorch: ok (sum of [1, 2, 3] = 6)"),
         "{text}"
@@ -122,11 +118,7 @@ fn demo_runs_end_to_end() {
     };
     let out = run("6");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_ok(&out);
     for needle in [
         "== 1/4 collect",
         "verified",

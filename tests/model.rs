@@ -379,11 +379,7 @@ fn a_checkpoint_that_differs_from_the_agent_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
     let out = train_cli(&f.agent, &f.data, &run, &["--steps", "2"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_ok(&out);
 
     // Resuming with another configuration names the key that differs.
     let other = dir.path().join("other.toml");
@@ -428,11 +424,7 @@ fn a_diverging_run_stops_and_keeps_its_last_good_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
     let out = train_cli(&f.agent, &f.data, &run, &["--steps", "20"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_ok(&out);
     let good = std::fs::read(run.join("checkpoint/model.safetensors")).unwrap();
 
     // Poison Adam's second moments (negative variance: the next update is NaN), as a

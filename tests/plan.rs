@@ -378,11 +378,7 @@ fn tiny_run(dir: &Path) -> std::path::PathBuf {
         .arg(&data)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_ok(&out);
     let run = dir.join("run");
     let agent = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny_agent.toml");
     let out = common::bin()
@@ -394,11 +390,7 @@ fn tiny_run(dir: &Path) -> std::path::PathBuf {
         .arg(&run)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_ok(&out);
     run
 }
 
@@ -441,11 +433,7 @@ fn the_configurator_refuses_bad_agent_files_and_eval_is_reproducible() {
     let results = |name: &str| {
         let out_path = d.join(name);
         let out = eval_cli(&good, &["--seed", "4", "--out", out_path.to_str().unwrap()]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::assert_ok(&out);
         std::fs::read_to_string(&out_path)
             .unwrap()
             .lines()
@@ -482,11 +470,7 @@ fn the_configurator_refuses_bad_agent_files_and_eval_is_reproducible() {
         .arg(&out_path)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_ok(&out);
     let seq_path = d.join("sequential.jsonl");
     let out = common::bin()
         .args([
@@ -503,11 +487,7 @@ fn the_configurator_refuses_bad_agent_files_and_eval_is_reproducible() {
         .arg(&seq_path)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_ok(&out);
     let outcomes = |p: &Path| {
         let mut v: Vec<(u64, u64, bool, u64)> = std::fs::read_to_string(p)
             .unwrap()
@@ -540,11 +520,7 @@ fn the_configurator_refuses_bad_agent_files_and_eval_is_reproducible() {
             rec.to_str().unwrap(),
         ],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_ok(&out);
     let frames = d.join("frames");
     let out = common::bin()
         .arg("replay")

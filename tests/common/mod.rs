@@ -35,3 +35,12 @@ pub fn scene_text_with(name: &str, from: &str, to: &str) -> String {
     assert!(text.contains(from), "{name}.ron contains {from:?}");
     text.replacen(from, to, 1)
 }
+
+/// Asserts that a finished command succeeded, showing its stderr otherwise.
+pub fn assert_ok(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
