@@ -180,9 +180,12 @@ pub enum Command {
         /// Episode whose frames to write.
         #[arg(long, default_value_t = 0)]
         episode: u64,
-        /// Folder for the frames (none written without it).
+        /// Folder for the frames as PNGs.
         #[arg(long)]
         frames: Option<PathBuf>,
+        /// Animated GIF of the episode, at the scene's real-time rate.
+        #[arg(long)]
+        gif: Option<PathBuf>,
     },
     /// Benchmarks that print a table.
     Bench {
@@ -408,13 +411,21 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             recording,
             episode,
             frames,
+            gif: gif_path,
         } => {
-            let r = crate::recording::replay(&recording, Some(episode), frames.as_deref())?;
+            let out = crate::recording::FrameOutput {
+                png_dir: frames.clone(),
+                gif: gif_path.clone(),
+            };
+            let r = crate::recording::replay(&recording, Some(episode), &out)?;
             let matching = r.iter().filter(|e| e.matches).count();
             let wins = r.iter().filter(|e| e.success).count();
             println!("{}: {} episodes replayed, {wins} successful, {matching}/{} identical to the recording", recording.display(), r.len(), r.len());
             if let Some(dir) = frames {
                 println!("frames of episode {episode}: {}", dir.display());
+            }
+            if let Some(g) = gif_path {
+                println!("GIF of episode {episode}: {}", g.display());
             }
             anyhow::ensure!(
                 matching == r.len(),

@@ -97,24 +97,58 @@ pub struct Replayed {
     pub matches: bool,
 }
 
-/// Replays episodes; writes the frames of `frames_of` as PNGs into `frames_dir` when given.
+/// Where to write one replayed episode's frames.
+#[derive(Clone, Debug, Default)]
+pub struct FrameOutput {
+    /// Frames as `frame_NNNN.png`.
+    pub png_dir: Option<PathBuf>,
+    /// An animated GIF at the scene's real-time rate.
+    pub gif: Option<PathBuf>,
+}
+
+/// Writes frames to a GIF at `delay_cs` hundredths of a second each, atomically.
+fn write_gif(path: &Path, frames: &[crate::sim::Image], delay_cs: u16) -> anyhow::Result<()> {
+    let first = frames
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("no frames to write"))?;
+    let mut bytes = Vec::new();
+    {
+        let mut enc = gif::Encoder::new(&mut bytes, first.width as u16, first.height as u16, &[])?;
+        enc.set_repeat(gif::Repeat::Infinite)?;
+        for img in frames {
+            let mut f =
+                gif::Frame::from_rgb_speed(img.width as u16, img.height as u16, &img.rgb, 10);
+            f.delay = delay_cs.max(1);
+            enc.write_frame(&f)?;
+        }
+    }
+    write_atomic(path, &bytes)
+}
+
+/// Replays episodes; writes the frames of episode `frames_of` as `frames` asks.
 pub fn replay(
     path: &Path,
     frames_of: Option<u64>,
-    frames_dir: Option<&Path>,
+    frames: &FrameOutput,
 ) -> anyhow::Result<Vec<Replayed>> {
+    let frames_dir = frames.png_dir.as_deref();
+    let mut gif_frames: Vec<crate::sim::Image> = Vec::new();
     let rec = Recording::load(path)?;
     let scene = rec.scene(path)?;
     let mut env = Env::new(scene.clone());
     let mut out = Vec::new();
     for ep in &rec.episodes {
-        let want_frames = frames_dir.filter(|_| frames_of == Some(ep.index));
+        let this_one = frames_of == Some(ep.index);
+        let want_frames = frames_dir.filter(|_| this_one);
         if let Some(dir) = want_frames {
             std::fs::create_dir_all(dir)?;
         }
         let mut obs = env.reset(ep.seed);
         let (mut steps, mut success) = (0, false);
         for (t, a) in ep.actions.iter().enumerate() {
+            if let (true, Some(_), Some(img)) = (this_one, &frames.gif, &obs.image) {
+                gif_frames.push(img.clone());
+            }
             if let Some(dir) = want_frames {
                 let img = obs
                     .image
@@ -140,6 +174,16 @@ pub fn replay(
             if let Some(img) = &obs.image {
                 img.save_png(&dir.join(format!("frame_{:04}.png", ep.actions.len())))?;
             }
+        }
+        if let (true, Some(gif_path)) = (this_one, &frames.gif) {
+            let img = obs
+                .image
+                .as_ref()
+                .ok_or_else(|| anyhow::anyhow!("scene {} renders no images", scene.name))?;
+            gif_frames.push(img.clone());
+            let delay =
+                (100.0 * scene.control_dt() * scene.physics.frameskip as f32).round() as u16;
+            write_gif(gif_path, &gif_frames, delay)?;
         }
         out.push(Replayed {
             index: ep.index,

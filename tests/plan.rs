@@ -536,6 +536,24 @@ fn the_configurator_refuses_bad_agent_files_and_eval_is_reproducible() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(frames.join("frame_0000.png").exists());
+    let gif = d.join("episode.gif");
+    let out = common::bin()
+        .arg("replay")
+        .arg(&rec)
+        .arg("--gif")
+        .arg(&gif)
+        .output()
+        .unwrap();
+    common::assert_ok(&out);
+    let pngs = std::fs::read_dir(&frames).unwrap().count();
+    let mut decoder = gif::DecodeOptions::new()
+        .read_info(std::fs::File::open(&gif).unwrap())
+        .unwrap();
+    let mut gif_frames = 0;
+    while decoder.read_next_frame().unwrap().is_some() {
+        gif_frames += 1;
+    }
+    assert_eq!(gif_frames, pngs, "GIF frames vs PNG frames");
     let text = std::fs::read_to_string(&rec).unwrap();
     std::fs::write(&rec, &text[..text.len() / 2]).unwrap();
     assert_exit_2(
