@@ -181,8 +181,8 @@ pub fn next_waypoint(env: &Env) -> V2 {
     }
     if let Some(g) = env.grid() {
         if let (Some(a), Some(t)) = (g.cell_of(p), g.cell_of(goal)) {
-            if a != t && g.is_free(a.0, a.1) && g.is_free(t.0, t.1) {
-                let d = g.distances_from((t.0 as u32, t.1 as u32));
+            if let (true, true, Some(d)) = (a != t, g.is_free(a.0, a.1), env.goal_cell_distances())
+            {
                 let here = d[a.0 as usize][a.1 as usize];
                 for (dr, dc) in [(-1i64, 0i64), (1, 0), (0, -1), (0, 1)] {
                     let (r, c) = (a.0 + dr, a.1 + dc);
@@ -250,9 +250,9 @@ pub fn path_distance(env: &Env) -> f32 {
     if w == goal {
         return d(p, goal);
     }
-    if let Some(g) = env.grid() {
-        if let (Some(wc), Some(t)) = (g.cell_of(w), g.cell_of(goal)) {
-            let cells = g.distances_from((t.0 as u32, t.1 as u32))[wc.0 as usize][wc.1 as usize];
+    if let (Some(g), Some(dist)) = (env.grid(), env.goal_cell_distances()) {
+        if let Some(wc) = g.cell_of(w) {
+            let cells = dist[wc.0 as usize][wc.1 as usize];
             if cells != u32::MAX {
                 return d(p, w) + cells as f32 * g.cell;
             }

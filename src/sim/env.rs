@@ -83,6 +83,9 @@ pub struct Env {
     layout: Layout,
     renderer: Option<Renderer>,
     grid: Option<Grid>,
+    /// Shortest cell-path lengths to the goal's cell (maze scenes), computed once per layout:
+    /// experts and the oracle read it at every step of every candidate.
+    goal_cells: Option<Vec<Vec<u32>>>,
     steps: u32,
     done: bool,
 }
@@ -107,6 +110,7 @@ impl Env {
             layout,
             renderer,
             grid,
+            goal_cells: None,
             steps: 0,
             done: false,
         };
@@ -121,6 +125,7 @@ impl Env {
     /// Starts a new episode; the same seed gives the same episode, bit for bit.
     pub fn reset(&mut self, seed: u64) -> Observation {
         self.layout = sample_layout(&self.scene, seed);
+        self.goal_cells = self.goal_cell_distances_for_layout();
         self.world = World::build(&self.scene, &self.layout);
         if let Some(r) = &mut self.renderer {
             r.set_static_layer(&self.scene, &self.layout);
@@ -184,6 +189,7 @@ impl Env {
         if snap.layout != self.layout {
             // The static geometry (doors) belongs to the layout; rebuild it first.
             self.layout = snap.layout.clone();
+            self.goal_cells = self.goal_cell_distances_for_layout();
             self.world = World::build(&self.scene, &self.layout);
             if let Some(r) = &mut self.renderer {
                 r.set_static_layer(&self.scene, &self.layout);
@@ -472,6 +478,19 @@ impl Env {
 
     /// Distance from the agent to the goal along free space: the maze's shortest cell path
     /// where the scene has a grid, straight-line otherwise. Used by scripted experts.
+    /// Shortest cell-path lengths from every maze cell to the goal's cell (`u32::MAX` where
+    /// unreachable); None without a maze or with the goal outside it.
+    pub fn goal_cell_distances(&self) -> Option<&Vec<Vec<u32>>> {
+        self.goal_cells.as_ref()
+    }
+
+    fn goal_cell_distances_for_layout(&self) -> Option<Vec<Vec<u32>>> {
+        let g = self.grid.as_ref()?;
+        let t = g.cell_of(self.layout.agent_goal)?;
+        g.is_free(t.0, t.1)
+            .then(|| g.distances_from((t.0 as u32, t.1 as u32)))
+    }
+
     pub fn grid(&self) -> Option<&Grid> {
         self.grid.as_ref()
     }
