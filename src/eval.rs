@@ -220,6 +220,12 @@ pub fn run_parallel(
     }
 }
 
+/// Who acts in an evaluation.
+enum EvalAgent {
+    Oracle(OracleAgent),
+    Learned(PlanningAgent),
+}
+
 /// `hjepa eval`.
 pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
     let agent_file = AgentFile::load(&opts.agent_path)?;
@@ -237,31 +243,22 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
         )
         .into());
     };
-    let parallel = !opts.oracle && opts.parallel > 1;
-    let mut actor: Box<dyn Actor> = if opts.oracle {
+    // The oracle plans on the env itself and runs one sandbox; the learned agent serves
+    // `parallel` sandboxes at once (one at a time when 1).
+    let mut agent = if opts.oracle {
         planning.check_horizons(&agent_file, &scene, &opts.agent_path)?;
-        Box::new(OracleAgent::new(
+        EvalAgent::Oracle(OracleAgent::new(
             planning.planner.clone(),
             planning.cost.reduce,
             &scene,
         ))
     } else {
-        Box::new(load_planning_agent(
+        EvalAgent::Learned(load_planning_agent(
             &opts.agent_path,
             &scene,
             opts.device.as_deref(),
             opts.checkpoint.as_deref(),
         )?)
-    };
-    let mut batched = if parallel {
-        Some(load_planning_agent(
-            &opts.agent_path,
-            &scene,
-            opts.device.as_deref(),
-            opts.checkpoint.as_deref(),
-        )?)
-    } else {
-        None
     };
     let agent_name = opts
         .agent_path
@@ -332,23 +329,22 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
         bar.inc(1);
         Ok(())
     };
-    match &mut batched {
-        Some(agent) => run_parallel(
-            agent,
+    match &mut agent {
+        EvalAgent::Learned(learned) if opts.parallel > 1 => run_parallel(
+            learned,
             &scene,
             opts.episodes,
             opts.seed,
             opts.parallel,
             &mut finish,
         )?,
-        None => {
+        agent => {
+            let actor: &mut dyn Actor = match agent {
+                EvalAgent::Oracle(o) => o,
+                EvalAgent::Learned(l) => l,
+            };
             for i in 0..opts.episodes {
-                finish(run_episode(
-                    actor.as_mut(),
-                    &mut env,
-                    i,
-                    episode_seed(opts.seed, i),
-                ))?;
+                finish(run_episode(actor, &mut env, i, episode_seed(opts.seed, i)))?;
             }
         }
     }
