@@ -145,32 +145,50 @@ impl EvalEpisode {
     }
 
     /// Takes `action` in `env`; returns the next observation, or None when the episode ended.
-    fn step(&mut self, env: &mut Env, action: [f32; 2], timing: ActTiming) -> Option<Observation> {
+    /// An action the env refuses (NaN from a broken model) is an error naming the episode.
+    fn step(
+        &mut self,
+        env: &mut Env,
+        action: [f32; 2],
+        timing: ActTiming,
+    ) -> anyhow::Result<Option<Observation>> {
         if timing.replanned {
             self.replans += 1;
             self.planning_s += timing.planning_s;
             self.replan_ms.push(timing.planning_s * 1e3);
         }
         self.actions.push(action);
-        let step = env.step(&action).expect("planners emit finite actions");
+        let step = env.step(&action).map_err(|e| {
+            anyhow::anyhow!(
+                "episode {} (seed {}), step {}: the agent's action was refused: {e}",
+                self.index,
+                self.seed,
+                self.actions.len()
+            )
+        })?;
         self.steps = step.info.steps;
         self.success = step.info.success;
         self.final_goal_distance = step.info.goal_distance;
         self.distance_bin = step.info.distance_bin;
-        (!(step.terminated || step.truncated)).then_some(step.observation)
+        Ok((!(step.terminated || step.truncated)).then_some(step.observation))
     }
 }
 
 /// Runs one episode with an actor.
-pub fn run_episode(actor: &mut dyn Actor, env: &mut Env, index: u64, seed: u64) -> EvalEpisode {
+pub fn run_episode(
+    actor: &mut dyn Actor,
+    env: &mut Env,
+    index: u64,
+    seed: u64,
+) -> anyhow::Result<EvalEpisode> {
     let mut obs = env.reset(seed);
     actor.reset(env, seed);
     let mut ep = EvalEpisode::new(index, seed);
     loop {
         let (action, timing) = actor.act(env, &obs);
-        match ep.step(env, action, timing) {
+        match ep.step(env, action, timing)? {
             Some(next) => obs = next,
-            None => return ep,
+            None => return Ok(ep),
         }
     }
 }
@@ -212,7 +230,7 @@ pub fn run_parallel(
         };
         for (&slot, (action, timing)) in active.iter().zip(acts) {
             let (ep, obs) = running[slot].as_mut().expect("active");
-            match ep.step(&mut envs[slot], action, timing) {
+            match ep.step(&mut envs[slot], action, timing)? {
                 Some(next_obs) => *obs = next_obs,
                 None => done(running[slot].take().expect("active").0)?,
             }
@@ -344,7 +362,7 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
                 EvalAgent::Learned(l) => l,
             };
             for i in 0..opts.episodes {
-                finish(run_episode(actor, &mut env, i, episode_seed(opts.seed, i)))?;
+                finish(run_episode(actor, &mut env, i, episode_seed(opts.seed, i))?)?;
             }
         }
     }

@@ -134,6 +134,17 @@ pub fn replay(
     let frames_dir = frames.png_dir.as_deref();
     let mut gif_frames: Vec<crate::sim::Image> = Vec::new();
     let rec = Recording::load(path)?;
+    if let Some(i) = frames_of.filter(|_| frames.png_dir.is_some() || frames.gif.is_some()) {
+        if !rec.episodes.iter().any(|e| e.index == i) {
+            let have: Vec<u64> = rec.episodes.iter().map(|e| e.index).collect();
+            return Err(InputError::new(
+                path,
+                "episodes",
+                format!("no episode {i} to draw; the recording has {have:?}"),
+            )
+            .into());
+        }
+    }
     let scene = rec.scene(path)?;
     let mut env = Env::new(scene.clone());
     let mut out = Vec::new();

@@ -306,7 +306,8 @@ fn mpc_with_the_oracle_model_solves_two_rooms() {
             &mut env,
             i,
             hjepa::episodes::episode_seed(9, i),
-        );
+        )
+        .unwrap();
         solved += ep.success as usize;
     }
     assert_eq!(solved, 6, "the oracle solved {solved}/6 two_rooms episodes");
@@ -549,6 +550,14 @@ fn the_configurator_refuses_bad_agent_files_and_eval_is_reproducible() {
         gif_frames += 1;
     }
     assert_eq!(gif_frames, pngs, "GIF frames vs PNG frames");
+    let out = common::bin()
+        .arg("replay")
+        .arg(&rec)
+        .args(["--episode", "9", "--gif"])
+        .arg(d.join("none.gif"))
+        .output()
+        .unwrap();
+    assert_exit_2(&out, &["episodes.json", "no episode 9", "[0, 1]"]);
     let text = std::fs::read_to_string(&rec).unwrap();
     std::fs::write(&rec, &text[..text.len() / 2]).unwrap();
     assert_exit_2(
