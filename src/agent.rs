@@ -522,16 +522,12 @@ pub struct OracleAgent {
 }
 
 impl OracleAgent {
-    pub fn new(cfg: PlannerConfig, reduce: Reduce, scene: &Scene) -> OracleAgent {
-        let cfg = if cfg.kind == PlannerKind::Gradient {
-            PlannerConfig {
-                kind: PlannerKind::Cem,
-                ..cfg
-            }
-        } else {
-            cfg
-        };
-        OracleAgent {
+    /// The sandbox is not differentiable: the planner must sample (cem, mppi, shooting).
+    pub fn new(cfg: PlannerConfig, reduce: Reduce, scene: &Scene) -> Result<OracleAgent, String> {
+        if cfg.kind == PlannerKind::Gradient {
+            return Err("the oracle model (the sandbox) is not differentiable: plan it with cem, mppi or shooting".into());
+        }
+        Ok(OracleAgent {
             planner: make_planner(&cfg, 0),
             cfg,
             reduce,
@@ -539,7 +535,7 @@ impl OracleAgent {
             scratch: None,
             plan: None,
             executed: 0,
-        }
+        })
     }
 }
 

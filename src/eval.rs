@@ -265,11 +265,10 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
     // `parallel` sandboxes at once (one at a time when 1).
     let mut agent = if opts.oracle {
         planning.check_horizons(&agent_file, &scene, &opts.agent_path)?;
-        EvalAgent::Oracle(OracleAgent::new(
-            planning.planner.clone(),
-            planning.cost.reduce,
-            &scene,
-        ))
+        EvalAgent::Oracle(
+            OracleAgent::new(planning.planner.clone(), planning.cost.reduce, &scene)
+                .map_err(|m| InputError::new(&opts.agent_path, "planning.planner.kind", m))?,
+        )
     } else {
         EvalAgent::Learned(load_planning_agent(
             &opts.agent_path,

@@ -297,7 +297,7 @@ fn mpc_with_the_oracle_model_solves_two_rooms() {
         replan_every: 4,
         ..config(PlannerKind::Mppi, 100, 4, 16)
     };
-    let mut agent = OracleAgent::new(cfg, Reduce::Sum, &scene);
+    let mut agent = OracleAgent::new(cfg, Reduce::Sum, &scene).unwrap();
     let mut env = Env::new(scene.clone());
     let mut solved = 0;
     for i in 0..6 {
@@ -421,6 +421,18 @@ fn the_configurator_refuses_bad_agent_files_and_eval_is_reproducible() {
     assert_exit_2(
         &eval_cli(&long, &[]),
         &["long.toml", "planning.planner.horizon", "500"],
+    );
+
+    let gradient = agent_with_planning(d, "gradient.toml", &run, &|t| {
+        t.replace("kind = \"mppi\"", "kind = \"gradient\"")
+    });
+    assert_exit_2(
+        &eval_cli(&gradient, &["--oracle"]),
+        &[
+            "gradient.toml",
+            "planning.planner.kind",
+            "not differentiable",
+        ],
     );
 
     let other_scene = agent_with_planning(d, "scene.toml", &run, &|t| t);
