@@ -14,7 +14,7 @@ use hjepa::model::data::TrainingData;
 use hjepa::model::probe::diagnose;
 use hjepa::model::train::CheckpointMeta;
 use hjepa::model::{AgentFile, Diagnostics, TrainOptions, Trainer};
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 /// A small pixel agent for two_rooms: trains in seconds on two cores.
 const TINY_AGENT: &str = include_str!("data/tiny_agent.toml");
@@ -265,7 +265,6 @@ fn a_trained_encoder_carries_the_agent_position_far_better_than_an_untrained_one
         trained > untrained + 0.25,
         "trained R^2 {trained:.3} vs untrained {untrained:.3}"
     );
-    let _ = Kind::Float;
 }
 
 // ---- bad input, through the binary: exit code 2 and a message naming the file ----

@@ -654,7 +654,6 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainSummary> {
     bar.set_position(trainer.step as u64);
     let start = Instant::now();
     let first_step = trainer.step;
-    let mut last = StepLosses::default();
     let mut diagnostics = Diagnostics::default();
     let meta_for = |t: &Trainer, d: Option<Diagnostics>| CheckpointMeta {
         format: CHECKPOINT_FORMAT.into(),
@@ -677,7 +676,7 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainSummary> {
                 opts.out.display()
             );
         }
-        last = losses;
+        let last = losses;
         bar.set_position(trainer.step as u64);
         bar.set_message(format!(
             "loss {:.4} (pred {:.4}{})",
@@ -730,7 +729,6 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainSummary> {
     if steps == 0 {
         diagnostics = diagnose(&trainer.model, &data, device, 256, 4000);
     }
-    let _ = last;
     Ok(TrainSummary {
         steps: trainer.step,
         seconds,
@@ -759,6 +757,5 @@ pub fn probe(run: &Path, data: Option<&Path>, device: Option<&str>) -> anyhow::R
         )
         .into());
     }
-    let _ = Kind::Float;
     Ok(diagnose(&trainer.model, &data, device, 512, 8000))
 }
