@@ -231,7 +231,24 @@ pub fn load_planning_agent(
     device: Option<&str>,
     checkpoint: Option<&Path>,
 ) -> Result<PlanningAgent, InputError> {
-    let agent = AgentFile::load(agent_path)?;
+    assemble_planning_agent(
+        AgentFile::load(agent_path)?,
+        agent_path,
+        scene,
+        device,
+        checkpoint,
+    )
+}
+
+/// Assembles an agent from a parsed (possibly overridden) agent file; `agent_path` names it
+/// in errors and anchors a relative `planning.checkpoint`.
+pub fn assemble_planning_agent(
+    agent: AgentFile,
+    agent_path: &Path,
+    scene: &Scene,
+    device: Option<&str>,
+    checkpoint: Option<&Path>,
+) -> Result<PlanningAgent, InputError> {
     let Some(cfg) = agent.planning.clone() else {
         return Err(InputError::new(
             agent_path,
@@ -271,7 +288,7 @@ pub fn load_planning_agent(
 }
 
 /// `checkpoint` paths are taken relative to the working directory, then to the agent file.
-fn resolve_run(checkpoint: &str, agent_path: &Path) -> PathBuf {
+pub fn resolve_run(checkpoint: &str, agent_path: &Path) -> PathBuf {
     let p = PathBuf::from(checkpoint);
     if p.is_absolute() || p.exists() {
         return p;
@@ -507,6 +524,19 @@ impl Actor for PlanningAgent {
 
     fn act(&mut self, _env: &Env, obs: &Observation) -> ([f32; 2], ActTiming) {
         self.act_batch(&[0], &[obs])[0]
+    }
+}
+
+/// A scripted policy (the random floor) behind the same interface as the planning agents.
+pub struct ScriptedActor(pub Box<dyn crate::data::Policy>);
+
+impl Actor for ScriptedActor {
+    fn reset(&mut self, env: &mut Env, seed: u64) {
+        self.0.reset(env, seed);
+    }
+
+    fn act(&mut self, env: &Env, _obs: &Observation) -> ([f32; 2], ActTiming) {
+        (self.0.act(env), ActTiming::default())
     }
 }
 

@@ -187,6 +187,47 @@ pub enum Command {
         #[arg(long)]
         gif: Option<PathBuf>,
     },
+    /// Run an experiment file's grid (scenes x agents x overrides x seeds x actors) on worker
+    /// threads; each finished run is committed to an SQLite database in one transaction.
+    /// Rerunning the same command resumes: finished runs are skipped, interrupted ones rerun.
+    /// Ctrl-C finishes the runs in flight; a second Ctrl-C abandons them. Exits 1 when a run
+    /// failed (its error is in the database), 130 when interrupted
+    Batch {
+        /// Experiment file (experiments/*.toml).
+        experiment: PathBuf,
+        /// Results database (default: results/<name>/results.sqlite, or
+        /// results/<name>/shard-<i>-of-<n>.sqlite with --shard).
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// Worker threads, each running one evaluation; torch gets max(1, cores / jobs)
+        /// intra-op threads so the two never oversubscribe the cores (default: the cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Run the deterministic slice i of n (runs at positions i mod n), e.g. a Slurm array
+        /// task: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT.
+        #[arg(long)]
+        shard: Option<String>,
+    },
+    /// Combine shard databases of one experiment into one (created, or an existing database
+    /// of the same experiment); databases of another experiment or grid are refused
+    Merge {
+        /// The merged database.
+        #[arg(long)]
+        out: PathBuf,
+        /// Shard databases.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+    },
+    /// Summarise a results database: report.md, CSV tables (success with 95 % CI per cell
+    /// and actor, per distance bin, model errors) and PNG plots (success vs planning budget,
+    /// per distance bin, planning-time distributions, prediction error vs horizon)
+    Report {
+        /// Results database made by `hjepa batch` or `hjepa merge`.
+        db: PathBuf,
+        /// Output folder (default: <db folder>/report).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Benchmarks that print a table.
     Bench {
         #[command(subcommand)]
@@ -209,6 +250,16 @@ pub enum BenchCommand {
         /// Seconds to run each row.
         #[arg(long, default_value_t = 2.0)]
         seconds: f64,
+    },
+    /// The batch runner's overhead: the same episodes (oracle and random actors on
+    /// two_rooms) through `hjepa batch` with one worker, and in a bare loop.
+    Batch {
+        /// Episodes per run (4 runs).
+        #[arg(long, default_value_t = 20)]
+        episodes: u64,
+        /// Repetitions of each side; the fastest is kept.
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
     },
     /// World-model speed for the shipped two_rooms (pixels) and push_t (state) agents:
     /// training samples/s, encode latency, and level-1 / level-2 rollout latency at planning
@@ -460,6 +511,101 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
                 progress: true,
             };
             println!("{}", crate::eval::eval(&opts)?.report());
+            Ok(())
+        }
+        Command::Batch {
+            experiment,
+            db,
+            jobs,
+            shard,
+        } => {
+            let shard = shard
+                .map(|s| {
+                    s.parse::<crate::batch::Shard>()
+                        .map_err(|m| InputError::new(std::path::Path::new("--shard"), "", m))
+                })
+                .transpose()?;
+            if jobs == Some(0) {
+                return Err(InputError::new(
+                    std::path::Path::new("--jobs"),
+                    "",
+                    "expected at least 1 worker",
+                )
+                .into());
+            }
+            let s = crate::batch::batch(&crate::batch::BatchOptions {
+                experiment,
+                db,
+                jobs,
+                shard,
+                progress: true,
+                quiet: false,
+            })?;
+            println!(
+                "{}: {} runs finished now, {} were done already, {} failed; {:.1} s. Report: hjepa report {}",
+                s.experiment,
+                s.finished,
+                s.already_done,
+                s.failed.len(),
+                s.seconds,
+                s.db.display()
+            );
+            for (id, label, err) in &s.failed {
+                eprintln!("failed run {id} ({label}): {err}");
+            }
+            if s.interrupted {
+                eprintln!("interrupted: rerun the same command to finish the remaining runs");
+                std::process::exit(130);
+            }
+            anyhow::ensure!(
+                s.failed.is_empty(),
+                "{} runs failed (they rerun next time)",
+                s.failed.len()
+            );
+            Ok(())
+        }
+        Command::Merge { out, inputs } => {
+            let m = crate::batch::merge(&out, &inputs)?;
+            println!(
+                "{}: {} runs added, {} already there; {} runs done of {} evaluations in the grid (shards {})",
+                out.display(),
+                m.runs_added,
+                m.duplicates,
+                m.runs_done,
+                m.eval_runs_in_grid,
+                m.shards.join(", ")
+            );
+            Ok(())
+        }
+        Command::Report { db, out } => {
+            if !db.is_file() {
+                return Err(InputError::new(&db, "", "no such results database").into());
+            }
+            let out = out.unwrap_or_else(|| {
+                db.parent()
+                    .unwrap_or(std::path::Path::new("."))
+                    .join("report")
+            });
+            let r = crate::batch::report::load(&db)?;
+            let w = crate::batch::report::write(&r, &out)?;
+            println!("{}", std::fs::read_to_string(&w.markdown)?);
+            println!(
+                "written: {}, {}, {} plots in {}",
+                w.markdown.display(),
+                w.csv
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                w.plots.len(),
+                out.display()
+            );
+            Ok(())
+        }
+        Command::Bench {
+            what: BenchCommand::Batch { episodes, repeats },
+        } => {
+            println!("{}", crate::bench::batch_table(episodes, repeats)?);
             Ok(())
         }
         Command::Bench {

@@ -3,16 +3,18 @@
 //! episode, the random-policy floor on the same pairs, and per-episode results as JSON lines.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use crate::agent::{load_planning_agent, ActTiming, Actor, OracleAgent, PlanningAgent};
-use crate::data::PolicyKind;
-use crate::episodes::{episode_seed, run_episodes, wilson_interval};
+use crate::agent::{
+    load_planning_agent, ActTiming, Actor, OracleAgent, PlanningAgent, ScriptedActor,
+};
+use crate::data::{make_policy, PolicyKind};
+use crate::episodes::{episode_seed, wilson_interval};
 use crate::error::InputError;
 use crate::model::AgentFile;
 use crate::recording::{RecordedEpisode, Recording};
@@ -50,6 +52,8 @@ pub struct EvalEpisode {
     pub success: bool,
     pub steps: u32,
     pub final_goal_distance: f32,
+    /// The scene's cost at the last step.
+    pub final_cost: f32,
     pub distance_bin: Option<usize>,
     pub replans: usize,
     pub planning_s: f64,
@@ -121,7 +125,8 @@ impl EvalSummary {
     }
 }
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
+/// The q-quantile of sorted values (nearest rank); NaN when empty.
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
@@ -136,6 +141,7 @@ impl EvalEpisode {
             success: false,
             steps: 0,
             final_goal_distance: f32::NAN,
+            final_cost: f32::NAN,
             distance_bin: None,
             replans: 0,
             planning_s: 0.0,
@@ -169,6 +175,7 @@ impl EvalEpisode {
         self.steps = step.info.steps;
         self.success = step.info.success;
         self.final_goal_distance = step.info.goal_distance;
+        self.final_cost = step.cost;
         self.distance_bin = step.info.distance_bin;
         Ok((!(step.terminated || step.truncated)).then_some(step.observation))
     }
@@ -238,10 +245,62 @@ pub fn run_parallel(
     }
 }
 
-/// Who acts in an evaluation.
-enum EvalAgent {
-    Oracle(OracleAgent),
+/// Who acts in an evaluation: the learned planning agent, the same planner with the
+/// sandbox as its model, or a scripted policy (the random floor).
+pub enum EvalActor {
     Learned(PlanningAgent),
+    Oracle(OracleAgent),
+    Scripted(ScriptedActor),
+}
+
+impl EvalActor {
+    /// The random policy, seeded per episode like `hjepa run --policy random`.
+    pub fn random() -> EvalActor {
+        EvalActor::Scripted(ScriptedActor(make_policy(PolicyKind::Random, 0.0)))
+    }
+
+    /// Plays episodes `0..episodes` (episode i seeded `episode_seed(seed, i)`); `done` gets
+    /// each as it ends. The learned agent serves `parallel` sandboxes at once; the others
+    /// run one.
+    pub fn play(
+        &mut self,
+        scene: &Arc<Scene>,
+        episodes: u64,
+        seed: u64,
+        parallel: usize,
+        mut done: impl FnMut(EvalEpisode) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let actor: &mut dyn Actor = match self {
+            EvalActor::Learned(learned) if parallel > 1 => {
+                return run_parallel(learned, scene, episodes, seed, parallel, done)
+            }
+            EvalActor::Learned(l) => l,
+            EvalActor::Oracle(o) => o,
+            EvalActor::Scripted(s) => s,
+        };
+        let mut env = Env::new(scene.clone());
+        for i in 0..episodes {
+            done(run_episode(actor, &mut env, i, episode_seed(seed, i))?)?;
+        }
+        Ok(())
+    }
+}
+
+/// The oracle actor for an agent file's planner: the same planner and budget, the sandbox as
+/// its model.
+pub fn oracle_actor(agent: &AgentFile, path: &Path, scene: &Scene) -> anyhow::Result<EvalActor> {
+    let planning = agent.planning.as_ref().ok_or_else(|| {
+        InputError::new(
+            path,
+            "planning",
+            "the agent file has no [planning] table (checkpoint, cost, planner)",
+        )
+    })?;
+    planning.check_horizons(agent, scene, path)?;
+    Ok(EvalActor::Oracle(
+        OracleAgent::new(planning.planner.clone(), planning.cost.reduce, scene)
+            .map_err(|m| InputError::new(path, "planning.planner.kind", m))?,
+    ))
 }
 
 /// `hjepa eval`.
@@ -264,13 +323,9 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
     // The oracle plans on the env itself and runs one sandbox; the learned agent serves
     // `parallel` sandboxes at once (one at a time when 1).
     let mut agent = if opts.oracle {
-        planning.check_horizons(&agent_file, &scene, &opts.agent_path)?;
-        EvalAgent::Oracle(
-            OracleAgent::new(planning.planner.clone(), planning.cost.reduce, &scene)
-                .map_err(|m| InputError::new(&opts.agent_path, "planning.planner.kind", m))?,
-        )
+        oracle_actor(&agent_file, &opts.agent_path, &scene)?
     } else {
-        EvalAgent::Learned(load_planning_agent(
+        EvalActor::Learned(load_planning_agent(
             &opts.agent_path,
             &scene,
             opts.device.as_deref(),
@@ -316,7 +371,6 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
             .progress_chars("=> "),
     );
     let start = Instant::now();
-    let mut env = Env::new(scene.clone());
     let mut episodes = Vec::new();
     let actor_name = if opts.oracle {
         format!("{agent_name} (oracle model)")
@@ -346,25 +400,7 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
         bar.inc(1);
         Ok(())
     };
-    match &mut agent {
-        EvalAgent::Learned(learned) if opts.parallel > 1 => run_parallel(
-            learned,
-            &scene,
-            opts.episodes,
-            opts.seed,
-            opts.parallel,
-            &mut finish,
-        )?,
-        agent => {
-            let actor: &mut dyn Actor = match agent {
-                EvalAgent::Oracle(o) => o,
-                EvalAgent::Learned(l) => l,
-            };
-            for i in 0..opts.episodes {
-                finish(run_episode(actor, &mut env, i, episode_seed(opts.seed, i))?)?;
-            }
-        }
-    }
+    agent.play(&scene, opts.episodes, opts.seed, opts.parallel, &mut finish)?;
     drop(finish);
     episodes.sort_by_key(|e| e.index);
     file.sync_all()?;
@@ -382,16 +418,16 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
         .flat_map(|e| e.replan_ms.iter().copied())
         .collect();
     replan.sort_by(f64::total_cmp);
-    let random_floor = opts.random_floor.then(|| {
-        let r = run_episodes(
-            scene.clone(),
-            PolicyKind::Random,
-            0.0,
-            opts.episodes,
-            opts.seed,
-        );
-        (r.successes(), r.episodes.len())
-    });
+    let random_floor = if opts.random_floor {
+        let mut k = 0;
+        EvalActor::random().play(&scene, opts.episodes, opts.seed, 1, |e| {
+            k += e.success as usize;
+            Ok(())
+        })?;
+        Some((k, opts.episodes as usize))
+    } else {
+        None
+    };
     let mut bins: Vec<usize> = episodes.iter().filter_map(|e| e.distance_bin).collect();
     bins.sort_unstable();
     bins.dedup();

@@ -1,10 +1,12 @@
 //! `hjepa bench ...`: throughput and latency tables. Ratios compare rows measured side by
 //! side in the same run, never against numbers from another run.
 
+pub mod batch;
 pub mod model;
 pub mod plan;
 pub mod sim;
 
+pub use batch::batch_table;
 pub use model::model_table;
 pub use plan::plan_table;
 pub use sim::sim_table;

@@ -44,17 +44,30 @@ pub fn read_metrics(path: &Path) -> anyhow::Result<Vec<MetricsRecord>> {
 }
 
 /// A named curve.
-struct Series {
-    name: String,
-    points: Vec<(f64, f64)>,
+pub(crate) struct Series {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
 }
 
-fn line_chart(
+/// A line chart (points marked when there are few) with a legend, as a PNG.
+pub(crate) fn line_chart(
     path: &Path,
     title: &str,
     x_desc: &str,
     y_desc: &str,
     series: &[Series],
+) -> anyhow::Result<()> {
+    line_chart_in(path, title, x_desc, y_desc, series, None)
+}
+
+/// [`line_chart`] with a fixed y range (e.g. 0-100 for success rates).
+pub(crate) fn line_chart_in(
+    path: &Path,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[Series],
+    y_range: Option<(f64, f64)>,
 ) -> anyhow::Result<()> {
     REGISTER.call_once(|| {
         let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
@@ -74,6 +87,7 @@ fn line_chart(
     }
     let pad = ((y1 - y0) * 0.05).max(1e-6);
     let (x1, y0, y1) = (if x1 > x0 { x1 } else { x0 + 1.0 }, y0 - pad, y1 + pad);
+    let (y0, y1) = y_range.unwrap_or((y0, y1));
     let root = BitMapBackend::new(path, (720, 450)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
     let mut chart = ChartBuilder::on(&root)
