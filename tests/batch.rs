@@ -458,3 +458,117 @@ fn bad_input_is_refused_and_the_database_untouched() {
         &["junk.sqlite", "not an hjepa results database"],
     );
 }
+
+#[test]
+fn ctrl_c_finishes_the_runs_in_flight_and_starts_no_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = write(dir.path(), "grid.toml", GRID);
+    let db = dir.path().join("interrupted.sqlite");
+    let child = bin()
+        .arg("batch")
+        .arg(&exp)
+        .arg("--db")
+        .arg(&db)
+        .args(["--jobs", "2"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while done_runs(&db) < 2 {
+        assert!(t.elapsed() < Duration::from_secs(120), "no run finished");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let c = open(&db);
+    let (done, running): (i64, i64) = c
+        .query_row(
+            "SELECT SUM(status = 'done'), SUM(status = 'running') FROM runs",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        running, 0,
+        "the runs in flight were finished, not abandoned"
+    );
+    assert!(
+        done < 18,
+        "no new runs were started after Ctrl-C ({done} done)"
+    );
+    drop(c);
+    assert_ok(&batch(&exp, &db, &[]));
+    assert_eq!(done_runs(&db), 18);
+}
+
+#[test]
+fn shipped_experiments_expand() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|e| e == "toml") {
+            let grid = hjepa::batch::expand_file(&p).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!grid.runs.is_empty(), "{}", p.display());
+            n += 1;
+        }
+    }
+    assert!(n >= 2);
+    let pq = hjepa::batch::expand_file(&dir.join("planning_quality.toml")).unwrap();
+    // 3 models trained, then learned + random + oracle for each of the 3 scenes.
+    assert_eq!(pq.runs.len(), 3 + 9);
+    let budget = hjepa::batch::expand_file(&dir.join("planner_budget.toml")).unwrap();
+    // Flat and hierarchical share one model; random is shared by all 6 cells per seed.
+    assert_eq!(budget.runs.len(), 1 + 2 * 6 + 2);
+}
+
+#[test]
+fn the_slurm_array_script_runs_shards_that_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = write(dir.path(), "grid.toml", GRID);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/slurm/array.sbatch");
+    for task in 1..=3 {
+        // As Slurm would start `sbatch --array=1-3`.
+        let out = std::process::Command::new("bash")
+            .arg(&script)
+            .arg(&exp)
+            .current_dir(dir.path())
+            .env("HJEPA", env!("CARGO_BIN_EXE_hjepa"))
+            .env("SLURM_ARRAY_TASK_ID", task.to_string())
+            .env("SLURM_ARRAY_TASK_MIN", "1")
+            .env("SLURM_ARRAY_TASK_MAX", "3")
+            .env_remove("SLURM_ARRAY_TASK_COUNT")
+            .env("SLURM_CPUS_PER_TASK", "1")
+            .output()
+            .unwrap();
+        assert_ok(&out);
+    }
+    let shards: Vec<PathBuf> = (0..3)
+        .map(|i| {
+            dir.path()
+                .join(format!("results/grid_test/shard-{i}-of-3.sqlite"))
+        })
+        .collect();
+    let merged = dir.path().join("merged.sqlite");
+    assert_ok(
+        &bin()
+            .arg("merge")
+            .arg("--out")
+            .arg(&merged)
+            .args(&shards)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(done_runs(&merged), 18);
+}

@@ -258,7 +258,9 @@ pub fn batch(opts: &BatchOptions) -> anyhow::Result<BatchSummary> {
         for w in 0..workers.len() {
             let (rx, tx) = (job_rx.clone(), ev_tx.clone());
             scope.spawn(move || {
-                while !stop_ref.load(Ordering::SeqCst) {
+                // A Ctrl-C (seen directly, not only through the writer) or a store error
+                // stops workers from taking more runs.
+                while !stop_ref.load(Ordering::SeqCst) && !stopped() {
                     let Ok(i) = rx.recv() else { break };
                     let at = unix_now();
                     if tx
