@@ -228,6 +228,41 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Play one episode headless and write it as an animated GIF (software rasteriser at a
+    /// viewing size, goal drawn; no window or GPU), optionally PNG frames and a recording
+    Record {
+        /// Scene (default: the agent's, else two_rooms).
+        #[arg(long)]
+        scene: Option<String>,
+        /// Agent file with a [planning] table (a path, or a shipped agent's name); without
+        /// one, --policy acts.
+        #[arg(long)]
+        agent: Option<String>,
+        #[arg(long, value_enum, default_value = "waypoint")]
+        policy: PolicyKind,
+        /// Plan with the sandbox as the model (with --agent).
+        #[arg(long)]
+        oracle: bool,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Episode of the seeded sequence (the pairs `hjepa eval --seed` plays).
+        #[arg(long, default_value_t = 0)]
+        episode: u64,
+        /// The GIF to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Also write the frames as PNGs into this folder.
+        #[arg(long)]
+        frames: Option<PathBuf>,
+        /// Also save the episode as a recording (for `hjepa replay` / `hjepa view --replay`).
+        #[arg(long)]
+        recording: Option<PathBuf>,
+        /// Longest side of the frames, pixels.
+        #[arg(long, default_value_t = 320)]
+        size: u32,
+        #[arg(long)]
+        device: Option<String>,
+    },
     /// Benchmarks that print a table.
     Bench {
         #[command(subcommand)]
@@ -561,6 +596,43 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
                 s.failed.is_empty(),
                 "{} runs failed (they rerun next time)",
                 s.failed.len()
+            );
+            Ok(())
+        }
+        Command::Record {
+            scene,
+            agent,
+            policy,
+            oracle,
+            seed,
+            episode,
+            out,
+            frames,
+            recording,
+            size,
+            device,
+        } => {
+            let s = crate::record::record(&crate::record::RecordOptions {
+                scene,
+                agent: agent.map(|a| crate::model::AgentFile::resolve_path(&a)),
+                policy,
+                oracle,
+                seed,
+                episode,
+                gif: out.clone(),
+                frames,
+                recording,
+                size,
+                device,
+            })?;
+            println!(
+                "{}: {} on {}, episode {episode} of seed {seed}: {} after {} steps; {} frames",
+                out.display(),
+                s.actor,
+                s.scene,
+                if s.success { "success" } else { "no success" },
+                s.steps,
+                s.frames
             );
             Ok(())
         }

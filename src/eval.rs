@@ -188,16 +188,47 @@ pub fn run_episode(
     index: u64,
     seed: u64,
 ) -> anyhow::Result<EvalEpisode> {
+    run_episode_with(actor, env, index, seed, |_, _| {})
+}
+
+/// [`run_episode`], calling `observe(env, first)` on the state before every action and
+/// after the last one (`first` after the reset).
+fn run_episode_with(
+    actor: &mut dyn Actor,
+    env: &mut Env,
+    index: u64,
+    seed: u64,
+    mut observe: impl FnMut(&Env, bool),
+) -> anyhow::Result<EvalEpisode> {
     let mut obs = env.reset(seed);
     actor.reset(env, seed);
+    observe(env, true);
     let mut ep = EvalEpisode::new(index, seed);
     loop {
         let (action, timing) = actor.act(env, &obs);
-        match ep.step(env, action, timing)? {
+        let next = ep.step(env, action, timing)?;
+        observe(env, false);
+        match next {
             Some(next) => obs = next,
             None => return Ok(ep),
         }
     }
+}
+
+/// One episode of any [`EvalActor`] with an observer of the env (frames for `hjepa record`).
+pub fn run_episode_observed(
+    actor: &mut EvalActor,
+    env: &mut Env,
+    index: u64,
+    seed: u64,
+    observe: impl FnMut(&Env, bool),
+) -> anyhow::Result<EvalEpisode> {
+    let actor: &mut dyn Actor = match actor {
+        EvalActor::Learned(l) => l,
+        EvalActor::Oracle(o) => o,
+        EvalActor::Scripted(s) => s,
+    };
+    run_episode_with(actor, env, index, seed, observe)
 }
 
 /// Runs episodes `0..episodes` on `width` sandboxes in lockstep, one agent serving them all:

@@ -16,5 +16,6 @@ pub mod error;
 pub mod eval;
 pub mod model;
 pub mod plan;
+pub mod record;
 pub mod recording;
 pub mod sim;

@@ -107,7 +107,7 @@ pub struct FrameOutput {
 }
 
 /// Writes frames to a GIF at `delay_cs` hundredths of a second each, atomically.
-fn write_gif(path: &Path, frames: &[crate::sim::Image], delay_cs: u16) -> anyhow::Result<()> {
+pub fn write_gif(path: &Path, frames: &[crate::sim::Image], delay_cs: u16) -> anyhow::Result<()> {
     let first = frames
         .first()
         .ok_or_else(|| anyhow::anyhow!("no frames to write"))?;
