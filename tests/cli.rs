@@ -18,6 +18,11 @@ fn every_subcommand_has_help() {
         vec!["eval", "--help"],
         vec!["demo", "--help"],
         vec!["replay", "--help"],
+        vec!["record", "--help"],
+        vec!["batch", "--help"],
+        vec!["merge", "--help"],
+        vec!["report", "--help"],
+        vec!["bench", "batch", "--help"],
     ] {
         let out = common::bin().args(&sub).output().unwrap();
         assert!(out.status.success(), "{sub:?}");
@@ -153,4 +158,50 @@ fn demo_runs_end_to_end() {
         out.status.success() && text.contains("0 recorded now") && text.contains("6 steps; "),
         "{text}"
     );
+}
+
+#[test]
+fn record_writes_a_gif_frames_and_a_replayable_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let gif = dir.path().join("ep.gif");
+    let frames = dir.path().join("frames");
+    let rec = dir.path().join("ep.json");
+    let out = common::bin()
+        .args(["record", "--scene", "wall", "--size", "200", "--out"])
+        .arg(&gif)
+        .arg("--frames")
+        .arg(&frames)
+        .arg("--recording")
+        .arg(&rec)
+        .output()
+        .unwrap();
+    common::assert_ok(&out);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("waypoint on wall"), "{text}");
+    let bytes = std::fs::read(&gif).unwrap();
+    assert!(bytes.starts_with(b"GIF89a"));
+    let pngs = std::fs::read_dir(&frames).unwrap().count();
+    assert!(pngs >= 2, "{pngs} frames");
+    // The frames are drawn at the viewing size, not the 64x64 observation size.
+    let first = image_size(&frames.join("frame_0000.png"));
+    assert_eq!(first.0.max(first.1), 200);
+    let replay = common::bin().arg("replay").arg(&rec).output().unwrap();
+    common::assert_ok(&replay);
+    assert!(String::from_utf8_lossy(&replay.stdout).contains("1/1 identical"));
+
+    // --oracle without an agent is refused with a clear message.
+    let out = common::bin()
+        .args(["record", "--oracle", "--out"])
+        .arg(dir.path().join("x.gif"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--oracle needs --agent"));
+}
+
+/// Width and height from a PNG header.
+fn image_size(path: &std::path::Path) -> (u32, u32) {
+    let b = std::fs::read(path).unwrap();
+    let be = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    (be(16), be(20))
 }
