@@ -141,6 +141,25 @@ pub trait Actor {
     fn reset(&mut self, env: &mut Env, seed: u64);
     /// The next action (scene units) and how long planning took.
     fn act(&mut self, env: &Env, obs: &Observation) -> ([f32; 2], ActTiming);
+    /// The rest of the current plan (scene units), next action first; empty for actors
+    /// that do not plan. A viewer replays it in a snapshot to draw the expected path.
+    fn planned_actions(&self) -> Vec<[f32; 2]> {
+        Vec::new()
+    }
+}
+
+/// Rows `from..` of a plan `[H, A]` in normalised units, mapped to scene units.
+fn remaining(plan: Option<&Tensor>, from: i64, space: &ActionBox) -> Vec<[f32; 2]> {
+    let Some(plan) = plan else { return Vec::new() };
+    let rows: Vec<Vec<f32>> =
+        Vec::try_from(plan.to_kind(Kind::Float).to_device(Device::Cpu)).unwrap_or_default();
+    rows.iter()
+        .skip(from.max(0) as usize)
+        .map(|x| {
+            let a = space.to_scene(x);
+            [a[0], a[1]]
+        })
+        .collect()
 }
 
 /// An observation as a batch of one, in the layout the encoder reads.
@@ -525,6 +544,13 @@ impl Actor for PlanningAgent {
     fn act(&mut self, _env: &Env, obs: &Observation) -> ([f32; 2], ActTiming) {
         self.act_batch(&[0], &[obs])[0]
     }
+
+    fn planned_actions(&self) -> Vec<[f32; 2]> {
+        match self.memories.first().and_then(|m| m.as_ref()) {
+            Some(m) => remaining(m.plan.as_ref(), m.executed, &self.space),
+            None => Vec::new(),
+        }
+    }
 }
 
 /// A scripted policy (the random floor) behind the same interface as the planning agents.
@@ -607,5 +633,9 @@ impl Actor for OracleAgent {
         self.executed += 1;
         let a = self.space.to_scene(&x);
         ([a[0], a[1]], timing)
+    }
+
+    fn planned_actions(&self) -> Vec<[f32; 2]> {
+        remaining(self.plan.as_ref(), self.executed, &self.space)
     }
 }

@@ -223,12 +223,7 @@ pub fn run_episode_observed(
     seed: u64,
     observe: impl FnMut(&Env, bool),
 ) -> anyhow::Result<EvalEpisode> {
-    let actor: &mut dyn Actor = match actor {
-        EvalActor::Learned(l) => l,
-        EvalActor::Oracle(o) => o,
-        EvalActor::Scripted(s) => s,
-    };
-    run_episode_with(actor, env, index, seed, observe)
+    run_episode_with(actor.actor(), env, index, seed, observe)
 }
 
 /// Runs episodes `0..episodes` on `width` sandboxes in lockstep, one agent serving them all:
@@ -290,6 +285,15 @@ impl EvalActor {
         EvalActor::Scripted(ScriptedActor(make_policy(PolicyKind::Random, 0.0)))
     }
 
+    /// The actor behind the common interface.
+    pub fn actor(&mut self) -> &mut dyn Actor {
+        match self {
+            EvalActor::Learned(l) => l,
+            EvalActor::Oracle(o) => o,
+            EvalActor::Scripted(s) => s,
+        }
+    }
+
     /// Plays episodes `0..episodes` (episode i seeded `episode_seed(seed, i)`); `done` gets
     /// each as it ends. The learned agent serves `parallel` sandboxes at once; the others
     /// run one.
@@ -301,14 +305,10 @@ impl EvalActor {
         parallel: usize,
         mut done: impl FnMut(EvalEpisode) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
-        let actor: &mut dyn Actor = match self {
-            EvalActor::Learned(learned) if parallel > 1 => {
-                return run_parallel(learned, scene, episodes, seed, parallel, done)
-            }
-            EvalActor::Learned(l) => l,
-            EvalActor::Oracle(o) => o,
-            EvalActor::Scripted(s) => s,
-        };
+        if let (EvalActor::Learned(learned), true) = (&mut *self, parallel > 1) {
+            return run_parallel(learned, scene, episodes, seed, parallel, done);
+        }
+        let actor = self.actor();
         let mut env = Env::new(scene.clone());
         for i in 0..episodes {
             done(run_episode(actor, &mut env, i, episode_seed(seed, i))?)?;

@@ -14,6 +14,7 @@ pub mod demo;
 pub mod episodes;
 pub mod error;
 pub mod eval;
+pub mod live;
 pub mod model;
 pub mod plan;
 pub mod record;

@@ -48,10 +48,11 @@ pub struct RecordSummary {
 pub fn view_renderer(scene: &Scene, size: u32) -> Renderer {
     let (w, h) = scene.world.size;
     let scale = size as f32 / w.max(h);
-    let mut spec: crate::sim::scene::ImageSpec =
-        scene.observation.image.clone().unwrap_or_else(|| {
-            ron::from_str("(width: 1, height: 1)").expect("the default image spec parses")
-        });
+    let mut spec = scene
+        .observation
+        .image
+        .clone()
+        .unwrap_or_else(|| crate::sim::scene::ImageSpec::default_with_size(1, 1));
     spec.width = ((w * scale).round() as u32).max(1);
     spec.height = ((h * scale).round() as u32).max(1);
     spec.draw_goal = true;

@@ -238,7 +238,7 @@ pub struct Plan {
 }
 
 /// A sampling- or gradient-based search over action sequences.
-pub trait Planner {
+pub trait Planner: Send {
     /// Minimises `objective(unroll(a), a)` over sequences `[horizon, A]` in `space`,
     /// starting from `warm` (`[horizon, A]`, e.g. the previous plan shifted) when given.
     fn plan(

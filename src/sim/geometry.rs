@@ -395,3 +395,48 @@ mod tests {
         assert!(g.has_pair_in(6, 6) && !g.has_pair_in(7, 9));
     }
 }
+
+/// The walls of an episode as convex polygons (fixed obstacles, and door walls with this
+/// episode's doors cut out), in world coordinates.
+pub fn wall_polygons(scene: &Scene, doors: &[f32]) -> Vec<Vec<V2>> {
+    let mut polys: Vec<Vec<V2>> = Vec::new();
+    for o in &scene.obstacles {
+        if let Obstacle::Fixed { shape, at, angle } = o {
+            polys.extend(shape_polygons(shape, &Pose2::new(at.0, at.1, *angle)));
+        }
+    }
+    for (c, hf) in obstacle_boxes(scene, doors) {
+        polys.push(vec![
+            (c.0 - hf.0, c.1 - hf.1),
+            (c.0 + hf.0, c.1 - hf.1),
+            (c.0 + hf.0, c.1 + hf.1),
+            (c.0 - hf.0, c.1 + hf.1),
+        ]);
+    }
+    polys
+}
+
+/// The goal as convex polygons: each body's goal pose, and a disc of the agent's size at its
+/// goal when a criterion asks the agent to reach it.
+pub fn goal_polygons(scene: &Scene, layout: &super::world::Layout) -> Vec<Vec<V2>> {
+    let mut polys = Vec::new();
+    for (b, g) in scene.bodies.iter().zip(&layout.body_goals) {
+        if let Some(g) = g {
+            polys.extend(shape_polygons(&b.shape, g));
+        }
+    }
+    if scene
+        .goal
+        .success
+        .iter()
+        .any(|c| matches!(c, super::scene::Criterion::AgentReach { .. }))
+    {
+        let g = layout.agent_goal;
+        let r = scene.agent.shape.bounding_radius();
+        polys.extend(shape_polygons(
+            &Shape::Circle { radius: r },
+            &Pose2::new(g.0, g.1, 0.0),
+        ));
+    }
+    polys
+}

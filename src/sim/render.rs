@@ -5,8 +5,8 @@
 
 use tiny_skia::{Color, FillRule, Paint, PathBuilder, Pixmap, Transform};
 
-use super::geometry::{obstacle_boxes, shape_polygons, Pose2};
-use super::scene::{ImageSpec, Obstacle, Scene, Shape, V2};
+use super::geometry::{shape_polygons, wall_polygons, Pose2};
+use super::scene::{ImageSpec, Scene, Shape, V2};
 use super::world::{Layout, World};
 
 /// An RGB image, row-major, top row first, 3 bytes per pixel.
@@ -76,23 +76,8 @@ impl Renderer {
         self.static_layer
             .fill(Color::from_rgba8(bg[0], bg[1], bg[2], 255));
         let wall = paint(self.spec.obstacle_color, self.spec.anti_alias);
-        let mut polys: Vec<Vec<V2>> = Vec::new();
-        for o in &scene.obstacles {
-            if let Obstacle::Fixed { shape, at, angle } = o {
-                polys.extend(shape_polygons(shape, &Pose2::new(at.0, at.1, *angle)));
-            }
-        }
-        let boxes = obstacle_boxes(scene, &layout.doors);
-        for (c, hf) in boxes {
-            polys.push(vec![
-                (c.0 - hf.0, c.1 - hf.1),
-                (c.0 + hf.0, c.1 - hf.1),
-                (c.0 + hf.0, c.1 + hf.1),
-                (c.0 - hf.0, c.1 + hf.1),
-            ]);
-        }
         let t = self.transform;
-        for p in &polys {
+        for p in &wall_polygons(scene, &layout.doors) {
             fill_polygon(&mut self.static_layer, p, &wall, t);
         }
         if self.spec.draw_goal {

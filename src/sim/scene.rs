@@ -378,6 +378,21 @@ pub struct ImageSpec {
     pub anti_alias: bool,
 }
 
+impl ImageSpec {
+    /// The default style (background, colours, anti-aliasing) at a given size.
+    pub fn default_with_size(width: u32, height: u32) -> ImageSpec {
+        ImageSpec {
+            width,
+            height,
+            background: default_background(),
+            obstacle_color: default_obstacle_color(),
+            draw_goal: false,
+            goal_color: default_goal_color(),
+            anti_alias: true,
+        }
+    }
+}
+
 fn default_true() -> bool {
     true
 }

@@ -298,6 +298,11 @@ impl World {
         self.state = snap.0.clone();
     }
 
+    /// Overwrites the agent's linear velocity (a viewer dragging it).
+    pub fn set_agent_velocity(&mut self, v: V2) {
+        self.state.bodies[self.agent].set_linvel(Vector::new(v.0, v.1), true);
+    }
+
     /// Overwrites a body's linear velocity (used by tests and perturbations).
     pub fn set_body_velocity(&mut self, b: &BodyRef, v: V2) {
         self.state.bodies[b.handle].set_linvel(Vector::new(v.0, v.1), true);

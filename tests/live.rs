@@ -1,0 +1,159 @@
+//! The live session a viewer reads (no Bevy): frames carry the scene's geometry, the poses,
+//! the agent's expected path; controls pause, step, reset, change the seed, drag bodies and
+//! scrub replays.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use hjepa::eval::{oracle_actor, EvalActor};
+use hjepa::live::{spawn, Control, LiveActor, LiveFrame, LiveHandle, LiveOptions};
+use hjepa::model::AgentFile;
+
+fn oracle_session(paused: bool) -> LiveHandle {
+    let scene = common::scene("two_rooms");
+    let path = AgentFile::resolve_path("two_rooms");
+    let mut agent = AgentFile::load(&path).unwrap();
+    let p = agent.planning.as_mut().unwrap();
+    p.planner.samples = 16;
+    p.planner.iterations = 1;
+    let actor = oracle_actor(&agent, &path, &scene).unwrap();
+    spawn(LiveOptions {
+        scene,
+        actor: LiveActor::Agent(actor),
+        actor_name: "oracle".into(),
+        seed: 0,
+        paused,
+        episode_pause: Duration::from_millis(0),
+    })
+}
+
+/// The next frame satisfying `want`, draining everything before it.
+fn wait_for(h: &LiveHandle, what: &str, want: impl Fn(&LiveFrame) -> bool) -> LiveFrame {
+    let t = Instant::now();
+    loop {
+        let f = h
+            .frames
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("waiting for {what}: {e}"));
+        if want(&f) {
+            return f;
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "never saw {what}");
+    }
+}
+
+#[test]
+fn stepping_pausing_resetting_and_new_seeds() {
+    let h = oracle_session(true);
+    let first = wait_for(&h, "the first frame", |_| true);
+    assert_eq!(first.step, 0);
+    assert!(first.paused);
+    assert_eq!(first.view.scene, "two_rooms");
+    assert!(!first.view.walls.is_empty() && !first.view.goal.is_empty());
+    // Paused: nothing moves until asked for exactly one step at a time.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(h.frames.try_iter().all(|f| f.step == 0));
+    for want in 1..=3 {
+        h.controls.send(Control::Step).unwrap();
+        let f = wait_for(&h, "a step", |f| f.step != want - 1);
+        assert_eq!(f.step, want);
+    }
+    // The oracle's plan, replayed in a snapshot, starts where the agent is.
+    h.controls.send(Control::Step).unwrap();
+    let f2 = wait_for(&h, "step 4", |x| x.step == 4);
+    assert!(f2.plan.len() >= 2, "expected path {:?}", f2.plan);
+    let d = (f2.plan[0].0 - f2.agent.0).abs() + (f2.plan[0].1 - f2.agent.1).abs();
+    assert!(
+        d < 1e-5,
+        "path starts at the agent: {:?} vs {:?}",
+        f2.plan[0],
+        f2.agent
+    );
+
+    h.controls.send(Control::Reset).unwrap();
+    let r = wait_for(&h, "the reset", |x| x.step == 0);
+    assert_eq!(r.view.seed, first.view.seed);
+    assert_eq!(r.agent, first.agent);
+    h.controls.send(Control::NewSeed).unwrap();
+    let n = wait_for(&h, "the next episode", |x| x.view.episode == 1);
+    assert_ne!(n.view.seed, first.view.seed);
+    h.stop().unwrap();
+}
+
+#[test]
+fn running_episodes_count_successes_and_dragging_moves_the_agent() {
+    let h = oracle_session(false);
+    h.controls.send(Control::Speed(16.0)).unwrap();
+    let done = wait_for(&h, "an episode to finish", |f| f.episodes_done >= 1);
+    assert_eq!(done.successes, 1, "the oracle solves two_rooms");
+    // Pause, then drag the agent toward a point: it moves there while stepping.
+    h.controls.send(Control::TogglePause).unwrap();
+    let p = wait_for(&h, "the pause", |f| f.paused);
+    h.controls.send(Control::NewSeed).unwrap();
+    let f = wait_for(&h, "a fresh episode", |f| {
+        f.step == 0 && f.view.episode == p.view.episode + 1
+    });
+    let target = (f.agent.0 + 0.3, f.agent.1);
+    h.controls
+        .send(Control::Drag(Some((f.agent, target))))
+        .unwrap();
+    let mut last = f.clone();
+    for _ in 0..5 {
+        h.controls.send(Control::Step).unwrap();
+        last = wait_for(&h, "a step", |x| {
+            x.step != last.step || x.view.episode != last.view.episode
+        });
+    }
+    assert!(
+        last.agent.0 > f.agent.0 + 0.05,
+        "dragged from {:?} to {:?}",
+        f.agent,
+        last.agent
+    );
+    h.stop().unwrap();
+}
+
+#[test]
+fn replays_scrub_to_the_recorded_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("ep.json");
+    let gif = dir.path().join("ep.gif");
+    let out = common::bin()
+        .args(["record", "--scene", "two_rooms", "--out"])
+        .arg(&gif)
+        .arg("--recording")
+        .arg(&rec)
+        .output()
+        .unwrap();
+    common::assert_ok(&out);
+    let recording = hjepa::recording::Recording::load(&rec).unwrap();
+    let steps = recording.episodes[0].actions.len() as u32;
+    assert!(steps >= 4);
+    // Where the recorded episode is after 3 steps, simulated directly.
+    let scene = recording.scene(&rec).unwrap();
+    let mut env = hjepa::sim::Env::new(scene.clone());
+    env.reset(recording.episodes[0].seed);
+    for a in &recording.episodes[0].actions[..3] {
+        env.step(a).unwrap();
+    }
+    let expected = env.world().agent_position();
+    let h = spawn(LiveOptions {
+        scene,
+        actor: LiveActor::Replay(recording),
+        actor_name: "replay".into(),
+        seed: 0,
+        paused: true,
+        episode_pause: Duration::from_millis(0),
+    });
+    let first = wait_for(&h, "the first frame", |_| true);
+    assert_eq!(first.view.replay_steps, Some(steps));
+    h.controls.send(Control::Seek(3)).unwrap();
+    let f = wait_for(&h, "step 3", |f| f.step == 3);
+    assert_eq!(f.agent, expected);
+    // Scrubbing back works too.
+    h.controls.send(Control::Seek(1)).unwrap();
+    wait_for(&h, "step 1", |f| f.step == 1);
+    let _ = EvalActor::random();
+    h.stop().unwrap();
+}
