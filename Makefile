@@ -14,7 +14,10 @@ STAMP := $(VENV)/.installed-torch-$(TORCH_VERSION)-numpy-safetensors
 CARGO ?= cargo
 CARGO_FLAGS ?= --release
 
-.PHONY: demo test torch bench build clean-venv
+# The viewer's test runs it under Xvfb on Mesa's software Vulkan (lavapipe).
+VIEWER_PACKAGES := xvfb xauth mesa-vulkan-drivers libvulkan1
+
+.PHONY: demo test test-viewer viewer-deps torch bench build clean-venv
 
 demo: $(STAMP)
 	$(CARGO) run $(CARGO_FLAGS) --bin hjepa -- demo
@@ -22,6 +25,22 @@ demo: $(STAMP)
 # The dataset tests check that Python reads our shards with the venv's safetensors.
 test: $(STAMP)
 	HJEPA_PYTHON=$(VENV)/bin/python HJEPA_REQUIRE_PYTHON=1 $(CARGO) test $(CARGO_FLAGS)
+	$(MAKE) test-viewer
+
+# The viewer (cargo feature `viewer`, Bevy) under a virtual X server: builds it once and runs
+# tests/viewer.rs, which starts `hjepa view` for a fixed number of frames and checks its
+# screenshot. Installs the Debian packages it needs when they are missing.
+test-viewer: $(STAMP) viewer-deps
+	HJEPA_REQUIRE_VIEWER=1 $(CARGO) test $(CARGO_FLAGS) --features viewer --test viewer
+
+viewer-deps:
+	@if ! command -v xvfb-run >/dev/null || ! command -v xauth >/dev/null \
+	    || ! ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1 \
+	    || ! ldconfig -p | grep -q 'libvulkan.so.1 '; then \
+	  echo "installing $(VIEWER_PACKAGES) (once, for the viewer's test)"; \
+	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $(VIEWER_PACKAGES) >/dev/null; \
+	fi
 
 build: $(STAMP)
 	$(CARGO) build $(CARGO_FLAGS)

@@ -263,6 +263,44 @@ pub enum Command {
         #[arg(long)]
         device: Option<String>,
     },
+    /// Watch a scene live in a window (build with `--features viewer`): the bodies, the goal,
+    /// the path the agent's plan expects, cost over time, counters. Space pause, Right step,
+    /// Backspace reset, N new seed, +/- speed, drag bodies with the mouse, W A S D drive
+    /// (no agent), P screenshot, H help. `--replay FILE` plays a recording with a timeline
+    View {
+        #[arg(long)]
+        scene: Option<String>,
+        /// Agent file with a [planning] table (a path, or a shipped agent's name); without
+        /// one, you drive the agent.
+        #[arg(long)]
+        agent: Option<String>,
+        /// Run the agent file's planner with the sandbox as its model.
+        #[arg(long)]
+        oracle: bool,
+        /// A recording to play (hjepa eval --record, hjepa record --recording).
+        #[arg(long)]
+        replay: Option<PathBuf>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Start paused.
+        #[arg(long)]
+        paused: bool,
+        /// Simulation speed relative to real time (0.125 to 16; + and - change it).
+        #[arg(long, default_value_t = 1.0)]
+        speed: f32,
+        /// Exit after this many frames (scripted captures, tests).
+        #[arg(long)]
+        frames: Option<u32>,
+        /// With --frames: save a screenshot (PNG) and a JSON sidecar with the projection.
+        #[arg(long)]
+        screenshot: Option<PathBuf>,
+        #[arg(long, default_value_t = 960)]
+        width: u32,
+        #[arg(long, default_value_t = 720)]
+        height: u32,
+        #[arg(long)]
+        device: Option<String>,
+    },
     /// Benchmarks that print a table.
     Bench {
         #[command(subcommand)]
@@ -635,6 +673,39 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
                 s.frames
             );
             Ok(())
+        }
+        Command::View {
+            scene,
+            agent,
+            oracle,
+            replay,
+            seed,
+            paused,
+            speed,
+            frames,
+            screenshot,
+            width,
+            height,
+            device,
+        } => {
+            anyhow::ensure!(
+                screenshot.is_none() || frames.is_some(),
+                "--screenshot needs --frames N (the frame to capture)"
+            );
+            crate::view::view(&crate::view::ViewOptions {
+                scene,
+                agent: agent.map(|a| crate::model::AgentFile::resolve_path(&a)),
+                oracle,
+                replay,
+                seed,
+                paused,
+                speed,
+                frames,
+                screenshot,
+                width,
+                height,
+                device,
+            })
         }
         Command::Merge { out, inputs } => {
             let m = crate::batch::merge(&out, &inputs)?;

@@ -20,3 +20,6 @@ pub mod plan;
 pub mod record;
 pub mod recording;
 pub mod sim;
+pub mod view;
+#[cfg(feature = "viewer")]
+pub mod viewer;

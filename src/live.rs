@@ -106,6 +106,8 @@ pub struct LiveOptions {
     pub seed: u64,
     /// Start paused.
     pub paused: bool,
+    /// Simulation speed relative to real time (0.125 to 16).
+    pub speed: f32,
     /// Pause between episodes (real time).
     pub episode_pause: Duration,
 }
@@ -203,7 +205,7 @@ impl Session {
             success: false,
             cost: 0.0,
             paused: opts.paused,
-            speed: 1.0,
+            speed: opts.speed.clamp(0.125, 16.0),
             episodes_done: 0,
             successes: 0,
             drag: None,

@@ -205,3 +205,21 @@ fn image_size(path: &std::path::Path) -> (u32, u32) {
     let be = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
     (be(16), be(20))
 }
+
+#[cfg(not(feature = "viewer"))]
+#[test]
+fn view_without_the_viewer_feature_says_how_to_build_it() {
+    let out = common::bin()
+        .args(["view", "--scene", "two_rooms"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--features viewer"), "{err}");
+    // Bad input is still found first.
+    let out = common::bin()
+        .args(["view", "--replay", "no/such/recording.json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

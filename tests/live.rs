@@ -24,6 +24,7 @@ fn oracle_session(paused: bool) -> LiveHandle {
         actor_name: "oracle".into(),
         seed: 0,
         paused,
+        speed: 1.0,
         episode_pause: Duration::from_millis(0),
     })
 }
@@ -144,6 +145,7 @@ fn replays_scrub_to_the_recorded_state() {
         actor_name: "replay".into(),
         seed: 0,
         paused: true,
+        speed: 1.0,
         episode_pause: Duration::from_millis(0),
     });
     let first = wait_for(&h, "the first frame", |_| true);

@@ -484,7 +484,10 @@ pub fn markdown(report: &Report, plots: &[PathBuf], out: &Path) -> String {
 }
 
 fn short(l: &CellLabel, skip_key: Option<&str>) -> String {
-    let mut parts = vec![l.scene.clone(), l.agent.clone()];
+    let mut parts = vec![l.scene.clone()];
+    if l.agent != l.scene {
+        parts.push(l.agent.clone());
+    }
     if l.variant != "default" {
         parts.push(l.variant.clone());
     }
@@ -529,7 +532,7 @@ fn write_plots(report: &Report, out: &Path) -> anyhow::Result<Vec<PathBuf>> {
         for a in planners {
             if let Some(s) = c.actors.get(a).filter(|s| s.episodes > 0) {
                 series
-                    .entry(format!("{} {} {a}", c.label.scene, c.label.agent))
+                    .entry(format!("{} {a}", short(&c.label, None)))
                     .or_default()
                     .push((s.planning_s_per_episode, 100.0 * s.rate()));
             }

@@ -1,0 +1,128 @@
+//! `hjepa view`: assembles a live session (an agent file's planning agent, its planner on
+//! the sandbox, the keyboard, or a recording) and opens the Bevy viewer on it. Bad input is
+//! found here, before any window opens. Without the `viewer` feature the command explains
+//! how to build it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::agent::load_planning_agent;
+use crate::eval::{oracle_actor, EvalActor};
+use crate::live::{LiveActor, LiveOptions};
+use crate::model::AgentFile;
+use crate::recording::Recording;
+use crate::sim::Scene;
+
+#[derive(Clone, Debug)]
+pub struct ViewOptions {
+    /// Scene (default: the agent's or the recording's, else two_rooms).
+    pub scene: Option<String>,
+    pub agent: Option<PathBuf>,
+    /// Run the agent file's planner on the sandbox (the oracle model).
+    pub oracle: bool,
+    /// Play a recording (from `hjepa eval --record`, `hjepa record --recording`).
+    pub replay: Option<PathBuf>,
+    pub seed: u64,
+    pub paused: bool,
+    /// Simulation speed relative to real time.
+    pub speed: f32,
+    /// Exit after this many frames (with `screenshot`: save it first).
+    pub frames: Option<u32>,
+    pub screenshot: Option<PathBuf>,
+    pub width: u32,
+    pub height: u32,
+    pub device: Option<String>,
+}
+
+/// The live session `opts` asks for; every file is read and checked here.
+pub fn live_options(opts: &ViewOptions) -> anyhow::Result<LiveOptions> {
+    anyhow::ensure!(
+        !(opts.replay.is_some() && opts.agent.is_some()),
+        "--replay plays a recording; it takes no --agent"
+    );
+    if let Some(path) = &opts.replay {
+        let recording = Recording::load(path)?;
+        anyhow::ensure!(
+            !recording.episodes.is_empty(),
+            "{}: the recording holds no episodes",
+            path.display()
+        );
+        let scene = recording.scene(path)?;
+        return Ok(LiveOptions {
+            scene,
+            actor_name: format!("replay of {}", recording.actor),
+            actor: LiveActor::Replay(recording),
+            seed: opts.seed,
+            paused: opts.paused,
+            speed: opts.speed,
+            episode_pause: Duration::from_millis(800),
+        });
+    }
+    let agent = opts
+        .agent
+        .as_ref()
+        .map(|p| AgentFile::load(p).map(|a| (p.clone(), a)))
+        .transpose()?;
+    let scene_arg = opts
+        .scene
+        .clone()
+        .or_else(|| agent.as_ref().map(|(_, a)| a.scene.clone()))
+        .unwrap_or_else(|| "two_rooms".into());
+    let scene = Arc::new(Scene::load(&Scene::resolve_path(&scene_arg))?);
+    let (actor, name) = match &agent {
+        Some((path, a)) if opts.oracle => (
+            LiveActor::Agent(oracle_actor(a, path, &scene)?),
+            "oracle model".to_string(),
+        ),
+        Some((path, _)) => (
+            LiveActor::Agent(EvalActor::Learned(load_planning_agent(
+                path,
+                &scene,
+                opts.device.as_deref(),
+                None,
+            )?)),
+            path.file_stem()
+                .map_or("agent".into(), |s| s.to_string_lossy().to_string()),
+        ),
+        None => {
+            anyhow::ensure!(
+                !opts.oracle,
+                "--oracle needs --agent (the planner to run on the sandbox)"
+            );
+            (
+                LiveActor::Manual,
+                "manual (W A S D, right mouse)".to_string(),
+            )
+        }
+    };
+    Ok(LiveOptions {
+        scene,
+        actor,
+        actor_name: name,
+        seed: opts.seed,
+        paused: opts.paused,
+        speed: opts.speed,
+        episode_pause: Duration::from_millis(800),
+    })
+}
+
+/// `hjepa view`.
+pub fn view(opts: &ViewOptions) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        opts.width >= 200 && opts.height >= 150,
+        "--width/--height: expected at least 200 x 150 pixels"
+    );
+    let live = live_options(opts)?;
+    #[cfg(feature = "viewer")]
+    {
+        crate::viewer::run(opts, live)
+    }
+    #[cfg(not(feature = "viewer"))]
+    {
+        drop(live);
+        anyhow::bail!(
+            "this hjepa was built without the viewer: build it with `cargo build --release --features viewer` (Bevy; about 18 minutes the first time on 2 cores)"
+        )
+    }
+}
