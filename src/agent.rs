@@ -226,6 +226,8 @@ struct Memory {
     upper_plan: Option<Tensor>,
     upper_age: i64,
     subgoal: Option<Tensor>,
+    /// The abstract states the upper plan predicts `[H, dh]` (the subgoal is the first).
+    upper_states: Option<Tensor>,
     planner: Box<dyn Planner>,
     upper: Option<Box<dyn Planner>>,
 }
@@ -364,6 +366,24 @@ impl PlanningAgent {
         &self.trainer.model
     }
 
+    /// Level-2 states h of observations `[n, dh]` (None without level 2).
+    pub fn abstract_states(&self, obs: &[&Observation]) -> Option<Tensor> {
+        let l2 = self.trainer.model.level2.as_ref()?;
+        let z = self.encode_batch(obs);
+        Some(tch::no_grad(|| l2.abstract_state(&z)))
+    }
+
+    /// The abstract states the hierarchical planner's current upper plan predicts, subgoal
+    /// first `[H, dh]` (sandbox 0; None for a flat planner or before the first plan).
+    pub fn upper_states(&self) -> Option<Tensor> {
+        self.memories
+            .first()?
+            .as_ref()?
+            .upper_states
+            .as_ref()
+            .map(|t| t.shallow_clone())
+    }
+
     /// Encodes observations `[n]` in one forward pass: `[n, D]`.
     fn encode_batch(&self, obs: &[&Observation]) -> Tensor {
         let kind = self.agent.perception.observation;
@@ -395,6 +415,7 @@ impl PlanningAgent {
             upper_plan: None,
             upper_age: 0,
             subgoal: None,
+            upper_states: None,
             planner: make_planner(&self.cfg.planner, seed),
             upper: self
                 .cfg
@@ -487,6 +508,9 @@ impl PlanningAgent {
                         &objective,
                         &ActionBox::unit(l2.macro_dim),
                         uwarm.as_ref(),
+                    );
+                    m.upper_states = Some(
+                        tch::no_grad(|| up.unroll(&r.plan.actions.unsqueeze(0))).squeeze_dim(0),
                     );
                     m.subgoal = Some(r.subgoal);
                     m.upper_plan = Some(r.plan.actions);

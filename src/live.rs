@@ -67,6 +67,9 @@ pub struct LiveFrame {
     pub bodies: Vec<Pose2>,
     /// Where the agent expects to go: its remaining plan replayed in a snapshot.
     pub plan: Vec<V2>,
+    /// The hierarchical planner's level-2 subgoals (the abstract states its upper plan
+    /// predicts), placed in the arena by a linear probe from h to the agent's position.
+    pub subgoals: Vec<V2>,
     pub cost: f32,
     pub success: bool,
     pub done: bool,
@@ -179,6 +182,7 @@ struct Session {
     episodes_done: u64,
     successes: u64,
     drag: Option<(Option<usize>, V2)>,
+    probe: Option<SubgoalProbe>,
     manual: [f32; 2],
     episode_pause: Duration,
     done_at: Option<Instant>,
@@ -190,7 +194,14 @@ impl Session {
         let mut env = Env::new(scene.clone());
         let obs = env.reset(0);
         let view = Arc::new(episode_view(&env, 0, 0, None));
+        let probe = match &opts.actor {
+            LiveActor::Agent(EvalActor::Learned(a)) if a.cfg.upper.is_some() => {
+                SubgoalProbe::fit(a, &scene)
+            }
+            _ => None,
+        };
         let mut s = Session {
+            probe,
             scratch: Env::new(scene.clone()),
             scene,
             env,
@@ -458,8 +469,24 @@ impl Session {
         path
     }
 
+    /// The upper plan's abstract states, decoded to arena positions.
+    fn subgoals(&self) -> Vec<V2> {
+        let (LiveActor::Agent(EvalActor::Learned(agent)), Some(probe)) = (&self.actor, &self.probe)
+        else {
+            return Vec::new();
+        };
+        if self.done {
+            return Vec::new();
+        }
+        agent
+            .upper_states()
+            .map(|h| probe.positions(&h))
+            .unwrap_or_default()
+    }
+
     fn frame(&mut self) -> LiveFrame {
         let plan = self.expected_path();
+        let subgoals = self.subgoals();
         let world = self.env.world();
         LiveFrame {
             view: self.view.clone(),
@@ -467,6 +494,7 @@ impl Session {
             agent: world.agent_position(),
             bodies: world.bodies().iter().map(|b| world.body_pose(b)).collect(),
             plan,
+            subgoals,
             cost: self.cost,
             success: self.success,
             done: self.done,
@@ -520,5 +548,65 @@ fn episode_view(env: &Env, episode: u64, seed: u64, replay_steps: Option<u32>) -
         },
         bodies,
         replay_steps,
+    }
+}
+
+/// A ridge regression from level-2 states h to the agent's position, fitted on the start
+/// states of a few hundred seeded episodes. The world model has no decoder; this linear
+/// probe (the one `hjepa probe` reports, R² 0.88 for two_rooms' h) is how the viewer puts
+/// abstract subgoals on the map. Drawn positions are the probe's reading, not the model's.
+struct SubgoalProbe {
+    /// `[dh + 1, 2]`: weights and bias.
+    w: tch::Tensor,
+}
+
+impl SubgoalProbe {
+    fn fit(agent: &crate::agent::PlanningAgent, scene: &Arc<Scene>) -> Option<SubgoalProbe> {
+        let mut env = Env::new(scene.clone());
+        let (mut obs, mut pos) = (Vec::new(), Vec::new());
+        for i in 0..256 {
+            obs.push(env.reset(episode_seed(0x5EED, i)));
+            let p = env.world().agent_position();
+            pos.extend([p.0, p.1]);
+        }
+        let refs: Vec<&Observation> = obs.iter().collect();
+        let h = agent
+            .abstract_states(&refs)?
+            .to_device(tch::Device::Cpu)
+            .to_kind(tch::Kind::Double);
+        let n = h.size()[0];
+        let x = tch::Tensor::cat(
+            &[
+                h,
+                tch::Tensor::ones([n, 1], (tch::Kind::Double, tch::Device::Cpu)),
+            ],
+            1,
+        );
+        let y = tch::Tensor::from_slice(&pos)
+            .view([n, 2])
+            .to_kind(tch::Kind::Double);
+        let d = x.size()[1];
+        let eye = tch::Tensor::eye(d, (tch::Kind::Double, tch::Device::Cpu)) * 1e-3;
+        let w = (x.transpose(0, 1).matmul(&x) + eye)
+            .inverse()
+            .matmul(&x.transpose(0, 1).matmul(&y));
+        Some(SubgoalProbe { w })
+    }
+
+    /// Positions of abstract states `[H, dh]`.
+    fn positions(&self, h: &tch::Tensor) -> Vec<V2> {
+        let h = h.to_device(tch::Device::Cpu).to_kind(tch::Kind::Double);
+        let n = h.size()[0];
+        let x = tch::Tensor::cat(
+            &[
+                h,
+                tch::Tensor::ones([n, 1], (tch::Kind::Double, tch::Device::Cpu)),
+            ],
+            1,
+        );
+        let p: Vec<f64> = Vec::try_from(x.matmul(&self.w).flatten(0, -1)).unwrap_or_default();
+        p.chunks_exact(2)
+            .map(|c| (c[0] as f32, c[1] as f32))
+            .collect()
     }
 }

@@ -159,3 +159,59 @@ fn replays_scrub_to_the_recorded_state() {
     let _ = EvalActor::random();
     h.stop().unwrap();
 }
+
+#[test]
+fn hierarchical_agents_stream_their_subgoals() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny_planning_agent.toml"),
+    )
+    .unwrap();
+    let agent_path = dir.path().join("agent.toml");
+    std::fs::write(
+        &agent_path,
+        format!("{base}\n[planning.upper]\nkind = \"mppi\"\nsamples = 16\niterations = 1\nhorizon = 3\nreplan_every = 2\n"),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let run = dir.path().join("run");
+    common::assert_ok(
+        &common::bin()
+            .args(["collect", "--scene", "two_rooms", "--episodes", "6", "--out"])
+            .arg(&data)
+            .output()
+            .unwrap(),
+    );
+    common::assert_ok(
+        &common::bin()
+            .arg("train")
+            .arg("--agent")
+            .arg(&agent_path)
+            .arg("--data")
+            .arg(&data)
+            .arg("--out")
+            .arg(&run)
+            .args(["--steps", "20"])
+            .output()
+            .unwrap(),
+    );
+    let scene = common::scene("two_rooms");
+    let agent = hjepa::agent::load_planning_agent(&agent_path, &scene, None, Some(&run)).unwrap();
+    let h = spawn(LiveOptions {
+        scene,
+        actor: LiveActor::Agent(EvalActor::Learned(agent)),
+        actor_name: "tiny".into(),
+        seed: 0,
+        paused: true,
+        speed: 1.0,
+        episode_pause: Duration::from_millis(0),
+    });
+    let first = wait_for(&h, "the first frame", |_| true);
+    assert!(first.subgoals.is_empty(), "no plan before the first step");
+    h.controls.send(Control::Step).unwrap();
+    let f = wait_for(&h, "step 1", |f| f.step == 1);
+    assert_eq!(f.subgoals.len(), 3, "one subgoal per upper jump");
+    assert!(f.subgoals.iter().all(|p| p.0.is_finite() && p.1.is_finite()));
+    assert!(!f.plan.is_empty(), "the lower plan is drawn too");
+    h.stop().unwrap();
+}

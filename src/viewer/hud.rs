@@ -38,7 +38,9 @@ W A S D    drive the agent (no agent file); right mouse: toward the cursor
 click      on the timeline: seek (replays)
 P          screenshot (hjepa-screenshot-NNN.png)
 H or F1    this help
-Esc or Q   quit";
+Esc or Q   quit
+orange: the path the agent's plan expects; purple: level-2 subgoals
+(hierarchical agents; placed by a linear probe from h to position)";
 
 fn hud_layer() -> RenderLayers {
     RenderLayers::layer(1)

@@ -41,6 +41,26 @@ fn draw_plan(live: Res<Live>, mut gizmos: Gizmos) {
     }
 }
 
+pub const SUBGOAL_COLOR: Color = Color::srgb(0.55, 0.2, 0.85);
+
+/// The upper level's predicted abstract states (subgoal first), as the linear probe places
+/// them: a chain from the agent, one ring per jump.
+fn draw_subgoals(live: Res<Live>, mut gizmos: Gizmos) {
+    let f = &live.latest;
+    if f.subgoals.is_empty() {
+        return;
+    }
+    let r = 0.02 * f.view.world_size.0.max(f.view.world_size.1);
+    gizmos.linestrip_2d(
+        std::iter::once(v(f.agent)).chain(f.subgoals.iter().map(|p| v(*p))),
+        SUBGOAL_COLOR.with_alpha(0.5),
+    );
+    for (i, p) in f.subgoals.iter().enumerate() {
+        let radius = if i == 0 { 1.6 * r } else { r };
+        gizmos.circle_2d(v(*p), radius, SUBGOAL_COLOR);
+    }
+}
+
 fn draw_border(live: Res<Live>, mut gizmos: Gizmos) {
     let (w, h) = live.latest.view.world_size;
     let color = if live.latest.success {
