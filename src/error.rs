@@ -41,6 +41,21 @@ impl fmt::Display for InputError {
 
 impl std::error::Error for InputError {}
 
+impl InputError {
+    /// A TOML parse error in `text` (read from `file`), located by line and column.
+    pub fn from_toml(file: &Path, text: &str, e: &toml::de::Error) -> InputError {
+        let loc = e
+            .span()
+            .map(|s| {
+                let line = text[..s.start].matches('\n').count() + 1;
+                let col = s.start - text[..s.start].rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!("line {line}, column {col}")
+            })
+            .unwrap_or_default();
+        InputError::new(file, loc, e.message().to_string())
+    }
+}
+
 /// An action the environment refuses (NaN, or out of range where the scene says `Reject`).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("invalid action {action:?}: {reason}")]

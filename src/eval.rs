@@ -334,6 +334,57 @@ pub fn oracle_actor(agent: &AgentFile, path: &Path, scene: &Scene) -> anyhow::Re
     ))
 }
 
+/// What `--agent A [--oracle] [--scene S]` asks for: the scene (the given one, else the
+/// agent's, else two_rooms) and, with an agent file, its actor and a name for it: the
+/// planning agent, or with `oracle` its planner on the sandbox. `--oracle` without an agent
+/// is an error.
+pub struct AgentChoice {
+    pub scene_path: PathBuf,
+    pub scene: Arc<Scene>,
+    pub actor: Option<(EvalActor, String)>,
+}
+
+pub fn choose_agent(
+    scene: Option<&str>,
+    agent: Option<&Path>,
+    oracle: bool,
+    device: Option<&str>,
+) -> anyhow::Result<AgentChoice> {
+    let agent = agent
+        .map(|p| AgentFile::load(p).map(|a| (p.to_path_buf(), a)))
+        .transpose()?;
+    let scene_arg = scene
+        .map(str::to_string)
+        .or_else(|| agent.as_ref().map(|(_, a)| a.scene.clone()))
+        .unwrap_or_else(|| "two_rooms".into());
+    let scene_path = Scene::resolve_path(&scene_arg);
+    let scene = Arc::new(Scene::load(&scene_path)?);
+    let actor = match agent {
+        Some((path, a)) if oracle => {
+            Some((oracle_actor(&a, &path, &scene)?, "oracle model".into()))
+        }
+        Some((path, a)) => Some((
+            EvalActor::Learned(crate::agent::assemble_planning_agent(
+                a, &path, &scene, device, None,
+            )?),
+            path.file_stem()
+                .map_or("agent".into(), |s| s.to_string_lossy().to_string()),
+        )),
+        None => {
+            anyhow::ensure!(
+                !oracle,
+                "--oracle needs --agent (the planner to run on the sandbox)"
+            );
+            None
+        }
+    };
+    Ok(AgentChoice {
+        scene_path,
+        scene,
+        actor,
+    })
+}
+
 /// `hjepa eval`.
 pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
     let agent_file = AgentFile::load(&opts.agent_path)?;
@@ -416,13 +467,7 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
         writeln!(file, "{}", serde_json::to_string(&ep)?)?;
         file.flush()?;
         if let (Some(r), Some(path)) = (&mut recording, &opts.record) {
-            r.episodes.push(RecordedEpisode {
-                index: ep.index,
-                seed: ep.seed,
-                success: ep.success,
-                steps: ep.steps,
-                actions: ep.actions.clone(),
-            });
+            r.episodes.push(RecordedEpisode::from(&ep));
             r.save(path)?;
         }
         episodes.push(ep);

@@ -3,13 +3,11 @@
 //! frames and a recording that `hjepa replay` and `hjepa view --replay` play back.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use crate::agent::{load_planning_agent, ScriptedActor};
+use crate::agent::ScriptedActor;
 use crate::data::{make_policy, PolicyKind};
 use crate::episodes::episode_seed;
-use crate::eval::{oracle_actor, run_episode_observed, EvalActor};
-use crate::model::AgentFile;
+use crate::eval::{choose_agent, run_episode_observed, EvalActor};
 use crate::recording::{write_gif, RecordedEpisode, Recording};
 use crate::sim::render::Renderer;
 use crate::sim::{Env, Image, Scene};
@@ -66,41 +64,19 @@ pub fn record(opts: &RecordOptions) -> anyhow::Result<RecordSummary> {
         "--size: expected at least 16 pixels, got {}",
         opts.size
     );
-    let agent_file = opts
-        .agent
-        .as_ref()
-        .map(|p| AgentFile::load(p).map(|a| (p.clone(), a)))
-        .transpose()?;
-    let scene_arg = opts
-        .scene
-        .clone()
-        .or_else(|| agent_file.as_ref().map(|(_, a)| a.scene.clone()))
-        .unwrap_or_else(|| "two_rooms".into());
-    let scene_path = Scene::resolve_path(&scene_arg);
-    let scene = Arc::new(Scene::load(&scene_path)?);
-    let (mut actor, name) = match &agent_file {
-        Some((path, a)) if opts.oracle => (oracle_actor(a, path, &scene)?, "oracle".to_string()),
-        Some((path, _)) => (
-            EvalActor::Learned(load_planning_agent(
-                path,
-                &scene,
-                opts.device.as_deref(),
-                None,
-            )?),
-            path.file_stem()
-                .map_or("agent".into(), |s| s.to_string_lossy().to_string()),
-        ),
-        None => {
-            anyhow::ensure!(
-                !opts.oracle,
-                "--oracle needs --agent (the planner to run on the sandbox)"
-            );
-            (
-                EvalActor::Scripted(ScriptedActor(make_policy(opts.policy, 0.3))),
-                format!("{:?}", opts.policy).to_lowercase(),
-            )
-        }
-    };
+    let choice = choose_agent(
+        opts.scene.as_deref(),
+        opts.agent.as_deref(),
+        opts.oracle,
+        opts.device.as_deref(),
+    )?;
+    let (scene_path, scene) = (choice.scene_path, choice.scene);
+    let (mut actor, name) = choice.actor.unwrap_or_else(|| {
+        (
+            EvalActor::Scripted(ScriptedActor(make_policy(opts.policy, 0.3))),
+            format!("{:?}", opts.policy).to_lowercase(),
+        )
+    });
     let mut renderer = view_renderer(&scene, opts.size);
     let mut frames: Vec<Image> = Vec::new();
     let mut env = Env::new(scene.clone());
@@ -124,13 +100,7 @@ pub fn record(opts: &RecordOptions) -> anyhow::Result<RecordSummary> {
     }
     if let Some(path) = &opts.recording {
         let mut r = Recording::new(&name, &scene_path)?;
-        r.episodes.push(RecordedEpisode {
-            index: ep.index,
-            seed: ep.seed,
-            success: ep.success,
-            steps: ep.steps,
-            actions: ep.actions.clone(),
-        });
+        r.episodes.push(RecordedEpisode::from(&ep));
         r.save(path)?;
     }
     Ok(RecordSummary {

@@ -24,6 +24,18 @@ pub struct RecordedEpisode {
     pub actions: Vec<[f32; 2]>,
 }
 
+impl From<&crate::eval::EvalEpisode> for RecordedEpisode {
+    fn from(ep: &crate::eval::EvalEpisode) -> RecordedEpisode {
+        RecordedEpisode {
+            index: ep.index,
+            seed: ep.seed,
+            success: ep.success,
+            steps: ep.steps,
+            actions: ep.actions.clone(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Recording {

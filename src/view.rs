@@ -4,15 +4,11 @@
 //! how to build it.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::agent::load_planning_agent;
-use crate::eval::{oracle_actor, EvalActor};
+use crate::eval::choose_agent;
 use crate::live::{LiveActor, LiveOptions};
-use crate::model::AgentFile;
 use crate::recording::Recording;
-use crate::sim::Scene;
 
 #[derive(Clone, Debug)]
 pub struct ViewOptions {
@@ -59,42 +55,19 @@ pub fn live_options(opts: &ViewOptions) -> anyhow::Result<LiveOptions> {
             episode_pause: Duration::from_millis(800),
         });
     }
-    let agent = opts
-        .agent
-        .as_ref()
-        .map(|p| AgentFile::load(p).map(|a| (p.clone(), a)))
-        .transpose()?;
-    let scene_arg = opts
-        .scene
-        .clone()
-        .or_else(|| agent.as_ref().map(|(_, a)| a.scene.clone()))
-        .unwrap_or_else(|| "two_rooms".into());
-    let scene = Arc::new(Scene::load(&Scene::resolve_path(&scene_arg))?);
-    let (actor, name) = match &agent {
-        Some((path, a)) if opts.oracle => (
-            LiveActor::Agent(oracle_actor(a, path, &scene)?),
-            "oracle model".to_string(),
+    let choice = choose_agent(
+        opts.scene.as_deref(),
+        opts.agent.as_deref(),
+        opts.oracle,
+        opts.device.as_deref(),
+    )?;
+    let scene = choice.scene;
+    let (actor, name) = match choice.actor {
+        Some((a, name)) => (LiveActor::Agent(a), name),
+        None => (
+            LiveActor::Manual,
+            "manual (W A S D, right mouse)".to_string(),
         ),
-        Some((path, _)) => (
-            LiveActor::Agent(EvalActor::Learned(load_planning_agent(
-                path,
-                &scene,
-                opts.device.as_deref(),
-                None,
-            )?)),
-            path.file_stem()
-                .map_or("agent".into(), |s| s.to_string_lossy().to_string()),
-        ),
-        None => {
-            anyhow::ensure!(
-                !opts.oracle,
-                "--oracle needs --agent (the planner to run on the sandbox)"
-            );
-            (
-                LiveActor::Manual,
-                "manual (W A S D, right mouse)".to_string(),
-            )
-        }
     };
     Ok(LiveOptions {
         scene,

@@ -164,7 +164,8 @@ fn replays_scrub_to_the_recorded_state() {
 fn hierarchical_agents_stream_their_subgoals() {
     let dir = tempfile::tempdir().unwrap();
     let base = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny_planning_agent.toml"),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/tiny_planning_agent.toml"),
     )
     .unwrap();
     let agent_path = dir.path().join("agent.toml");
@@ -177,7 +178,14 @@ fn hierarchical_agents_stream_their_subgoals() {
     let run = dir.path().join("run");
     common::assert_ok(
         &common::bin()
-            .args(["collect", "--scene", "two_rooms", "--episodes", "6", "--out"])
+            .args([
+                "collect",
+                "--scene",
+                "two_rooms",
+                "--episodes",
+                "6",
+                "--out",
+            ])
             .arg(&data)
             .output()
             .unwrap(),
@@ -211,7 +219,10 @@ fn hierarchical_agents_stream_their_subgoals() {
     h.controls.send(Control::Step).unwrap();
     let f = wait_for(&h, "step 1", |f| f.step == 1);
     assert_eq!(f.subgoals.len(), 3, "one subgoal per upper jump");
-    assert!(f.subgoals.iter().all(|p| p.0.is_finite() && p.1.is_finite()));
+    assert!(f
+        .subgoals
+        .iter()
+        .all(|p| p.0.is_finite() && p.1.is_finite()));
     assert!(!f.plan.is_empty(), "the lower plan is drawn too");
     h.stop().unwrap();
 }

@@ -263,17 +263,8 @@ impl ExperimentFile {
     pub fn load(path: &Path) -> Result<(ExperimentFile, String), InputError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| InputError::new(path, "", format!("cannot read experiment file: {e}")))?;
-        let file: ExperimentFile = toml::from_str(&text).map_err(|e| {
-            let loc = e
-                .span()
-                .map(|s| {
-                    let line = text[..s.start].matches('\n').count() + 1;
-                    let col = s.start - text[..s.start].rfind('\n').map_or(0, |i| i + 1) + 1;
-                    format!("line {line}, column {col}")
-                })
-                .unwrap_or_default();
-            InputError::new(path, loc, e.message().to_string())
-        })?;
+        let file: ExperimentFile =
+            toml::from_str(&text).map_err(|e| InputError::from_toml(path, &text, &e))?;
         Ok((file, text))
     }
 }

@@ -14,7 +14,7 @@ use super::experiment::CellLabel;
 use super::store::read_meta;
 use crate::episodes::wilson_interval;
 use crate::eval::percentile;
-use crate::model::plots::{line_chart, line_chart_in, Series};
+use crate::model::plots::{line_chart_in, Series};
 
 /// One actor's episodes in one cell, over its seeds.
 #[derive(Clone, Debug, Default)]
@@ -368,6 +368,20 @@ pub fn write(report: &Report, out: &Path) -> anyhow::Result<Written> {
     })
 }
 
+/// A cell's label as the first four Markdown table cells (`| scene | agent | variant |
+/// overrides |`).
+fn label_cells(l: &CellLabel) -> String {
+    let overrides = if l.overrides.is_empty() {
+        "–"
+    } else {
+        &l.overrides
+    };
+    format!(
+        "| {} | {} | {} | {overrides} |",
+        l.scene, l.agent, l.variant
+    )
+}
+
 /// The Markdown summary.
 pub fn markdown(report: &Report, plots: &[PathBuf], out: &Path) -> String {
     let mut s = format!("# Experiment `{}`\n\n", report.experiment);
@@ -403,15 +417,8 @@ pub fn markdown(report: &Report, plots: &[PathBuf], out: &Path) -> String {
         let o = c.actors.get("oracle").unwrap_or(&none);
         let main = l.or(c.actors.get("oracle")).unwrap_or(&none);
         s += &format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
-            c.label.scene,
-            c.label.agent,
-            c.label.variant,
-            if c.label.overrides.is_empty() {
-                "–"
-            } else {
-                &c.label.overrides
-            },
+            "{} {} | {} | {} | {} | {} | {} |\n",
+            label_cells(&c.label),
             c.actors.values().map(|a| a.episodes).max().unwrap_or(0),
             l.map_or("–".into(), pct),
             if main.replan_ms_median.is_finite() {
@@ -439,15 +446,8 @@ pub fn markdown(report: &Report, plots: &[PathBuf], out: &Path) -> String {
         for (c, a, st) in binned {
             for (b, k, n, plan) in &st.bins {
                 s += &format!(
-                    "| {} | {} | {} | {} | {a} | {b} | {k}/{n} = {:.1} % | {plan:.2} |\n",
-                    c.label.scene,
-                    c.label.agent,
-                    c.label.variant,
-                    if c.label.overrides.is_empty() {
-                        "–"
-                    } else {
-                        &c.label.overrides
-                    },
+                    "{} {a} | {b} | {k}/{n} = {:.1} % | {plan:.2} |\n",
+                    label_cells(&c.label),
                     100.0 * *k as f64 / (*n).max(1) as f64
                 );
             }
@@ -523,114 +523,99 @@ fn axis_value(l: &CellLabel, key: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
-fn write_plots(report: &Report, out: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let mut written = Vec::new();
-    let planners = ["learned", "oracle"];
-    // Success against planning compute (seconds per episode), one point per cell.
+/// Curves over the cells' planning actors (learned, oracle): `points` gives a cell's
+/// points, or None to leave it out; series are named by cell and actor.
+fn planner_series(
+    report: &Report,
+    skip_key: Option<&str>,
+    mut points: impl FnMut(&CellLabel, &ActorStats) -> Option<Vec<(f64, f64)>>,
+) -> Vec<Series> {
     let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     for c in &report.cells {
-        for a in planners {
-            if let Some(s) = c.actors.get(a).filter(|s| s.episodes > 0) {
+        for a in ["learned", "oracle"] {
+            if let Some(p) = c.actors.get(a).and_then(|s| points(&c.label, s)) {
                 series
-                    .entry(format!("{} {a}", short(&c.label, None)))
+                    .entry(format!("{} {a}", short(&c.label, skip_key)))
                     .or_default()
-                    .push((s.planning_s_per_episode, 100.0 * s.rate()));
+                    .extend(p);
             }
         }
     }
-    if !series.is_empty() {
-        let p = out.join("success_vs_planning_time.png");
-        line_chart_in(
-            &p,
-            "success vs planning time",
-            "planning seconds per episode",
-            "success %",
-            &to_series(series, true),
-            PERCENT,
-        )?;
+    series
+        .into_iter()
+        .map(|(name, mut points)| {
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            Series { name, points }
+        })
+        .collect()
+}
+
+fn write_plots(report: &Report, out: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    let mut plot = |file: String, title: &str, x: &str, y: &str, series: Vec<Series>, range| {
+        if series.is_empty() {
+            return Ok::<(), anyhow::Error>(());
+        }
+        let p = out.join(file);
+        line_chart_in(&p, title, x, y, &series, range)?;
         written.push(p);
-    }
+        Ok(())
+    };
+    let rate = |s: &ActorStats| 100.0 * s.rate();
+    // Success against planning compute (seconds per episode), one point per cell.
+    plot(
+        "success_vs_planning_time.png".into(),
+        "success vs planning time",
+        "planning seconds per episode",
+        "success %",
+        planner_series(report, None, |_, s| {
+            (s.episodes > 0).then(|| vec![(s.planning_s_per_episode, rate(s))])
+        }),
+        PERCENT,
+    )?;
     // Success against each numeric override axis (e.g. planner samples).
     for key in numeric_axes(report).keys() {
-        let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-        for c in &report.cells {
-            let Some(x) = axis_value(&c.label, key) else {
-                continue;
-            };
-            for a in planners {
-                if let Some(s) = c.actors.get(a).filter(|s| s.episodes > 0) {
-                    series
-                        .entry(format!("{} {a}", short(&c.label, Some(key))))
-                        .or_default()
-                        .push((x, 100.0 * s.rate()));
-                }
-            }
-        }
-        let p = out.join(format!(
-            "success_vs_{}.png",
-            key.replace(['.', '/', ' '], "_")
-        ));
-        line_chart_in(
-            &p,
+        plot(
+            format!("success_vs_{}.png", key.replace(['.', '/', ' '], "_")),
             &format!("success vs {key}"),
             key,
             "success %",
-            &to_series(series, true),
+            planner_series(report, Some(key), |l, s| {
+                let x = axis_value(l, key)?;
+                (s.episodes > 0).then(|| vec![(x, rate(s))])
+            }),
             PERCENT,
         )?;
-        written.push(p);
     }
     // Success per start-goal distance bin (flat vs hierarchical variants side by side).
-    let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-    for c in &report.cells {
-        for a in planners {
-            if let Some(s) = c.actors.get(a) {
-                for (b, k, n, _) in &s.bins {
-                    series
-                        .entry(format!("{} {a}", short(&c.label, None)))
-                        .or_default()
-                        .push((*b as f64, 100.0 * *k as f64 / (*n).max(1) as f64));
-                }
-            }
-        }
-    }
-    if !series.is_empty() {
-        let p = out.join("success_by_distance_bin.png");
-        line_chart_in(
-            &p,
-            "success per start-goal distance bin",
-            "distance bin",
-            "success %",
-            &to_series(series, false),
-            PERCENT,
-        )?;
-        written.push(p);
-    }
+    plot(
+        "success_by_distance_bin.png".into(),
+        "success per start-goal distance bin",
+        "distance bin",
+        "success %",
+        planner_series(report, None, |_, s| {
+            (!s.bins.is_empty()).then(|| {
+                s.bins
+                    .iter()
+                    .map(|(b, k, n, _)| (*b as f64, 100.0 * *k as f64 / (*n).max(1) as f64))
+                    .collect()
+            })
+        }),
+        PERCENT,
+    )?;
     // Planning time per replan: histogram over log10(ms).
-    let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-    for c in &report.cells {
-        for a in planners {
-            if let Some(s) = c.actors.get(a).filter(|s| !s.replan_ms.is_empty()) {
-                series.insert(
-                    format!("{} {a}", short(&c.label, None)),
-                    histogram(&s.replan_ms),
-                );
-            }
-        }
-    }
-    if !series.is_empty() {
-        let p = out.join("planning_time.png");
-        line_chart(
-            &p,
-            "planning time per replan",
-            "log10(ms per replan)",
-            "fraction of replans",
-            &to_series(series, false),
-        )?;
-        written.push(p);
-    }
+    plot(
+        "planning_time.png".into(),
+        "planning time per replan",
+        "log10(ms per replan)",
+        "fraction of replans",
+        planner_series(report, None, |_, s| {
+            (!s.replan_ms.is_empty()).then(|| histogram(&s.replan_ms))
+        }),
+        None,
+    )?;
     // Prediction error against horizon for each model.
-    let series: Vec<Series> = report
+    let models: Vec<Series> = report
         .models
         .iter()
         .filter(|m| !m.level1.is_empty())
@@ -646,32 +631,18 @@ fn write_plots(report: &Report, out: &Path) -> anyhow::Result<Vec<PathBuf>> {
                 .collect(),
         })
         .collect();
-    if !series.is_empty() {
-        let p = out.join("prediction_error.png");
-        line_chart(
-            &p,
-            "level-1 prediction error vs horizon",
-            "horizon (steps)",
-            "error / variance",
-            &series,
-        )?;
-        written.push(p);
-    }
+    plot(
+        "prediction_error.png".into(),
+        "level-1 prediction error vs horizon",
+        "horizon (steps)",
+        "error / variance",
+        models,
+        None,
+    )?;
     Ok(written)
 }
 
 const PERCENT: Option<(f64, f64)> = Some((-2.0, 102.0));
-
-fn to_series(map: BTreeMap<String, Vec<(f64, f64)>>, sort: bool) -> Vec<Series> {
-    map.into_iter()
-        .map(|(name, mut points)| {
-            if sort {
-                points.sort_by(|a, b| a.0.total_cmp(&b.0));
-            }
-            Series { name, points }
-        })
-        .collect()
-}
 
 /// Fractions of values in 20 equal bins of log10(value).
 fn histogram(values: &[f64]) -> Vec<(f64, f64)> {

@@ -217,17 +217,8 @@ impl AgentFile {
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<AgentFile, InputError> {
-        let a: AgentFile = toml::from_str(text).map_err(|e| {
-            let loc = e
-                .span()
-                .map(|s| {
-                    let line = text[..s.start].matches('\n').count() + 1;
-                    let col = s.start - text[..s.start].rfind('\n').map_or(0, |i| i + 1) + 1;
-                    format!("line {line}, column {col}")
-                })
-                .unwrap_or_default();
-            InputError::new(path, loc, e.message().to_string())
-        })?;
+        let a: AgentFile =
+            toml::from_str(text).map_err(|e| InputError::from_toml(path, text, &e))?;
         a.validate(path)?;
         Ok(a)
     }

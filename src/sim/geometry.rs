@@ -416,21 +416,31 @@ pub fn wall_polygons(scene: &Scene, doors: &[f32]) -> Vec<Vec<V2>> {
     polys
 }
 
-/// The goal as convex polygons: each body's goal pose, and a disc of the agent's size at its
-/// goal when a criterion asks the agent to reach it.
-pub fn goal_polygons(scene: &Scene, layout: &super::world::Layout) -> Vec<Vec<V2>> {
+/// The bodies' goal poses as convex polygons.
+pub fn body_goal_polygons(scene: &Scene, layout: &super::world::Layout) -> Vec<Vec<V2>> {
     let mut polys = Vec::new();
     for (b, g) in scene.bodies.iter().zip(&layout.body_goals) {
         if let Some(g) = g {
             polys.extend(shape_polygons(&b.shape, g));
         }
     }
-    if scene
+    polys
+}
+
+/// Whether a success criterion asks the agent itself to reach its goal point.
+pub fn has_agent_goal(scene: &Scene) -> bool {
+    scene
         .goal
         .success
         .iter()
         .any(|c| matches!(c, super::scene::Criterion::AgentReach { .. }))
-    {
+}
+
+/// The goal as convex polygons: each body's goal pose, and a disc of the agent's size at its
+/// goal when a criterion asks the agent to reach it.
+pub fn goal_polygons(scene: &Scene, layout: &super::world::Layout) -> Vec<Vec<V2>> {
+    let mut polys = body_goal_polygons(scene, layout);
+    if has_agent_goal(scene) {
         let g = layout.agent_goal;
         let r = scene.agent.shape.bounding_radius();
         polys.extend(shape_polygons(

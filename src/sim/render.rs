@@ -5,7 +5,7 @@
 
 use tiny_skia::{Color, FillRule, Paint, PathBuilder, Pixmap, Transform};
 
-use super::geometry::{shape_polygons, wall_polygons, Pose2};
+use super::geometry::{body_goal_polygons, has_agent_goal, shape_polygons, wall_polygons, Pose2};
 use super::scene::{ImageSpec, Scene, Shape, V2};
 use super::world::{Layout, World};
 
@@ -82,19 +82,11 @@ impl Renderer {
         }
         if self.spec.draw_goal {
             let goal = paint(self.spec.goal_color, self.spec.anti_alias);
-            for (b, g) in scene.bodies.iter().zip(&layout.body_goals) {
-                if let Some(g) = g {
-                    for p in shape_polygons(&b.shape, g) {
-                        fill_polygon(&mut self.static_layer, &p, &goal, t);
-                    }
-                }
+            for p in &body_goal_polygons(scene, layout) {
+                fill_polygon(&mut self.static_layer, p, &goal, t);
             }
-            if scene
-                .goal
-                .success
-                .iter()
-                .any(|c| matches!(c, super::scene::Criterion::AgentReach { .. }))
-            {
+            // The agent's goal as an exact circle (observations were always drawn this way).
+            if has_agent_goal(scene) {
                 let g = layout.agent_goal;
                 let r = scene.agent.shape.bounding_radius();
                 fill_shape(

@@ -12,7 +12,13 @@ impl Plugin for OverlayPlugin {
     fn build(&self, app: &mut App) {
         app.add_systems(
             Update,
-            (draw_plan, draw_subgoals, draw_border, draw_cost_plot, draw_timeline),
+            (
+                draw_plan,
+                draw_subgoals,
+                draw_border,
+                draw_cost_plot,
+                draw_timeline,
+            ),
         );
     }
 }
