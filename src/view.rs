@@ -86,6 +86,11 @@ pub fn view(opts: &ViewOptions) -> anyhow::Result<()> {
         opts.width >= 200 && opts.height >= 150,
         "--width/--height: expected at least 200 x 150 pixels"
     );
+    anyhow::ensure!(
+        opts.speed.is_finite() && opts.speed > 0.0,
+        "--speed: expected a positive number, got {}",
+        opts.speed
+    );
     let live = live_options(opts)?;
     #[cfg(feature = "viewer")]
     {

@@ -412,6 +412,13 @@ fn bad_input_is_refused_and_the_database_untouched() {
     );
     check(run(&zero, &[]), &["zero.toml", "seeds", "zero runs"]);
 
+    let dup = write(
+        dir.path(),
+        "dup.toml",
+        &small.replace("seeds = [0]", "seeds = [0, 0]"),
+    );
+    check(run(&dup, &[]), &["dup.toml", "seeds", "listed twice"]);
+
     let other = write(
         dir.path(),
         "other.toml",

@@ -362,6 +362,17 @@ pub fn expand(file: &ExperimentFile, text: &str, path: &Path) -> Result<Grid, In
     if file.actors.is_empty() {
         return Err(empty("actors"));
     }
+    let mut seen_seeds = std::collections::HashSet::new();
+    if let Some(d) = file.seeds.iter().find(|s| !seen_seeds.insert(**s)) {
+        return Err(bad("seeds", format!("seed {d} is listed twice")));
+    }
+    let mut seen_actors = std::collections::HashSet::new();
+    if let Some(d) = file.actors.iter().find(|a| !seen_actors.insert(**a)) {
+        return Err(bad(
+            "actors",
+            format!("actor {:?} is listed twice", d.name()),
+        ));
+    }
     if file.episodes == 0 {
         return Err(bad(
             "episodes",

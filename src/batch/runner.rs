@@ -249,6 +249,8 @@ pub fn batch(opts: &BatchOptions) -> anyhow::Result<BatchSummary> {
     drop(job_tx);
     let (ev_tx, ev_rx) = unbounded::<Event>();
     let files_ref = &files;
+    let trained = store.done_ids()?;
+    let trained_ref = &trained;
     let evals_ref = &evals;
     let stop_ref = &stop;
     let mut episodes_seen = vec![0u64; workers.len()];
@@ -273,7 +275,7 @@ pub fn batch(opts: &BatchOptions) -> anyhow::Result<BatchSummary> {
                     {
                         break;
                     }
-                    let result = eval_run(evals_ref[i], files_ref, &tx, w);
+                    let result = eval_run(evals_ref[i], files_ref, trained_ref, &tx, w);
                     if tx
                         .send(Event::Done {
                             worker: w,
@@ -465,7 +467,13 @@ fn model_errors(run_dir: &Path) -> Option<String> {
 }
 
 /// Plays one evaluation run; `tx` hears of each finished episode.
-fn eval_run(run: &Run, files: &Path, tx: &Sender<Event>, worker: usize) -> anyhow::Result<Outcome> {
+fn eval_run(
+    run: &Run,
+    files: &Path,
+    trained_ok: &std::collections::HashSet<String>,
+    tx: &Sender<Event>,
+    worker: usize,
+) -> anyhow::Result<Outcome> {
     let RunConfig::Eval {
         actor,
         agent,
@@ -480,6 +488,13 @@ fn eval_run(run: &Run, files: &Path, tx: &Sender<Event>, worker: usize) -> anyho
     else {
         unreachable!("training runs are not evaluations")
     };
+    if let Some(ModelSource::Trained { run_id }) = model {
+        // A model whose training failed (or never ran) would be scored half-trained.
+        anyhow::ensure!(
+            trained_ok.contains(run_id),
+            "its model (training run {run_id}) is not trained: that run failed or did not finish"
+        );
+    }
     let scene = Arc::new(Scene::load(&run.scene_path)?);
     let agent_path = run.agent_path.clone().unwrap_or_default();
     let mut model_name = None;
