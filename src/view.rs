@@ -100,7 +100,7 @@ pub fn view(opts: &ViewOptions) -> anyhow::Result<()> {
     {
         drop(live);
         anyhow::bail!(
-            "this hjepa was built without the viewer: build it with `cargo build --release --features viewer` (Bevy; about 18 minutes the first time on 2 cores)"
+            "this hjepa was built without the viewer: build it with `cargo build --release --features viewer` (Bevy; about 10 minutes the first time on 2 cores)"
         )
     }
 }

@@ -55,6 +55,10 @@ fn stepping_pausing_resetting_and_new_seeds() {
     // Paused: nothing moves until asked for exactly one step at a time.
     std::thread::sleep(Duration::from_millis(200));
     assert!(h.frames.try_iter().all(|f| f.step == 0));
+    // A control that changes nothing makes the session send its current frame: still step 0.
+    h.controls.send(Control::Speed(1.0)).unwrap();
+    let still = wait_for(&h, "the current frame", |_| true);
+    assert_eq!(still.step, 0, "a paused session does not advance");
     for want in 1..=3 {
         h.controls.send(Control::Step).unwrap();
         let f = wait_for(&h, "a step", |f| f.step != want - 1);
@@ -156,7 +160,6 @@ fn replays_scrub_to_the_recorded_state() {
     // Scrubbing back works too.
     h.controls.send(Control::Seek(1)).unwrap();
     wait_for(&h, "step 1", |f| f.step == 1);
-    let _ = EvalActor::random();
     h.stop().unwrap();
 }
 

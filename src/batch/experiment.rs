@@ -722,7 +722,17 @@ fn oracle_part(agent: &AgentFile) -> Option<OracleConfig> {
 
 /// The run's id (16 hex digits) and full hash: SHA-256 of its canonical JSON.
 pub fn run_id(config: &RunConfig) -> (String, String) {
-    let json = serde_json::to_string(config).expect("run configs serialise");
+    // A checkpoint is identified by its weights; where it was found (relative to the working
+    // directory or not) must not change the id.
+    let mut keyed = config.clone();
+    if let RunConfig::Eval {
+        model: Some(ModelSource::Checkpoint { run, .. }),
+        ..
+    } = &mut keyed
+    {
+        *run = PathBuf::new();
+    }
+    let json = serde_json::to_string(&keyed).expect("run configs serialise");
     let hash = sha256_hex(json.as_bytes());
     (hash[..16].to_string(), hash)
 }

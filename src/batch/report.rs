@@ -317,9 +317,22 @@ pub fn write(report: &Report, out: &Path) -> anyhow::Result<Written> {
                 s.runs_total,
                 s.episodes,
                 s.successes,
-                num(s.rate()),
-                num(s.ci95.0),
-                num(s.ci95.1),
+                // A cell with nothing done has no rate: blank, not 0.
+                if s.episodes > 0 {
+                    num(s.rate())
+                } else {
+                    String::new()
+                },
+                if s.episodes > 0 {
+                    num(s.ci95.0)
+                } else {
+                    String::new()
+                },
+                if s.episodes > 0 {
+                    num(s.ci95.1)
+                } else {
+                    String::new()
+                },
                 s.median_steps_to_success.map(num).unwrap_or_default(),
                 num(s.replan_ms_median),
                 num(s.replan_ms_p95),
@@ -493,7 +506,9 @@ fn short(l: &CellLabel, skip_key: Option<&str>) -> String {
     }
     for kv in l.overrides.split(' ').filter(|s| !s.is_empty()) {
         if skip_key.is_none_or(|k| !kv.starts_with(&format!("{k}="))) {
-            parts.push(kv.rsplit('.').next().unwrap_or(kv).to_string());
+            // Shorten the key only: `planning.cost.critic=0.5` -> `critic=0.5`.
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            parts.push(format!("{}={v}", k.rsplit('.').next().unwrap_or(k)));
         }
     }
     parts.join(" ")
