@@ -296,6 +296,16 @@ pub fn assemble_planning_agent(
     }
     let device = agent.device(agent_path, device)?;
     let (trainer, meta) = Trainer::load(&run, Some(&agent), device)?;
+    if cfg.cost.critic > 0.0 && meta.critic.is_none() {
+        return Err(InputError::new(
+            agent_path,
+            "planning.cost.critic",
+            format!(
+                "the critic of {} was never fitted (training stopped before its fitting stage): finish it with `hjepa train --resume`",
+                run.display()
+            ),
+        ));
+    }
     check_scene_matches(scene, &agent, &meta.shapes, &run)?;
     let space = ActionBox::of_space(&scene.agent.action);
     Ok(PlanningAgent {

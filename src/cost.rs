@@ -48,8 +48,9 @@ pub struct CostConfig {
     /// Weight of the mean squared change between consecutive actions.
     #[serde(default)]
     pub action_smoothness: f64,
-    /// Weight of the critic's cost-to-go from the last predicted z to the goal (terminal
-    /// cost; needs `[critic] enabled = true` in the model). Lets short horizons see past walls.
+    /// Weight of the critic's cost-to-go (in control steps) from each predicted z to the
+    /// goal, reduced over the steps like the distance (needs `[critic] enabled = true` in the
+    /// model). Lets short horizons see past walls.
     #[serde(default)]
     pub critic: f64,
 }
@@ -128,7 +129,7 @@ pub struct GoalCost<'a> {
     pub goal: Tensor,
     /// When set, predicted z's are mapped through E2 before comparing (level-2 goal cost).
     pub abstraction: Option<&'a Level2Nets>,
-    /// Terminal cost: the model's critic and the goal's z (`cfg.critic` weighs it).
+    /// The model's critic and the goal's z (`cfg.critic` weighs it).
     pub critic: Option<(&'a WorldModel, Tensor)>,
 }
 
@@ -138,10 +139,22 @@ impl Objective for GoalCost<'_> {
             Some(l2) => l2.abstract_state(states),
             None => states.shallow_clone(),
         };
-        reduce(
-            &distance(&s, &self.goal, self.cfg.distance),
-            self.cfg.reduce,
-        ) * self.cfg.goal_weight
-            + action_terms(actions, &self.cfg)
+        let mut c = action_terms(actions, &self.cfg);
+        if self.cfg.goal_weight != 0.0 {
+            c = c + reduce(
+                &distance(&s, &self.goal, self.cfg.distance),
+                self.cfg.reduce,
+            ) * self.cfg.goal_weight;
+        }
+        if let Some((model, goal_z)) = &self.critic {
+            let (n, h) = (states.size()[0], states.size()[1]);
+            let steps = model
+                .cost_to_go(&states.flatten(0, 1), goal_z)
+                .expect("validated: the model has a critic")
+                .view([n, h])
+                * model.critic_max_steps as f64;
+            c = c + reduce(&steps, self.cfg.reduce) * self.cfg.critic;
+        }
+        c
     }
 }

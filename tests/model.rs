@@ -155,6 +155,7 @@ fn save_then_load_gives_identical_outputs() {
         dataset_digest: "test".into(),
         shapes: data.shapes.clone(),
         diagnostics: None,
+        critic: None,
     };
     t.save(run.path(), &meta).unwrap();
     let (loaded, loaded_meta) = Trainer::load(run.path(), Some(&agent), Device::Cpu).unwrap();

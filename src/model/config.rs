@@ -94,10 +94,11 @@ pub struct Level1 {
     pub loss: LossWeights,
 }
 
-/// The critic: C(z, z_goal) estimates the control steps from z to z_goal, learned from
-/// pairs of frames of the same episode by expectile regression (a low expectile leans toward
-/// the shortest observed time, not the random walk's average). Trained on detached z, so it
-/// never shapes the representation. A planner uses it as terminal cost to see past walls.
+/// The critic: C(z, z_goal) estimates the control steps from z to z_goal. It is fitted after
+/// the world model, on its frozen encodings, to shortest-path lengths through a graph of the
+/// training frames (`src/model/critic.rs`), so it measures how far a goal is around walls,
+/// not how long a random walk took. It never shapes the representation. Planners use it as
+/// a cost (`planning.cost.critic`) to see past walls.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Critic {
@@ -105,13 +106,32 @@ pub struct Critic {
     pub enabled: bool,
     #[serde(default = "default_hidden")]
     pub hidden: i64,
-    /// Temporal distances are clipped here (env steps); the critic predicts steps / max_steps.
+    /// Lengths are capped here (data steps); the critic predicts steps / max_steps. Set it
+    /// above the scene's longest shortest path.
     #[serde(default = "default_critic_steps")]
     pub max_steps: i64,
-    #[serde(default = "default_expectile")]
-    pub expectile: f64,
-    #[serde(default = "one")]
-    pub weight: f64,
+    /// Every `node_stride`-th training frame is a graph node.
+    #[serde(default = "default_node_stride")]
+    pub node_stride: i64,
+    /// Nearest neighbours in latent space joined to each node, if within `radius` (data steps).
+    #[serde(default = "default_neighbours")]
+    pub neighbours: i64,
+    #[serde(default = "default_radius")]
+    pub radius: f64,
+    /// Std of Gaussian noise on the regression's inputs, in data steps (planners query
+    /// predicted z's, slightly off the data).
+    #[serde(default = "default_input_noise")]
+    pub input_noise: f64,
+    /// Shortest-path sources sampled for the regression targets.
+    #[serde(default = "default_sources")]
+    pub sources: i64,
+    /// Fitting steps, batch size and Adam learning rate of the regression.
+    #[serde(default = "default_critic_fit_steps")]
+    pub steps: i64,
+    #[serde(default = "default_critic_batch")]
+    pub batch_size: i64,
+    #[serde(default = "default_critic_lr")]
+    pub learning_rate: f64,
 }
 
 impl Default for Critic {
@@ -120,8 +140,14 @@ impl Default for Critic {
             enabled: false,
             hidden: default_hidden(),
             max_steps: default_critic_steps(),
-            expectile: default_expectile(),
-            weight: 1.0,
+            node_stride: default_node_stride(),
+            neighbours: default_neighbours(),
+            radius: default_radius(),
+            input_noise: default_input_noise(),
+            sources: default_sources(),
+            steps: default_critic_fit_steps(),
+            batch_size: default_critic_batch(),
+            learning_rate: default_critic_lr(),
         }
     }
 }
@@ -129,8 +155,29 @@ impl Default for Critic {
 fn default_critic_steps() -> i64 {
     64
 }
-fn default_expectile() -> f64 {
-    0.2
+fn default_node_stride() -> i64 {
+    8
+}
+fn default_neighbours() -> i64 {
+    10
+}
+fn default_radius() -> f64 {
+    2.5
+}
+fn default_input_noise() -> f64 {
+    0.0
+}
+fn default_sources() -> i64 {
+    256
+}
+fn default_critic_fit_steps() -> i64 {
+    10_000
+}
+fn default_critic_batch() -> i64 {
+    512
+}
+fn default_critic_lr() -> f64 {
+    1e-3
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -297,25 +344,38 @@ impl AgentFile {
         }
         let c = &self.critic;
         if c.enabled {
-            if c.hidden < 1 || c.max_steps < 1 {
+            for (key, v) in [
+                ("hidden", c.hidden),
+                ("max_steps", c.max_steps),
+                ("node_stride", c.node_stride),
+                ("neighbours", c.neighbours),
+                ("sources", c.sources),
+                ("steps", c.steps),
+                ("batch_size", c.batch_size),
+            ] {
+                if v < 1 {
+                    return bad(
+                        &format!("critic.{key}"),
+                        format!("expected at least 1, got {v}"),
+                    );
+                }
+            }
+            if !(c.radius.is_finite() && c.radius > 0.0) {
                 return bad(
-                    "critic",
-                    format!(
-                        "expected hidden >= 1 and max_steps >= 1, got {} and {}",
-                        c.hidden, c.max_steps
-                    ),
+                    "critic.radius",
+                    format!("expected a length > 0 (data steps), got {}", c.radius),
                 );
             }
-            if !(c.expectile > 0.0 && c.expectile < 1.0) {
+            if !(c.input_noise.is_finite() && c.input_noise >= 0.0) {
                 return bad(
-                    "critic.expectile",
-                    format!("expected a value in (0, 1), got {}", c.expectile),
+                    "critic.input_noise",
+                    format!("expected a std >= 0 (data steps), got {}", c.input_noise),
                 );
             }
-            if !(c.weight.is_finite() && c.weight >= 0.0) {
+            if !(c.learning_rate.is_finite() && c.learning_rate > 0.0) {
                 return bad(
-                    "critic.weight",
-                    format!("expected a weight >= 0, got {}", c.weight),
+                    "critic.learning_rate",
+                    format!("expected a value > 0, got {}", c.learning_rate),
                 );
             }
         }

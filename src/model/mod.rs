@@ -3,6 +3,7 @@
 //! trained without a decoder against collapse with VICReg, SIGReg or an EMA target.
 
 pub mod config;
+pub mod critic;
 pub mod data;
 pub mod encoder;
 pub mod losses;

@@ -14,9 +14,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use tch::{nn, Device, Kind, Tensor};
+use tch::{nn, Device, Tensor};
 
 use super::config::{AgentFile, AntiCollapse};
+use super::critic::{fit_critic, CriticFit};
 use super::data::TrainingData;
 use super::losses::{level_loss, LevelOutputs, LossTerms};
 use super::probe::{diagnose, Diagnostics};
@@ -39,6 +40,9 @@ pub struct CheckpointMeta {
     pub dataset_digest: String,
     pub shapes: ModelShapes,
     pub diagnostics: Option<Diagnostics>,
+    /// The critic's fitting stage, once done (it runs after the last training step).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub critic: Option<CriticFit>,
 }
 
 /// The model, its EMA target (when a level asks for one) and the optimiser state.
@@ -52,6 +56,8 @@ pub struct Trainer {
     /// AdamW moments, by variable name.
     moments: BTreeMap<String, (Tensor, Tensor)>,
     pub step: i64,
+    /// Set once the critic's fitting stage has run on the final weights.
+    pub critic_fit: Option<CriticFit>,
 }
 
 /// Losses of one training step, per level.
@@ -59,9 +65,6 @@ pub struct Trainer {
 pub struct StepLosses {
     pub level1: LossTerms,
     pub level2: Option<LossTerms>,
-    /// The critic's expectile loss.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub critic: Option<f64>,
     pub total: f64,
 }
 
@@ -105,6 +108,7 @@ impl Trainer {
             target,
             moments: BTreeMap::new(),
             step: 0,
+            critic_fit: None,
         }
     }
 
@@ -121,48 +125,6 @@ impl Trainer {
     }
 
     /// Losses on one batch (differentiable total, and the numbers).
-    /// Pairs of frames of the same training episode and their clipped, scaled temporal
-    /// distance: (from `[B, ...]`, to `[B, ...]`, target `[B]`), deterministic in (seed, step).
-    pub fn critic_batch(&self, data: &TrainingData) -> Option<(Tensor, Tensor, Tensor)> {
-        let c = &self.agent.critic;
-        if !c.enabled || data.train_episodes.is_empty() {
-            return None;
-        }
-        let mut rng =
-            ChaCha8Rng::seed_from_u64(step_seed(self.agent.train.seed ^ 0xC817_1C, self.step));
-        let (mut from, mut to, mut target) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..self.agent.train.batch_size {
-            let (start, len) = data.train_episodes[rng.random_range(0..data.train_episodes.len())];
-            let t1 = rng.random_range(0..len);
-            let reach = (2 * c.max_steps).min(len - 1 - t1);
-            let dt = rng.random_range(0..=reach);
-            from.push(start + t1);
-            to.push(start + t1 + dt);
-            target.push(dt.min(c.max_steps) as f32 / c.max_steps as f32);
-        }
-        let rows = |v: &[i64]| {
-            data.obs
-                .index_select(0, &Tensor::from_slice(v))
-                .to_device(self.device)
-        };
-        Some((
-            rows(&from),
-            rows(&to),
-            Tensor::from_slice(&target).to_device(self.device),
-        ))
-    }
-
-    /// The critic's expectile regression loss on detached encodings.
-    pub fn critic_loss(&self, batch: &(Tensor, Tensor, Tensor)) -> Tensor {
-        let (from, to, target) = batch;
-        let (za, zb) = tch::no_grad(|| (self.model.encode(from), self.model.encode(to)));
-        let pred = self.model.cost_to_go(&za, &zb).expect("critic enabled");
-        let diff = target - pred;
-        let tau = self.agent.critic.expectile;
-        let w = diff.lt(0.0).to_kind(Kind::Float) * (1.0 - 2.0 * tau) + tau;
-        (w * diff.square()).mean(Kind::Float)
-    }
-
     pub fn losses(&self, obs: &Tensor, actions: &Tensor) -> (Tensor, StepLosses) {
         let m = &self.model;
         let (b, l) = (obs.size()[0], obs.size()[1]);
@@ -232,7 +194,6 @@ impl Trainer {
             level2 = Some(terms2);
         }
         let losses = StepLosses {
-            critic: None,
             total: total.double_value(&[]),
             level1: terms1,
             level2,
@@ -252,13 +213,7 @@ impl Trainer {
     pub fn train_step(&mut self, data: &TrainingData) -> StepLosses {
         tch::manual_seed(step_seed(self.agent.train.seed ^ 0x5EED, self.step) as i64);
         let (obs, actions) = data.batch(&self.batch_windows(data), self.device);
-        let (mut loss, mut terms) = self.losses(&obs, &actions);
-        if let Some(batch) = self.critic_batch(data) {
-            let c = self.critic_loss(&batch);
-            terms.critic = Some(c.double_value(&[]));
-            terms.total += terms.critic.unwrap_or(0.0) * self.agent.critic.weight;
-            loss = loss + c * self.agent.critic.weight;
-        }
+        let (loss, terms) = self.losses(&obs, &actions);
         if !terms.total.is_finite() {
             return terms;
         }
@@ -379,6 +334,26 @@ impl Trainer {
         agent: Option<&AgentFile>,
         device: Device,
     ) -> Result<(Trainer, CheckpointMeta), InputError> {
+        Trainer::load_with(run, agent, device, false)
+    }
+
+    /// Loads a run to continue training it. Unlike [`Trainer::load`], the `[critic]` table
+    /// may differ from the checkpoint's: the critic is then refitted (it is fitted after
+    /// training on the frozen encoder), without retraining the world model.
+    pub fn load_to_resume(
+        run: &Path,
+        agent: &AgentFile,
+        device: Device,
+    ) -> Result<(Trainer, CheckpointMeta), InputError> {
+        Trainer::load_with(run, Some(agent), device, true)
+    }
+
+    fn load_with(
+        run: &Path,
+        agent: Option<&AgentFile>,
+        device: Device,
+        allow_critic_change: bool,
+    ) -> Result<(Trainer, CheckpointMeta), InputError> {
         let dir = checkpoint_dir(run)?;
         let meta_path = dir.join("meta.json");
         let text = std::fs::read_to_string(&meta_path)
@@ -391,21 +366,39 @@ impl Trainer {
             )
         })?;
         let agent_path = dir.join("agent.toml");
-        let saved = AgentFile::load(&agent_path)?;
+        let mut saved = AgentFile::load(&agent_path)?;
+        // A changed [critic] table alone is allowed: the critic is fitted after training on
+        // the frozen encoder, so it is refitted without retraining the world model.
+        let mut refit_critic = false;
         if let Some(a) = agent {
-            let (a, saved) = (a.model_part(), saved.model_part());
-            if a != saved {
+            let without_critic = |x: &AgentFile| AgentFile {
+                critic: if allow_critic_change {
+                    Default::default()
+                } else {
+                    x.critic.clone()
+                },
+                ..x.model_part()
+            };
+            let (a_wo, saved_wo) = (without_critic(a), without_critic(&saved));
+            if a_wo != saved_wo {
                 return Err(InputError::new(
                     &agent_path,
-                    first_difference(&a, &saved),
+                    first_difference(&a_wo, &saved_wo),
                     "the checkpoint was trained with a different agent configuration than the one given",
                 ));
             }
+            if a.critic != saved.critic {
+                refit_critic = true;
+                saved.critic = a.critic.clone();
+            }
         }
+        // An unfitted critic (training stopped before the fitting stage) has nothing to keep.
+        let skip =
+            (refit_critic || (allow_critic_change && meta.critic.is_none())).then_some("critic.");
         let mut t = Trainer::new(saved, &meta.shapes, device);
-        load_exact(&mut t.vs, &dir.join("model.safetensors"))?;
+        load_exact(&mut t.vs, &dir.join("model.safetensors"), skip)?;
         if let Some(tvs) = &mut t.target_vs {
-            load_exact(tvs, &dir.join("target.safetensors"))?;
+            load_exact(tvs, &dir.join("target.safetensors"), skip)?;
         }
         let opt_path = dir.join("optimizer.safetensors");
         let saved_moments: BTreeMap<String, Tensor> = Tensor::read_safetensors(&opt_path)
@@ -413,6 +406,9 @@ impl Trainer {
             .into_iter()
             .collect();
         for (name, p) in t.named_trainable() {
+            if skip.is_some_and(|prefix| name.starts_with(prefix)) {
+                continue;
+            }
             if let (Some(m), Some(v)) = (
                 saved_moments.get(&format!("{name}.m")),
                 saved_moments.get(&format!("{name}.v")),
@@ -433,6 +429,11 @@ impl Trainer {
             }
         }
         t.step = meta.step;
+        t.critic_fit = if refit_critic {
+            None
+        } else {
+            meta.critic.clone()
+        };
         Ok((t, meta))
     }
 }
@@ -485,14 +486,16 @@ fn first_difference(a: &AgentFile, b: &AgentFile) -> String {
 }
 
 /// Loads weights, refusing any missing, extra or differently shaped tensor (tch's own load
-/// would broadcast a [1] tensor into a [64] variable without a word).
-fn load_exact(vs: &mut nn::VarStore, path: &Path) -> Result<(), InputError> {
+/// would broadcast a [1] tensor into a [64] variable without a word). Variables under `skip`
+/// (a name prefix) keep their fresh values and the checkpoint's may differ or be absent.
+fn load_exact(vs: &mut nn::VarStore, path: &Path, skip: Option<&str>) -> Result<(), InputError> {
     let saved: BTreeMap<String, Tensor> = Tensor::read_safetensors(path)
         .map_err(|e| InputError::new(path, "", format!("corrupt or truncated weights: {e}")))?
         .into_iter()
         .collect();
+    let skipped = |name: &str| skip.is_some_and(|p| name.starts_with(p));
     let vars: BTreeMap<String, Tensor> = vs.variables().into_iter().collect();
-    for (name, var) in &vars {
+    for (name, var) in vars.iter().filter(|(n, _)| !skipped(n)) {
         match saved.get(name) {
             None => {
                 return Err(InputError::new(
@@ -512,18 +515,19 @@ fn load_exact(vs: &mut nn::VarStore, path: &Path) -> Result<(), InputError> {
                     ),
                 ))
             }
-            Some(_) => {}
+            Some(s) => {
+                tch::no_grad(|| var.shallow_clone().copy_(s));
+            }
         }
     }
-    if let Some(extra) = saved.keys().find(|k| !vars.contains_key(*k)) {
+    if let Some(extra) = saved.keys().find(|k| !vars.contains_key(*k) && !skipped(k)) {
         return Err(InputError::new(
             path,
             extra,
             "tensor in the checkpoint that the model does not have",
         ));
     }
-    vs.load(path)
-        .map_err(|e| InputError::new(path, "", e.to_string()))
+    Ok(())
 }
 
 /// Options of `hjepa train`.
@@ -603,7 +607,7 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainSummary> {
     let mut trainer = if opts.resume
         && (opts.out.join("checkpoint").exists() || opts.out.join("checkpoint.old").exists())
     {
-        let (t, meta) = Trainer::load(&opts.out, Some(&agent), device)?;
+        let (t, meta) = Trainer::load_to_resume(&opts.out, &agent, device)?;
         if meta.dataset_digest != digest {
             return Err(InputError::new(
                 &opts.data,
@@ -663,6 +667,7 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainSummary> {
         dataset_digest: digest.clone(),
         shapes: data.shapes.clone(),
         diagnostics: d,
+        critic: t.critic_fit.clone(),
     };
     while trainer.step < total {
         let losses = trainer.train_step(&data);
@@ -724,10 +729,37 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainSummary> {
         }
     }
     bar.finish_and_clear();
-    let seconds = start.elapsed().as_secs_f64();
+    let mut seconds = start.elapsed().as_secs_f64();
     let steps = trainer.step - first_step;
     if steps == 0 {
         diagnostics = diagnose(&trainer.model, &data, device, 256, 4000);
+    }
+    // The critic is fitted on the final encoder, so it runs once training is complete (and
+    // again on resume if a kill interrupted it: it is deterministic and short).
+    if agent.critic.enabled && trainer.step >= agent.train.steps && trainer.critic_fit.is_none() {
+        let cbar = if opts.progress {
+            ProgressBar::new(agent.critic.steps as u64)
+        } else {
+            ProgressBar::hidden()
+        };
+        cbar.set_style(
+            ProgressStyle::with_template("critic [{bar:25}] {pos}/{len} steps eta {eta} {msg}")
+                .expect("template")
+                .progress_chars("=> "),
+        );
+        let fit = fit_critic(
+            &trainer.model,
+            &trainer.vs,
+            &data,
+            &agent.critic,
+            agent.train.seed,
+            &cbar,
+        )?;
+        cbar.finish_and_clear();
+        seconds += fit.seconds;
+        trainer.critic_fit = Some(fit);
+        diagnostics = diagnose(&trainer.model, &data, device, 256, 4000);
+        trainer.save(&opts.out, &meta_for(&trainer, Some(diagnostics.clone())))?;
     }
     Ok(TrainSummary {
         steps: trainer.step,

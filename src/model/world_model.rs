@@ -32,6 +32,8 @@ pub struct WorldModel {
     pub level2: Option<Level2Nets>,
     /// z, z_goal -> estimated steps to reach z_goal / max_steps.
     pub critic: Option<Mlp>,
+    /// The critic's unit: its output times this is control steps.
+    pub critic_max_steps: i64,
     action_center: Tensor,
     action_scale: Tensor,
     pub latent_dim: i64,
@@ -98,12 +100,11 @@ impl WorldModel {
             predictor1: Mlp::new(&(p / "predictor1"), &[d + 2, h1, h1, d]),
             idm1: Mlp::new(&(p / "idm1"), &[2 * d, h1, 2]),
             level2,
-            critic: agent.critic.enabled.then(|| {
-                Mlp::new(
-                    &(p / "critic"),
-                    &[2 * d, agent.critic.hidden, agent.critic.hidden, 1],
-                )
-            }),
+            critic: agent
+                .critic
+                .enabled
+                .then(|| critic_net(&(p / "critic"), d, &agent.critic)),
+            critic_max_steps: agent.critic.max_steps,
             action_center: ((&hi + &lo) / 2.0).to_device(p.device()),
             action_scale: ((&hi - &lo) / 2.0).clamp_min(1e-6).to_device(p.device()),
             latent_dim: d,
@@ -118,9 +119,7 @@ impl WorldModel {
     /// Estimated cost-to-go from z `[N, D]` to z_goal `[N or 1, D]`: `[N]`, in units of the
     /// critic's `max_steps`. None without a critic.
     pub fn cost_to_go(&self, z: &Tensor, z_goal: &Tensor) -> Option<Tensor> {
-        let c = self.critic.as_ref()?;
-        let g = z_goal.expand_as(z);
-        Some(c.forward(&Tensor::cat(&[z, &g], -1)).squeeze_dim(-1))
+        Some(critic_distance(self.critic.as_ref()?, z, z_goal))
     }
 
     /// Actions in the scene's units -> [-1, 1].
@@ -145,6 +144,17 @@ impl WorldModel {
         }
         Tensor::stack(&out, 1)
     }
+}
+
+/// The critic's net: (z, z_goal) -> steps / max_steps (`[critic] hidden`).
+pub fn critic_net(p: &nn::Path, latent_dim: i64, cfg: &super::config::Critic) -> Mlp {
+    Mlp::new(p, &[2 * latent_dim, cfg.hidden, cfg.hidden, 1])
+}
+
+/// The critic's estimate `[N]` for z `[N, D]` and z_goal `[N or 1, D]`.
+pub fn critic_distance(net: &Mlp, z: &Tensor, z_goal: &Tensor) -> Tensor {
+    net.forward(&Tensor::cat(&[z, &z_goal.expand_as(z)], -1))
+        .squeeze_dim(-1)
 }
 
 impl Level2Nets {

@@ -1,0 +1,256 @@
+//! The critic's fitting stage: a goal-conditioned cost-to-go C(z, g), fitted after the world
+//! model on its frozen encodings by regression onto shortest-path lengths through the data.
+//!
+//! Long-term memory as a graph: nodes are frames of the training episodes (every
+//! `node_stride`-th), joined to their successors in the same episode and to their nearest
+//! neighbours in latent space from any episode (within `radius`), each edge weighted by its
+//! latent length. Dijkstra from sampled sources gives path lengths that go around walls
+//! through the places the data actually went, stitched across episodes; unlike the random
+//! walk's elapsed time (what a temporal-distance critic learns) they measure how far a goal
+//! really is. A network regresses them so planners can query any predicted z in one batched
+//! forward pass. Lengths are in data steps: latent length / the data's median latent
+//! displacement per control step.
+
+use indicatif::ProgressBar;
+use petgraph::algo::dijkstra;
+use petgraph::graph::{NodeIndex, UnGraph};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
+
+use super::config::Critic;
+use super::data::TrainingData;
+use super::world_model::{critic_distance, critic_net, WorldModel};
+
+/// What the fitting stage did.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct CriticFit {
+    pub steps: i64,
+    pub seconds: f64,
+    /// Graph size: frames used as nodes, and edges (temporal + neighbour).
+    pub nodes: usize,
+    pub edges: usize,
+    /// Latent displacement of one control step (median over the data): the unit of lengths.
+    pub step_length: f64,
+    /// Fraction of sampled (source, node) pairs the graph connects.
+    pub connected: f64,
+    /// Mean squared error (in units of `max_steps`) over the last 10 % of the steps.
+    pub final_loss: f64,
+}
+
+/// Encodes every observation of the dataset once, in chunks: `[N, D]`.
+pub fn encode_all(model: &WorldModel, data: &TrainingData, device: Device) -> Tensor {
+    let n = data.obs.size()[0];
+    let chunk = 1024;
+    tch::no_grad(|| {
+        let parts: Vec<Tensor> = (0..n)
+            .step_by(chunk as usize)
+            .map(|s| {
+                let len = chunk.min(n - s);
+                model.encode(&data.obs.narrow(0, s, len).to_device(device))
+            })
+            .collect();
+        Tensor::cat(&parts, 0)
+    })
+}
+
+/// Median latent displacement between consecutive frames of the episodes.
+fn step_length(z: &Tensor, episodes: &[(i64, i64)]) -> f64 {
+    let mut from = Vec::new();
+    for &(start, len) in episodes {
+        from.extend(start..start + len - 1);
+    }
+    let from_t = Tensor::from_slice(&from).to_device(z.device());
+    let d = (z.index_select(0, &from_t) - z.index_select(0, &(&from_t + 1))).norm_scalaropt_dim(
+        2,
+        [-1i64].as_slice(),
+        false,
+    );
+    d.median().double_value(&[]).max(1e-9)
+}
+
+/// The memory graph over frames `nodes` (rows of `z`), with edge weights in data steps.
+fn build_graph(
+    z: &Tensor,
+    episodes: &[(i64, i64)],
+    cfg: &Critic,
+    unit: f64,
+) -> (Vec<i64>, UnGraph<(), f32>) {
+    let mut nodes = Vec::new();
+    let mut g = UnGraph::<(), f32>::default();
+    let zn = |rows: &[i64]| z.index_select(0, &Tensor::from_slice(rows).to_device(z.device()));
+    let mut temporal = Vec::new();
+    for &(start, len) in episodes {
+        let mut prev: Option<usize> = None;
+        for t in (0..len).step_by(cfg.node_stride as usize) {
+            let i = nodes.len();
+            nodes.push(start + t);
+            g.add_node(());
+            if let Some(p) = prev {
+                temporal.push((p, i));
+            }
+            prev = Some(i);
+        }
+    }
+    let all = zn(&nodes);
+    let length = |a: &[usize], b: &[usize]| -> Vec<f32> {
+        let ia: Vec<i64> = a.iter().map(|&i| i as i64).collect();
+        let ib: Vec<i64> = b.iter().map(|&i| i as i64).collect();
+        let d = (all.index_select(0, &Tensor::from_slice(&ia))
+            - all.index_select(0, &Tensor::from_slice(&ib)))
+        .norm_scalaropt_dim(2, [-1i64].as_slice(), false)
+            / unit;
+        Vec::<f32>::try_from(d.to_kind(Kind::Float).to_device(Device::Cpu)).expect("f32")
+    };
+    let (ta, tb): (Vec<usize>, Vec<usize>) = temporal.iter().copied().unzip();
+    for ((a, b), w) in temporal.iter().zip(length(&ta, &tb)) {
+        g.add_edge(NodeIndex::new(*a), NodeIndex::new(*b), w);
+    }
+    // Nearest neighbours in latent space, in chunks so the distance matrix stays small.
+    let n = nodes.len() as i64;
+    let k = (cfg.neighbours + 1).min(n);
+    let radius = cfg.radius as f32;
+    for s in (0..n).step_by(1024) {
+        let len = 1024.min(n - s);
+        let d = Tensor::cdist(&all.narrow(0, s, len), &all, 2.0, None::<i64>) / unit;
+        let (vals, idx) = d.topk(k, -1, false, true);
+        let vals = Vec::<f32>::try_from(vals.flatten(0, -1).to_device(Device::Cpu)).expect("f32");
+        let idx = Vec::<i64>::try_from(idx.flatten(0, -1).to_device(Device::Cpu)).expect("i64");
+        for r in 0..len {
+            for c in 0..k {
+                let at = (r * k + c) as usize;
+                let (j, w) = (idx[at], vals[at]);
+                if j != s + r && w <= radius {
+                    g.update_edge(
+                        NodeIndex::new((s + r) as usize),
+                        NodeIndex::new(j as usize),
+                        w,
+                    );
+                }
+            }
+        }
+    }
+    (nodes, g)
+}
+
+/// Fits the model's critic (its `critic` weights are overwritten) on the training episodes.
+/// Deterministic in `seed` on CPU.
+pub fn fit_critic(
+    model: &WorldModel,
+    vs: &nn::VarStore,
+    data: &TrainingData,
+    cfg: &Critic,
+    seed: u64,
+    bar: &ProgressBar,
+) -> anyhow::Result<CriticFit> {
+    let start = std::time::Instant::now();
+    bar.set_message("encoding the dataset");
+    let z = encode_all(model, data, vs.device());
+    let (fit_vs, mut fit) = fit_critic_on(&z, &data.train_episodes, cfg, seed, bar)?;
+    // Into the model's own variables, so checkpoints keep one set of names.
+    let model_vars = vs.variables();
+    tch::no_grad(|| {
+        for (name, t) in fit_vs.variables() {
+            model_vars[&name].shallow_clone().copy_(&t);
+        }
+    });
+    fit.seconds = start.elapsed().as_secs_f64();
+    Ok(fit)
+}
+
+/// The fitting itself, on encodings `z` `[N, D]` of episodes `(first row, frames)`: returns a
+/// var store holding `critic` (see [`critic_net`]) and what was done.
+pub fn fit_critic_on(
+    z: &Tensor,
+    episodes: &[(i64, i64)],
+    cfg: &Critic,
+    seed: u64,
+    bar: &ProgressBar,
+) -> anyhow::Result<(nn::VarStore, CriticFit)> {
+    let device = z.device();
+    let start = std::time::Instant::now();
+    let unit = step_length(z, episodes);
+    bar.set_message("building the memory graph");
+    let (nodes, graph) = build_graph(z, episodes, cfg, unit);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xC817_1C);
+    // Shortest paths from sampled sources: rows of `lengths` are sources, in data steps,
+    // capped at max_steps (unreachable ones too).
+    let cap = cfg.max_steps as f32;
+    let sources: Vec<usize> = (0..cfg.sources)
+        .map(|_| rng.random_range(0..nodes.len()))
+        .collect();
+    let mut lengths = vec![cap; sources.len() * nodes.len()];
+    let mut reached = 0usize;
+    for (r, &s) in sources.iter().enumerate() {
+        bar.set_message(format!("shortest paths {}/{}", r + 1, sources.len()));
+        for (node, d) in dijkstra(&graph, NodeIndex::new(s), None, |e| *e.weight()) {
+            lengths[r * nodes.len() + node.index()] = d.min(cap);
+            reached += 1;
+        }
+    }
+    let connected = reached as f64 / lengths.len() as f64;
+    let node_z = z.index_select(0, &Tensor::from_slice(&nodes).to_device(device));
+    let lengths = Tensor::from_slice(&lengths).to_device(device) / cap as f64;
+
+    tch::manual_seed(seed as i64);
+    let fit_vs = nn::VarStore::new(device);
+    let net = critic_net(&(fit_vs.root() / "critic"), z.size()[1], cfg);
+    let mut opt = nn::Adam::default().build(&fit_vs, cfg.learning_rate)?;
+    let (n_src, n_nodes) = (sources.len() as i64, nodes.len() as i64);
+    let src_rows = Tensor::from_slice(&sources.iter().map(|&s| s as i64).collect::<Vec<_>>())
+        .to_device(device);
+    let mut tail = Vec::new();
+    bar.set_length(cfg.steps as u64);
+    for step in 0..cfg.steps {
+        let b = cfg.batch_size;
+        let r = Tensor::from_slice(
+            &(0..b)
+                .map(|_| rng.random_range(0..n_src))
+                .collect::<Vec<_>>(),
+        )
+        .to_device(device);
+        let c = Tensor::from_slice(
+            &(0..b)
+                .map(|_| rng.random_range(0..n_nodes))
+                .collect::<Vec<_>>(),
+        )
+        .to_device(device);
+        let target = lengths.index_select(0, &(&r * n_nodes + &c));
+        let (za, zb) = (
+            node_z.index_select(0, &src_rows.index_select(0, &r)),
+            node_z.index_select(0, &c),
+        );
+        // Both orders: path lengths are symmetric, the network need not be.
+        let swap = step % 2 == 1;
+        let (za, zb) = if swap { (zb, za) } else { (za, zb) };
+        // Planners query predicted z's, which stray off the data manifold: noise on the
+        // inputs keeps the estimate smooth around it.
+        let noise = cfg.input_noise * unit;
+        let (za, zb) = if noise > 0.0 {
+            (&za + za.randn_like() * noise, &zb + zb.randn_like() * noise)
+        } else {
+            (za, zb)
+        };
+        let pred = critic_distance(&net, &za, &zb);
+        let loss = (pred - target).square().mean(Kind::Float);
+        opt.backward_step(&loss);
+        if step >= cfg.steps - (cfg.steps / 10).max(1) {
+            tail.push(loss.double_value(&[]));
+        }
+        if step % 100 == 0 {
+            bar.set_position(step as u64);
+            bar.set_message(format!("critic loss {:.5}", loss.double_value(&[])));
+        }
+    }
+    bar.set_position(cfg.steps as u64);
+    let fit = CriticFit {
+        steps: cfg.steps,
+        seconds: start.elapsed().as_secs_f64(),
+        nodes: nodes.len(),
+        edges: graph.edge_count(),
+        step_length: unit,
+        connected,
+        final_loss: tail.iter().sum::<f64>() / tail.len().max(1) as f64,
+    };
+    Ok((fit_vs, fit))
+}

@@ -1,0 +1,133 @@
+//! The critic's fitting stage on synthetic encodings: random walks in two rooms joined by a
+//! door, with z = position. The fitted cost-to-go must follow the path around the wall
+//! (what a planner needs), not the straight line through it.
+
+use hjepa::model::config::Critic;
+use hjepa::model::critic::fit_critic_on;
+use hjepa::model::world_model::{critic_distance, critic_net};
+use indicatif::ProgressBar;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tch::{nn, Device, Tensor};
+
+const WALL: f32 = 3.2;
+const DOOR: (f32, f32) = (2.7, 3.7);
+const STEP: f32 = 0.12;
+
+fn free(x: f32, y: f32) -> bool {
+    let inside = (0.1..6.3).contains(&x) && (0.1..6.3).contains(&y);
+    let in_wall = (x - WALL).abs() < 0.2 && !(DOOR.0 + 0.1..DOOR.1 - 0.1).contains(&y);
+    inside && !in_wall
+}
+
+fn geodesic(a: (f32, f32), b: (f32, f32)) -> f32 {
+    let d = |p: (f32, f32), q: (f32, f32)| ((p.0 - q.0).powi(2) + (p.1 - q.1).powi(2)).sqrt();
+    if (a.0 < WALL) == (b.0 < WALL) {
+        return d(a, b);
+    }
+    (0..=50)
+        .map(|i| DOOR.0 + 0.1 + (DOOR.1 - DOOR.0 - 0.2) * i as f32 / 50.0)
+        .map(|y| d(a, (WALL, y)) + d((WALL, y), b))
+        .fold(f32::MAX, f32::min)
+}
+
+/// Smoothly turning walks that bounce off walls: `[N, 2]` positions and episode spans.
+fn walks(episodes: usize, len: usize, seed: u64) -> (Vec<f32>, Vec<(i64, i64)>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let (mut pos, mut spans) = (Vec::new(), Vec::new());
+    for _ in 0..episodes {
+        let start = (pos.len() / 2) as i64;
+        let (mut x, mut y) = loop {
+            let p = (rng.random_range(0.2..6.2), rng.random_range(0.2..6.2));
+            if free(p.0, p.1) {
+                break p;
+            }
+        };
+        let mut heading: f32 = rng.random_range(0.0..std::f32::consts::TAU);
+        for _ in 0..len {
+            pos.extend([x, y]);
+            heading += rng.random_range(-0.4..0.4);
+            for _ in 0..20 {
+                let (nx, ny) = (x + STEP * heading.cos(), y + STEP * heading.sin());
+                if free(nx, ny) {
+                    (x, y) = (nx, ny);
+                    break;
+                }
+                heading = rng.random_range(0.0..std::f32::consts::TAU);
+            }
+        }
+        spans.push((start, len as i64));
+    }
+    (pos, spans)
+}
+
+fn correlation(x: &[f64], y: &[f64]) -> f64 {
+    let n = x.len() as f64;
+    let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
+    let cov: f64 = x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum();
+    let vx: f64 = x.iter().map(|a| (a - mx).powi(2)).sum();
+    let vy: f64 = y.iter().map(|b| (b - my).powi(2)).sum();
+    cov / (vx * vy).sqrt()
+}
+
+#[test]
+fn fitted_critic_measures_the_way_around_the_wall() {
+    tch::set_num_threads(2);
+    let (pos, spans) = walks(160, 150, 7);
+    let z = Tensor::from_slice(&pos).view([-1, 2]);
+    let cfg = Critic {
+        enabled: true,
+        hidden: 128,
+        max_steps: 128,
+        node_stride: 3,
+        sources: 128,
+        steps: 4000,
+        batch_size: 256,
+        ..Critic::default()
+    };
+    let (vs, fit) = fit_critic_on(&z, &spans, &cfg, 0, &ProgressBar::hidden()).unwrap();
+    assert!(
+        fit.connected > 0.99,
+        "the walks join into one graph: {fit:?}"
+    );
+    assert!((fit.step_length - STEP as f64).abs() < 0.02, "{fit:?}");
+
+    // Query the fitted net on the same variable names a model would load.
+    let mut model_vs = nn::VarStore::new(Device::Cpu);
+    let net = critic_net(&(model_vs.root() / "critic"), 2, &cfg);
+    model_vs.copy(&vs).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(99);
+    let (mut est, mut geo, mut detour_est, mut detour_straight) = (vec![], vec![], vec![], vec![]);
+    while est.len() < 600 {
+        let a = (rng.random_range(0.3..6.1), rng.random_range(0.3..6.1));
+        let b = (rng.random_range(0.3..6.1), rng.random_range(0.3..6.1));
+        if !free(a.0, a.1) || !free(b.0, b.1) {
+            continue;
+        }
+        let za = Tensor::from_slice(&[a.0, a.1]).view([1, 2]);
+        let zb = Tensor::from_slice(&[b.0, b.1]).view([1, 2]);
+        let steps = tch::no_grad(|| critic_distance(&net, &za, &zb)).double_value(&[0])
+            * cfg.max_steps as f64;
+        let g = geodesic(a, b) as f64 / STEP as f64;
+        let straight = ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt() as f64 / STEP as f64;
+        if g > straight + 15.0 {
+            detour_est.push(steps);
+            detour_straight.push(straight);
+        }
+        est.push(steps);
+        geo.push(g);
+    }
+    let r = correlation(&est, &geo);
+    assert!(
+        r > 0.9,
+        "critic vs path length around the wall: correlation {r:.3}"
+    );
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    assert!(detour_est.len() > 10);
+    assert!(
+        mean(&detour_est) > 1.5 * mean(&detour_straight),
+        "pairs the wall separates: critic {:.1} steps vs straight line {:.1}",
+        mean(&detour_est),
+        mean(&detour_straight)
+    );
+}
