@@ -536,7 +536,7 @@ fn shipped_experiments_expand() {
     // 3 models trained, then learned + random + oracle for each of the 3 scenes.
     assert_eq!(pq.runs.len(), 3 + 9);
     let budget = hjepa::batch::expand_file(&dir.join("planner_budget.toml")).unwrap();
-    // Flat and hierarchical share one model; random is shared by all 6 cells per seed.
+    // Both cost variants share one model; random is shared by all 6 cells per seed.
     assert_eq!(budget.runs.len(), 1 + 2 * 6 + 2);
 }
 
