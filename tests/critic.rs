@@ -131,3 +131,58 @@ fn fitted_critic_measures_the_way_around_the_wall() {
         mean(&detour_straight)
     );
 }
+
+/// The cost module adds the critic's steps at every predicted step, weighted, and
+/// `goal_weight = 0` leaves the latent distance out.
+#[test]
+fn goal_cost_adds_the_critics_steps() {
+    use hjepa::cost::{CostConfig, GoalCost};
+    use hjepa::model::world_model::{ModelShapes, WorldModel};
+    use hjepa::model::AgentFile;
+    use hjepa::plan::Objective;
+
+    let text = include_str!("data/tiny_agent.toml");
+    let mut agent = AgentFile::parse(text, std::path::Path::new("tiny.toml")).unwrap();
+    agent.critic.enabled = true;
+    let shapes = ModelShapes {
+        observation: vec![64, 64, 3],
+        angle_inputs: vec![],
+        action_low: [-1.0, -1.0],
+        action_high: [1.0, 1.0],
+    };
+    tch::manual_seed(0);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = WorldModel::new(&vs.root(), &agent, &shapes);
+    let d = model.latent_dim;
+    let states = Tensor::randn([6, 4, d], (tch::Kind::Float, Device::Cpu));
+    let actions = Tensor::zeros([6, 4, 2], (tch::Kind::Float, Device::Cpu));
+    let goal = Tensor::randn([1, d], (tch::Kind::Float, Device::Cpu));
+    let cost = |critic: f64, goal_weight: f64| {
+        GoalCost {
+            cfg: CostConfig {
+                critic,
+                goal_weight,
+                ..CostConfig::default()
+            },
+            goal: goal.shallow_clone(),
+            abstraction: None,
+            critic: Some((&model, goal.shallow_clone())),
+        }
+        .cost(&states, &actions)
+    };
+    let expected = tch::no_grad(|| model.cost_to_go(&states.flatten(0, 1), &goal))
+        .unwrap()
+        .view([6, 4])
+        .sum_dim_intlist([1i64].as_slice(), false, tch::Kind::Float)
+        * agent.critic.max_steps as f64;
+    let diff = |a: &Tensor, b: &Tensor| (a - b).abs().max().double_value(&[]);
+    let c1 = tch::no_grad(|| cost(1.0, 0.0));
+    assert!(diff(&c1, &expected) < 1e-3 * (1.0 + expected.abs().max().double_value(&[])));
+    let c2 = tch::no_grad(|| cost(2.0, 0.0));
+    assert!(diff(&c2, &(&expected * 2.0)) < 2e-3 * (1.0 + expected.abs().max().double_value(&[])));
+    let with_distance = tch::no_grad(|| cost(1.0, 1.0));
+    assert!(
+        (&with_distance - &c1).min().double_value(&[]) > 0.0,
+        "the latent distance adds"
+    );
+}
