@@ -48,7 +48,7 @@ pub struct CostConfig {
     /// Weight of the mean squared change between consecutive actions.
     #[serde(default)]
     pub action_smoothness: f64,
-    /// Weight of the critic's cost-to-go (in control steps) from each predicted z to the
+    /// Weight of the critic's cost-to-go (in data steps, see `[critic]`) from each predicted z to the
     /// goal, reduced over the steps like the distance (needs `[critic] enabled = true` in the
     /// model). Lets short horizons see past walls.
     #[serde(default)]
@@ -135,12 +135,13 @@ pub struct GoalCost<'a> {
 
 impl Objective for GoalCost<'_> {
     fn cost(&self, states: &Tensor, actions: &Tensor) -> Tensor {
-        let s = match self.abstraction {
-            Some(l2) => l2.abstract_state(states),
-            None => states.shallow_clone(),
-        };
         let mut c = action_terms(actions, &self.cfg);
         if self.cfg.goal_weight != 0.0 {
+            // Skipped when weightless: at level 2 it costs an abstraction pass per candidate.
+            let s = match self.abstraction {
+                Some(l2) => l2.abstract_state(states),
+                None => states.shallow_clone(),
+            };
             c = c + reduce(
                 &distance(&s, &self.goal, self.cfg.distance),
                 self.cfg.reduce,
