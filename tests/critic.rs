@@ -85,7 +85,7 @@ fn fitted_critic_measures_the_way_around_the_wall() {
         batch_size: 256,
         ..Critic::default()
     };
-    let (vs, fit) = fit_critic_on(&z, &spans, &cfg, 0, &ProgressBar::hidden()).unwrap();
+    let (vs, fit) = fit_critic_on(&z, None, &spans, &cfg, 0, &ProgressBar::hidden()).unwrap();
     assert!(
         fit.connected > 0.99,
         "the walks join into one graph: {fit:?}"
@@ -129,6 +129,65 @@ fn fitted_critic_measures_the_way_around_the_wall() {
         "pairs the wall separates: critic {:.1} steps vs straight line {:.1}",
         mean(&detour_est),
         mean(&detour_straight)
+    );
+}
+
+/// Planners query the critic on the predictor's outputs. Here the "predictor" mirrors the
+/// room (x -> 6.4 - x), the worst case of a systematic error: a critic fitted on predictions
+/// reads mirrored queries as the places they stand for; one fitted on encodings alone
+/// takes them at face value.
+#[test]
+fn critic_fitted_on_predictions_reads_them() {
+    tch::set_num_threads(2);
+    let (pos, spans) = walks(160, 150, 7);
+    let z = Tensor::from_slice(&pos).view([-1, 2]);
+    let mirror = |z: &Tensor| Tensor::cat(&[z.narrow(1, 0, 1).neg() + 6.4, z.narrow(1, 1, 1)], 1);
+    let predicted = mirror(&z).unsqueeze(1).repeat([1, 3, 1]);
+    let cfg = Critic {
+        enabled: true,
+        hidden: 128,
+        max_steps: 128,
+        node_stride: 3,
+        sources: 128,
+        steps: 4000,
+        batch_size: 256,
+        predicted: 1.0,
+        predicted_steps: 3,
+        ..Critic::default()
+    };
+    let fit = |predicted: Option<&Tensor>| {
+        let (vs, _) =
+            fit_critic_on(&z, predicted, &spans, &cfg, 0, &ProgressBar::hidden()).unwrap();
+        let mut model_vs = nn::VarStore::new(Device::Cpu);
+        let net = critic_net(&(model_vs.root() / "critic"), 2, &cfg);
+        model_vs.copy(&vs).unwrap();
+        net
+    };
+    let (on_predictions, on_encodings) = (fit(Some(&predicted)), fit(None));
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let (mut a_rows, mut b_rows, mut geo) = (vec![], vec![], vec![]);
+    while geo.len() < 400 {
+        let a = (rng.random_range(0.3..6.1), rng.random_range(0.3..6.1));
+        let b = (rng.random_range(0.3..6.1), rng.random_range(0.3..6.1));
+        if free(a.0, a.1) && free(b.0, b.1) {
+            a_rows.extend([a.0, a.1]);
+            b_rows.extend([b.0, b.1]);
+            geo.push(geodesic(a, b) as f64);
+        }
+    }
+    let query = mirror(&Tensor::from_slice(&a_rows).view([-1, 2]));
+    let goal = Tensor::from_slice(&b_rows).view([-1, 2]);
+    let r = |net| {
+        let est = tch::no_grad(|| critic_distance(net, &query, &goal));
+        correlation(
+            &Vec::<f64>::try_from(est.to_kind(tch::Kind::Double)).unwrap(),
+            &geo,
+        )
+    };
+    let (r_pred, r_enc) = (r(&on_predictions), r(&on_encodings));
+    assert!(
+        r_pred > 0.85 && r_pred > r_enc + 0.3,
+        "mirrored queries: critic fitted on predictions r = {r_pred:.3}, on encodings r = {r_enc:.3}"
     );
 }
 

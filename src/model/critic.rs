@@ -36,6 +36,12 @@ pub struct CriticFit {
     pub connected: f64,
     /// Mean squared error (in units of `max_steps`) over the last 10 % of the steps.
     pub final_loss: f64,
+    /// Fraction of queries that were the predictor's rollouts, and the longest rollout
+    /// (`[critic] predicted`, `predicted_steps`); 0 in fits from before predictions were used.
+    #[serde(default)]
+    pub predicted: f64,
+    #[serde(default)]
+    pub predicted_steps: i64,
 }
 
 /// Encodes every observation of the dataset once, in chunks: `[N, D]`.
@@ -133,6 +139,45 @@ fn build_graph(
     (nodes, g)
 }
 
+/// The predictor's view of every training frame: `[N, K, D]`, where `[f, k-1]` is frame f
+/// rolled out from frame f-k over the k actions the data took in between (the frame's own
+/// encoding where the episode started less than k frames earlier).
+pub fn predict_frames(model: &WorldModel, z: &Tensor, data: &TrainingData, k_max: i64) -> Tensor {
+    let device = z.device();
+    let out = z.unsqueeze(1).repeat([1, k_max, 1]);
+    tch::no_grad(|| {
+        for k in 1..=k_max {
+            let (mut from, mut to, mut acts) = (Vec::new(), Vec::new(), Vec::new());
+            for (&(start, len), &a0) in data.train_episodes.iter().zip(&data.train_episode_actions)
+            {
+                for t in k..len {
+                    from.push(start + t - k);
+                    to.push(start + t);
+                    acts.extend(a0 + t - k..a0 + t);
+                }
+            }
+            if from.is_empty() {
+                continue;
+            }
+            let n = from.len() as i64;
+            let idx = |v: &[i64]| Tensor::from_slice(v).to_device(device);
+            let a = data
+                .actions
+                .index_select(0, &Tensor::from_slice(&acts))
+                .to_device(device)
+                .view([n, k, 2]);
+            let last = model
+                .rollout(
+                    &z.index_select(0, &idx(&from)),
+                    &model.normalize_actions(&a),
+                )
+                .select(1, k - 1);
+            let _ = out.select(1, k - 1).index_copy_(0, &idx(&to), &last);
+        }
+    });
+    out
+}
+
 /// Fits the model's critic (its `critic` weights are overwritten) on the training episodes.
 /// Deterministic in `seed` on CPU.
 pub fn fit_critic(
@@ -146,7 +191,12 @@ pub fn fit_critic(
     let start = std::time::Instant::now();
     bar.set_message("encoding the dataset");
     let z = encode_all(model, data, vs.device());
-    let (fit_vs, mut fit) = fit_critic_on(&z, &data.train_episodes, cfg, seed, bar)?;
+    let predicted = (cfg.predicted > 0.0).then(|| {
+        bar.set_message("predicting the frames");
+        predict_frames(model, &z, data, cfg.predicted_steps)
+    });
+    let (fit_vs, mut fit) =
+        fit_critic_on(&z, predicted.as_ref(), &data.train_episodes, cfg, seed, bar)?;
     // Into the model's own variables, so checkpoints keep one set of names.
     let model_vars = vs.variables();
     tch::no_grad(|| {
@@ -158,10 +208,13 @@ pub fn fit_critic(
     Ok(fit)
 }
 
-/// The fitting itself, on encodings `z` `[N, D]` of episodes `(first row, frames)`: returns a
-/// var store holding `critic` (see [`critic_net`]) and what was done.
+/// The fitting itself, on encodings `z` `[N, D]` of episodes `(first row, frames)` and,
+/// when given, predictions of the frames `[N, K, D]` (see [`predict_frames`]; used for
+/// `cfg.predicted` of the queried states): returns a var store holding `critic` (see
+/// [`critic_net`]) and what was done.
 pub fn fit_critic_on(
     z: &Tensor,
+    predicted: Option<&Tensor>,
     episodes: &[(i64, i64)],
     cfg: &Critic,
     seed: u64,
@@ -189,7 +242,9 @@ pub fn fit_critic_on(
         }
     }
     let connected = reached as f64 / lengths.len() as f64;
-    let node_z = z.index_select(0, &Tensor::from_slice(&nodes).to_device(device));
+    let node_rows = Tensor::from_slice(&nodes).to_device(device);
+    let node_z = z.index_select(0, &node_rows);
+    let node_pred = predicted.map(|p| p.index_select(0, &node_rows));
     let lengths = Tensor::from_slice(&lengths).to_device(device) / cap as f64;
 
     tch::manual_seed(seed as i64);
@@ -223,6 +278,34 @@ pub fn fit_critic_on(
         // Both orders: path lengths are symmetric, the network need not be.
         let swap = step % 2 == 1;
         let (za, zb) = if swap { (zb, za) } else { (za, zb) };
+        // The queried state (first argument) is sometimes the predictor's version of it;
+        // the goal is always an encoding, as when planning.
+        let za = match &node_pred {
+            Some(pred) if cfg.predicted > 0.0 => {
+                let first = if swap {
+                    c.shallow_clone()
+                } else {
+                    src_rows.index_select(0, &r)
+                };
+                let (k_max, d) = (pred.size()[1], pred.size()[2]);
+                let k: Vec<i64> = (0..b).map(|_| rng.random_range(0..k_max)).collect();
+                let mask: Vec<bool> = (0..b).map(|_| rng.random_bool(cfg.predicted)).collect();
+                let zp = pred
+                    .index_select(0, &first)
+                    .gather(
+                        1,
+                        &Tensor::from_slice(&k)
+                            .to_device(device)
+                            .view([b, 1, 1])
+                            .expand([b, 1, d], false),
+                        false,
+                    )
+                    .squeeze_dim(1);
+                let mask = Tensor::from_slice(&mask).to_device(device).view([b, 1]);
+                zp.where_self(&mask, &za)
+            }
+            _ => za,
+        };
         // Planners query predicted z's, which stray off the data manifold: noise on the
         // inputs keeps the estimate smooth around it.
         let noise = cfg.input_noise * unit;
@@ -251,6 +334,12 @@ pub fn fit_critic_on(
         step_length: unit,
         connected,
         final_loss: tail.iter().sum::<f64>() / tail.len().max(1) as f64,
+        predicted: if predicted.is_some() {
+            cfg.predicted
+        } else {
+            0.0
+        },
+        predicted_steps: predicted.map_or(0, |p| p.size()[1]),
     };
     Ok((fit_vs, fit))
 }

@@ -27,6 +27,8 @@ pub struct TrainingData {
     /// `(first observation row, frames)` of each training and held-out episode.
     pub train_episodes: Vec<(i64, i64)>,
     pub val_episodes: Vec<(i64, i64)>,
+    /// First action row of each training episode (its frame `t` took action row `+ t`).
+    pub train_episode_actions: Vec<i64>,
     pub shapes: ModelShapes,
     pub window: i64,
 }
@@ -91,6 +93,7 @@ impl TrainingData {
         let (mut train_windows, mut val_windows, mut train_frames, mut val_frames) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut train_episodes, mut val_episodes) = (Vec::new(), Vec::new());
+        let mut train_episode_actions = Vec::new();
         let (mut o, mut a) = (0i64, 0i64);
         for (i, e) in episodes.iter().enumerate() {
             let t = e.action.len() as i64;
@@ -101,6 +104,7 @@ impl TrainingData {
             };
             windows.extend((0..(t + 2 - window).max(0)).map(|s| (o + s, a + s)));
             if i < split {
+                train_episode_actions.push(a);
                 &mut train_episodes
             } else {
                 &mut val_episodes
@@ -163,6 +167,7 @@ impl TrainingData {
             val_frames,
             train_episodes,
             val_episodes,
+            train_episode_actions,
             shapes: ModelShapes {
                 observation: obs_shape,
                 angle_inputs,

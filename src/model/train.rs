@@ -367,6 +367,13 @@ impl Trainer {
         })?;
         let agent_path = dir.join("agent.toml");
         let mut saved = AgentFile::load(&agent_path)?;
+        // What the fit did, not the defaults of fields newer than the checkpoint's file.
+        if let Some(fit) = &meta.critic {
+            saved.critic.predicted = fit.predicted;
+            if fit.predicted_steps > 0 {
+                saved.critic.predicted_steps = fit.predicted_steps;
+            }
+        }
         // A changed [critic] table alone is allowed: the critic is fitted after training on
         // the frozen encoder, so it is refitted without retraining the world model.
         let mut refit_critic = false;
@@ -381,11 +388,13 @@ impl Trainer {
             };
             let (a_wo, saved_wo) = (without_critic(a), without_critic(&saved));
             if a_wo != saved_wo {
-                return Err(InputError::new(
-                    &agent_path,
-                    first_difference(&a_wo, &saved_wo),
-                    "the checkpoint was trained with a different agent configuration than the one given",
-                ));
+                let field = first_difference(&a_wo, &saved_wo);
+                let why = if field.starts_with("critic.") {
+                    "the checkpoint's critic was fitted with different [critic] settings than the ones given (`hjepa train --resume` refits it without retraining the model)"
+                } else {
+                    "the checkpoint was trained with a different agent configuration than the one given"
+                };
+                return Err(InputError::new(&agent_path, field, why));
             }
             if a.critic != saved.critic {
                 refit_critic = true;
