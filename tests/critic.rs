@@ -70,12 +70,9 @@ fn correlation(x: &[f64], y: &[f64]) -> f64 {
     cov / (vx * vy).sqrt()
 }
 
-#[test]
-fn fitted_critic_measures_the_way_around_the_wall() {
-    tch::set_num_threads(2);
-    let (pos, spans) = walks(160, 150, 7);
-    let z = Tensor::from_slice(&pos).view([-1, 2]);
-    let cfg = Critic {
+/// A critic sized for the synthetic walks (every 3rd frame a node, a few seconds to fit).
+fn walks_critic() -> Critic {
+    Critic {
         enabled: true,
         hidden: 128,
         max_steps: 128,
@@ -84,7 +81,15 @@ fn fitted_critic_measures_the_way_around_the_wall() {
         steps: 4000,
         batch_size: 256,
         ..Critic::default()
-    };
+    }
+}
+
+#[test]
+fn fitted_critic_measures_the_way_around_the_wall() {
+    tch::set_num_threads(2);
+    let (pos, spans) = walks(160, 150, 7);
+    let z = Tensor::from_slice(&pos).view([-1, 2]);
+    let cfg = walks_critic();
     let (vs, fit) = fit_critic_on(&z, None, &spans, &cfg, 0, &ProgressBar::hidden()).unwrap();
     assert!(
         fit.connected > 0.99,
@@ -144,16 +149,9 @@ fn critic_fitted_on_predictions_reads_them() {
     let mirror = |z: &Tensor| Tensor::cat(&[z.narrow(1, 0, 1).neg() + 6.4, z.narrow(1, 1, 1)], 1);
     let predicted = mirror(&z).unsqueeze(1).repeat([1, 3, 1]);
     let cfg = Critic {
-        enabled: true,
-        hidden: 128,
-        max_steps: 128,
-        node_stride: 3,
-        sources: 128,
-        steps: 4000,
-        batch_size: 256,
         predicted: 1.0,
         predicted_steps: 3,
-        ..Critic::default()
+        ..walks_critic()
     };
     let fit = |predicted: Option<&Tensor>| {
         let (vs, _) =
