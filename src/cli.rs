@@ -416,17 +416,27 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
                 progress: true,
             };
             let s = crate::model::train(&opts)?;
+            let trained = if s.steps_this_run > 0 {
+                format!(
+                    "{} steps trained, {:.0} training samples/s",
+                    s.steps_this_run, s.samples_per_second
+                )
+            } else {
+                "no steps trained".to_string()
+            };
+            let critic = s.critic_fit.as_ref().map_or(String::new(), |f| {
+                format!(
+                    "\ncritic fitted in {:.1} s: {} nodes, {} edges, final loss {:.5}",
+                    f.seconds, f.nodes, f.edges, f.final_loss
+                )
+            });
             println!(
-                "{}: {} steps, {:.1} s, {:.0} training samples/s\n{}",
+                "{}: {} steps ({trained}), {:.1} s{critic}\n{}\nplots: {}/{{losses,probes,horizon,spread}}.png",
                 out.display(),
                 s.steps,
                 s.seconds,
-                s.samples_per_second,
-                s.diagnostics.summary()
-                    + &format!(
-                        "\nplots: {}/{{losses,probes,horizon,spread}}.png",
-                        out.display()
-                    )
+                s.diagnostics.summary(),
+                out.display()
             );
             Ok(())
         }

@@ -554,10 +554,15 @@ pub struct TrainOptions {
 
 #[derive(Clone, Debug)]
 pub struct TrainSummary {
+    /// The run's step count, and the steps this call trained (0 when it only refitted the critic).
     pub steps: i64,
+    pub steps_this_run: i64,
     pub seconds: f64,
+    /// Of the steps this call trained (0 when none).
     pub samples_per_second: f64,
     pub diagnostics: Diagnostics,
+    /// The critic's fitting stage, when this call ran it.
+    pub critic_fit: Option<CriticFit>,
 }
 
 /// One line of `metrics.jsonl`.
@@ -743,6 +748,7 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainSummary> {
     if steps == 0 {
         diagnostics = diagnose(&trainer.model, &data, device, 256, 4000);
     }
+    let mut critic_fit = None;
     // The critic is fitted on the final encoder, so it runs once training is complete (and
     // again on resume if a kill interrupted it: it is deterministic and short).
     if agent.critic.enabled && trainer.step >= agent.train.steps && trainer.critic_fit.is_none() {
@@ -766,15 +772,19 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainSummary> {
         )?;
         cbar.finish_and_clear();
         seconds += fit.seconds;
+        critic_fit = Some(fit.clone());
         trainer.critic_fit = Some(fit);
         diagnostics = diagnose(&trainer.model, &data, device, 256, 4000);
         trainer.save(&opts.out, &meta_for(&trainer, Some(diagnostics.clone())))?;
     }
+    let training_seconds = seconds - critic_fit.as_ref().map_or(0.0, |f| f.seconds);
     Ok(TrainSummary {
         steps: trainer.step,
+        steps_this_run: steps,
         seconds,
-        samples_per_second: (steps * agent.train.batch_size) as f64 / seconds.max(1e-9),
+        samples_per_second: (steps * agent.train.batch_size) as f64 / training_seconds.max(1e-9),
         diagnostics,
+        critic_fit,
     })
 }
 
