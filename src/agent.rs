@@ -35,6 +35,12 @@ pub struct PlanningConfig {
     /// (`horizon` in jumps, `replan_every` in env steps) and hands a subgoal down.
     #[serde(default)]
     pub upper: Option<PlannerConfig>,
+    /// Offset-free MPC: at each replan, the gap between the observed z and what the model
+    /// predicted for it from the last replan's z and the actions taken since (per step) is
+    /// added to every step of the candidates' predictions. Where the predictor is wrong in
+    /// one place, e.g. a move blocked by a wall it predicts as free, the plans see it.
+    #[serde(default)]
+    pub offset_correction: bool,
 }
 
 impl PlanningConfig {
@@ -180,16 +186,25 @@ pub fn observation_tensor(obs: &Observation, kind: ObservationKind, device: Devi
     }
 }
 
-/// The learned model's level-1 unroll from one encoded state.
+/// The learned model's level-1 unroll from one encoded state, optionally corrected by a
+/// per-step offset `[1, D]` (see `PlanningConfig::offset_correction`): step t gets t·offset.
 pub struct LatentUnroll<'a> {
     pub model: &'a WorldModel,
     pub z0: Tensor,
+    pub offset: Option<Tensor>,
 }
 
 impl Unroll for LatentUnroll<'_> {
     fn unroll(&self, actions: &Tensor) -> Tensor {
-        let n = actions.size()[0];
-        self.model.rollout(&self.z0.expand([n, -1], false), actions)
+        let (n, h) = (actions.size()[0], actions.size()[1]);
+        let states = self.model.rollout(&self.z0.expand([n, -1], false), actions);
+        match &self.offset {
+            Some(d) => {
+                let t = Tensor::arange_start(1, h + 1, (Kind::Float, d.device())).view([1, h, 1]);
+                states + t * d.view([1, 1, -1])
+            }
+            None => states,
+        }
     }
     fn device(&self) -> Device {
         self.z0.device()
@@ -230,6 +245,8 @@ struct Memory {
     upper_states: Option<Tensor>,
     planner: Box<dyn Planner>,
     upper: Option<Box<dyn Planner>>,
+    /// z at the last replan (for the offset correction).
+    replanned_from: Option<Tensor>,
 }
 
 /// A loaded agent: world model, cost, planner(s), and one short-term memory per sandbox it
@@ -432,6 +449,7 @@ impl PlanningAgent {
                 .upper
                 .as_ref()
                 .map(|u| make_planner(u, seed ^ 0x0A11)),
+            replanned_from: None,
         });
     }
 
@@ -488,9 +506,22 @@ impl PlanningAgent {
     fn replan(&mut self, slot: usize, z0: Tensor) {
         let model = &self.trainer.model;
         let m = self.memories[slot].as_mut().expect("reset_slot called");
+        let offset = match (&m.replanned_from, &m.plan) {
+            (Some(z_prev), Some(plan)) if self.cfg.offset_correction && m.executed > 0 => {
+                let taken = self
+                    .space
+                    .project(&plan.narrow(0, 0, m.executed).unsqueeze(0));
+                let predicted =
+                    tch::no_grad(|| model.rollout(z_prev, &taken)).select(1, m.executed - 1);
+                Some((&z0 - predicted) / m.executed as f64)
+            }
+            _ => None,
+        };
+        m.replanned_from = Some(z0.shallow_clone());
         let unroll = LatentUnroll {
             model,
             z0: z0.shallow_clone(),
+            offset,
         };
         let warm = m.plan.as_ref().map(|p| shift_plan(p, m.executed));
         let plan = match (&mut m.upper, &self.cfg.upper) {

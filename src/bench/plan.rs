@@ -63,6 +63,7 @@ pub fn plan_table(seconds: f64) -> anyhow::Result<String> {
     let unroll = LatentUnroll {
         model,
         z0: z0.shallow_clone(),
+        offset: None,
     };
     let objective = GoalCost {
         cfg: cost.clone(),
