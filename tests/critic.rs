@@ -243,3 +243,44 @@ fn goal_cost_adds_the_critics_steps() {
         "the latent distance adds"
     );
 }
+
+/// Offset-free MPC: with an offset d, predicted step t moves by t·d (and by nothing without).
+#[test]
+fn offset_correction_shifts_step_t_by_t_offsets() {
+    use hjepa::agent::LatentUnroll;
+    use hjepa::model::world_model::{ModelShapes, WorldModel};
+    use hjepa::model::AgentFile;
+    use hjepa::plan::Unroll;
+
+    let text = include_str!("data/tiny_agent.toml");
+    let agent = AgentFile::parse(text, std::path::Path::new("tiny.toml")).unwrap();
+    let shapes = ModelShapes {
+        observation: vec![64, 64, 3],
+        angle_inputs: vec![],
+        action_low: [-1.0, -1.0],
+        action_high: [1.0, 1.0],
+    };
+    tch::manual_seed(1);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = WorldModel::new(&vs.root(), &agent, &shapes);
+    let d = model.latent_dim;
+    let z0 = Tensor::randn([1, d], (tch::Kind::Float, Device::Cpu));
+    let offset = Tensor::randn([1, d], (tch::Kind::Float, Device::Cpu));
+    let actions = Tensor::rand([5, 3, 2], (tch::Kind::Float, Device::Cpu)) * 2.0 - 1.0;
+    let plain = LatentUnroll {
+        model: &model,
+        z0: z0.shallow_clone(),
+        offset: None,
+    };
+    let corrected = LatentUnroll {
+        model: &model,
+        z0: z0.shallow_clone(),
+        offset: Some(offset.shallow_clone()),
+    };
+    let gap = tch::no_grad(|| corrected.unroll(&actions) - plain.unroll(&actions));
+    for t in 0..3 {
+        let want = (&offset * (t + 1) as f64).expand([5, d], false);
+        let err = (gap.select(1, t) - want).abs().max().double_value(&[]);
+        assert!(err < 1e-5, "step {t}: off by {err}");
+    }
+}
