@@ -189,27 +189,40 @@ fn critic_fitted_on_predictions_reads_them() {
     );
 }
 
-/// The cost module adds the critic's steps at every predicted step, weighted, and
-/// `goal_weight = 0` leaves the latent distance out.
-#[test]
-fn goal_cost_adds_the_critics_steps() {
-    use hjepa::cost::{CostConfig, GoalCost};
+/// The tests' tiny agent (64x64 pixels), its critic on or off, with seeded fresh weights.
+fn tiny_model(
+    critic: bool,
+    seed: i64,
+) -> (
+    nn::VarStore,
+    hjepa::model::AgentFile,
+    hjepa::model::world_model::WorldModel,
+) {
     use hjepa::model::world_model::{ModelShapes, WorldModel};
-    use hjepa::model::AgentFile;
-    use hjepa::plan::Objective;
-
     let text = include_str!("data/tiny_agent.toml");
-    let mut agent = AgentFile::parse(text, std::path::Path::new("tiny.toml")).unwrap();
-    agent.critic.enabled = true;
+    let mut agent =
+        hjepa::model::AgentFile::parse(text, std::path::Path::new("tiny.toml")).unwrap();
+    agent.critic.enabled = critic;
     let shapes = ModelShapes {
         observation: vec![64, 64, 3],
         angle_inputs: vec![],
         action_low: [-1.0, -1.0],
         action_high: [1.0, 1.0],
     };
-    tch::manual_seed(0);
+    tch::manual_seed(seed);
     let vs = nn::VarStore::new(Device::Cpu);
     let model = WorldModel::new(&vs.root(), &agent, &shapes);
+    (vs, agent, model)
+}
+
+/// The cost module adds the critic's steps at every predicted step, weighted, and
+/// `goal_weight = 0` leaves the latent distance out.
+#[test]
+fn goal_cost_adds_the_critics_steps() {
+    use hjepa::cost::{CostConfig, GoalCost};
+    use hjepa::plan::Objective;
+
+    let (_vs, agent, model) = tiny_model(true, 0);
     let d = model.latent_dim;
     let states = Tensor::randn([6, 4, d], (tch::Kind::Float, Device::Cpu));
     let actions = Tensor::zeros([6, 4, 2], (tch::Kind::Float, Device::Cpu));
@@ -248,21 +261,9 @@ fn goal_cost_adds_the_critics_steps() {
 #[test]
 fn offset_correction_shifts_step_t_by_t_offsets() {
     use hjepa::agent::LatentUnroll;
-    use hjepa::model::world_model::{ModelShapes, WorldModel};
-    use hjepa::model::AgentFile;
     use hjepa::plan::Unroll;
 
-    let text = include_str!("data/tiny_agent.toml");
-    let agent = AgentFile::parse(text, std::path::Path::new("tiny.toml")).unwrap();
-    let shapes = ModelShapes {
-        observation: vec![64, 64, 3],
-        angle_inputs: vec![],
-        action_low: [-1.0, -1.0],
-        action_high: [1.0, 1.0],
-    };
-    tch::manual_seed(1);
-    let vs = nn::VarStore::new(Device::Cpu);
-    let model = WorldModel::new(&vs.root(), &agent, &shapes);
+    let (_vs, _agent, model) = tiny_model(false, 1);
     let d = model.latent_dim;
     let z0 = Tensor::randn([1, d], (tch::Kind::Float, Device::Cpu));
     let offset = Tensor::randn([1, d], (tch::Kind::Float, Device::Cpu));
