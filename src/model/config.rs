@@ -106,6 +106,12 @@ pub struct Critic {
     pub enabled: bool,
     #[serde(default = "default_hidden")]
     pub hidden: i64,
+    /// 0: the critic is an MLP on (z, z_goal). N > 0: it embeds each side with an MLP to N
+    /// dimensions and returns their Euclidean distance, so its estimates are symmetric and obey
+    /// the triangle inequality (a state cannot look close to the goal unless it looks close to
+    /// states that are).
+    #[serde(default)]
+    pub metric_dim: i64,
     /// Lengths are capped here (data steps); the critic predicts steps / max_steps. Set it
     /// above the scene's longest shortest path.
     #[serde(default = "default_critic_steps")]
@@ -150,6 +156,7 @@ impl Default for Critic {
         Critic {
             enabled: false,
             hidden: default_hidden(),
+            metric_dim: 0,
             max_steps: default_critic_steps(),
             node_stride: default_node_stride(),
             neighbours: default_neighbours(),
@@ -379,6 +386,15 @@ impl AgentFile {
                         format!("expected at least 1, got {v}"),
                     );
                 }
+            }
+            if c.metric_dim < 0 {
+                return bad(
+                    "critic.metric_dim",
+                    format!(
+                        "expected 0 (an MLP on both) or a dimension >= 1, got {}",
+                        c.metric_dim
+                    ),
+                );
             }
             if !(c.radius.is_finite() && c.radius > 0.0) {
                 return bad(

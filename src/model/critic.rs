@@ -20,7 +20,7 @@ use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
 
 use super::config::Critic;
 use super::data::TrainingData;
-use super::world_model::{critic_distance, critic_net, WorldModel};
+use super::world_model::{CriticNet, WorldModel};
 
 /// What the fitting stage did.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq)]
@@ -211,7 +211,7 @@ pub fn fit_critic(
 /// The fitting itself, on encodings `z` `[N, D]` of episodes `(first row, frames)` and,
 /// when given, predictions of the frames `[N, K, D]` (see [`predict_frames`]; used for
 /// `cfg.predicted` of the queried states): returns a var store holding `critic` (see
-/// [`critic_net`]) and what was done.
+/// [`CriticNet`]) and what was done.
 pub fn fit_critic_on(
     z: &Tensor,
     predicted: Option<&Tensor>,
@@ -249,7 +249,7 @@ pub fn fit_critic_on(
 
     tch::manual_seed(seed as i64);
     let fit_vs = nn::VarStore::new(device);
-    let net = critic_net(&(fit_vs.root() / "critic"), z.size()[1], cfg);
+    let net = CriticNet::new(&(fit_vs.root() / "critic"), z.size()[1], cfg);
     let mut opt = nn::Adam::default().build(&fit_vs, cfg.learning_rate)?;
     let (n_src, n_nodes) = (sources.len() as i64, nodes.len() as i64);
     let src_rows = Tensor::from_slice(&sources.iter().map(|&s| s as i64).collect::<Vec<_>>())
@@ -314,7 +314,7 @@ pub fn fit_critic_on(
         } else {
             (za, zb)
         };
-        let pred = critic_distance(&net, &za, &zb);
+        let pred = net.distance(&za, &zb);
         let loss = (pred - target).square().mean(Kind::Float);
         opt.backward_step(&loss);
         if step >= cfg.steps - (cfg.steps / 10).max(1) {

@@ -31,7 +31,7 @@ pub struct WorldModel {
     pub idm1: Mlp,
     pub level2: Option<Level2Nets>,
     /// z, z_goal -> estimated steps to reach z_goal / max_steps.
-    pub critic: Option<Mlp>,
+    pub critic: Option<CriticNet>,
     /// The critic's unit: its output times this is control steps.
     pub critic_max_steps: i64,
     action_center: Tensor,
@@ -103,7 +103,7 @@ impl WorldModel {
             critic: agent
                 .critic
                 .enabled
-                .then(|| critic_net(&(p / "critic"), d, &agent.critic)),
+                .then(|| CriticNet::new(&(p / "critic"), d, &agent.critic)),
             critic_max_steps: agent.critic.max_steps,
             action_center: ((&hi + &lo) / 2.0).to_device(p.device()),
             action_scale: ((&hi - &lo) / 2.0).clamp_min(1e-6).to_device(p.device()),
@@ -119,7 +119,7 @@ impl WorldModel {
     /// Estimated cost-to-go from z `[N, D]` to z_goal `[N or 1, D]`: `[N]`, in units of the
     /// critic's `max_steps`. None without a critic.
     pub fn cost_to_go(&self, z: &Tensor, z_goal: &Tensor) -> Option<Tensor> {
-        Some(critic_distance(self.critic.as_ref()?, z, z_goal))
+        Some(self.critic.as_ref()?.distance(z, z_goal))
     }
 
     /// Actions in the scene's units -> [-1, 1].
@@ -146,15 +146,42 @@ impl WorldModel {
     }
 }
 
-/// The critic's net: (z, z_goal) -> steps / max_steps (`[critic] hidden`).
-pub fn critic_net(p: &nn::Path, latent_dim: i64, cfg: &super::config::Critic) -> Mlp {
-    Mlp::new(p, &[2 * latent_dim, cfg.hidden, cfg.hidden, 1])
+/// The critic's net (`[critic] hidden`, `metric_dim`): an MLP on (z, z_goal), or an
+/// embedding z -> phi(z) whose distances are the estimates.
+#[derive(Debug)]
+pub struct CriticNet {
+    mlp: Mlp,
+    metric: bool,
 }
 
-/// The critic's estimate `[N]` for z `[N, D]` and z_goal `[N or 1, D]`.
-pub fn critic_distance(net: &Mlp, z: &Tensor, z_goal: &Tensor) -> Tensor {
-    net.forward(&Tensor::cat(&[z, &z_goal.expand_as(z)], -1))
-        .squeeze_dim(-1)
+impl CriticNet {
+    pub fn new(p: &nn::Path, latent_dim: i64, cfg: &super::config::Critic) -> CriticNet {
+        let metric = cfg.metric_dim > 0;
+        let sizes = if metric {
+            [latent_dim, cfg.hidden, cfg.hidden, cfg.metric_dim]
+        } else {
+            [2 * latent_dim, cfg.hidden, cfg.hidden, 1]
+        };
+        CriticNet {
+            mlp: Mlp::new(p, &sizes),
+            metric,
+        }
+    }
+
+    /// The estimate `[N]` for z `[N, D]` and z_goal `[N or 1, D]`, in units of `max_steps`.
+    pub fn distance(&self, z: &Tensor, z_goal: &Tensor) -> Tensor {
+        if self.metric {
+            (self.mlp.forward(z) - self.mlp.forward(z_goal)).norm_scalaropt_dim(
+                2,
+                [-1i64].as_slice(),
+                false,
+            )
+        } else {
+            self.mlp
+                .forward(&Tensor::cat(&[z, &z_goal.expand_as(z)], -1))
+                .squeeze_dim(-1)
+        }
+    }
 }
 
 impl Level2Nets {
