@@ -365,6 +365,11 @@ fn agent_files_with_unknown_keys_or_bad_values_are_refused() {
             TINY_AGENT.replace("threads = 1", "threads = 1\ndevice = \"tpu\""),
             vec!["device.toml", "tpu"],
         ),
+        (
+            "metric.toml",
+            format!("{TINY_AGENT}\n[critic]\nenabled = true\nmetric_dim = -4\n"),
+            vec!["metric.toml", "critic.metric_dim", "-4"],
+        ),
     ] {
         let path = dir.path().join(name);
         std::fs::write(&path, text).unwrap();
