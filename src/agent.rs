@@ -211,6 +211,15 @@ impl Unroll for LatentUnroll<'_> {
     }
 }
 
+/// Offset-free MPC's correction per step: how far the observed `z_now` `[1, D]` is from what
+/// `from_last` (the unroll from the last replan's z) predicted after the `taken` actions
+/// `[E, A]` executed since, spread evenly over those E steps: `[1, D]`.
+pub fn executed_offset(from_last: &dyn Unroll, taken: &Tensor, z_now: &Tensor) -> Tensor {
+    let executed = taken.size()[0];
+    let predicted = tch::no_grad(|| from_last.unroll(&taken.unsqueeze(0))).select(1, executed - 1);
+    (z_now - predicted) / executed as f64
+}
+
 /// The learned model's level-2 unroll over macro-actions from one abstract state.
 pub struct AbstractUnroll<'a> {
     pub model: &'a WorldModel,
@@ -508,12 +517,13 @@ impl PlanningAgent {
         let m = self.memories[slot].as_mut().expect("reset_slot called");
         let offset = match (&m.replanned_from, &m.plan) {
             (Some(z_prev), Some(plan)) if self.cfg.offset_correction && m.executed > 0 => {
-                let taken = self
-                    .space
-                    .project(&plan.narrow(0, 0, m.executed).unsqueeze(0));
-                let predicted =
-                    tch::no_grad(|| model.rollout(z_prev, &taken)).select(1, m.executed - 1);
-                Some((&z0 - predicted) / m.executed as f64)
+                let from_last = LatentUnroll {
+                    model,
+                    z0: z_prev.shallow_clone(),
+                    offset: None,
+                };
+                let taken = self.space.project(&plan.narrow(0, 0, m.executed));
+                Some(executed_offset(&from_last, &taken, &z0))
             }
             _ => None,
         };

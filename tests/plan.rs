@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use hjepa::agent::{Actor, OracleAgent};
+use hjepa::agent::{executed_offset, Actor, OracleAgent};
 use hjepa::cost::Reduce;
 use hjepa::eval::run_episode;
 use hjepa::plan::hierarchical::{plan_lower, plan_upper};
@@ -22,6 +22,32 @@ struct Integrator {
 impl Unroll for Integrator {
     fn unroll(&self, actions: &Tensor) -> Tensor {
         self.x0.view([1, 1, -1]) + actions.cumsum(1, Kind::Float) * self.gain
+    }
+}
+
+/// What `PlanningAgent::replan` feeds offset-free MPC: when the world drifts by d per step
+/// beyond what the model knows, the offset measured over the actions executed since the last
+/// replan is d, however many there were.
+#[test]
+fn executed_offset_recovers_a_constant_drift() {
+    let kind = (Kind::Float, tch::Device::Cpu);
+    let x_prev = Tensor::from_slice(&[0.5f32, -1.0]).view([1, 2]);
+    let drift = Tensor::from_slice(&[0.03f32, -0.02]).view([1, 2]);
+    let model = Integrator {
+        x0: x_prev.shallow_clone(),
+        gain: 1.0,
+    };
+    for executed in [1i64, 2, 5] {
+        let taken = Tensor::rand([executed, 2], kind) * 2.0 - 1.0;
+        let world_now =
+            &x_prev + taken.sum_dim_intlist(0, true, Kind::Float) + &drift * executed as f64;
+        let offset = executed_offset(&model, &taken, &world_now);
+        assert_eq!(offset.size(), vec![1, 2]);
+        let err = (offset - &drift).abs().max().double_value(&[]);
+        assert!(
+            err < 1e-6,
+            "{executed} executed: offset off the drift by {err}"
+        );
     }
 }
 
