@@ -247,6 +247,49 @@ fn resume_equals_an_uninterrupted_run() {
     }
 }
 
+/// A finished run (critic fitted) resumed to more steps refits its critic on the moved
+/// encoder: the result equals a run trained to the larger count in one go, critic included.
+#[test]
+fn resuming_a_finished_run_to_more_steps_refits_its_critic() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let agent = dir.path().join("critic.toml");
+    std::fs::write(
+        &agent,
+        TINY_AGENT.replace("steps = 40", "steps = 20")
+            + "\n[critic]\nenabled = true\nhidden = 32\nsources = 16\nsteps = 200\nbatch_size = 64\n",
+    )
+    .unwrap();
+    let (whole, split) = (dir.path().join("whole"), dir.path().join("split"));
+    let opts = |out: &Path, steps: i64, resume: bool| TrainOptions {
+        agent_path: agent.clone(),
+        data: f.data.clone(),
+        out: out.to_path_buf(),
+        resume,
+        device: None,
+        steps: Some(steps),
+        progress: false,
+    };
+    tch::set_num_threads(1);
+    hjepa::model::train(&opts(&whole, 40, false)).unwrap();
+    let first = hjepa::model::train(&opts(&split, 20, false)).unwrap();
+    assert!(
+        first.critic_fit.is_some(),
+        "20 steps finish the run: critic fitted"
+    );
+    let resumed = hjepa::model::train(&opts(&split, 40, true)).unwrap();
+    assert!(
+        resumed.critic_fit.is_some(),
+        "the resumed run refits the critic"
+    );
+    let (a, b) = (read_weights(&whole), read_weights(&split));
+    assert!(a.iter().any(|(n, _)| n.starts_with("critic.")));
+    for ((na, ta), (nb, tb)) in a.iter().zip(&b) {
+        assert_eq!(na, nb);
+        assert!(ta.equal(tb), "{na} differs from the run trained in one go");
+    }
+}
+
 #[test]
 fn a_trained_encoder_carries_the_agent_position_far_better_than_an_untrained_one() {
     let agent = agent_with(|a| a.train.seed = 5);

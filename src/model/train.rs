@@ -683,6 +683,11 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainSummary> {
         diagnostics: d,
         critic: t.critic_fit.clone(),
     };
+    if trainer.step < total {
+        // Training moves the encoder, so a critic fitted before (a finished run resumed to
+        // more steps) no longer matches it: refit it at the end.
+        trainer.critic_fit = None;
+    }
     while trainer.step < total {
         let losses = trainer.train_step(&data);
         if !losses.total.is_finite() {
