@@ -199,19 +199,24 @@ fn metrics_steps(run: &Path) -> Vec<i64> {
         .collect()
 }
 
-#[test]
-fn resume_equals_an_uninterrupted_run() {
-    let f = fixture();
-    let (whole, split) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let opts = |out: &Path, steps: i64, resume: bool| TrainOptions {
-        agent_path: f.agent.clone(),
-        data: f.data.clone(),
+/// Training `agent` on the fixture's data into `out` up to `steps`, quietly.
+fn train_options(agent: &Path, out: &Path, steps: i64, resume: bool) -> TrainOptions {
+    TrainOptions {
+        agent_path: agent.to_path_buf(),
+        data: fixture().data.clone(),
         out: out.to_path_buf(),
         resume,
         device: None,
         steps: Some(steps),
         progress: false,
-    };
+    }
+}
+
+#[test]
+fn resume_equals_an_uninterrupted_run() {
+    let f = fixture();
+    let (whole, split) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let opts = |out: &Path, steps: i64, resume: bool| train_options(&f.agent, out, steps, resume);
     tch::set_num_threads(1);
     hjepa::model::train(&opts(whole.path(), 40, false)).unwrap();
     hjepa::model::train(&opts(split.path(), 20, false)).unwrap();
@@ -251,7 +256,6 @@ fn resume_equals_an_uninterrupted_run() {
 /// encoder: the result equals a run trained to the larger count in one go, critic included.
 #[test]
 fn resuming_a_finished_run_to_more_steps_refits_its_critic() {
-    let f = fixture();
     let dir = tempfile::tempdir().unwrap();
     let agent = dir.path().join("critic.toml");
     std::fs::write(
@@ -261,15 +265,7 @@ fn resuming_a_finished_run_to_more_steps_refits_its_critic() {
     )
     .unwrap();
     let (whole, split) = (dir.path().join("whole"), dir.path().join("split"));
-    let opts = |out: &Path, steps: i64, resume: bool| TrainOptions {
-        agent_path: agent.clone(),
-        data: f.data.clone(),
-        out: out.to_path_buf(),
-        resume,
-        device: None,
-        steps: Some(steps),
-        progress: false,
-    };
+    let opts = |out: &Path, steps: i64, resume: bool| train_options(&agent, out, steps, resume);
     tch::set_num_threads(1);
     hjepa::model::train(&opts(&whole, 40, false)).unwrap();
     let first = hjepa::model::train(&opts(&split, 20, false)).unwrap();
