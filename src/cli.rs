@@ -171,6 +171,22 @@ pub enum Command {
         /// encoder (pays off on a GPU). Each episode keeps its seeds.
         #[arg(long, default_value_t = 1)]
         parallel: usize,
+        /// Take start/goal pairs from this dataset's trajectories (DINO-WM's and
+        /// stable-worldmodel's protocol): episode i starts at frame t of a held-out episode,
+        /// at rest, and aims at frame t + --goal-offset (agent and bodies). Collect it with
+        /// another seed than the training data.
+        #[arg(long)]
+        goals_from: Option<PathBuf>,
+        /// Steps between start and goal frame, with --goals-from.
+        #[arg(long, default_value_t = 25)]
+        goal_offset: u32,
+        /// Episode budget in env steps (default: the scene's `episode_steps`).
+        #[arg(long)]
+        max_steps: Option<u32>,
+        /// The scene criterion that decides success, by name (e.g. `tee_pose`, DINO-WM's
+        /// Push-T criterion; default: the scene's first).
+        #[arg(long)]
+        success: Option<String>,
     },
     /// Replay a recording made by `hjepa eval --record`: re-simulates every episode from its
     /// seed and actions, checks that the outcome matches, and writes one episode's frames as
@@ -578,6 +594,10 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             out,
             record,
             parallel,
+            goals_from,
+            goal_offset,
+            max_steps,
+            success,
         } => {
             let opts = crate::eval::EvalOptions {
                 agent_path: crate::model::AgentFile::resolve_path(&agent),
@@ -592,6 +612,10 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
                 record,
                 parallel: parallel.max(1),
                 progress: true,
+                goals_from,
+                goal_offset,
+                max_steps,
+                success,
             };
             println!("{}", crate::eval::eval(&opts)?.report());
             Ok(())

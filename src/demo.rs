@@ -96,6 +96,10 @@ pub fn demo(opts: &DemoOptions) -> anyhow::Result<DemoSummary> {
         })),
         parallel: 1,
         progress: true,
+        goals_from: None,
+        goal_offset: 0,
+        max_steps: None,
+        success: None,
     };
     println!(
         "== 3/4 closed-loop evaluation of the planning agent, {} episodes",

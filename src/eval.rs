@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::agent::{
     load_planning_agent, ActTiming, Actor, OracleAgent, PlanningAgent, ScriptedActor,
 };
-use crate::data::{make_policy, PolicyKind};
+use crate::data::{dataset_goals, make_policy, GoalWindow, PolicyKind};
 use crate::episodes::{episode_seed, wilson_interval};
 use crate::error::InputError;
 use crate::model::AgentFile;
@@ -42,6 +42,15 @@ pub struct EvalOptions {
     /// the oracle always runs one.
     pub parallel: usize,
     pub progress: bool,
+    /// Start/goal pairs from this dataset's trajectories instead of the scene's sampler
+    /// (DINO-WM's protocol): start at frame t, aim at frame t + `goal_offset`.
+    pub goals_from: Option<PathBuf>,
+    pub goal_offset: u32,
+    /// Episode budget in env steps (default: the scene's `episode_steps`).
+    pub max_steps: Option<u32>,
+    /// The scene criterion (by its `info` name, e.g. `tee_pose`) that decides success
+    /// (default: the scene's first).
+    pub success: Option<String>,
 }
 
 /// One closed-loop episode.
@@ -58,6 +67,9 @@ pub struct EvalEpisode {
     pub replans: usize,
     pub planning_s: f64,
     pub replan_ms: Vec<f64>,
+    /// Where the start/goal pair came from, with `--goals-from`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub goal_window: Option<GoalWindow>,
     /// The actions taken (kept for `--record`, not in the JSON lines).
     #[serde(skip)]
     pub actions: Vec<[f32; 2]>,
@@ -80,6 +92,9 @@ pub struct EvalSummary {
     /// Per start/goal distance bin (scenes with `CellDistanceBins`): (bin, successes, episodes,
     /// mean planning seconds per episode).
     pub by_distance_bin: Vec<(usize, usize, usize, f64)>,
+    /// With `--goals-from`: (successes, episodes) on goals where a body moves, and on goals
+    /// only the agent moves to.
+    pub by_body_motion: Option<[(usize, usize); 2]>,
     pub results: PathBuf,
     pub seconds: f64,
 }
@@ -114,6 +129,14 @@ impl EvalSummary {
                 100.0 * *k as f64 / (*n).max(1) as f64
             );
         }
+        if let Some([(km, nm), (ka, na)]) = self.by_body_motion {
+            s += &format!(
+                "\ngoals where a body moves: {km}/{nm} = {:.1} %; goals for the agent alone: \
+                 {ka}/{na} = {:.1} %",
+                100.0 * km as f64 / nm.max(1) as f64,
+                100.0 * ka as f64 / na.max(1) as f64
+            );
+        }
         if let Some((k, n)) = self.random_floor {
             s += &format!(
                 "\nrandom policy on the same pairs: {k}/{n} = {:.1} %",
@@ -146,6 +169,7 @@ impl EvalEpisode {
             replans: 0,
             planning_s: 0.0,
             replan_ms: Vec::new(),
+            goal_window: None,
             actions: Vec::new(),
         }
     }
@@ -181,6 +205,41 @@ impl EvalEpisode {
     }
 }
 
+/// Where episodes `0..count` start and what they aim at: the scene's sampler seeded with
+/// `episode_seed(seed, i)`, or given start/goal windows (`--goals-from`). Either way episode
+/// i's planner seeds come from `episode_seed(seed, i)`.
+#[derive(Clone, Copy)]
+pub struct Starts<'a> {
+    pub count: u64,
+    pub seed: u64,
+    pub windows: Option<&'a [GoalWindow]>,
+}
+
+impl Starts<'_> {
+    pub fn seeded(count: u64, seed: u64) -> Starts<'static> {
+        Starts {
+            count,
+            seed,
+            windows: None,
+        }
+    }
+
+    /// Resets `env` for episode `index`: the episode record to fill and the first observation.
+    fn reset(&self, env: &mut Env, index: u64) -> (EvalEpisode, Observation) {
+        let seed = episode_seed(self.seed, index);
+        let mut ep = EvalEpisode::new(index, seed);
+        let obs = match self.windows {
+            Some(w) => {
+                let window = &w[index as usize];
+                ep.goal_window = Some(window.clone());
+                env.reset_to(window.layout.clone())
+            }
+            None => env.reset(seed),
+        };
+        (ep, obs)
+    }
+}
+
 /// Runs one episode with an actor.
 pub fn run_episode(
     actor: &mut dyn Actor,
@@ -198,19 +257,32 @@ fn run_episode_with(
     env: &mut Env,
     index: u64,
     seed: u64,
-    mut observe: impl FnMut(&Env, bool),
+    observe: impl FnMut(&Env, bool),
 ) -> anyhow::Result<EvalEpisode> {
-    let mut obs = env.reset(seed);
-    actor.reset(env, seed);
-    observe(env, true);
+    // Episode `index` of a one-episode schedule whose seed is `seed` itself.
     let mut ep = EvalEpisode::new(index, seed);
+    let obs = env.reset(seed);
+    run_from(actor, env, &mut ep, obs, observe)?;
+    Ok(ep)
+}
+
+/// Plays `ep` from its reset state `obs` to the end.
+fn run_from(
+    actor: &mut dyn Actor,
+    env: &mut Env,
+    ep: &mut EvalEpisode,
+    mut obs: Observation,
+    mut observe: impl FnMut(&Env, bool),
+) -> anyhow::Result<()> {
+    actor.reset(env, ep.seed);
+    observe(env, true);
     loop {
         let (action, timing) = actor.act(env, &obs);
         let next = ep.step(env, action, timing)?;
         observe(env, false);
         match next {
             Some(next) => obs = next,
-            None => return Ok(ep),
+            None => return Ok(()),
         }
     }
 }
@@ -232,8 +304,7 @@ pub fn run_episode_observed(
 pub fn run_parallel(
     agent: &mut PlanningAgent,
     scene: &Arc<Scene>,
-    episodes: u64,
-    seed: u64,
+    starts: Starts,
     width: usize,
     mut done: impl FnMut(EvalEpisode) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
@@ -242,11 +313,10 @@ pub fn run_parallel(
     let mut next = 0u64;
     loop {
         for (slot, env) in envs.iter_mut().enumerate() {
-            if running[slot].is_none() && next < episodes {
-                let s = episode_seed(seed, next);
-                let obs = env.reset(s);
-                agent.reset_slot(slot, &env.goal_observation(), s);
-                running[slot] = Some((EvalEpisode::new(next, s), obs));
+            if running[slot].is_none() && next < starts.count {
+                let (ep, obs) = starts.reset(env, next);
+                agent.reset_slot(slot, &env.goal_observation(), ep.seed);
+                running[slot] = Some((ep, obs));
                 next += 1;
             }
         }
@@ -303,15 +373,28 @@ impl EvalActor {
         episodes: u64,
         seed: u64,
         parallel: usize,
+        done: impl FnMut(EvalEpisode) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        self.play_from(scene, Starts::seeded(episodes, seed), parallel, done)
+    }
+
+    /// [`EvalActor::play`] on any [`Starts`].
+    pub fn play_from(
+        &mut self,
+        scene: &Arc<Scene>,
+        starts: Starts,
+        parallel: usize,
         mut done: impl FnMut(EvalEpisode) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         if let (EvalActor::Learned(learned), true) = (&mut *self, parallel > 1) {
-            return run_parallel(learned, scene, episodes, seed, parallel, done);
+            return run_parallel(learned, scene, starts, parallel, done);
         }
         let actor = self.actor();
         let mut env = Env::new(scene.clone());
-        for i in 0..episodes {
-            done(run_episode(actor, &mut env, i, episode_seed(seed, i))?)?;
+        for i in 0..starts.count {
+            let (mut ep, obs) = starts.reset(&mut env, i);
+            run_from(actor, &mut env, &mut ep, obs, |_, _| {})?;
+            done(ep)?;
         }
         Ok(())
     }
@@ -393,7 +476,34 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
         .clone()
         .unwrap_or_else(|| agent_file.scene.clone());
     let scene_path = Scene::resolve_path(&scene_arg);
-    let scene = Arc::new(Scene::load(&scene_path)?);
+    let scene = Arc::new(eval_scene(
+        Scene::load(&scene_path)?,
+        &scene_path,
+        opts.max_steps,
+        opts.success.as_deref(),
+    )?);
+    let windows = match &opts.goals_from {
+        Some(dir) => {
+            anyhow::ensure!(
+                opts.record.is_none(),
+                "--record replays episodes from their seeds; it cannot yet record episodes \
+                 that start from --goals-from windows"
+            );
+            Some(dataset_goals(
+                &scene,
+                dir,
+                opts.goal_offset,
+                opts.episodes,
+                opts.seed,
+            )?)
+        }
+        None => None,
+    };
+    let starts = Starts {
+        count: opts.episodes,
+        seed: opts.seed,
+        windows: windows.as_deref(),
+    };
     let Some(planning) = agent_file.planning.clone() else {
         return Err(InputError::new(
             &opts.agent_path,
@@ -431,9 +541,14 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
             PathBuf::from(".")
         };
         dir.join(format!(
-            "eval-{}-{}{}.jsonl",
+            "eval-{}-{}{}{}.jsonl",
             scene.name,
             opts.seed,
+            if opts.goals_from.is_some() {
+                "-dataset-goals"
+            } else {
+                ""
+            },
             if opts.oracle { "-oracle" } else { "" }
         ))
     });
@@ -476,7 +591,7 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
         bar.inc(1);
         Ok(())
     };
-    agent.play(&scene, opts.episodes, opts.seed, opts.parallel, &mut finish)?;
+    agent.play_from(&scene, starts, opts.parallel, &mut finish)?;
     drop(finish);
     episodes.sort_by_key(|e| e.index);
     file.sync_all()?;
@@ -496,7 +611,7 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
     replan.sort_by(f64::total_cmp);
     let random_floor = if opts.random_floor {
         let mut k = 0;
-        EvalActor::random().play(&scene, opts.episodes, opts.seed, 1, |e| {
+        EvalActor::random().play_from(&scene, starts, 1, |e| {
             k += e.success as usize;
             Ok(())
         })?;
@@ -524,8 +639,19 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
             )
         })
         .collect();
+    let by_body_motion = windows.as_ref().map(|_| {
+        [true, false].map(|moves| {
+            let of = episodes.iter().filter(|e| {
+                e.goal_window
+                    .as_ref()
+                    .is_some_and(|w| w.body_moves == moves)
+            });
+            (of.clone().filter(|e| e.success).count(), of.count())
+        })
+    });
     Ok(EvalSummary {
         by_distance_bin,
+        by_body_motion,
         scene: scene.name.clone(),
         agent: agent_name,
         oracle: opts.oracle,
@@ -541,4 +667,40 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
         results: out,
         seconds,
     })
+}
+
+/// The scene as evaluated: `max_steps` replaces its episode budget and `success` names the
+/// criterion that decides success (moved first; the others are still reported).
+pub fn eval_scene(
+    mut scene: Scene,
+    path: &Path,
+    max_steps: Option<u32>,
+    success: Option<&str>,
+) -> Result<Scene, InputError> {
+    if let Some(n) = max_steps {
+        if n == 0 {
+            return Err(InputError::new(
+                path,
+                "episode_steps",
+                "--max-steps: expected at least 1 step",
+            ));
+        }
+        scene.episode_steps = n;
+    }
+    if let Some(name) = success {
+        let names: Vec<String> = scene.goal.success.iter().map(|c| c.name()).collect();
+        let i = names.iter().position(|n| n == name).ok_or_else(|| {
+            InputError::new(
+                path,
+                "goal.success",
+                format!(
+                    "--success {name}: no such criterion; expected one of {}",
+                    names.join(", ")
+                ),
+            )
+        })?;
+        let c = scene.goal.success.remove(i);
+        scene.goal.success.insert(0, c);
+    }
+    Ok(scene)
 }

@@ -1,10 +1,12 @@
-//! Long-term memory: datasets of episodes (safetensors shards + a JSON manifest) and the
-//! scripted policies that collect them.
+//! Long-term memory: datasets of episodes (safetensors shards + a JSON manifest), the
+//! scripted policies that collect them, and evaluation goals drawn from them.
 
 pub mod collect;
 pub mod dataset;
+pub mod goals;
 pub mod policy;
 
 pub use collect::{collect, CollectOptions, CollectSummary};
 pub use dataset::{Dataset, EpisodeRecord, Manifest};
+pub use goals::{dataset_goals, GoalWindow};
 pub use policy::{make_policy, Policy, PolicyKind};

@@ -124,7 +124,13 @@ impl Env {
 
     /// Starts a new episode; the same seed gives the same episode, bit for bit.
     pub fn reset(&mut self, seed: u64) -> Observation {
-        self.layout = sample_layout(&self.scene, seed);
+        self.reset_to(sample_layout(&self.scene, seed))
+    }
+
+    /// Starts a new episode from a given layout, everything at rest (start/goal pairs taken
+    /// from recorded trajectories, see `data::goals`).
+    pub fn reset_to(&mut self, layout: Layout) -> Observation {
+        self.layout = layout;
         self.goal_cells = self.goal_cell_distances_for_layout();
         self.world = World::build(&self.scene, &self.layout);
         if let Some(r) = &mut self.renderer {
@@ -382,7 +388,7 @@ impl Env {
     fn evaluate(&self, c: &Criterion, goal_distance: f32) -> CriterionStatus {
         match c {
             Criterion::AgentReach { radius } => CriterionStatus {
-                name: "agent_reach".into(),
+                name: c.name(),
                 success: goal_distance <= *radius,
                 value: goal_distance,
             },
@@ -398,7 +404,7 @@ impl Env {
                 let ang_err = wrap_angle(p.angle - g.angle).abs();
                 let agent_ok = agent_tol.is_none_or(|t| goal_distance < t);
                 CriterionStatus {
-                    name: format!("{body}_pose"),
+                    name: c.name(),
                     success: pos_err < *position_tol && ang_err < *angle_tol && agent_ok,
                     value: pos_err,
                 }
@@ -406,7 +412,7 @@ impl Env {
             Criterion::Coverage { body, threshold } => {
                 let cov = self.coverage(body);
                 CriterionStatus {
-                    name: format!("{body}_coverage"),
+                    name: c.name(),
                     success: cov >= *threshold,
                     value: cov,
                 }
@@ -427,7 +433,7 @@ impl Env {
                     .count();
                 let f = inside as f32 / copies.len() as f32;
                 CriterionStatus {
-                    name: format!("{body}_in_region"),
+                    name: c.name(),
                     success: f >= *fraction,
                     value: f,
                 }

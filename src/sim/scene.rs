@@ -305,6 +305,19 @@ pub enum Criterion {
     },
 }
 
+impl Criterion {
+    /// The name `info.criteria` reports it under (`agent_reach`, `tee_pose`, `tee_coverage`,
+    /// `ball_in_region`), also what `hjepa eval --success` takes.
+    pub fn name(&self) -> String {
+        match self {
+            Criterion::AgentReach { .. } => "agent_reach".into(),
+            Criterion::BodyPose { body, .. } => format!("{body}_pose"),
+            Criterion::Coverage { body, .. } => format!("{body}_coverage"),
+            Criterion::ParticlesIn { body, .. } => format!("{body}_in_region"),
+        }
+    }
+}
+
 /// The scalar returned as `cost` by `step` (lower is better).
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub enum CostKind {

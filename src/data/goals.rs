@@ -1,0 +1,160 @@
+//! Start/goal pairs taken from recorded trajectories: DINO-WM's and stable-worldmodel's
+//! evaluation protocol. Episode i starts from frame t of a held-out trajectory and aims at
+//! frame t + offset of the same trajectory (agent position and every body's pose), so the
+//! goal is reachable in `offset` steps by the policy that recorded it.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use super::dataset::Dataset;
+use crate::episodes::episode_seed;
+use crate::error::InputError;
+use crate::sim::env::sample_layout;
+use crate::sim::geometry::{wrap_angle, Pose2};
+use crate::sim::world::Layout;
+use crate::sim::{Env, Scene};
+
+/// A body "moves" in a window when its position changes by more than this (metres) or its
+/// angle by more than this (radians): such goals need pushing, the others only reaching.
+pub const BODY_MOTION: f32 = 0.05;
+
+/// Windows drawn per episode before giving up on one whose start is not already a success.
+const MAX_TRIES: usize = 1000;
+
+/// Where one evaluation episode comes from.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct GoalWindow {
+    /// Episode index in the dataset.
+    pub episode: u64,
+    /// Start frame; the goal is frame `frame + offset`.
+    pub frame: u32,
+    /// Whether some body moves between start and goal (by more than [`BODY_MOTION`]).
+    pub body_moves: bool,
+    #[serde(skip)]
+    pub layout: Layout,
+}
+
+/// Draws `count` windows `offset` frames long from the dataset in `dir`, window i from
+/// `episode_seed(seed, i)` (uniform over episodes, then over start frames), skipping windows
+/// whose start already meets the scene's success criterion. The dataset must have been
+/// recorded on the same scene (by name and physical-state layout).
+pub fn dataset_goals(
+    scene: &Arc<Scene>,
+    dir: &Path,
+    offset: u32,
+    count: u64,
+    seed: u64,
+) -> Result<Vec<GoalWindow>, InputError> {
+    let dataset = Dataset::open(dir)?;
+    let manifest_path = dir.join(super::dataset::MANIFEST);
+    if dataset.manifest.scene != scene.name {
+        return Err(InputError::new(
+            &manifest_path,
+            "scene",
+            format!(
+                "recorded on scene `{}`; goals for `{}` need a dataset of that scene",
+                dataset.manifest.scene, scene.name
+            ),
+        ));
+    }
+    let mut env = Env::new(scene.clone());
+    if dataset.manifest.state_names != env.physical_state_names() {
+        return Err(InputError::new(
+            &manifest_path,
+            "state_names",
+            format!(
+                "expected the scene's physical state {:?}, found {:?}",
+                env.physical_state_names(),
+                dataset.manifest.state_names
+            ),
+        ));
+    }
+    if offset == 0 {
+        return Err(InputError::new(
+            dir,
+            "goal offset",
+            "expected at least 1 step",
+        ));
+    }
+    let episodes: Vec<_> = dataset
+        .episodes()?
+        .into_iter()
+        .filter(|e| e.state.len() > offset as usize)
+        .map(|e| (e.index, e.seed, e.state))
+        .collect();
+    if episodes.is_empty() {
+        return Err(InputError::new(
+            dir,
+            "episodes",
+            format!("no episode is longer than the goal offset ({offset} steps)"),
+        ));
+    }
+    let mut windows = Vec::with_capacity(count as usize);
+    for i in 0..count {
+        let mut rng = ChaCha8Rng::seed_from_u64(episode_seed(seed, i));
+        let mut found = None;
+        for _ in 0..MAX_TRIES {
+            let (index, ep_seed, states) = &episodes[rng.random_range(0..episodes.len())];
+            let frame = rng.random_range(0..states.len() - offset as usize);
+            let (start, goal) = (&states[frame], &states[frame + offset as usize]);
+            let layout = window_layout(scene, *ep_seed, start, goal);
+            env.reset_to(layout.clone());
+            if !env.info().success {
+                found = Some(GoalWindow {
+                    episode: *index,
+                    frame: frame as u32,
+                    body_moves: body_moves(start, goal),
+                    layout,
+                });
+                break;
+            }
+        }
+        windows.push(found.ok_or_else(|| {
+            InputError::new(
+                dir,
+                "episodes",
+                format!(
+                    "{MAX_TRIES} windows of {offset} steps all start already at their goal: \
+                     nothing to evaluate"
+                ),
+            )
+        })?);
+    }
+    Ok(windows)
+}
+
+/// The recorded episode's layout (its doors) with the agent and every body placed as in
+/// `start`, and the goals taken from `goal` (physical states: agent x, y, vx, vy, then per
+/// body copy x, y, angle, vx, vy, omega).
+fn window_layout(scene: &Scene, episode_seed: u64, start: &[f32], goal: &[f32]) -> Layout {
+    let mut layout = sample_layout(scene, episode_seed);
+    layout.agent_start = (start[0], start[1]);
+    layout.agent_goal = (goal[0], goal[1]);
+    layout.distance_bin = None;
+    let pose = |s: &[f32], copy: usize| {
+        let b = &s[4 + 6 * copy..];
+        Pose2::new(b[0], b[1], b[2])
+    };
+    let mut copy = 0;
+    for (def, body) in scene.bodies.iter().enumerate() {
+        if layout.body_goals[def].is_some() {
+            layout.body_goals[def] = Some(pose(goal, copy));
+        }
+        for _ in 0..body.count {
+            layout.body_starts[copy] = pose(start, copy);
+            copy += 1;
+        }
+    }
+    layout
+}
+
+fn body_moves(start: &[f32], goal: &[f32]) -> bool {
+    start[4..].chunks(6).zip(goal[4..].chunks(6)).any(|(a, b)| {
+        (a[0] - b[0]).hypot(a[1] - b[1]) > BODY_MOTION
+            || wrap_angle(a[2] - b[2]).abs() > BODY_MOTION
+    })
+}

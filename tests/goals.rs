@@ -1,0 +1,142 @@
+//! Start/goal pairs from recorded trajectories (`hjepa eval --goals-from`, DINO-WM's
+//! protocol): windows start and aim exactly at recorded frames, are reproducible, never
+//! start at their goal, and bad datasets or criteria are named.
+
+mod common;
+
+use std::path::Path;
+
+use hjepa::data::{collect, dataset_goals, CollectOptions, Dataset, PolicyKind};
+use hjepa::eval::{eval_scene, EvalActor, Starts};
+use hjepa::sim::{Env, Scene};
+
+fn collect_random(scene: &str, out: &Path, episodes: u64) {
+    collect(&CollectOptions {
+        scene_path: common::scene_path(scene),
+        out: out.to_path_buf(),
+        episodes,
+        policy: PolicyKind::Random,
+        noise: 0.3,
+        seed: 11,
+        shard_episodes: 50,
+        threads: 1,
+        progress: false,
+    })
+    .unwrap();
+}
+
+fn close(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-4)
+}
+
+#[test]
+fn windows_start_and_aim_at_recorded_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    collect_random("push_t", dir.path(), 3);
+    let scene = common::scene("push_t");
+    let episodes = Dataset::open(dir.path()).unwrap().episodes().unwrap();
+    let windows = dataset_goals(&scene, dir.path(), 25, 12, 7).unwrap();
+    assert_eq!(windows.len(), 12);
+    let mut env = Env::new(scene.clone());
+    for w in &windows {
+        let rec = &episodes[w.episode as usize];
+        let t = w.frame as usize;
+        let obs = env.reset_to(w.layout.clone());
+        // The observation (agent position, T pose) is the recorded frame's; the goal
+        // observation is the frame 25 steps later.
+        assert!(
+            close(&obs.state, &rec.obs_state[t]),
+            "window {w:?}: start frame"
+        );
+        let goal = env.goal_observation();
+        assert!(
+            close(&goal.state, &rec.obs_state[t + 25]),
+            "window {w:?}: goal frame"
+        );
+        assert!(!env.info().success, "window {w:?} starts at its goal");
+        let moved = {
+            let (a, b) = (&rec.state[t], &rec.state[t + 25]);
+            (a[4] - b[4]).hypot(a[5] - b[5]) > 0.05
+                || hjepa::sim::geometry::wrap_angle(a[6] - b[6]).abs() > 0.05
+        };
+        assert_eq!(w.body_moves, moved, "window {w:?}");
+    }
+    // Reproducible in the seed, different across seeds.
+    assert_eq!(
+        windows,
+        dataset_goals(&scene, dir.path(), 25, 12, 7).unwrap()
+    );
+    assert_ne!(
+        windows,
+        dataset_goals(&scene, dir.path(), 25, 12, 8).unwrap()
+    );
+}
+
+#[test]
+fn episodes_played_from_windows_are_reproducible() {
+    let dir = tempfile::tempdir().unwrap();
+    collect_random("push_t", dir.path(), 2);
+    let path = common::scene_path("push_t");
+    let scene = std::sync::Arc::new(
+        eval_scene(
+            Scene::load(&path).unwrap(),
+            &path,
+            Some(50),
+            Some("tee_pose"),
+        )
+        .unwrap(),
+    );
+    let windows = dataset_goals(&scene, dir.path(), 25, 6, 3).unwrap();
+    let play = || {
+        let mut out = Vec::new();
+        let starts = Starts {
+            count: 6,
+            seed: 3,
+            windows: Some(&windows),
+        };
+        EvalActor::random()
+            .play_from(&scene, starts, 1, |e| {
+                out.push(e);
+                Ok(())
+            })
+            .unwrap();
+        out
+    };
+    let (a, b) = (play(), play());
+    assert_eq!(a.len(), 6);
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert_eq!(x.goal_window.as_ref(), Some(&windows[i]));
+        assert!(x.steps <= 50, "the budget is --max-steps");
+        assert_eq!(
+            (x.actions.clone(), x.final_goal_distance.to_bits()),
+            (y.actions.clone(), y.final_goal_distance.to_bits())
+        );
+    }
+}
+
+#[test]
+fn success_criterion_and_budget_are_chosen_by_name() {
+    let path = common::scene_path("push_t");
+    let scene = Scene::load(&path).unwrap();
+    assert_eq!(scene.goal.success[0].name(), "tee_coverage");
+    let dino = eval_scene(scene.clone(), &path, Some(50), Some("tee_pose")).unwrap();
+    assert_eq!(dino.episode_steps, 50);
+    let names: Vec<String> = dino.goal.success.iter().map(|c| c.name()).collect();
+    assert_eq!(names, ["tee_pose", "tee_coverage"]);
+    let err = eval_scene(scene.clone(), &path, None, Some("tee_angle")).unwrap_err();
+    assert_eq!(err.location, "goal.success");
+    assert!(err.message.contains("tee_coverage, tee_pose"), "{err}");
+    assert!(eval_scene(scene, &path, Some(0), None).is_err());
+}
+
+#[test]
+fn a_dataset_of_another_scene_or_too_short_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    collect_random("two_rooms", dir.path(), 1);
+    let err = dataset_goals(&common::scene("push_t"), dir.path(), 25, 4, 0).unwrap_err();
+    assert!(err.file.ends_with("manifest.json"), "{err}");
+    assert_eq!(err.location, "scene");
+    let err = dataset_goals(&common::scene("two_rooms"), dir.path(), 500, 4, 0).unwrap_err();
+    assert_eq!(err.location, "episodes");
+    assert!(err.message.contains("500"), "{err}");
+}
