@@ -95,6 +95,8 @@ pub struct EvalSummary {
     /// With `--goals-from`: (successes, episodes) on goals where a body moves, and on goals
     /// only the agent moves to.
     pub by_body_motion: Option<[(usize, usize); 2]>,
+    /// The same split for the random policy.
+    pub random_by_body_motion: Option<[(usize, usize); 2]>,
     pub results: PathBuf,
     pub seconds: f64,
 }
@@ -129,23 +131,44 @@ impl EvalSummary {
                 100.0 * *k as f64 / (*n).max(1) as f64
             );
         }
-        if let Some([(km, nm), (ka, na)]) = self.by_body_motion {
-            s += &format!(
-                "\ngoals where a body moves: {km}/{nm} = {:.1} %; goals for the agent alone: \
-                 {ka}/{na} = {:.1} %",
-                100.0 * km as f64 / nm.max(1) as f64,
-                100.0 * ka as f64 / na.max(1) as f64
-            );
+        if let Some(split) = self.by_body_motion {
+            s += &format!("\n{}", body_motion_report(split));
         }
         if let Some((k, n)) = self.random_floor {
             s += &format!(
                 "\nrandom policy on the same pairs: {k}/{n} = {:.1} %",
                 100.0 * k as f64 / n.max(1) as f64
             );
+            if let Some(split) = self.random_by_body_motion {
+                s += &format!(" ({})", body_motion_report(split));
+            }
         }
         s += &format!("\nper-episode results: {}", self.results.display());
         s
     }
+}
+
+fn body_motion_report([(km, nm), (ka, na)]: [(usize, usize); 2]) -> String {
+    format!(
+        "goals where a body moves: {km}/{nm} = {:.1} %; goals for the agent alone: {ka}/{na} = \
+         {:.1} %",
+        100.0 * km as f64 / nm.max(1) as f64,
+        100.0 * ka as f64 / na.max(1) as f64
+    )
+}
+
+/// (successes, episodes) on goals where a body moves and on the others; None without
+/// dataset goals.
+fn split_by_body_motion(episodes: &[EvalEpisode]) -> Option<[(usize, usize); 2]> {
+    episodes.first()?.goal_window.as_ref()?;
+    Some([true, false].map(|moves| {
+        let of = episodes.iter().filter(|e| {
+            e.goal_window
+                .as_ref()
+                .is_some_and(|w| w.body_moves == moves)
+        });
+        (of.clone().filter(|e| e.success).count(), of.count())
+    }))
 }
 
 /// The q-quantile of sorted values (nearest rank); NaN when empty.
@@ -609,16 +632,20 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
         .flat_map(|e| e.replan_ms.iter().copied())
         .collect();
     replan.sort_by(f64::total_cmp);
-    let random_floor = if opts.random_floor {
-        let mut k = 0;
+    let random = if opts.random_floor {
+        let mut random = Vec::new();
         EvalActor::random().play_from(&scene, starts, 1, |e| {
-            k += e.success as usize;
+            random.push(e);
             Ok(())
         })?;
-        Some((k, opts.episodes as usize))
+        Some(random)
     } else {
         None
     };
+    let random_floor = random
+        .as_ref()
+        .map(|r| (r.iter().filter(|e| e.success).count(), r.len()));
+    let random_by_body_motion = random.as_deref().and_then(split_by_body_motion);
     let mut bins: Vec<usize> = episodes.iter().filter_map(|e| e.distance_bin).collect();
     bins.sort_unstable();
     bins.dedup();
@@ -639,19 +666,10 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
             )
         })
         .collect();
-    let by_body_motion = windows.as_ref().map(|_| {
-        [true, false].map(|moves| {
-            let of = episodes.iter().filter(|e| {
-                e.goal_window
-                    .as_ref()
-                    .is_some_and(|w| w.body_moves == moves)
-            });
-            (of.clone().filter(|e| e.success).count(), of.count())
-        })
-    });
     Ok(EvalSummary {
         by_distance_bin,
-        by_body_motion,
+        by_body_motion: split_by_body_motion(&episodes),
+        random_by_body_motion,
         scene: scene.name.clone(),
         agent: agent_name,
         oracle: opts.oracle,

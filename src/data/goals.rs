@@ -15,11 +15,13 @@ use crate::episodes::episode_seed;
 use crate::error::InputError;
 use crate::sim::env::sample_layout;
 use crate::sim::geometry::{wrap_angle, Pose2};
+use crate::sim::scene::Criterion;
 use crate::sim::world::Layout;
 use crate::sim::{Env, Scene};
 
-/// A body "moves" in a window when its position changes by more than this (metres) or its
-/// angle by more than this (radians): such goals need pushing, the others only reaching.
+/// A body "moves" in a window when its pose changes by more than its pose criterion's
+/// tolerances (so that leaving it where it is would fail), or, for bodies without one, by
+/// more than this (metres, radians): such goals need pushing, the others only reaching.
 pub const BODY_MOTION: f32 = 0.05;
 
 /// Windows drawn per episode before giving up on one whose start is not already a success.
@@ -32,7 +34,8 @@ pub struct GoalWindow {
     pub episode: u64,
     /// Start frame; the goal is frame `frame + offset`.
     pub frame: u32,
-    /// Whether some body moves between start and goal (by more than [`BODY_MOTION`]).
+    /// Whether some body moves between start and goal by more than its tolerance (see
+    /// [`BODY_MOTION`]).
     pub body_moves: bool,
     #[serde(skip)]
     pub layout: Layout,
@@ -107,7 +110,7 @@ pub fn dataset_goals(
                 found = Some(GoalWindow {
                     episode: *index,
                     frame: frame as u32,
-                    body_moves: body_moves(start, goal),
+                    body_moves: body_moves(scene, start, goal),
                     layout,
                 });
                 break;
@@ -152,9 +155,31 @@ fn window_layout(scene: &Scene, episode_seed: u64, start: &[f32], goal: &[f32]) 
     layout
 }
 
-fn body_moves(start: &[f32], goal: &[f32]) -> bool {
-    start[4..].chunks(6).zip(goal[4..].chunks(6)).any(|(a, b)| {
-        (a[0] - b[0]).hypot(a[1] - b[1]) > BODY_MOTION
-            || wrap_angle(a[2] - b[2]).abs() > BODY_MOTION
-    })
+fn body_moves(scene: &Scene, start: &[f32], goal: &[f32]) -> bool {
+    let tolerance = |name: &str| {
+        scene
+            .goal
+            .success
+            .iter()
+            .find_map(|c| match c {
+                Criterion::BodyPose {
+                    body,
+                    position_tol,
+                    angle_tol,
+                    ..
+                } if body == name => Some((*position_tol, *angle_tol)),
+                _ => None,
+            })
+            .unwrap_or((BODY_MOTION, BODY_MOTION))
+    };
+    let copies = scene
+        .bodies
+        .iter()
+        .flat_map(|b| std::iter::repeat_n(b.name.as_str(), b.count as usize));
+    copies
+        .zip(start[4..].chunks(6).zip(goal[4..].chunks(6)))
+        .any(|(name, (a, b))| {
+            let (pos_tol, ang_tol) = tolerance(name);
+            (a[0] - b[0]).hypot(a[1] - b[1]) > pos_tol || wrap_angle(a[2] - b[2]).abs() > ang_tol
+        })
 }
