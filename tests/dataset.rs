@@ -46,6 +46,18 @@ fn round_trip_matches_a_fresh_recording() {
         assert_eq!(e.obs_state.len(), e.action.len() + 1);
         assert_eq!(e.obs_image[0].len(), 96 * 96 * 3);
     }
+    // Without images: the same episodes, frames left out.
+    let light = ds.episodes_without_images().unwrap();
+    for (e, l) in eps.iter().zip(&light) {
+        assert!(l.obs_image.is_empty());
+        assert_eq!(
+            &hjepa::data::EpisodeRecord {
+                obs_image: e.obs_image.clone(),
+                ..l.clone()
+            },
+            e
+        );
+    }
     // Re-running the finished collection records nothing.
     let again = collect(&opts).unwrap();
     assert_eq!((again.episodes_recorded, again.shards_written), (0, 0));

@@ -284,6 +284,16 @@ pub fn encode_shard(
 
 /// A shard read back into episodes, with every shape checked.
 pub fn read_shard(path: &Path, manifest: &Manifest) -> Result<Vec<EpisodeRecord>, InputError> {
+    read_shard_with(path, manifest, true)
+}
+
+/// [`read_shard`]; without `images` the frames are checked but not copied (`obs_image`
+/// stays empty): state-observation training on 3000 Push-T episodes otherwise needs 24 GB.
+pub fn read_shard_with(
+    path: &Path,
+    manifest: &Manifest,
+    images: bool,
+) -> Result<Vec<EpisodeRecord>, InputError> {
     let bytes = std::fs::read(path)
         .map_err(|e| InputError::new(path, "", format!("cannot read shard: {e}")))?;
     let bad = |field: &str, msg: String| InputError::new(path, field, msg);
@@ -402,7 +412,7 @@ pub fn read_shard(path: &Path, manifest: &Manifest) -> Result<Vec<EpisodeRecord>
             obs_state: (o0..o1)
                 .map(|r| obs_state[r * d..(r + 1) * d].to_vec())
                 .collect(),
-            obs_image: image_t.as_ref().map_or(Vec::new(), |t| {
+            obs_image: image_t.as_ref().filter(|_| images).map_or(Vec::new(), |t| {
                 (o0..o1)
                     .map(|r| t.data()[r * px..(r + 1) * px].to_vec())
                     .collect()
@@ -459,11 +469,25 @@ impl Dataset {
 
     /// All episodes, shard by shard, in episode order.
     pub fn episodes(&self) -> Result<Vec<EpisodeRecord>, InputError> {
+        self.read_episodes(true)
+    }
+
+    /// All episodes without their images (`obs_image` empty): what state-observation
+    /// training and dataset goals need.
+    pub fn episodes_without_images(&self) -> Result<Vec<EpisodeRecord>, InputError> {
+        self.read_episodes(false)
+    }
+
+    fn read_episodes(&self, images: bool) -> Result<Vec<EpisodeRecord>, InputError> {
         let mut shards = self.manifest.shards.clone();
         shards.sort_by_key(|s| s.index);
         let mut out = Vec::new();
         for s in shards {
-            out.extend(read_shard(&self.dir.join(&s.file), &self.manifest)?);
+            out.extend(read_shard_with(
+                &self.dir.join(&s.file),
+                &self.manifest,
+                images,
+            )?);
         }
         Ok(out)
     }

@@ -84,7 +84,7 @@ pub fn dataset_goals(
         ));
     }
     let episodes: Vec<_> = dataset
-        .episodes()?
+        .episodes_without_images()?
         .into_iter()
         .filter(|e| e.state.len() > offset as usize)
         .map(|e| (e.index, e.seed, e.state))

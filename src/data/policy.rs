@@ -22,6 +22,10 @@ pub enum PolicyKind {
     /// Follows waypoints to the goal (through doors, along maze corridors, behind the block)
     /// with heading noise.
     Waypoint,
+    /// Random targets around the goal body (within 1 m of it, each held 3-10 steps): a
+    /// random policy that keeps hitting the body, for contact-rich Push-T data (uniform random
+    /// actions touch the T in ~6 % of steps); uniform random in scenes without a body goal.
+    NearBody,
     /// Plans on a private copy of the true simulator (snapshot/restore, CEM with a shaped
     /// cost): slow, but reaches goals no hand-written controller does, such as Push-T's pose.
     Oracle,
@@ -49,6 +53,11 @@ pub fn make_policy(kind: PolicyKind, noise: f32) -> Box<dyn Policy> {
             rng: ChaCha8Rng::seed_from_u64(0),
             noise,
         }),
+        PolicyKind::NearBody => Box::new(NearBody {
+            rng: ChaCha8Rng::seed_from_u64(0),
+            target: (0.0, 0.0),
+            hold: 0,
+        }),
         PolicyKind::Oracle => Box::new(OracleExpert::new(OracleBudget::default())),
     }
 }
@@ -68,6 +77,60 @@ impl Policy for RandomPolicy {
             self.rng.random_range(a.low.1..=a.high.1),
         ]
     }
+}
+
+struct NearBody {
+    rng: ChaCha8Rng,
+    target: V2,
+    /// Steps left on the current target.
+    hold: u32,
+}
+
+impl Policy for NearBody {
+    fn reset(&mut self, _env: &Env, seed: u64) {
+        self.rng = ChaCha8Rng::seed_from_u64(seed);
+        self.hold = 0;
+    }
+    fn act(&mut self, env: &Env) -> Action {
+        let Some(body) = goal_body_pose(env) else {
+            let a = &env.scene().agent.action;
+            return [
+                self.rng.random_range(a.low.0..=a.high.0),
+                self.rng.random_range(a.low.1..=a.high.1),
+            ];
+        };
+        if self.hold == 0 {
+            self.target = (
+                body.x + self.rng.random_range(-1.0..=1.0),
+                body.y + self.rng.random_range(-1.0..=1.0),
+            );
+            self.hold = self.rng.random_range(3..=10);
+        }
+        self.hold -= 1;
+        let s = env.scene();
+        match s.agent.actuator {
+            Actuator::PdTarget { .. } => s.agent.action.project([self.target.0, self.target.1]),
+            _ => {
+                let p = env.world().agent_position();
+                let (dx, dy) = (self.target.0 - p.0, self.target.1 - p.1);
+                let d = dx.hypot(dy).max(1e-6);
+                let v = max_speed(env);
+                velocity_action(env, (v * dx / d, v * dy / d))
+            }
+        }
+    }
+}
+
+/// The pose of the body the scene's success criteria name (Push-T's T), if any.
+fn goal_body_pose(env: &Env) -> Option<Pose2> {
+    let scene = env.scene();
+    let body = scene.goal.success.iter().find_map(|c| match c {
+        Criterion::Coverage { body, .. } | Criterion::BodyPose { body, .. } => Some(body),
+        _ => None,
+    })?;
+    let def = scene.bodies.iter().position(|b| &b.name == body)?;
+    let b = env.world().bodies().iter().find(|b| b.def == def)?;
+    Some(env.world().body_pose(b))
 }
 
 struct SmoothWalk {

@@ -73,7 +73,10 @@ impl TrainingData {
                 "the agent observes states but the dataset has none",
             ));
         }
-        let episodes = dataset.episodes()?;
+        let episodes = match kind {
+            ObservationKind::Pixels => dataset.episodes()?,
+            ObservationKind::State => dataset.episodes_without_images()?,
+        };
         let window = agent.window();
         let n_val =
             ((episodes.len() as f64 * agent.train.validation_fraction).ceil() as usize).max(1);
