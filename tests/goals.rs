@@ -38,6 +38,10 @@ fn windows_start_and_aim_at_recorded_frames() {
     let windows = dataset_goals(&scene, dir.path(), 25, 12, 7).unwrap();
     assert_eq!(windows.len(), 12);
     let mut env = Env::new(scene.clone());
+    let names = env.observation_state_names();
+    assert_eq!(names[2..4], ["agent.vx", "agent.vy"]);
+    // Windows start at rest: the recorded frame with the agent's velocity zeroed.
+    let at_rest = |s: &[f32]| [&s[..2], &[0.0, 0.0], &s[4..]].concat();
     for w in &windows {
         let rec = &episodes[w.episode as usize];
         let t = w.frame as usize;
@@ -45,12 +49,12 @@ fn windows_start_and_aim_at_recorded_frames() {
         // The observation (agent position, T pose) is the recorded frame's; the goal
         // observation is the frame 25 steps later.
         assert!(
-            close(&obs.state, &rec.obs_state[t]),
+            close(&obs.state, &at_rest(&rec.obs_state[t])),
             "window {w:?}: start frame"
         );
         let goal = env.goal_observation();
         assert!(
-            close(&goal.state, &rec.obs_state[t + 25]),
+            close(&goal.state, &at_rest(&rec.obs_state[t + 25])),
             "window {w:?}: goal frame"
         );
         assert!(!env.info().success, "window {w:?} starts at its goal");
