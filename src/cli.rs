@@ -173,18 +173,20 @@ pub enum Command {
         parallel: usize,
         /// Take start/goal pairs from this dataset's trajectories (DINO-WM's and
         /// stable-worldmodel's protocol): episode i starts at frame t of a held-out episode,
-        /// at rest, and aims at frame t + --goal-offset (agent and bodies). Collect it with
-        /// another seed than the training data.
+        /// at rest, and aims at frame t + --goal-offset (the agent's position and the pose of
+        /// every body that has a goal; at rest). Collect it with another seed than the
+        /// training data.
         #[arg(long)]
         goals_from: Option<PathBuf>,
-        /// Steps between start and goal frame, with --goals-from.
-        #[arg(long, default_value_t = 25)]
+        /// Recorded frames (env steps) between start and goal, with --goals-from.
+        #[arg(long, default_value_t = 25, requires = "goals_from")]
         goal_offset: u32,
-        /// Episode budget in env steps (default: the scene's `episode_steps`).
+        /// Episode budget in control steps, like the scene's `episode_steps` (its default);
+        /// an env step is `frameskip` control steps.
         #[arg(long)]
         max_steps: Option<u32>,
-        /// The scene criterion that decides success, by name (e.g. `tee_pose`, DINO-WM's
-        /// Push-T criterion; default: the scene's first).
+        /// The scene criterion that decides success and the reported cost, by name (e.g.
+        /// `tee_pose`, DINO-WM's Push-T criterion; default: the scene's first).
         #[arg(long)]
         success: Option<String>,
     },

@@ -46,7 +46,7 @@ pub struct EvalOptions {
     /// (DINO-WM's protocol): start at frame t, aim at frame t + `goal_offset`.
     pub goals_from: Option<PathBuf>,
     pub goal_offset: u32,
-    /// Episode budget in env steps (default: the scene's `episode_steps`).
+    /// Episode budget in control steps, like the scene's `episode_steps` (its default).
     pub max_steps: Option<u32>,
     /// The scene criterion (by its `info` name, e.g. `tee_pose`) that decides success
     /// (default: the scene's first).
@@ -505,6 +505,12 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
         opts.max_steps,
         opts.success.as_deref(),
     )?);
+    // A recording replays on the scene file as written: its budget and success criterion.
+    anyhow::ensure!(
+        opts.record.is_none() || (opts.max_steps.is_none() && opts.success.is_none()),
+        "--record cannot yet be combined with --max-steps or --success (replay would judge \
+         the episodes by the scene file's budget and criterion)"
+    );
     let windows = match &opts.goals_from {
         Some(dir) => {
             anyhow::ensure!(
@@ -563,15 +569,21 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
         } else {
             PathBuf::from(".")
         };
+        let protocol: String = [
+            opts.goals_from
+                .as_ref()
+                .map(|_| "-dataset-goals".to_string()),
+            opts.max_steps.map(|n| format!("-max{n}")),
+            opts.success.as_ref().map(|c| format!("-{c}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         dir.join(format!(
             "eval-{}-{}{}{}.jsonl",
             scene.name,
             opts.seed,
-            if opts.goals_from.is_some() {
-                "-dataset-goals"
-            } else {
-                ""
-            },
+            protocol,
             if opts.oracle { "-oracle" } else { "" }
         ))
     });

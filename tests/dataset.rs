@@ -48,6 +48,7 @@ fn round_trip_matches_a_fresh_recording() {
     }
     // Without images: the same episodes, frames left out.
     let light = ds.episodes_without_images().unwrap();
+    assert_eq!(light.len(), eps.len());
     for (e, l) in eps.iter().zip(&light) {
         assert!(l.obs_image.is_empty());
         assert_eq!(

@@ -113,9 +113,21 @@ fn episodes_played_from_windows_are_reproducible() {
     };
     let (a, b) = (play(), play());
     assert_eq!(a.len(), 6);
+    let mut env = Env::new(scene.clone());
     for (i, (x, y)) in a.iter().zip(&b).enumerate() {
         assert_eq!(x.goal_window.as_ref(), Some(&windows[i]));
         assert!(x.steps <= 50, "the budget is --max-steps");
+        // The episode started from its window: its actions replayed from there end alike.
+        env.reset_to(windows[i].layout.clone());
+        let mut last = None;
+        for act in &x.actions {
+            last = Some(env.step(act).unwrap());
+        }
+        let last = last.unwrap();
+        assert_eq!(
+            (last.info.goal_distance.to_bits(), last.info.success),
+            (x.final_goal_distance.to_bits(), x.success)
+        );
         assert_eq!(
             (x.actions.clone(), x.final_goal_distance.to_bits()),
             (y.actions.clone(), y.final_goal_distance.to_bits())

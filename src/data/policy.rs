@@ -1,6 +1,6 @@
 //! Scripted policies for data collection and smoke runs: uniform random actions, PLDM-style
-//! smooth random walks, and a noisy waypoint expert that knows the map (door walls, maze
-//! grids, Push-T's block). They read the true state from the env (privileged), which is
+//! smooth random walks, random targets around Push-T's block, a noisy waypoint expert that
+//! knows the map (door walls, maze grids, Push-T's block) and the CEM oracle. They read the true state from the env (privileged), which is
 //! what data collection wants; planning agents never do.
 
 use rand::{Rng, SeedableRng};
@@ -22,7 +22,8 @@ pub enum PolicyKind {
     /// Follows waypoints to the goal (through doors, along maze corridors, behind the block)
     /// with heading noise.
     Waypoint,
-    /// Random targets around the goal body (within 1 m of it, each held 3-10 steps): a
+    /// Random targets around the goal body (within ±1 m of it on each axis, each held 3-10
+    /// steps): a
     /// random policy that keeps hitting the body, for contact-rich Push-T data (uniform random
     /// actions touch the T in ~6 % of steps); uniform random in scenes without a body goal.
     NearBody,
@@ -498,8 +499,9 @@ impl OracleExpert {
 /// toward the body (so it finds the block); for navigation, the distance to the goal.
 pub fn shaped_cost(env: &Env) -> f32 {
     let scene = env.scene();
-    // A pose criterion that also places the agent (DINO-WM's Push-T) adds the agent's
-    // distance to its own goal, weighted low so that a short horizon still prefers pushing
+    // When the first body criterion is a pose that also places the agent (DINO-WM's Push-T,
+    // as `hjepa eval --success tee_pose` orders them) the agent's distance to its own goal is
+    // added, weighted low so that a short horizon still prefers pushing
     // the body to parking on the agent's goal (at weight 1 the oracle parked: 12/22 pushing
     // goals); coverage (gym-pusht) leaves the agent free.
     let body_goal = scene.goal.success.iter().find_map(|c| match c {

@@ -73,6 +73,22 @@ impl TrainingData {
                 "the agent observes states but the dataset has none",
             ));
         }
+        // A dataset recorded before the scene's state observation changed (push_t gained the
+        // agent's velocity) would train a model the scene can no longer feed.
+        if kind == ObservationKind::State {
+            let scene = crate::sim::Scene::load(&crate::sim::Scene::resolve_path(&agent.scene))?;
+            let names = crate::sim::Env::new(std::sync::Arc::new(scene)).observation_state_names();
+            if m.obs_state_names != names {
+                return Err(InputError::new(
+                    &manifest_path,
+                    "obs_state_names",
+                    format!(
+                        "the dataset observes {:?}, scene {} now observes {names:?}: recollect it",
+                        m.obs_state_names, agent.scene
+                    ),
+                ));
+            }
+        }
         let episodes = match kind {
             ObservationKind::Pixels => dataset.episodes()?,
             ObservationKind::State => dataset.episodes_without_images()?,
