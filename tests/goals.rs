@@ -161,3 +161,42 @@ fn a_dataset_of_another_scene_or_too_short_is_named() {
     assert_eq!(err.location, "episodes");
     assert!(err.message.contains("500"), "{err}");
 }
+
+/// Fraction of steps in which the T moves, over two seeded episodes of a policy.
+fn tee_moving_fraction(kind: PolicyKind) -> f64 {
+    let mut env = Env::new(common::scene("push_t"));
+    let mut policy = hjepa::data::make_policy(kind, 0.3);
+    let (mut moving, mut steps) = (0, 0);
+    for seed in [1, 2] {
+        env.reset(seed);
+        policy.reset(&env, seed);
+        let tee = |env: &Env| {
+            let b = env.world().bodies()[0];
+            let p = env.world().body_pose(&b);
+            (p.x, p.y)
+        };
+        let mut before = tee(&env);
+        for _ in 0..300 {
+            let a = policy.act(&env);
+            env.step(&a).unwrap();
+            let now = tee(&env);
+            moving += ((now.0 - before.0).hypot(now.1 - before.1) > 0.002) as usize;
+            steps += 1;
+            before = now;
+        }
+    }
+    moving as f64 / steps as f64
+}
+
+#[test]
+fn near_body_data_keeps_pushing_the_t() {
+    let (near, random) = (
+        tee_moving_fraction(PolicyKind::NearBody),
+        tee_moving_fraction(PolicyKind::Random),
+    );
+    assert!(
+        near > 0.3 && near > 3.0 * random,
+        "the T moves in {near:.2} of near-body steps, {random:.2} of random ones"
+    );
+    assert_eq!(near, tee_moving_fraction(PolicyKind::NearBody), "seeded");
+}

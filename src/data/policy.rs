@@ -72,12 +72,16 @@ impl Policy for RandomPolicy {
         self.rng = ChaCha8Rng::seed_from_u64(seed);
     }
     fn act(&mut self, env: &Env) -> Action {
-        let a = &env.scene().agent.action;
-        [
-            self.rng.random_range(a.low.0..=a.high.0),
-            self.rng.random_range(a.low.1..=a.high.1),
-        ]
+        uniform_action(&mut self.rng, env)
     }
+}
+
+fn uniform_action(rng: &mut ChaCha8Rng, env: &Env) -> Action {
+    let a = &env.scene().agent.action;
+    [
+        rng.random_range(a.low.0..=a.high.0),
+        rng.random_range(a.low.1..=a.high.1),
+    ]
 }
 
 struct NearBody {
@@ -94,11 +98,7 @@ impl Policy for NearBody {
     }
     fn act(&mut self, env: &Env) -> Action {
         let Some(body) = goal_body_pose(env) else {
-            let a = &env.scene().agent.action;
-            return [
-                self.rng.random_range(a.low.0..=a.high.0),
-                self.rng.random_range(a.low.1..=a.high.1),
-            ];
+            return uniform_action(&mut self.rng, env);
         };
         if self.hold == 0 {
             self.target = (
