@@ -505,27 +505,28 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
         opts.max_steps,
         opts.success.as_deref(),
     )?);
-    // A recording replays on the scene file as written: its budget and success criterion.
-    anyhow::ensure!(
-        opts.record.is_none() || (opts.max_steps.is_none() && opts.success.is_none()),
-        "--record cannot yet be combined with --max-steps or --success (replay would judge \
-         the episodes by the scene file's budget and criterion)"
-    );
+    // A recording replays from seeds on the scene file as written (its sampler, budget and
+    // criterion), so it cannot yet hold episodes played under another protocol.
+    if let (Some(record), true) = (
+        &opts.record,
+        opts.goals_from.is_some() || opts.max_steps.is_some() || opts.success.is_some(),
+    ) {
+        return Err(InputError::new(
+            record,
+            "--record",
+            "cannot yet be combined with --goals-from, --max-steps or --success (replay \
+             re-draws episodes from their seeds on the scene file as written)",
+        )
+        .into());
+    }
     let windows = match &opts.goals_from {
-        Some(dir) => {
-            anyhow::ensure!(
-                opts.record.is_none(),
-                "--record replays episodes from their seeds; it cannot yet record episodes \
-                 that start from --goals-from windows"
-            );
-            Some(dataset_goals(
-                &scene,
-                dir,
-                opts.goal_offset,
-                opts.episodes,
-                opts.seed,
-            )?)
-        }
+        Some(dir) => Some(dataset_goals(
+            &scene,
+            dir,
+            opts.goal_offset,
+            opts.episodes,
+            opts.seed,
+        )?),
         None => None,
     };
     let starts = Starts {

@@ -200,3 +200,31 @@ fn near_body_data_keeps_pushing_the_t() {
     );
     assert_eq!(near, tee_moving_fraction(PolicyKind::NearBody), "seeded");
 }
+
+#[test]
+fn record_refuses_another_protocol() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("episodes.json");
+    let out = common::bin()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "eval",
+            "--agent",
+            "push_t",
+            "--success",
+            "tee_pose",
+            "--episodes",
+            "1",
+        ])
+        .arg("--record")
+        .arg(&rec)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--record") && err.contains("--success"),
+        "{err}"
+    );
+    assert!(!rec.exists(), "nothing recorded");
+}

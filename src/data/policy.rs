@@ -1,7 +1,8 @@
 //! Scripted policies for data collection and smoke runs: uniform random actions, PLDM-style
 //! smooth random walks, random targets around Push-T's block, a noisy waypoint expert that
-//! knows the map (door walls, maze grids, Push-T's block) and the CEM oracle. They read the true state from the env (privileged), which is
-//! what data collection wants; planning agents never do.
+//! knows the map (door walls, maze grids, Push-T's block) and the CEM oracle. They read the
+//! true state from the env (privileged), which is what data collection wants; planning agents
+//! never do.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -23,9 +24,9 @@ pub enum PolicyKind {
     /// with heading noise.
     Waypoint,
     /// Random targets around the goal body (within ±1 m of it on each axis, each held 3-10
-    /// steps): a
-    /// random policy that keeps hitting the body, for contact-rich Push-T data (uniform random
-    /// actions touch the T in ~6 % of steps); uniform random in scenes without a body goal.
+    /// steps): a random policy that keeps hitting the body, for contact-rich Push-T data
+    /// (uniform random actions touch the T in ~6 % of steps); uniform random in scenes
+    /// without a body goal.
     NearBody,
     /// Plans on a private copy of the true simulator (snapshot/restore, CEM with a shaped
     /// cost): slow, but reaches goals no hand-written controller does, such as Push-T's pose.
@@ -97,7 +98,7 @@ impl Policy for NearBody {
         self.hold = 0;
     }
     fn act(&mut self, env: &Env) -> Action {
-        let Some(body) = goal_body_pose(env) else {
+        let Some(GoalBody { pose: body, .. }) = goal_body(env) else {
             return uniform_action(&mut self.rng, env);
         };
         if self.hold == 0 {
@@ -122,16 +123,27 @@ impl Policy for NearBody {
     }
 }
 
-/// The pose of the body the scene's success criteria name (Push-T's T), if any.
-fn goal_body_pose(env: &Env) -> Option<Pose2> {
+/// The body the scene's success criteria are about (Push-T's T), if any: the first criterion
+/// naming a body's pose or coverage, the body's definition index and its current pose.
+struct GoalBody<'a> {
+    criterion: &'a Criterion,
+    def: usize,
+    pose: Pose2,
+}
+
+fn goal_body(env: &Env) -> Option<GoalBody<'_>> {
     let scene = env.scene();
-    let body = scene.goal.success.iter().find_map(|c| match c {
-        Criterion::Coverage { body, .. } | Criterion::BodyPose { body, .. } => Some(body),
+    let (criterion, body) = scene.goal.success.iter().find_map(|c| match c {
+        Criterion::Coverage { body, .. } | Criterion::BodyPose { body, .. } => Some((c, body)),
         _ => None,
     })?;
     let def = scene.bodies.iter().position(|b| &b.name == body)?;
     let b = env.world().bodies().iter().find(|b| b.def == def)?;
-    Some(env.world().body_pose(b))
+    Some(GoalBody {
+        criterion,
+        def,
+        pose: env.world().body_pose(b),
+    })
 }
 
 struct SmoothWalk {
@@ -328,13 +340,7 @@ pub fn path_distance(env: &Env) -> f32 {
 /// For scenes whose goal is a body pose: stand behind the body, then push it toward its goal.
 fn push_waypoint(env: &Env) -> Option<V2> {
     let scene = env.scene();
-    let body = scene.goal.success.iter().find_map(|c| match c {
-        Criterion::Coverage { body, .. } | Criterion::BodyPose { body, .. } => Some(body.clone()),
-        _ => None,
-    })?;
-    let def = scene.bodies.iter().position(|b| b.name == body)?;
-    let b = env.world().bodies().iter().find(|b| b.def == def)?;
-    let pose: Pose2 = env.world().body_pose(b);
+    let GoalBody { def, pose, .. } = goal_body(env)?;
     let goal = env.layout().body_goals[def]?;
     let (dx, dy) = (goal.x - pose.x, goal.y - pose.y);
     let d = (dx * dx + dy * dy).sqrt();
@@ -498,34 +504,25 @@ impl OracleExpert {
 /// What the oracle minimises: for body goals, the body's pose error plus a pull of the agent
 /// toward the body (so it finds the block); for navigation, the distance to the goal.
 pub fn shaped_cost(env: &Env) -> f32 {
-    let scene = env.scene();
-    // When the first body criterion is a pose that also places the agent (DINO-WM's Push-T,
-    // as `hjepa eval --success tee_pose` orders them) the agent's distance to its own goal is
-    // added, weighted low so that a short horizon still prefers pushing
-    // the body to parking on the agent's goal (at weight 1 the oracle parked: 12/22 pushing
-    // goals); coverage (gym-pusht) leaves the agent free.
-    let body_goal = scene.goal.success.iter().find_map(|c| match c {
-        Criterion::Coverage { body, .. } => Some((body.as_str(), 0.0)),
-        Criterion::BodyPose {
-            body, agent_tol, ..
-        } => Some((body.as_str(), if agent_tol.is_some() { 0.1 } else { 0.0 })),
-        _ => None,
-    });
-    let Some((body, agent_goal_weight)) = body_goal else {
+    let Some(GoalBody {
+        criterion,
+        def,
+        pose,
+    }) = goal_body(env)
+    else {
         return path_distance(env);
     };
-    let def = scene
-        .bodies
-        .iter()
-        .position(|b| b.name == body)
-        .expect("validated body");
-    let b = env
-        .world()
-        .bodies()
-        .iter()
-        .find(|b| b.def == def)
-        .expect("body exists");
-    let pose = env.world().body_pose(b);
+    // A pose criterion that also places the agent (DINO-WM's Push-T, first when `hjepa eval
+    // --success tee_pose` orders them) adds the agent's distance to its own goal, weighted
+    // low so that a short horizon still prefers pushing the body to parking on the agent's
+    // goal (at weight 1 the oracle parked: 40/50 dataset goals); coverage (gym-pusht) leaves
+    // the agent free.
+    let agent_goal_weight = match criterion {
+        Criterion::BodyPose {
+            agent_tol: Some(_), ..
+        } => 0.1,
+        _ => 0.0,
+    };
     let goal = env.layout().body_goals[def].expect("validated body goal");
     let pos_err = ((pose.x - goal.x).powi(2) + (pose.y - goal.y).powi(2)).sqrt();
     let ang_err = crate::sim::geometry::wrap_angle(pose.angle - goal.angle).abs();
