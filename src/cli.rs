@@ -173,12 +173,13 @@ pub enum Command {
         parallel: usize,
         /// Take start/goal pairs from this dataset's trajectories (DINO-WM's and
         /// stable-worldmodel's protocol): episode i starts at frame t of a held-out episode,
-        /// at rest, and aims at frame t + --goal-offset (the agent's position and the pose of
-        /// every body that has a goal; at rest). Collect it with another seed than the
-        /// training data.
+        /// at rest, and aims at the frame --goal-offset control steps later (the agent's
+        /// position and the pose of every body that has a goal; at rest). Collect it with
+        /// another seed than the training data.
         #[arg(long)]
         goals_from: Option<PathBuf>,
-        /// Recorded frames (env steps) between start and goal, with --goals-from.
+        /// Control steps between start and goal, with --goals-from (DINO-WM: 25); a multiple
+        /// of the scene's frameskip, since recorded frames are env steps.
         #[arg(long, default_value_t = 25, requires = "goals_from")]
         goal_offset: u32,
         /// Episode budget in control steps, like the scene's `episode_steps` (its default);

@@ -43,7 +43,7 @@ pub struct EvalOptions {
     pub parallel: usize,
     pub progress: bool,
     /// Start/goal pairs from this dataset's trajectories instead of the scene's sampler
-    /// (DINO-WM's protocol): start at frame t, aim at frame t + `goal_offset`.
+    /// (DINO-WM's protocol): start at frame t, aim `goal_offset` control steps later.
     pub goals_from: Option<PathBuf>,
     pub goal_offset: u32,
     /// Episode budget in control steps, like the scene's `episode_steps` (its default).

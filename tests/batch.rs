@@ -195,6 +195,13 @@ fn shards_merged_equal_the_whole_grid_and_the_report_matches_the_database() {
         .unwrap();
     assert_ok(&out);
     assert_eq!(outcome(&merged), outcome(&whole));
+    // Databases are made on a temporary file and linked into place; none is left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".creating-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
     // Merging a shard again adds nothing and duplicates nothing.
     assert_ok(
         &bin()

@@ -37,6 +37,9 @@ fn windows_start_and_aim_at_recorded_frames() {
     let episodes = Dataset::open(dir.path()).unwrap().episodes().unwrap();
     let windows = dataset_goals(&scene, dir.path(), 25, 12, 7).unwrap();
     assert_eq!(windows.len(), 12);
+    // The offset counts control steps; recorded frames are env steps of `frameskip` each.
+    let frames = 25 / scene.physics.frameskip as usize;
+    assert_eq!(frames * scene.physics.frameskip as usize, 25);
     let mut env = Env::new(scene.clone());
     let names = env.observation_state_names();
     assert_eq!(names[2..4], ["agent.vx", "agent.vy"]);
@@ -47,19 +50,19 @@ fn windows_start_and_aim_at_recorded_frames() {
         let t = w.frame as usize;
         let obs = env.reset_to(w.layout.clone());
         // The observation (agent position, T pose) is the recorded frame's; the goal
-        // observation is the frame 25 steps later.
+        // observation is the frame 25 control steps later.
         assert!(
             close(&obs.state, &at_rest(&rec.obs_state[t])),
             "window {w:?}: start frame"
         );
         let goal = env.goal_observation();
         assert!(
-            close(&goal.state, &at_rest(&rec.obs_state[t + 25])),
+            close(&goal.state, &at_rest(&rec.obs_state[t + frames])),
             "window {w:?}: goal frame"
         );
         assert!(!env.info().success, "window {w:?} starts at its goal");
         let moved = {
-            let (a, b) = (&rec.state[t], &rec.state[t + 25]);
+            let (a, b) = (&rec.state[t], &rec.state[t + frames]);
             // push_t's pose tolerances: 0.2 m, pi/9.
             (a[4] - b[4]).hypot(a[5] - b[5]) > 0.2
                 || hjepa::sim::geometry::wrap_angle(a[6] - b[6]).abs() > 0.34906585
@@ -160,14 +163,29 @@ fn a_dataset_of_another_scene_or_too_short_is_named() {
     let err = dataset_goals(&common::scene("two_rooms"), dir.path(), 500, 4, 0).unwrap_err();
     assert_eq!(err.location, "episodes");
     assert!(err.message.contains("500"), "{err}");
+    // push_t records every 5th control step: an offset between frames is refused.
+    let dir = tempfile::tempdir().unwrap();
+    collect_random("push_t", dir.path(), 1);
+    let err = dataset_goals(&common::scene("push_t"), dir.path(), 7, 4, 0).unwrap_err();
+    assert_eq!(err.location, "goal offset");
+    assert!(err.message.contains("frameskip (5)"), "{err}");
 }
 
-/// Fraction of steps in which the T moves, over two seeded episodes of a policy.
-fn tee_moving_fraction(kind: PolicyKind) -> f64 {
+/// How a policy's episodes touch the T, over eight seeded episodes.
+#[derive(Debug, PartialEq)]
+struct TeeContact {
+    /// Fraction of env steps in which the T moves by more than 2 mm.
+    moving: f64,
+    /// Mean distance from the agent to the T's origin (metres).
+    agent_distance: f64,
+}
+
+fn tee_contact(kind: PolicyKind) -> TeeContact {
     let mut env = Env::new(common::scene("push_t"));
     let mut policy = hjepa::data::make_policy(kind, 0.3);
-    let (mut moving, mut steps) = (0, 0);
-    for seed in [1, 2] {
+    let env_steps = env.scene().episode_steps / env.scene().physics.frameskip;
+    let (mut moving, mut distance, mut steps) = (0, 0.0, 0);
+    for seed in 1..=8 {
         env.reset(seed);
         policy.reset(&env, seed);
         let tee = |env: &Env| {
@@ -176,29 +194,34 @@ fn tee_moving_fraction(kind: PolicyKind) -> f64 {
             (p.x, p.y)
         };
         let mut before = tee(&env);
-        for _ in 0..300 {
+        for _ in 0..env_steps {
             let a = policy.act(&env);
             env.step(&a).unwrap();
             let now = tee(&env);
             moving += ((now.0 - before.0).hypot(now.1 - before.1) > 0.002) as usize;
+            let agent = env.world().agent_position();
+            distance += (agent.0 - now.0).hypot(agent.1 - now.1) as f64;
             steps += 1;
             before = now;
         }
     }
-    moving as f64 / steps as f64
+    TeeContact {
+        moving: moving as f64 / steps as f64,
+        agent_distance: distance / steps as f64,
+    }
 }
 
 #[test]
 fn near_body_data_keeps_pushing_the_t() {
     let (near, random) = (
-        tee_moving_fraction(PolicyKind::NearBody),
-        tee_moving_fraction(PolicyKind::Random),
+        tee_contact(PolicyKind::NearBody),
+        tee_contact(PolicyKind::Random),
     );
     assert!(
-        near > 0.3 && near > 3.0 * random,
-        "the T moves in {near:.2} of near-body steps, {random:.2} of random ones"
+        near.agent_distance < 0.5 * random.agent_distance && near.moving > random.moving,
+        "near-body {near:?}, random {random:?}"
     );
-    assert_eq!(near, tee_moving_fraction(PolicyKind::NearBody), "seeded");
+    assert_eq!(near, tee_contact(PolicyKind::NearBody), "seeded");
 }
 
 #[test]

@@ -28,15 +28,17 @@ fn states(env: &mut Env, acts: &[[f32; 2]]) -> Vec<Vec<f32>> {
 #[test]
 fn restore_replays_bit_identically() {
     let scene = common::scene("push_t");
+    let frameskip = scene.physics.frameskip;
     let mut env = Env::new(scene);
     env.reset(11);
-    let acts = actions(200);
-    states(&mut env, &acts[..60]); // get contacts going
+    // Within one 300-control-step episode at any frameskip: 12 env steps, then 28 more.
+    let acts = actions(40);
+    states(&mut env, &acts[..12]); // get contacts going
     let snap = env.snapshot();
-    let original = states(&mut env, &acts[60..]);
+    let original = states(&mut env, &acts[12..]);
     env.restore(&snap);
-    assert_eq!(env.steps(), 60);
-    let replay = states(&mut env, &acts[60..]);
+    assert_eq!(env.steps(), 12 * frameskip, "steps count control steps");
+    let replay = states(&mut env, &acts[12..]);
     assert_eq!(original, replay);
     // The trajectory really moves (the test would be vacuous otherwise).
     assert_ne!(original.first(), original.last());

@@ -144,60 +144,91 @@ pub fn check_belongs(path: &Path, name: &str, grid_hash: &str) -> Result<(), Inp
     Ok(())
 }
 
+/// Creates the database at `path` whole or not at all: `fill` runs on a temporary file beside
+/// it (rollback journal, so no WAL files are left), which is synced and hard-linked into
+/// place, never over an existing file: a kill midway leaves no half-made database that later
+/// runs would refuse, and of two processes creating it at once the second finds the first's
+/// (and checks it like any existing database).
+fn create_atomically(
+    path: &Path,
+    fill: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<()>,
+) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(format!(".creating-{}", std::process::id()));
+    let tmp = PathBuf::from(tmp_name);
+    let _ = std::fs::remove_file(&tmp);
+    let made = (|| -> anyhow::Result<()> {
+        let mut conn = Connection::open(&tmp).map_err(|e| sql_err(&tmp, e))?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let tx = conn.transaction()?;
+        fill(&tx).map_err(|e| sql_err(path, e))?;
+        tx.commit()?;
+        conn.close().map_err(|(_, e)| sql_err(&tmp, e))?;
+        std::fs::File::open(&tmp)?.sync_all()?;
+        match std::fs::hard_link(&tmp, path) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e.into()),
+            _ => Ok(()),
+        }
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    made
+}
+
 impl Store {
     /// Opens the database for `grid`, creating it (schema, meta, the whole grid) when missing.
     /// An existing file must hold the same experiment and grid; it is checked read-only first,
     /// so a refused database is left untouched.
     pub fn open(path: &Path, grid: &Grid) -> anyhow::Result<Store> {
-        let exists = path.exists();
-        if exists {
+        if path.exists() {
             check_belongs(path, &grid.name, &grid.hash)?;
-        } else if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
+        } else {
+            create_atomically(path, |tx| {
+                tx.execute_batch(SCHEMA)?;
+                for (k, v) in [
+                    ("schema_version", SCHEMA_VERSION),
+                    ("experiment", grid.name.as_str()),
+                    ("description", grid.description.as_str()),
+                    ("grid_hash", grid.hash.as_str()),
+                    ("experiment_file", grid.file_text.as_str()),
+                ] {
+                    tx.execute(
+                        "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+                        params![k, v],
+                    )?;
+                }
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ('created_at', ?1)",
+                    params![unix_now().to_string()],
+                )?;
+                for e in &grid.entries {
+                    tx.execute(
+                        "INSERT INTO grid VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                        params![
+                            e.cell as i64,
+                            e.label.scene,
+                            e.label.agent,
+                            e.label.variant,
+                            e.label.overrides,
+                            e.actor.name(),
+                            e.seed as i64,
+                            e.episodes as i64,
+                            e.run_id
+                        ],
+                    )?;
+                }
+                Ok(())
+            })?;
+            check_belongs(path, &grid.name, &grid.hash)?;
         }
-        let mut conn = Connection::open(path).map_err(|e| sql_err(path, e))?;
+        let conn = Connection::open(path).map_err(|e| sql_err(path, e))?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| sql_err(path, e))?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(|e| sql_err(path, e))?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
-        if !exists {
-            let tx = conn.transaction()?;
-            tx.execute_batch(SCHEMA)?;
-            for (k, v) in [
-                ("schema_version", SCHEMA_VERSION),
-                ("experiment", grid.name.as_str()),
-                ("description", grid.description.as_str()),
-                ("grid_hash", grid.hash.as_str()),
-                ("experiment_file", grid.file_text.as_str()),
-            ] {
-                tx.execute(
-                    "INSERT INTO meta (key, value) VALUES (?1, ?2)",
-                    params![k, v],
-                )?;
-            }
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES ('created_at', ?1)",
-                params![unix_now().to_string()],
-            )?;
-            for e in &grid.entries {
-                tx.execute(
-                    "INSERT INTO grid VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                    params![
-                        e.cell as i64,
-                        e.label.scene,
-                        e.label.agent,
-                        e.label.variant,
-                        e.label.overrides,
-                        e.actor.name(),
-                        e.seed as i64,
-                        e.episodes as i64,
-                        e.run_id
-                    ],
-                )?;
-            }
-            tx.commit()?;
-        }
         Ok(Store {
             conn,
             path: path.to_path_buf(),
@@ -366,22 +397,19 @@ pub fn merge(out: &Path, inputs: &[PathBuf]) -> anyhow::Result<MergeSummary> {
         }
     }
     if !out.exists() {
-        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
         // The schema, meta and grid of the first input; runs come below.
-        let conn = Connection::open(out).map_err(|e| sql_err(out, e))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.execute_batch(SCHEMA)?;
-        conn.execute(
-            "ATTACH DATABASE ?1 AS src",
-            params![inputs[0].to_string_lossy()],
-        )?;
-        conn.execute_batch(
-            "INSERT INTO meta SELECT * FROM src.meta WHERE key != 'shard';
-             INSERT INTO grid SELECT * FROM src.grid;
-             DETACH DATABASE src;",
-        )?;
+        create_atomically(out, |tx| {
+            tx.execute_batch(SCHEMA)?;
+            tx.execute(
+                "ATTACH DATABASE ?1 AS src",
+                params![inputs[0].to_string_lossy()],
+            )?;
+            tx.execute_batch(
+                "INSERT INTO meta SELECT * FROM src.meta WHERE key != 'shard';
+                 INSERT INTO grid SELECT * FROM src.grid;",
+            )?;
+            Ok(())
+        })?;
     }
     let mut conn = Connection::open(out).map_err(|e| sql_err(out, e))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;

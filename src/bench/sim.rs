@@ -107,8 +107,16 @@ fn without_image(scene: &Arc<Scene>) -> Arc<Scene> {
     Arc::new(s)
 }
 
+/// The scene stepping one control step per env step: gym-pusht's `step` is one 10 Hz control
+/// step, while push_t's agents plan at frameskip 5.
+fn one_control_step(scene: &Arc<Scene>) -> Arc<Scene> {
+    let mut s = (**scene).clone();
+    s.physics.frameskip = 1;
+    Arc::new(s)
+}
+
 pub fn sim_table(seconds: f64) -> anyhow::Result<String> {
-    let push_t = load_scene("push_t")?;
+    let push_t = one_control_step(&load_scene("push_t")?);
     let push_t_state = without_image(&push_t);
     let two_rooms = load_scene("two_rooms")?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -1,7 +1,7 @@
 //! Start/goal pairs taken from recorded trajectories: DINO-WM's and stable-worldmodel's
 //! evaluation protocol. Episode i starts from frame t of a held-out trajectory and aims at
-//! frame t + offset of the same trajectory (agent position and every body's pose), so the
-//! goal is reachable in `offset` steps by the policy that recorded it.
+//! the frame `offset` control steps later in the same trajectory (agent position and every
+//! body's pose), so the goal is reachable in that time by the policy that recorded it.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -32,7 +32,7 @@ const MAX_TRIES: usize = 1000;
 pub struct GoalWindow {
     /// Episode index in the dataset.
     pub episode: u64,
-    /// Start frame; the goal is frame `frame + offset`.
+    /// Start frame (env step); the goal is `offset` control steps later.
     pub frame: u32,
     /// Whether some body moves between start and goal by more than its tolerance (see
     /// [`BODY_MOTION`]).
@@ -41,14 +41,16 @@ pub struct GoalWindow {
     pub layout: Layout,
 }
 
-/// Draws `count` windows `offset` frames long from the dataset in `dir`, window i from
+/// Draws `count` windows `offset` control steps long (`offset / frameskip` recorded frames,
+/// so that DINO-WM's 25 steps mean the same time at any frameskip) from the dataset in
+/// `dir`, window i from
 /// `episode_seed(seed, i)` (uniform over episodes, then over start frames), skipping windows
 /// whose start already meets the scene's success criterion. The dataset must have been
 /// recorded on the same scene (by name and physical-state layout).
 pub fn dataset_goals(
     scene: &Arc<Scene>,
     dir: &Path,
-    offset: u32,
+    offset_steps: u32,
     count: u64,
     seed: u64,
 ) -> Result<Vec<GoalWindow>, InputError> {
@@ -76,13 +78,18 @@ pub fn dataset_goals(
             ),
         ));
     }
-    if offset == 0 {
+    let frameskip = scene.physics.frameskip.max(1);
+    if offset_steps == 0 || offset_steps % frameskip != 0 {
         return Err(InputError::new(
             dir,
             "goal offset",
-            "expected at least 1 step",
+            format!(
+                "{offset_steps} control steps: expected a positive multiple of the scene's \
+                 frameskip ({frameskip}), as recorded frames are {frameskip} control steps apart"
+            ),
         ));
     }
+    let offset = offset_steps / frameskip;
     let episodes: Vec<_> = dataset
         .episodes_without_images()?
         .into_iter()
@@ -93,7 +100,10 @@ pub fn dataset_goals(
         return Err(InputError::new(
             dir,
             "episodes",
-            format!("no episode is longer than the goal offset ({offset} steps)"),
+            format!(
+                "no episode is longer than the goal offset ({offset_steps} control steps, \
+                 {offset} recorded frames)"
+            ),
         ));
     }
     let mut windows = Vec::with_capacity(count as usize);
@@ -121,7 +131,7 @@ pub fn dataset_goals(
                 dir,
                 "episodes",
                 format!(
-                    "{MAX_TRIES} windows of {offset} steps all start already at their goal: \
+                    "{MAX_TRIES} windows of {offset_steps} steps all start already at their goal: \
                      nothing to evaluate"
                 ),
             )
