@@ -178,6 +178,33 @@ fn shards_merged_equal_the_whole_grid_and_the_report_matches_the_database() {
     let exp = write(dir.path(), "grid.toml", GRID);
     let whole = dir.path().join("whole.sqlite");
     assert_ok(&batch(&exp, &whole, &[]));
+    // Runs record the revision the binary was built from (baked in by build.rs).
+    let head = std::process::Command::new("git")
+        .args([
+            "-C",
+            env!("CARGO_MANIFEST_DIR"),
+            "rev-parse",
+            "--short=12",
+            "HEAD",
+        ])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let revs: Vec<String> = open(&whole)
+        .prepare("SELECT DISTINCT git_rev FROM runs")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    match head {
+        Some(head) => assert!(
+            revs.len() == 1 && revs[0].starts_with(&head),
+            "{revs:?} against HEAD {head}"
+        ),
+        None => assert_eq!(revs, ["unknown"]),
+    }
     let mut shards = Vec::new();
     for i in 0..3 {
         let db = dir.path().join(format!("shard{i}.sqlite"));

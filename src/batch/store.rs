@@ -46,23 +46,8 @@ pub struct Provenance {
 
 impl Provenance {
     pub fn here(shard: String) -> Provenance {
-        let git = |args: &[&str]| {
-            std::process::Command::new("git")
-                .arg("-C")
-                .arg(env!("CARGO_MANIFEST_DIR"))
-                .args(args)
-                .output()
-                .ok()
-                .filter(|o| o.status.success())
-                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        };
-        let git_rev = match git(&["rev-parse", "--short=12", "HEAD"]) {
-            Some(rev) => match git(&["status", "--porcelain", "--untracked-files=no"]) {
-                Some(s) if !s.is_empty() => format!("{rev}-dirty"),
-                _ => rev,
-            },
-            None => "unknown".into(),
-        };
+        // The revision the binary was built from (build.rs), `-dirty` if its sources differed.
+        let git_rev = env!("HJEPA_GIT_REV").to_string();
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|s| s.trim().to_string())
             .ok()
