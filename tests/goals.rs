@@ -163,6 +163,28 @@ fn a_dataset_of_another_scene_or_too_short_is_named() {
     let err = dataset_goals(&common::scene("two_rooms"), dir.path(), 500, 4, 0).unwrap_err();
     assert_eq!(err.location, "episodes");
     assert!(err.message.contains("500"), "{err}");
+    // A dataset recorded at another frameskip (push_t's before it planned at 5) is refused.
+    let old = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(common::scene_path("push_t")).unwrap();
+    assert!(text.contains("frameskip: 5,"));
+    let old_scene = old.path().join("push_t.ron");
+    std::fs::write(&old_scene, text.replace("frameskip: 5,", "frameskip: 1,")).unwrap();
+    let old_data = old.path().join("data");
+    collect(&CollectOptions {
+        scene_path: old_scene,
+        out: old_data.clone(),
+        episodes: 1,
+        policy: PolicyKind::Random,
+        noise: 0.3,
+        seed: 11,
+        shard_episodes: 50,
+        threads: 1,
+        progress: false,
+    })
+    .unwrap();
+    let err = dataset_goals(&common::scene("push_t"), &old_data, 25, 4, 0).unwrap_err();
+    assert_eq!(err.location, "scene_source.physics.frameskip", "{err}");
+    assert!(err.message.contains("frameskip 1"), "{err}");
     // push_t records every 5th control step: an offset between frames is refused.
     let dir = tempfile::tempdir().unwrap();
     collect_random("push_t", dir.path(), 1);

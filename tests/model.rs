@@ -360,6 +360,38 @@ fn a_dataset_from_another_scene_is_refused() {
 }
 
 #[test]
+fn a_dataset_recorded_at_another_frameskip_is_refused() {
+    // Same scene name and observations, but each recorded transition spans 5 control steps.
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(common::scene_path("two_rooms")).unwrap();
+    assert!(text.contains("frameskip: 1)"));
+    let scene = dir.path().join("two_rooms.ron");
+    std::fs::write(&scene, text.replace("frameskip: 1)", "frameskip: 5)")).unwrap();
+    let data = dir.path().join("data");
+    collect(&CollectOptions {
+        scene_path: scene,
+        out: data.clone(),
+        episodes: 2,
+        policy: PolicyKind::Random,
+        noise: 0.3,
+        seed: 1,
+        shard_episodes: 10,
+        threads: 1,
+        progress: false,
+    })
+    .unwrap();
+    let out = train_cli(&fixture().agent, &data, &dir.path().join("run"), &[]);
+    assert_input_error(
+        &out,
+        &[
+            "manifest.json",
+            "scene_source.physics.frameskip",
+            "recollect",
+        ],
+    );
+}
+
+#[test]
 fn a_truncated_shard_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");

@@ -32,6 +32,7 @@ use sha2::{Digest, Sha256};
 
 use super::policy::PolicyKind;
 use crate::error::InputError;
+use crate::sim::Scene;
 
 pub const FORMAT: &str = "hjepa-dataset/1";
 pub const MANIFEST: &str = "manifest.json";
@@ -95,6 +96,36 @@ impl Manifest {
     pub fn shard_range(&self, k: u64) -> (u64, u64) {
         let first = k * self.shard_episodes;
         (first, (first + self.shard_episodes).min(self.episodes))
+    }
+
+    /// Refuses a dataset recorded with another env step than `scene` has now (time step,
+    /// substeps or frameskip, read from the scene text the manifest keeps): its transitions
+    /// would teach a model, or give goals for, dynamics the scene no longer steps.
+    pub fn check_env_step(&self, manifest_path: &Path, scene: &Scene) -> Result<(), InputError> {
+        let recorded = Scene::parse(&self.scene_source, manifest_path)
+            .map_err(|e| InputError::new(manifest_path, "scene_source", e.message))?;
+        let (r, s) = (&recorded.physics, &scene.physics);
+        for (field, was, now) in [
+            ("dt", r.dt.to_string(), s.dt.to_string()),
+            ("substeps", r.substeps.to_string(), s.substeps.to_string()),
+            (
+                "frameskip",
+                r.frameskip.to_string(),
+                s.frameskip.to_string(),
+            ),
+        ] {
+            if was != now {
+                return Err(InputError::new(
+                    manifest_path,
+                    format!("scene_source.physics.{field}"),
+                    format!(
+                        "recorded with {field} {was}, scene {} now has {now}: recollect the dataset",
+                        scene.name
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     pub fn load(dir: &Path) -> Result<Manifest, InputError> {

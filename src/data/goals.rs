@@ -66,6 +66,7 @@ pub fn dataset_goals(
             ),
         ));
     }
+    dataset.manifest.check_env_step(&manifest_path, scene)?;
     let mut env = Env::new(scene.clone());
     if dataset.manifest.state_names != env.physical_state_names() {
         return Err(InputError::new(

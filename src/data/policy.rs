@@ -230,7 +230,6 @@ fn max_speed(env: &Env) -> f32 {
     }
 }
 
-/// The action that drives the agent toward velocity `v` (m/s) under the scene's actuator.
 /// How soon a force-driven agent should reach the asked velocity.
 #[derive(Clone, Copy)]
 enum Reach {
@@ -243,6 +242,7 @@ enum Reach {
     EnvStep,
 }
 
+/// The action that drives the agent toward velocity `v` (m/s) under the scene's actuator.
 fn velocity_action(env: &Env, v: V2, reach: Reach) -> Action {
     let s = env.scene();
     let a = &s.agent.action;

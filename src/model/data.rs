@@ -73,10 +73,11 @@ impl TrainingData {
                 "the agent observes states but the dataset has none",
             ));
         }
-        // A dataset recorded before the scene's state observation changed (push_t gained the
-        // agent's velocity) would train a model the scene can no longer feed.
+        // A dataset recorded before the scene changed (push_t gained the agent's velocity,
+        // then frameskip 5) would train a model the scene can no longer feed or step.
+        let scene = crate::sim::Scene::load(&crate::sim::Scene::resolve_path(&agent.scene))?;
+        m.check_env_step(&manifest_path, &scene)?;
         if kind == ObservationKind::State {
-            let scene = crate::sim::Scene::load(&crate::sim::Scene::resolve_path(&agent.scene))?;
             let names = crate::sim::Env::new(std::sync::Arc::new(scene)).observation_state_names();
             if m.obs_state_names != names {
                 return Err(InputError::new(
