@@ -12,7 +12,7 @@ use tch::{Device, Kind, Tensor};
 use crate::cost::{CostConfig, GoalCost, Reduce};
 use crate::error::InputError;
 use crate::model::config::ObservationKind;
-use crate::model::world_model::ModelShapes;
+use crate::model::train::CheckpointMeta;
 use crate::model::{AgentFile, Trainer, WorldModel};
 use crate::plan::hierarchical::{plan_lower, plan_upper};
 use crate::plan::oracle::{SandboxModel, TrueCost};
@@ -332,7 +332,7 @@ pub fn assemble_planning_agent(
             ),
         ));
     }
-    check_scene_matches(scene, &agent, &meta.shapes, &run)?;
+    check_scene_matches(scene, &agent, &meta, &run)?;
     let space = ActionBox::of_space(&scene.agent.action);
     Ok(PlanningAgent {
         agent,
@@ -357,14 +357,15 @@ pub fn resolve_run(checkpoint: &str, agent_path: &Path) -> PathBuf {
         .unwrap_or(p)
 }
 
-/// The scene must produce the observations the checkpoint was trained on.
+/// The scene must produce the observations the checkpoint was trained on, at its env step.
 fn check_scene_matches(
     scene: &Scene,
     agent: &AgentFile,
-    shapes: &ModelShapes,
+    checkpoint: &CheckpointMeta,
     run: &Path,
 ) -> Result<(), InputError> {
     let meta = run.join("checkpoint/meta.json");
+    let shapes = &checkpoint.shapes;
     let (scene_shape, what): (Vec<i64>, &str) = match agent.perception.observation {
         ObservationKind::Pixels => match &scene.observation.image {
             Some(i) => (vec![i.height as i64, i.width as i64, 3], "image"),
@@ -392,6 +393,20 @@ fn check_scene_matches(
             &meta,
             "shapes.observation",
             format!("the checkpoint was trained on {what} observations of shape {:?}; scene {} gives {:?}", shapes.observation, scene.name, scene_shape),
+        ));
+    }
+    if let Some((field, trained, now)) = checkpoint
+        .env_step
+        .as_ref()
+        .and_then(|e| e.first_difference(&scene.physics.env_step()))
+    {
+        return Err(InputError::new(
+            &meta,
+            format!("env_step.{field}"),
+            format!(
+                "the checkpoint was trained with {field} {trained}; scene {} now steps with {now}: recollect its dataset and retrain",
+                scene.name
+            ),
         ));
     }
     Ok(())

@@ -156,6 +156,7 @@ fn save_then_load_gives_identical_outputs() {
         shapes: data.shapes.clone(),
         diagnostics: None,
         critic: None,
+        env_step: Some(data.env_step.clone()),
     };
     t.save(run.path(), &meta).unwrap();
     let (loaded, loaded_meta) = Trainer::load(run.path(), Some(&agent), Device::Cpu).unwrap();

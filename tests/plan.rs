@@ -468,6 +468,29 @@ fn the_configurator_refuses_bad_agent_files_and_eval_is_reproducible() {
         &["meta.json", "push_t", "[64, 64, 3]"],
     );
 
+    // A checkpoint trained at another frameskip than the scene now steps with.
+    let stale_run = d.join("stale-run");
+    std::fs::create_dir_all(stale_run.join("checkpoint")).unwrap();
+    for f in std::fs::read_dir(run.join("checkpoint")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(
+            &f,
+            stale_run.join("checkpoint").join(f.file_name().unwrap()),
+        )
+        .unwrap();
+    }
+    let meta_path = stale_run.join("checkpoint/meta.json");
+    let mut meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&meta_path).unwrap()).unwrap();
+    assert_eq!(meta["env_step"]["frameskip"], 1, "{meta}");
+    meta["env_step"]["frameskip"] = 5.into();
+    std::fs::write(&meta_path, meta.to_string()).unwrap();
+    let stale = agent_with_planning(d, "stale.toml", &stale_run, &|t| t);
+    assert_exit_2(
+        &eval_cli(&stale, &[]),
+        &["meta.json", "env_step.frameskip", "5", "two_rooms"],
+    );
+
     // Same seed, same per-episode results (timings aside).
     let good = agent_with_planning(d, "good.toml", &run, &|t| t);
     let results = |name: &str| {

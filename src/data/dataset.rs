@@ -104,26 +104,19 @@ impl Manifest {
     pub fn check_env_step(&self, manifest_path: &Path, scene: &Scene) -> Result<(), InputError> {
         let recorded = Scene::parse(&self.scene_source, manifest_path)
             .map_err(|e| InputError::new(manifest_path, "scene_source", e.message))?;
-        let (r, s) = (&recorded.physics, &scene.physics);
-        for (field, was, now) in [
-            ("dt", r.dt.to_string(), s.dt.to_string()),
-            ("substeps", r.substeps.to_string(), s.substeps.to_string()),
-            (
-                "frameskip",
-                r.frameskip.to_string(),
-                s.frameskip.to_string(),
-            ),
-        ] {
-            if was != now {
-                return Err(InputError::new(
-                    manifest_path,
-                    format!("scene_source.physics.{field}"),
-                    format!(
-                        "recorded with {field} {was}, scene {} now has {now}: recollect the dataset",
-                        scene.name
-                    ),
-                ));
-            }
+        if let Some((field, was, now)) = recorded
+            .physics
+            .env_step()
+            .first_difference(&scene.physics.env_step())
+        {
+            return Err(InputError::new(
+                manifest_path,
+                format!("scene_source.physics.{field}"),
+                format!(
+                    "recorded with {field} {was}, scene {} now has {now}: recollect the dataset",
+                    scene.name
+                ),
+            ));
         }
         Ok(())
     }

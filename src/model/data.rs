@@ -9,6 +9,7 @@ use super::config::{AgentFile, ObservationKind};
 use super::world_model::ModelShapes;
 use crate::data::Dataset;
 use crate::error::InputError;
+use crate::sim::scene::EnvStep;
 
 pub struct TrainingData {
     /// `[N, H, W, 3]` u8 or `[N, D]` f32, every observation of every episode.
@@ -30,6 +31,8 @@ pub struct TrainingData {
     /// First action row of each training episode (its frame `t` took action row `+ t`).
     pub train_episode_actions: Vec<i64>,
     pub shapes: ModelShapes,
+    /// The scene's env step, which the dataset was checked to be recorded with.
+    pub env_step: EnvStep,
     pub window: i64,
 }
 
@@ -77,6 +80,7 @@ impl TrainingData {
         // then frameskip 5) would train a model the scene can no longer feed or step.
         let scene = crate::sim::Scene::load(&crate::sim::Scene::resolve_path(&agent.scene))?;
         m.check_env_step(&manifest_path, &scene)?;
+        let env_step = scene.physics.env_step();
         if kind == ObservationKind::State {
             let names = crate::sim::Env::new(std::sync::Arc::new(scene)).observation_state_names();
             if m.obs_state_names != names {
@@ -177,6 +181,7 @@ impl TrainingData {
                 .collect(),
         };
         Ok(TrainingData {
+            env_step,
             obs,
             actions: Tensor::from_slice(&actions).view([a, 2]),
             states: Tensor::from_slice(&states).view([o, m.state_names.len() as i64]),

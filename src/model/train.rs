@@ -25,6 +25,7 @@ use super::world_model::{ModelShapes, WorldModel};
 use crate::data::dataset::{sha256_hex, write_atomic};
 use crate::data::Dataset;
 use crate::error::InputError;
+use crate::sim::scene::EnvStep;
 
 pub const CHECKPOINT_FORMAT: &str = "hjepa-checkpoint/1";
 
@@ -43,6 +44,10 @@ pub struct CheckpointMeta {
     /// The critic's fitting stage, once done (it runs after the last training step).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub critic: Option<CriticFit>,
+    /// The scene's env step the model learned (absent in checkpoints from before it was
+    /// recorded): planning in a scene stepped otherwise is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env_step: Option<EnvStep>,
 }
 
 /// The model, its EMA target (when a level asks for one) and the optimiser state.
@@ -682,6 +687,7 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainSummary> {
         shapes: data.shapes.clone(),
         diagnostics: d,
         critic: t.critic_fit.clone(),
+        env_step: Some(data.env_step.clone()),
     };
     if trainer.step < total {
         // Training moves the encoder, so a critic fitted before (a finished run resumed to

@@ -66,6 +66,47 @@ pub struct Physics {
     pub solver_iterations: u32,
 }
 
+/// What one env step is in time: what a dataset was recorded with and a checkpoint trained on.
+/// A model trained at one frameskip predicts the wrong displacement at another.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EnvStep {
+    pub dt: f32,
+    pub substeps: u32,
+    pub frameskip: u32,
+}
+
+impl EnvStep {
+    /// The first field that differs: `(name, self's value, other's value)`.
+    pub fn first_difference(&self, other: &EnvStep) -> Option<(&'static str, String, String)> {
+        [
+            ("dt", self.dt.to_string(), other.dt.to_string()),
+            (
+                "substeps",
+                self.substeps.to_string(),
+                other.substeps.to_string(),
+            ),
+            (
+                "frameskip",
+                self.frameskip.to_string(),
+                other.frameskip.to_string(),
+            ),
+        ]
+        .into_iter()
+        .find(|(_, a, b)| a != b)
+    }
+}
+
+impl Physics {
+    pub fn env_step(&self) -> EnvStep {
+        EnvStep {
+            dt: self.dt,
+            substeps: self.substeps,
+            frameskip: self.frameskip,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Material {
