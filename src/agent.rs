@@ -84,7 +84,7 @@ impl PlanningConfig {
             ));
         }
         if let Some(u) = &self.upper {
-            u.validate("planning.upper")?;
+            u.validate_with_jumps("planning.upper", agent.level2.k)?;
             if !agent.level2.enabled {
                 return Err((
                     "planning.upper".into(),
@@ -95,6 +95,12 @@ impl PlanningConfig {
                 return Err((
                     "planning.upper.kind".into(),
                     "the upper level plans with cem or mppi".into(),
+                ));
+            }
+            if self.cost.critic > 0.0 && !agent.critic.level2 {
+                return Err((
+                    "planning.cost.critic".into(),
+                    "with [planning.upper] the critic scores the upper level's states: it needs [critic] level2 = true in the model".into(),
                 ));
             }
         }
@@ -562,7 +568,12 @@ impl PlanningAgent {
                         },
                         goal: m.goal_h.as_ref().expect("level 2 enabled").shallow_clone(),
                         abstraction: None,
-                        critic: None,
+                        critic: (self.cfg.cost.critic > 0.0).then(|| {
+                            let critic2 =
+                                model.critic2.as_ref().expect("validated: [critic] level2");
+                            let goal_h = m.goal_h.as_ref().expect("level 2 enabled");
+                            (critic2, goal_h.shallow_clone(), model.critic_max_steps)
+                        }),
                     };
                     let uwarm = m
                         .upper_plan
@@ -582,8 +593,11 @@ impl PlanningAgent {
                     m.upper_plan = Some(r.plan.actions);
                     m.upper_age = 0;
                 }
+                // The goal's terms (distance, critic) weigh the upper level's plan; the lower
+                // level pursues the subgoal by its latent distance alone.
                 let cost_cfg = CostConfig {
                     level: 2,
+                    goal_weight: 1.0,
                     ..self.cfg.cost.clone()
                 };
                 let objective_for = |sub: &Tensor| -> Box<dyn Objective + '_> {
@@ -614,7 +628,10 @@ impl PlanningAgent {
                     cfg: self.cfg.cost.clone(),
                     goal: goal.shallow_clone(),
                     abstraction: if level2 { model.level2.as_ref() } else { None },
-                    critic: (self.cfg.cost.critic > 0.0).then(|| (model, m.goal_z.shallow_clone())),
+                    critic: (self.cfg.cost.critic > 0.0).then(|| {
+                        let critic = model.critic.as_ref().expect("validated: [critic] enabled");
+                        (critic, m.goal_z.shallow_clone(), model.critic_max_steps)
+                    }),
                 };
                 m.planner
                     .plan(&unroll, &objective, &self.space, warm.as_ref())

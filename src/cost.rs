@@ -9,8 +9,7 @@
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
-use crate::model::world_model::Level2Nets;
-use crate::model::WorldModel;
+use crate::model::world_model::{CriticNet, Level2Nets};
 use crate::plan::Objective;
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -40,6 +39,8 @@ pub struct CostConfig {
     pub distance: Distance,
     #[serde(default = "sum")]
     pub reduce: Reduce,
+    /// Weight of the latent distance to the goal. With `[planning.upper]` it weighs the
+    /// upper level's plan; the lower level weighs the distance to its subgoal 1.
     #[serde(default = "unit")]
     pub goal_weight: f64,
     /// Weight of the mean squared normalised action.
@@ -50,7 +51,9 @@ pub struct CostConfig {
     pub action_smoothness: f64,
     /// Weight of the critic's cost-to-go (in data steps, see `[critic]`) from each predicted z to the
     /// goal, reduced over the steps like the distance (needs `[critic] enabled = true` in the
-    /// model). Lets short horizons see past walls.
+    /// model). Lets short horizons see past walls. With `[planning.upper]` it scores the upper
+    /// level's predicted level-2 states instead (needs `[critic] level2 = true`), and the
+    /// lower level pursues the subgoal by latent distance.
     #[serde(default)]
     pub critic: f64,
 }
@@ -129,8 +132,9 @@ pub struct GoalCost<'a> {
     pub goal: Tensor,
     /// When set, predicted z's are mapped through E2 before comparing (level-2 goal cost).
     pub abstraction: Option<&'a Level2Nets>,
-    /// The model's critic and the goal's z (`cfg.critic` weighs it).
-    pub critic: Option<(&'a WorldModel, Tensor)>,
+    /// A critic, the goal in the critic's space, and the critic's `max_steps` (`cfg.critic`
+    /// weighs it): the model's critic on z's, or its `critic2` on level-2 states.
+    pub critic: Option<(&'a CriticNet, Tensor, i64)>,
 }
 
 impl Objective for GoalCost<'_> {
@@ -147,13 +151,10 @@ impl Objective for GoalCost<'_> {
                 self.cfg.reduce,
             ) * self.cfg.goal_weight;
         }
-        if let Some((model, goal_z)) = &self.critic {
+        if let Some((critic, goal, max_steps)) = &self.critic {
             let (n, h) = (states.size()[0], states.size()[1]);
-            let steps = model
-                .cost_to_go(&states.flatten(0, 1), goal_z)
-                .expect("validated: the model has a critic")
-                .view([n, h])
-                * model.critic_max_steps as f64;
+            let steps =
+                critic.distance(&states.flatten(0, 1), goal).view([n, h]) * *max_steps as f64;
             c = c + reduce(&steps, self.cfg.reduce) * self.cfg.critic;
         }
         c

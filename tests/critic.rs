@@ -250,7 +250,11 @@ fn goal_cost_adds_the_critics_steps() {
             },
             goal: goal.shallow_clone(),
             abstraction: None,
-            critic: Some((&model, goal.shallow_clone())),
+            critic: Some((
+                model.critic.as_ref().unwrap(),
+                goal.shallow_clone(),
+                agent.critic.max_steps,
+            )),
         }
         .cost(&states, &actions)
     };

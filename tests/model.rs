@@ -254,7 +254,8 @@ fn resume_equals_an_uninterrupted_run() {
 }
 
 /// A finished run (critic fitted) resumed to more steps refits its critic on the moved
-/// encoder: the result equals a run trained to the larger count in one go, critic included.
+/// encoder: the result equals a run trained to the larger count in one go, both critics
+/// (level 1 and `level2 = true`'s critic on level-2 states) included.
 #[test]
 fn resuming_a_finished_run_to_more_steps_refits_its_critic() {
     let dir = tempfile::tempdir().unwrap();
@@ -262,7 +263,7 @@ fn resuming_a_finished_run_to_more_steps_refits_its_critic() {
     std::fs::write(
         &agent,
         TINY_AGENT.replace("steps = 40", "steps = 20")
-            + "\n[critic]\nenabled = true\nhidden = 32\nsources = 16\nsteps = 200\nbatch_size = 64\n",
+            + "\n[critic]\nenabled = true\nlevel2 = true\nhidden = 32\nsources = 16\nsteps = 200\nbatch_size = 64\n",
     )
     .unwrap();
     let (whole, split) = (dir.path().join("whole"), dir.path().join("split"));
@@ -275,12 +276,14 @@ fn resuming_a_finished_run_to_more_steps_refits_its_critic() {
         "20 steps finish the run: critic fitted"
     );
     let resumed = hjepa::model::train(&opts(&split, 40, true)).unwrap();
-    assert!(
-        resumed.critic_fit.is_some(),
-        "the resumed run refits the critic"
-    );
+    let refit = resumed
+        .critic_fit
+        .expect("the resumed run refits the critic");
+    let upper = refit.level2.expect("and the level-2 critic");
+    assert!(upper.nodes > 0 && upper.connected > 0.0, "{upper:?}");
     let (a, b) = (read_weights(&whole), read_weights(&split));
     assert!(a.iter().any(|(n, _)| n.starts_with("critic.")));
+    assert!(a.iter().any(|(n, _)| n.starts_with("critic2.")));
     for ((na, ta), (nb, tb)) in a.iter().zip(&b) {
         assert_eq!(na, nb);
         assert!(ta.equal(tb), "{na} differs from the run trained in one go");
@@ -558,4 +561,44 @@ fn every_shipped_scene_has_an_agent_file_that_loads() {
             "{name}: training window longer than an episode"
         );
     }
+}
+
+/// The level-2 critic's queries: frame f predicted over j jumps from frame f - j k, over the
+/// macro-actions of the data's own action chunks; frames fewer than j k into their episode
+/// keep their own level-2 state.
+#[test]
+fn level2_predictions_of_the_frames_start_j_jumps_earlier() {
+    use hjepa::model::critic::{encode_all, predict_frames_level2};
+    let agent = agent_with(|_| {});
+    let data = load_data(&agent);
+    let t = new_trainer(agent, &data);
+    let (model, l2) = (&t.model, t.model.level2.as_ref().unwrap());
+    let z = encode_all(model, &data, Device::Cpu);
+    let pred = predict_frames_level2(model, &z, &data, 2);
+    let h = tch::no_grad(|| l2.abstract_state(&z));
+    assert_eq!(pred.size(), [z.size()[0], 2, l2.dim]);
+    let (start, a0) = (data.train_episodes[1].0, data.train_episode_actions[1]);
+    let k = l2.k;
+    let close = |a: &Tensor, b: &Tensor| (a - b).abs().max().double_value(&[]) < 1e-5;
+    // Too early for one jump: the frame's own state.
+    assert!(close(
+        &pred.get(start + k - 1).get(0),
+        &h.get(start + k - 1)
+    ));
+    // One and two jumps, by hand.
+    let f = start + 2 * k + 1;
+    let chunk = |from: i64| {
+        model.normalize_actions(&data.actions.narrow(0, a0 + from - start, k).unsqueeze(0))
+    };
+    let one =
+        tch::no_grad(|| l2.predict(&h.get(f - k).unsqueeze(0), &l2.encode_macro(&chunk(f - k))));
+    assert!(close(&pred.get(f).get(0), &one.squeeze_dim(0)));
+    let two = tch::no_grad(|| {
+        let mid = l2.predict(
+            &h.get(f - 2 * k).unsqueeze(0),
+            &l2.encode_macro(&chunk(f - 2 * k)),
+        );
+        l2.predict(&mid, &l2.encode_macro(&chunk(f - k)))
+    });
+    assert!(close(&pred.get(f).get(1), &two.squeeze_dim(0)));
 }

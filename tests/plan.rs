@@ -462,6 +462,30 @@ fn the_configurator_refuses_bad_agent_files_and_eval_is_reproducible() {
         ],
     );
 
+    // The upper level's replan interval counts env steps, its horizon jumps of k = 2.
+    let upper = "\n[planning.upper]\nkind = \"mppi\"\nsamples = 16\niterations = 1\nhorizon = 2\n";
+    let upper_late =
+        agent_with_planning(d, "upper.toml", &run, &|t| t + upper + "replan_every = 5\n");
+    assert_exit_2(
+        &eval_cli(&upper_late, &[]),
+        &[
+            "upper.toml",
+            "planning.upper.replan_every",
+            "2 jumps of k = 2",
+        ],
+    );
+    // A hierarchical agent's critic scores level-2 states: it needs the level-2 critic.
+    let upper_critic = agent_with_planning(d, "upper_critic.toml", &run, &|t| {
+        t.replace("[planning]", "[critic]\nenabled = true\n\n[planning]")
+            + "[planning.cost]\ncritic = 1.0\n"
+            + upper
+            + "replan_every = 4\n"
+    });
+    assert_exit_2(
+        &eval_cli(&upper_critic, &[]),
+        &["upper_critic.toml", "planning.cost.critic", "level2 = true"],
+    );
+
     let other_scene = agent_with_planning(d, "scene.toml", &run, &|t| t);
     assert_exit_2(
         &eval_cli(&other_scene, &["--scene", "push_t"]),

@@ -142,6 +142,11 @@ pub struct Critic {
     /// Shortest-path sources sampled for the regression targets.
     #[serde(default = "default_sources")]
     pub sources: i64,
+    /// Also fit a critic on level-2 states (`critic2`, same settings, `predicted_steps`
+    /// counted in level-2 jumps): the hierarchical planner's upper level uses it as its
+    /// `[planning.cost] critic`, so macro-plans follow paths rather than straight lines.
+    #[serde(default)]
+    pub level2: bool,
     /// Fitting steps, batch size and Adam learning rate of the regression.
     #[serde(default = "default_critic_fit_steps")]
     pub steps: i64,
@@ -165,6 +170,7 @@ impl Default for Critic {
             predicted: default_predicted(),
             predicted_steps: default_predicted_steps(),
             sources: default_sources(),
+            level2: false,
             steps: default_critic_fit_steps(),
             batch_size: default_critic_batch(),
             learning_rate: default_critic_lr(),

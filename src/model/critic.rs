@@ -42,6 +42,9 @@ pub struct CriticFit {
     pub predicted: f64,
     #[serde(default)]
     pub predicted_steps: i64,
+    /// The level-2 critic's fit (`[critic] level2`), its predictions counted in jumps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level2: Option<Box<CriticFit>>,
 }
 
 /// Encodes every observation of the dataset once, in chunks: `[N, D]`.
@@ -199,13 +202,84 @@ pub fn fit_critic(
         fit_critic_on(&z, predicted.as_ref(), &data.train_episodes, cfg, seed, bar)?;
     // Into the model's own variables, so checkpoints keep one set of names.
     let model_vars = vs.variables();
-    tch::no_grad(|| {
-        for (name, t) in fit_vs.variables() {
-            model_vars[&name].shallow_clone().copy_(&t);
-        }
-    });
+    let copy_into = |fit_vs: &nn::VarStore, prefix: &str| {
+        tch::no_grad(|| {
+            for (name, t) in fit_vs.variables() {
+                let name = name.replacen("critic", prefix, 1);
+                model_vars[&name].shallow_clone().copy_(&t);
+            }
+        })
+    };
+    copy_into(&fit_vs, "critic");
+    if let (Some(l2), Some(_)) = (&model.level2, &model.critic2) {
+        let upper_start = std::time::Instant::now();
+        bar.set_message("level 2: predicting the frames");
+        let h = tch::no_grad(|| l2.abstract_state(&z));
+        let predicted = (cfg.predicted > 0.0)
+            .then(|| predict_frames_level2(model, &z, data, cfg.predicted_steps));
+        bar.set_position(0);
+        let (fit_vs, mut fit2) = fit_critic_on(
+            &h,
+            predicted.as_ref(),
+            &data.train_episodes,
+            cfg,
+            seed ^ 2,
+            bar,
+        )?;
+        copy_into(&fit_vs, "critic2");
+        fit2.seconds = upper_start.elapsed().as_secs_f64();
+        fit.level2 = Some(Box::new(fit2));
+    }
     fit.seconds = start.elapsed().as_secs_f64();
     Ok(fit)
+}
+
+/// [`predict_frames`] at level 2: `[N, J, dh]`, where `[f, j-1]` is the level-2 state of
+/// frame f predicted over j jumps (macro-actions encoded from the data's action chunks) from
+/// frame f - j k (the frame's own level-2 state where the episode started less than j k
+/// frames earlier).
+pub fn predict_frames_level2(
+    model: &WorldModel,
+    z: &Tensor,
+    data: &TrainingData,
+    jumps: i64,
+) -> Tensor {
+    let l2 = model.level2.as_ref().expect("level 2 enabled");
+    let device = z.device();
+    let k = l2.k;
+    tch::no_grad(|| {
+        let h = l2.abstract_state(z);
+        let out = h.unsqueeze(1).repeat([1, jumps, 1]);
+        for j in 1..=jumps {
+            let (mut from, mut to, mut acts) = (Vec::new(), Vec::new(), Vec::new());
+            for (&(start, len), &a0) in data.train_episodes.iter().zip(&data.train_episode_actions)
+            {
+                for t in j * k..len {
+                    from.push(start + t - j * k);
+                    to.push(start + t);
+                    acts.extend(a0 + t - j * k..a0 + t);
+                }
+            }
+            if from.is_empty() {
+                continue;
+            }
+            let n = from.len() as i64;
+            let idx = |v: &[i64]| Tensor::from_slice(v).to_device(device);
+            let chunks = model.normalize_actions(
+                &data
+                    .actions
+                    .index_select(0, &Tensor::from_slice(&acts))
+                    .to_device(device)
+                    .view([n * j, k, 2]),
+            );
+            let u = l2.encode_macro(&chunks).view([n, j, -1]);
+            let last = l2
+                .rollout(&h.index_select(0, &idx(&from)), &u)
+                .select(1, j - 1);
+            let _ = out.select(1, j - 1).index_copy_(0, &idx(&to), &last);
+        }
+        out
+    })
 }
 
 /// The fitting itself, on encodings `z` `[N, D]` of episodes `(first row, frames)` and,
@@ -340,6 +414,7 @@ pub fn fit_critic_on(
             0.0
         },
         predicted_steps: predicted.map_or(0, |p| p.size()[1]),
+        level2: None,
     };
     Ok((fit_vs, fit))
 }

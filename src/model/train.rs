@@ -407,8 +407,9 @@ impl Trainer {
             }
         }
         // An unfitted critic (training stopped before the fitting stage) has nothing to keep.
+        // The prefix covers both critics (`critic.`, `critic2.`).
         let skip =
-            (refit_critic || (allow_critic_change && meta.critic.is_none())).then_some("critic.");
+            (refit_critic || (allow_critic_change && meta.critic.is_none())).then_some("critic");
         let mut t = Trainer::new(saved, &meta.shapes, device);
         load_exact(&mut t.vs, &dir.join("model.safetensors"), skip)?;
         if let Some(tvs) = &mut t.target_vs {

@@ -32,7 +32,9 @@ pub struct WorldModel {
     pub level2: Option<Level2Nets>,
     /// z, z_goal -> estimated steps to reach z_goal / max_steps.
     pub critic: Option<CriticNet>,
-    /// The critic's unit: its output times this is control steps.
+    /// h, h_goal -> the same estimate from level-2 states (`[critic] level2`).
+    pub critic2: Option<CriticNet>,
+    /// The critics' unit: their output times this is control steps.
     pub critic_max_steps: i64,
     action_center: Tensor,
     action_scale: Tensor,
@@ -93,6 +95,10 @@ impl WorldModel {
                 macro_dim: l2.macro_dim,
             }
         });
+        let critic2 = level2
+            .as_ref()
+            .filter(|_| agent.critic.enabled && agent.critic.level2)
+            .map(|l2| CriticNet::new(&(p / "critic2"), l2.dim, &agent.critic));
         let lo = Tensor::from_slice(&shapes.action_low);
         let hi = Tensor::from_slice(&shapes.action_high);
         WorldModel {
@@ -104,6 +110,7 @@ impl WorldModel {
                 .critic
                 .enabled
                 .then(|| CriticNet::new(&(p / "critic"), d, &agent.critic)),
+            critic2,
             critic_max_steps: agent.critic.max_steps,
             action_center: ((&hi + &lo) / 2.0).to_device(p.device()),
             action_scale: ((&hi - &lo) / 2.0).clamp_min(1e-6).to_device(p.device()),

@@ -171,11 +171,17 @@ impl PlannerConfig {
     /// Checks the budget; `key` prefixes the field names in errors (`planning.planner`).
     /// Returns the offending key and what was expected.
     pub fn validate(&self, key: &str) -> Result<(), (String, String)> {
-        self.check()
+        self.validate_with_jumps(key, 1)
+    }
+
+    /// The same for a planner whose plan steps are jumps of `k` env steps (the hierarchical
+    /// planner's upper level): `replan_every` counts env steps, `horizon` jumps.
+    pub fn validate_with_jumps(&self, key: &str, k: i64) -> Result<(), (String, String)> {
+        self.check(k)
             .map_err(|(field, msg)| (format!("{key}.{field}"), msg))
     }
 
-    fn check(&self) -> Result<(), (&'static str, String)> {
+    fn check(&self, k: i64) -> Result<(), (&'static str, String)> {
         let positive = [
             ("samples", self.samples),
             ("iterations", self.iterations),
@@ -196,13 +202,15 @@ impl PlannerConfig {
                 ),
             ));
         }
-        if self.replan_every > self.horizon {
+        if self.replan_every > self.horizon * k {
+            let horizon = if k > 1 {
+                format!("{} jumps of k = {k} env steps", self.horizon)
+            } else {
+                self.horizon.to_string()
+            };
             return Err((
                 "replan_every",
-                format!(
-                    "{} is longer than the horizon {}",
-                    self.replan_every, self.horizon
-                ),
+                format!("{} is longer than the horizon {horizon}", self.replan_every),
             ));
         }
         for (name, v) in [
