@@ -391,6 +391,11 @@ fn agent_with_planning(
 
 /// A tiny trained run on a tiny two_rooms dataset (a few seconds).
 fn tiny_run(dir: &Path) -> std::path::PathBuf {
+    let agent = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny_agent.toml");
+    tiny_run_of(dir, &agent)
+}
+
+fn tiny_run_of(dir: &Path, agent: &Path) -> std::path::PathBuf {
     let data = dir.join("data");
     let out = common::bin()
         .args([
@@ -408,10 +413,9 @@ fn tiny_run(dir: &Path) -> std::path::PathBuf {
         .unwrap();
     common::assert_ok(&out);
     let run = dir.join("run");
-    let agent = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny_agent.toml");
     let out = common::bin()
         .args(["train", "--steps", "4", "--agent"])
-        .arg(&agent)
+        .arg(agent)
         .arg("--data")
         .arg(&data)
         .arg("--out")
@@ -420,6 +424,47 @@ fn tiny_run(dir: &Path) -> std::path::PathBuf {
         .unwrap();
     common::assert_ok(&out);
     run
+}
+
+const LEVEL2_CRITIC: &str = "[critic]\nenabled = true\nlevel2 = true\nhidden = 16\nmetric_dim = 4\nsources = 8\nsteps = 50\nbatch_size = 32\n\n";
+
+/// `[critic] level2 = true` fits a critic on level-2 states, and a hierarchical agent with a
+/// critic cost plans its upper level on it (closed loop, through the binary).
+#[test]
+fn a_hierarchical_agent_plans_its_upper_level_on_the_level2_critic() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let base = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny_agent.toml"),
+    )
+    .unwrap();
+    let model_agent = d.join("model.toml");
+    // The critic is fitted once training reaches the file's step count (4 here).
+    let with_critic = |t: String| {
+        t.replace("steps = 40", "steps = 4")
+            .replace("[train]", &format!("{LEVEL2_CRITIC}[train]"))
+    };
+    std::fs::write(&model_agent, with_critic(base)).unwrap();
+    let run = tiny_run_of(d, &model_agent);
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("checkpoint/meta.json")).unwrap())
+            .unwrap();
+    assert!(
+        meta["critic"]["level2"]["nodes"].as_u64().unwrap() > 0,
+        "{meta}"
+    );
+    let agent = agent_with_planning(d, "upper.toml", &run, &|t| {
+        with_critic(t)
+            + "[planning.cost]\ngoal_weight = 0.0\ncritic = 1.0\n"
+            + "[planning.upper]\nkind = \"mppi\"\nsamples = 16\niterations = 1\nhorizon = 2\nreplan_every = 4\n"
+    });
+    let out_path = d.join("upper.jsonl");
+    let out = eval_cli(&agent, &["--out", out_path.to_str().unwrap()]);
+    common::assert_ok(&out);
+    assert_eq!(
+        std::fs::read_to_string(&out_path).unwrap().lines().count(),
+        2
+    );
 }
 
 #[test]
