@@ -6,23 +6,12 @@ mod common;
 
 use std::path::Path;
 
-use hjepa::data::{collect, dataset_goals, CollectOptions, Dataset, PolicyKind};
+use hjepa::data::{dataset_goals, Dataset, PolicyKind};
 use hjepa::eval::{eval_scene, EvalActor, Starts};
 use hjepa::sim::{Env, Scene};
 
 fn collect_random(scene: &str, out: &Path, episodes: u64) {
-    collect(&CollectOptions {
-        scene_path: common::scene_path(scene),
-        out: out.to_path_buf(),
-        episodes,
-        policy: PolicyKind::Random,
-        noise: 0.3,
-        seed: 11,
-        shard_episodes: 50,
-        threads: 1,
-        progress: false,
-    })
-    .unwrap();
+    common::collect_random(&common::scene_path(scene), out, episodes);
 }
 
 fn close(a: &[f32], b: &[f32]) -> bool {
@@ -170,18 +159,7 @@ fn a_dataset_of_another_scene_or_too_short_is_named() {
     let old_scene = old.path().join("push_t.ron");
     std::fs::write(&old_scene, text.replace("frameskip: 5,", "frameskip: 1,")).unwrap();
     let old_data = old.path().join("data");
-    collect(&CollectOptions {
-        scene_path: old_scene,
-        out: old_data.clone(),
-        episodes: 1,
-        policy: PolicyKind::Random,
-        noise: 0.3,
-        seed: 11,
-        shard_episodes: 50,
-        threads: 1,
-        progress: false,
-    })
-    .unwrap();
+    common::collect_random(&old_scene, &old_data, 1);
     let err = dataset_goals(&common::scene("push_t"), &old_data, 25, 4, 0).unwrap_err();
     assert_eq!(err.location, "scene_source.physics.frameskip", "{err}");
     assert!(err.message.contains("frameskip 1"), "{err}");

@@ -347,18 +347,7 @@ fn assert_input_error(out: &std::process::Output, mentions: &[&str]) {
 fn a_dataset_from_another_scene_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("wall");
-    collect(&CollectOptions {
-        scene_path: common::scene_path("wall"),
-        out: data.clone(),
-        episodes: 3,
-        policy: PolicyKind::Random,
-        noise: 0.3,
-        seed: 1,
-        shard_episodes: 10,
-        threads: 1,
-        progress: false,
-    })
-    .unwrap();
+    common::collect_random(&common::scene_path("wall"), &data, 3);
     let out = train_cli(&fixture().agent, &data, &dir.path().join("run"), &[]);
     assert_input_error(&out, &["manifest.json", "scene", "wall"]);
 }
@@ -372,18 +361,7 @@ fn a_dataset_recorded_at_another_frameskip_is_refused() {
     let scene = dir.path().join("two_rooms.ron");
     std::fs::write(&scene, text.replace("frameskip: 1)", "frameskip: 5)")).unwrap();
     let data = dir.path().join("data");
-    collect(&CollectOptions {
-        scene_path: scene,
-        out: data.clone(),
-        episodes: 2,
-        policy: PolicyKind::Random,
-        noise: 0.3,
-        seed: 1,
-        shard_episodes: 10,
-        threads: 1,
-        progress: false,
-    })
-    .unwrap();
+    common::collect_random(&scene, &data, 2);
     let out = train_cli(&fixture().agent, &data, &dir.path().join("run"), &[]);
     assert_input_error(
         &out,

@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use hjepa::sim::Scene;
@@ -43,4 +43,21 @@ pub fn assert_ok(out: &std::process::Output) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A small uniform-random dataset of the scene file at `scene_path` (seed 11, one thread).
+pub fn collect_random(scene_path: &Path, out: &Path, episodes: u64) {
+    use hjepa::data::{collect, CollectOptions, PolicyKind};
+    collect(&CollectOptions {
+        scene_path: scene_path.to_path_buf(),
+        out: out.to_path_buf(),
+        episodes,
+        policy: PolicyKind::Random,
+        noise: 0.3,
+        seed: 11,
+        shard_episodes: 50,
+        threads: 1,
+        progress: false,
+    })
+    .unwrap();
 }
