@@ -17,7 +17,7 @@ use crate::data::{dataset_goals, make_policy, GoalWindow, PolicyKind};
 use crate::episodes::{episode_seed, wilson_interval};
 use crate::error::InputError;
 use crate::model::AgentFile;
-use crate::recording::{RecordedEpisode, Recording};
+use crate::recording::{ProtocolOverrides, RecordedEpisode, Recording};
 use crate::sim::{Env, Observation, Scene};
 
 #[derive(Clone, Debug)]
@@ -32,7 +32,8 @@ pub struct EvalOptions {
     /// Run folder to load instead of the agent file's `planning.checkpoint`.
     pub checkpoint: Option<PathBuf>,
     pub device: Option<String>,
-    /// Per-episode results (JSON lines); default `<agent run>/eval-<scene>-<seed>.jsonl`.
+    /// Per-episode results (JSON lines); default `<agent run>/eval-<scene>-<seed>.jsonl`
+    /// (`eval-<agent>-on-<scene>-<seed>.jsonl` when the agent file is not named after the scene).
     pub out: Option<PathBuf>,
     /// Also run the random policy on the same pairs.
     pub random_floor: bool,
@@ -505,20 +506,6 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
         opts.max_steps,
         opts.success.as_deref(),
     )?);
-    // A recording replays from seeds on the scene file as written (its sampler, budget and
-    // criterion), so it cannot yet hold episodes played under another protocol.
-    if let (Some(record), true) = (
-        &opts.record,
-        opts.goals_from.is_some() || opts.max_steps.is_some() || opts.success.is_some(),
-    ) {
-        return Err(InputError::new(
-            record,
-            "--record",
-            "cannot yet be combined with --goals-from, --max-steps or --success (replay \
-             re-draws episodes from their seeds on the scene file as written)",
-        )
-        .into());
-    }
     let windows = match &opts.goals_from {
         Some(dir) => Some(dataset_goals(
             &scene,
@@ -580,9 +567,16 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
         .into_iter()
         .flatten()
         .collect();
+        // The agent file's name is part of it (unless it is the scene's), so agents that
+        // share a checkpoint do not overwrite each other's results.
+        let who = if agent_name == scene.name {
+            scene.name.clone()
+        } else {
+            format!("{agent_name}-on-{}", scene.name)
+        };
         dir.join(format!(
             "eval-{}-{}{}{}.jsonl",
-            scene.name,
+            who,
             opts.seed,
             protocol,
             if opts.oracle { "-oracle" } else { "" }
@@ -611,7 +605,14 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
         agent_name.clone()
     };
     let mut recording = match &opts.record {
-        Some(_) => Some(Recording::new(&actor_name, &scene_path)?),
+        Some(_) => Some(Recording::new(
+            &actor_name,
+            &scene_path,
+            ProtocolOverrides {
+                max_steps: opts.max_steps,
+                success: opts.success.clone(),
+            },
+        )?),
         None => None,
     };
     let mut finish = |ep: EvalEpisode| -> anyhow::Result<()> {

@@ -146,21 +146,29 @@ impl Drop for LiveHandle {
     }
 }
 
-/// Starts the session thread.
-pub fn spawn(opts: LiveOptions) -> LiveHandle {
-    // Frames: a small buffer the viewer drains each frame; when it falls behind, frames are
-    // skipped, never the sandbox blocked.
+/// Starts the session thread (a recording without episodes has nothing to play: an error).
+pub fn spawn(opts: LiveOptions) -> anyhow::Result<LiveHandle> {
+    if let LiveActor::Replay(r) = &opts.actor {
+        anyhow::ensure!(
+            !r.episodes.is_empty(),
+            "the recording of {} holds no episodes",
+            r.actor
+        );
+    }
+    // Frames: a small buffer the viewer drains each frame; when it falls behind, the oldest
+    // frames are dropped (the viewer always gets the latest), never the sandbox blocked.
     let (frame_tx, frame_rx) = bounded::<LiveFrame>(4);
     let (control_tx, control_rx) = bounded::<Control>(64);
+    let stale = frame_rx.clone();
     let thread = std::thread::Builder::new()
         .name("live-sandbox".into())
-        .spawn(move || Session::new(opts).run(frame_tx, control_rx))
+        .spawn(move || Session::new(opts).run(frame_tx, stale, control_rx))
         .expect("spawn the sandbox thread");
-    LiveHandle {
+    Ok(LiveHandle {
         frames: frame_rx,
         controls: control_tx,
         thread: Some(thread),
-    }
+    })
 }
 
 struct Session {
@@ -239,7 +247,10 @@ impl Session {
     fn start_episode(&mut self, i: u64) {
         self.episode = i;
         let seed = self.seed_of(i);
-        self.obs = self.env.reset(seed);
+        self.obs = match &self.actor {
+            LiveActor::Replay(r) => r.episodes[i as usize % r.episodes.len()].reset(&mut self.env),
+            _ => self.env.reset(seed),
+        };
         if let LiveActor::Agent(a) = &mut self.actor {
             a.actor().reset(&mut self.env, seed);
         }
@@ -262,12 +273,25 @@ impl Session {
         1.0 / (self.scene.control_dt() * self.scene.physics.frameskip.max(1) as f32)
     }
 
-    fn run(mut self, frames: Sender<LiveFrame>, controls: Receiver<Control>) -> anyhow::Result<()> {
+    /// The session loop; `stale` is the frame channel's receiving end, used only to drop the
+    /// oldest frame when the viewer falls behind.
+    fn run(
+        mut self,
+        frames: Sender<LiveFrame>,
+        stale: Receiver<LiveFrame>,
+        controls: Receiver<Control>,
+    ) -> anyhow::Result<()> {
         let mut next = Instant::now();
-        let send = |f: LiveFrame| -> bool {
-            match frames.try_send(f) {
-                Ok(()) | Err(TrySendError::Full(_)) => true,
-                Err(TrySendError::Disconnected(_)) => false,
+        let send = |mut f: LiveFrame| -> bool {
+            loop {
+                match frames.try_send(f) {
+                    Ok(()) => return true,
+                    Err(TrySendError::Full(back)) => {
+                        let _ = stale.try_recv();
+                        f = back;
+                    }
+                    Err(TrySendError::Disconnected(_)) => return false,
+                }
             }
         };
         if !send(self.frame()) {
@@ -326,7 +350,15 @@ impl Session {
                 } else {
                     self.advance()?;
                 }
-                next = Instant::now() + Duration::from_secs_f32(1.0 / (self.rate() * self.speed));
+                // On a fixed schedule, so planning time does not slow the clock; when a step
+                // took longer than a period (slow planning, a pause), the schedule restarts.
+                let period = Duration::from_secs_f32(1.0 / (self.rate() * self.speed));
+                let now = Instant::now();
+                next = if single_step || next + period < now {
+                    now + period
+                } else {
+                    next + period
+                };
                 changed = true;
             }
             if changed && !send(self.frame()) {

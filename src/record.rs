@@ -99,7 +99,7 @@ pub fn record(opts: &RecordOptions) -> anyhow::Result<RecordSummary> {
         }
     }
     if let Some(path) = &opts.recording {
-        let mut r = Recording::new(&name, &scene_path)?;
+        let mut r = Recording::new(&name, &scene_path, Default::default())?;
         r.episodes.push(RecordedEpisode::from(&ep));
         r.save(path)?;
     }

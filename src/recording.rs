@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::dataset::write_atomic;
 use crate::error::InputError;
-use crate::sim::{Env, Scene};
+use crate::sim::{Env, Layout, Observation, Scene};
 
 pub const RECORDING_FORMAT: &str = "hjepa-recording/1";
 
@@ -22,6 +22,20 @@ pub struct RecordedEpisode {
     pub success: bool,
     pub steps: u32,
     pub actions: Vec<[f32; 2]>,
+    /// The episode's start and goal when they were not drawn from `seed` (goals from a
+    /// dataset, `hjepa eval --goals-from`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<Layout>,
+}
+
+impl RecordedEpisode {
+    /// Resets `env` to where this episode started.
+    pub fn reset(&self, env: &mut Env) -> Observation {
+        match &self.start {
+            Some(layout) => env.reset_to(layout.clone()),
+            None => env.reset(self.seed),
+        }
+    }
 }
 
 impl From<&crate::eval::EvalEpisode> for RecordedEpisode {
@@ -32,8 +46,20 @@ impl From<&crate::eval::EvalEpisode> for RecordedEpisode {
             success: ep.success,
             steps: ep.steps,
             actions: ep.actions.clone(),
+            start: ep.goal_window.as_ref().map(|w| w.layout.clone()),
         }
     }
+}
+
+/// How an evaluation changed the scene file's episodes (`hjepa eval --max-steps`,
+/// `--success`); a replay applies the same.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProtocolOverrides {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_steps: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -45,12 +71,24 @@ pub struct Recording {
     pub scene_file: PathBuf,
     /// The scene file's text at recording time: replays do not depend on later edits.
     pub scene_ron: String,
+    /// Applied to the scene above before replaying.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub overrides: ProtocolOverrides,
     pub episodes: Vec<RecordedEpisode>,
 }
 
+fn is_default(o: &ProtocolOverrides) -> bool {
+    *o == ProtocolOverrides::default()
+}
+
 impl Recording {
-    pub fn new(actor: &str, scene_file: &Path) -> anyhow::Result<Recording> {
+    pub fn new(
+        actor: &str,
+        scene_file: &Path,
+        overrides: ProtocolOverrides,
+    ) -> anyhow::Result<Recording> {
         Ok(Recording {
+            overrides,
             format: RECORDING_FORMAT.into(),
             actor: actor.into(),
             scene_file: scene_file.to_path_buf(),
@@ -85,17 +123,23 @@ impl Recording {
         Ok(r)
     }
 
-    /// The scene as recorded.
+    /// The scene as recorded (with the evaluation's overrides).
     pub fn scene(&self, path: &Path) -> Result<Arc<Scene>, InputError> {
-        Scene::parse(&self.scene_ron, &self.scene_file)
-            .map(Arc::new)
-            .map_err(|e| {
-                InputError::new(
-                    path,
-                    "scene_ron",
-                    format!("the embedded scene does not load: {e}"),
-                )
-            })
+        let scene = Scene::parse(&self.scene_ron, &self.scene_file).map_err(|e| {
+            InputError::new(
+                path,
+                "scene_ron",
+                format!("the embedded scene does not load: {e}"),
+            )
+        })?;
+        let scene = crate::eval::eval_scene(
+            scene,
+            path,
+            self.overrides.max_steps,
+            self.overrides.success.as_deref(),
+        )
+        .map_err(|e| InputError::new(path, "overrides", e.to_string()))?;
+        Ok(Arc::new(scene))
     }
 }
 
@@ -166,7 +210,7 @@ pub fn replay(
         if let Some(dir) = want_frames {
             std::fs::create_dir_all(dir)?;
         }
-        let mut obs = env.reset(ep.seed);
+        let mut obs = ep.reset(&mut env);
         let (mut steps, mut success) = (0, false);
         for (t, a) in ep.actions.iter().enumerate() {
             if let (true, Some(_), Some(img)) = (this_one, &frames.gif, &obs.image) {

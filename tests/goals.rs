@@ -225,29 +225,69 @@ fn near_body_data_keeps_pushing_the_t() {
 }
 
 #[test]
-fn record_refuses_another_protocol() {
+fn episodes_from_dataset_goals_are_recorded_and_replay_exactly() {
     let dir = tempfile::tempdir().unwrap();
-    let rec = dir.path().join("episodes.json");
+    let data = dir.path().join("data");
+    collect_random("push_t", &data, 2);
+    // The shipped push_t agent with a tiny budget, planning on the sandbox (no checkpoint).
+    let text = std::fs::read_to_string(hjepa::model::AgentFile::resolve_path("push_t")).unwrap();
+    let agent = dir.path().join("tiny.toml");
+    std::fs::write(
+        &agent,
+        text.replace("samples = 300", "samples = 8")
+            .replace("iterations = 6", "iterations = 1"),
+    )
+    .unwrap();
+    let (rec, results) = (dir.path().join("rec.json"), dir.path().join("eval.jsonl"));
     let out = common::bin()
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            "eval",
-            "--agent",
-            "push_t",
-            "--success",
-            "tee_pose",
-            "--episodes",
-            "1",
-        ])
+        .arg("eval")
+        .arg("--agent")
+        .arg(&agent)
+        .args(["--oracle", "--episodes", "3", "--max-steps", "50"])
+        .args(["--success", "tee_pose", "--no-random-floor", "--goals-from"])
+        .arg(&data)
         .arg("--record")
         .arg(&rec)
+        .arg("--out")
+        .arg(&results)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    common::assert_ok(&out);
+    let recording = hjepa::recording::Recording::load(&rec).unwrap();
+    assert_eq!(recording.overrides.max_steps, Some(50));
+    assert_eq!(recording.overrides.success.as_deref(), Some("tee_pose"));
+    let scene = recording.scene(&rec).unwrap();
+    assert_eq!(scene.episode_steps, 50);
+    assert_eq!(scene.goal.success[0].name(), "tee_pose");
+    // Each recorded episode starts where its window did: replaying its actions from the
+    // recorded start ends exactly where the evaluation did.
+    let evaluated: Vec<serde_json::Value> = std::fs::read_to_string(&results)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(recording.episodes.len(), 3);
+    let mut env = Env::new(scene.clone());
+    for (ep, row) in recording.episodes.iter().zip(&evaluated) {
+        assert!(ep.start.is_some(), "episode {} keeps its start", ep.index);
+        ep.reset(&mut env);
+        let mut distance = f32::NAN;
+        for a in &ep.actions {
+            distance = env.step(a).unwrap().info.goal_distance;
+        }
+        assert_eq!(
+            distance,
+            row["final_goal_distance"].as_f64().unwrap() as f32,
+            "episode {}",
+            ep.index
+        );
+    }
+    let out = common::bin().arg("replay").arg(&rec).output().unwrap();
+    common::assert_ok(&out);
     assert!(
-        err.contains("--record") && err.contains("--success"),
-        "{err}"
+        String::from_utf8_lossy(&out.stdout).contains("3/3 identical"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
     );
-    assert!(!rec.exists(), "nothing recorded");
 }

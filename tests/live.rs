@@ -27,6 +27,7 @@ fn oracle_session(paused: bool) -> LiveHandle {
         speed: 1.0,
         episode_pause: Duration::from_millis(0),
     })
+    .unwrap()
 }
 
 /// The next frame satisfying `want`, draining everything before it.
@@ -84,6 +85,63 @@ fn stepping_pausing_resetting_and_new_seeds() {
     let n = wait_for(&h, "the next episode", |x| x.view.episode == 1);
     assert_ne!(n.view.seed, first.view.seed);
     h.stop().unwrap();
+}
+
+#[test]
+fn a_viewer_that_falls_behind_gets_the_latest_frames() {
+    let h = oracle_session(false);
+    h.controls.send(Control::Speed(16.0)).unwrap();
+    // Read nothing for a while: the buffer fills, and the session keeps replacing its
+    // oldest frames, so what waits is the most recent run of steps, not the first four.
+    std::thread::sleep(Duration::from_millis(1500));
+    h.controls.send(Control::TogglePause).unwrap();
+    let paused = wait_for(&h, "the pause", |f| f.paused);
+    let waiting: Vec<LiveFrame> = h.frames.try_iter().collect();
+    assert!(
+        paused.episodes_done > 0 || paused.step > 8,
+        "the session ran at speed 16 for 1.5 s: {} steps",
+        paused.step
+    );
+    // Nothing stale is left behind the pause frame (it was the newest when read).
+    assert!(
+        waiting.iter().all(|f| f.paused),
+        "frames after the pause: {:?}",
+        waiting
+            .iter()
+            .map(|f| (f.step, f.paused))
+            .collect::<Vec<_>>()
+    );
+    h.stop().unwrap();
+}
+
+#[test]
+fn a_recording_without_episodes_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("ep.json");
+    let gif = dir.path().join("ep.gif");
+    let out = common::bin()
+        .args(["record", "--scene", "two_rooms", "--out"])
+        .arg(&gif)
+        .arg("--recording")
+        .arg(&rec)
+        .output()
+        .unwrap();
+    common::assert_ok(&out);
+    let mut recording = hjepa::recording::Recording::load(&rec).unwrap();
+    let scene = recording.scene(&rec).unwrap();
+    recording.episodes.clear();
+    let err = spawn(LiveOptions {
+        scene,
+        actor: LiveActor::Replay(recording),
+        actor_name: "replay".into(),
+        seed: 0,
+        paused: true,
+        speed: 1.0,
+        episode_pause: Duration::from_millis(0),
+    })
+    .err()
+    .expect("an empty recording is refused");
+    assert!(err.to_string().contains("holds no episodes"), "{err}");
 }
 
 #[test]
@@ -151,7 +209,8 @@ fn replays_scrub_to_the_recorded_state() {
         paused: true,
         speed: 1.0,
         episode_pause: Duration::from_millis(0),
-    });
+    })
+    .unwrap();
     let first = wait_for(&h, "the first frame", |_| true);
     assert_eq!(first.view.replay_steps, Some(steps));
     h.controls.send(Control::Seek(3)).unwrap();
@@ -216,7 +275,8 @@ fn hierarchical_agents_stream_their_subgoals() {
         paused: true,
         speed: 1.0,
         episode_pause: Duration::from_millis(0),
-    });
+    })
+    .unwrap();
     let first = wait_for(&h, "the first frame", |_| true);
     assert!(first.subgoals.is_empty(), "no plan before the first step");
     h.controls.send(Control::Step).unwrap();

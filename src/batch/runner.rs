@@ -264,6 +264,10 @@ pub fn batch(opts: &BatchOptions) -> anyhow::Result<BatchSummary> {
                 // stops workers from taking more runs.
                 while !stop_ref.load(Ordering::SeqCst) && !stopped() {
                     let Ok(i) = rx.recv() else { break };
+                    // Ctrl-C may have landed during the recv: run `i` next time instead.
+                    if stop_ref.load(Ordering::SeqCst) || stopped() {
+                        break;
+                    }
                     let at = unix_now();
                     if tx
                         .send(Event::Started {

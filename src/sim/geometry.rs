@@ -9,7 +9,7 @@ use super::scene::{Axis, Obstacle, Scene, Shape, V2};
 pub const CIRCLE_SEGMENTS: usize = 32;
 
 /// A rigid transform: translation and angle.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Pose2 {
     pub x: f32,
     pub y: f32,

@@ -14,3 +14,4 @@ pub use render::Image;
 pub use scene::Scene;
 pub use stream::{Backpressure, Command, Frame, Sandbox, SandboxHandle};
 pub use vec_env::VecEnv;
+pub use world::Layout;

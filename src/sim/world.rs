@@ -11,8 +11,10 @@ use rapier2d::prelude::*;
 use super::geometry::{obstacle_boxes, Pose2};
 use super::scene::{Actuator, Obstacle, Scene, Shape, V2};
 
-/// Everything random about one episode, drawn at reset.
-#[derive(Clone, Debug, PartialEq)]
+/// Everything random about one episode, drawn at reset (recordings keep it for episodes
+/// that did not start from a seed).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Layout {
     /// Door centre of each `DoorWall` obstacle, in scene order.
     pub doors: Vec<f32>,

@@ -34,6 +34,7 @@ fn keys(
     mut pointer: ResMut<Pointer>,
     mut commands: Commands,
     mut exit: MessageWriter<AppExit>,
+    mut last_manual: Local<[f32; 2]>,
 ) {
     let pressed = |k: KeyCode| keys.just_pressed(k);
     if pressed(KeyCode::Space) {
@@ -82,7 +83,9 @@ fn keys(
     let any = keys.any_pressed([KeyCode::KeyA, KeyCode::KeyD, KeyCode::KeyS, KeyCode::KeyW]);
     let released =
         keys.any_just_released([KeyCode::KeyA, KeyCode::KeyD, KeyCode::KeyS, KeyCode::KeyW]);
-    if (any || released) && !pointer.driving {
+    // Only changes are sent: the sandbox holds the last one.
+    if (any || released) && !pointer.driving && *last_manual != [x, y] {
+        *last_manual = [x, y];
         live.send(Control::Manual([x, y]));
     }
 }

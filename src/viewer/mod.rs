@@ -38,8 +38,10 @@ pub struct Live {
 }
 
 impl Live {
+    /// Never blocks the frame: when the sandbox is busy (planning) and its queue is full,
+    /// the control is dropped.
     pub fn send(&self, c: Control) {
-        let _ = self.controls.send(c);
+        let _ = self.controls.try_send(c);
     }
 }
 
@@ -91,7 +93,7 @@ pub fn run(opts: &ViewOptions, live_opts: LiveOptions) -> anyhow::Result<()> {
             "no display: DISPLAY is not set (this viewer talks to X11). Run it in a desktop session, or under a virtual X server: xvfb-run -a hjepa view ..."
         ),
     }
-    let handle: LiveHandle = spawn(live_opts);
+    let handle: LiveHandle = spawn(live_opts)?;
     let first = handle
         .frames
         .recv_timeout(Duration::from_secs(60))
