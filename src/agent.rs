@@ -9,7 +9,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-use crate::cost::{CostConfig, GoalCost, Reduce};
+use crate::cost::{CostConfig, GoalCost, Reduce, SubgoalCost};
 use crate::error::InputError;
 use crate::model::config::ObservationKind;
 use crate::model::train::CheckpointMeta;
@@ -41,6 +41,12 @@ pub struct PlanningConfig {
     /// one place, e.g. a move blocked by a wall it predicts as free, the plans see it.
     #[serde(default)]
     pub offset_correction: bool,
+    /// With `[planning.upper]`: the weight of the level-2 critic's cost-to-go from the lower
+    /// level's predicted states to the subgoal, added to their latent distance to it (weight
+    /// 1); the distance alone pulls straight at a subgoal behind a wall. Needs `[critic]
+    /// level2 = true`.
+    #[serde(default)]
+    pub subgoal_critic: f64,
 }
 
 impl PlanningConfig {
@@ -81,6 +87,18 @@ impl PlanningConfig {
             return Err((
                 "planning.cost.critic".into(),
                 "a critic cost needs [critic] enabled = true in the model".into(),
+            ));
+        }
+        if !(self.subgoal_critic.is_finite() && self.subgoal_critic >= 0.0) {
+            return Err((
+                "planning.subgoal_critic".into(),
+                format!("expected a weight >= 0, found {}", self.subgoal_critic),
+            ));
+        }
+        if self.subgoal_critic > 0.0 && (self.upper.is_none() || !agent.critic.level2) {
+            return Err((
+                "planning.subgoal_critic".into(),
+                "scores the lower level's states against the upper level's subgoal: it needs [planning.upper] and [critic] level2 = true in the model".into(),
             ));
         }
         if let Some(u) = &self.upper {
@@ -328,10 +346,14 @@ pub fn assemble_planning_agent(
     }
     let device = agent.device(agent_path, device)?;
     let (trainer, meta) = Trainer::load(&run, Some(&agent), device)?;
-    if cfg.cost.critic > 0.0 && meta.critic.is_none() {
+    if (cfg.cost.critic > 0.0 || cfg.subgoal_critic > 0.0) && meta.critic.is_none() {
         return Err(InputError::new(
             agent_path,
-            "planning.cost.critic",
+            if cfg.cost.critic > 0.0 {
+                "planning.cost.critic"
+            } else {
+                "planning.subgoal_critic"
+            },
             format!(
                 "the critic of {} was never fitted (training stopped before its fitting stage): finish it with `hjepa train --resume`",
                 run.display()
@@ -600,13 +622,25 @@ impl PlanningAgent {
                     goal_weight: 1.0,
                     ..self.cfg.cost.clone()
                 };
+                let subgoal_critic = self.cfg.subgoal_critic;
                 let objective_for = |sub: &Tensor| -> Box<dyn Objective + '_> {
-                    Box::new(GoalCost {
+                    let distance = GoalCost {
                         cfg: cost_cfg.clone(),
                         goal: sub.shallow_clone(),
                         abstraction: Some(l2),
                         critic: None,
-                    })
+                    };
+                    match &model.critic2 {
+                        Some(critic2) if subgoal_critic > 0.0 => Box::new(SubgoalCost {
+                            distance,
+                            level2: l2,
+                            critic2,
+                            subgoal: sub.shallow_clone(),
+                            max_steps: model.critic_max_steps,
+                            weight: subgoal_critic,
+                        }),
+                        _ => Box::new(distance),
+                    }
                 };
                 plan_lower(
                     m.planner.as_mut(),

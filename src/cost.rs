@@ -137,6 +137,32 @@ pub struct GoalCost<'a> {
     pub critic: Option<(&'a CriticNet, Tensor, i64)>,
 }
 
+/// The hierarchical lower level's cost: its [`GoalCost`] toward the subgoal (latent distance
+/// at level 2), plus `weight` times the level-2 critic's cost-to-go from each predicted
+/// state's abstraction to the subgoal, which knows the walls a straight distance ignores.
+pub struct SubgoalCost<'a> {
+    pub distance: GoalCost<'a>,
+    pub level2: &'a Level2Nets,
+    pub critic2: &'a CriticNet,
+    /// The subgoal `[1, dh]`.
+    pub subgoal: Tensor,
+    pub max_steps: i64,
+    pub weight: f64,
+}
+
+impl Objective for SubgoalCost<'_> {
+    fn cost(&self, states: &Tensor, actions: &Tensor) -> Tensor {
+        let (n, h) = (states.size()[0], states.size()[1]);
+        let abstracted = self.level2.abstract_state(&states.flatten(0, 1));
+        let steps = self
+            .critic2
+            .distance(&abstracted, &self.subgoal)
+            .view([n, h])
+            * self.max_steps as f64;
+        self.distance.cost(states, actions) + reduce(&steps, self.distance.cfg.reduce) * self.weight
+    }
+}
+
 impl Objective for GoalCost<'_> {
     fn cost(&self, states: &Tensor, actions: &Tensor) -> Tensor {
         let mut c = action_terms(actions, &self.cfg);

@@ -274,7 +274,8 @@ impl Session {
     }
 
     /// The session loop; `stale` is the frame channel's receiving end, used only to drop the
-    /// oldest frame when the viewer falls behind.
+    /// oldest frame when the viewer falls behind (holding it, the session cannot see the
+    /// viewer's end close: it ends on `Quit` or when the controls' senders are gone).
     fn run(
         mut self,
         frames: Sender<LiveFrame>,

@@ -206,6 +206,7 @@ fn critic_fitted_on_predictions_reads_them() {
 /// The tests' tiny agent (64x64 pixels), its critic on or off, with seeded fresh weights.
 fn tiny_model(
     critic: bool,
+    critic_level2: bool,
     seed: i64,
 ) -> (
     nn::VarStore,
@@ -217,6 +218,7 @@ fn tiny_model(
     let mut agent =
         hjepa::model::AgentFile::parse(text, std::path::Path::new("tiny.toml")).unwrap();
     agent.critic.enabled = critic;
+    agent.critic.level2 = critic_level2;
     let shapes = ModelShapes {
         observation: vec![64, 64, 3],
         angle_inputs: vec![],
@@ -236,7 +238,7 @@ fn goal_cost_adds_the_critics_steps() {
     use hjepa::cost::{CostConfig, GoalCost};
     use hjepa::plan::Objective;
 
-    let (_vs, agent, model) = tiny_model(true, 0);
+    let (_vs, agent, model) = tiny_model(true, false, 0);
     let d = model.latent_dim;
     let states = Tensor::randn([6, 4, d], (tch::Kind::Float, Device::Cpu));
     let actions = Tensor::zeros([6, 4, 2], (tch::Kind::Float, Device::Cpu));
@@ -275,13 +277,68 @@ fn goal_cost_adds_the_critics_steps() {
     );
 }
 
+/// The hierarchical lower level's subgoal cost: its latent distance plus, weighted, the
+/// level-2 critic's steps from each predicted state's abstraction to the subgoal.
+#[test]
+fn subgoal_cost_adds_the_level2_critics_steps_to_the_subgoal() {
+    use hjepa::cost::{CostConfig, GoalCost, SubgoalCost};
+    use hjepa::plan::Objective;
+
+    let (_vs, agent, model) = tiny_model(true, true, 2);
+    let (l2, critic2) = (
+        model.level2.as_ref().unwrap(),
+        model.critic2.as_ref().unwrap(),
+    );
+    let d = model.latent_dim;
+    let states = Tensor::randn([5, 3, d], (tch::Kind::Float, Device::Cpu));
+    let actions = Tensor::zeros([5, 3, 2], (tch::Kind::Float, Device::Cpu));
+    let subgoal =
+        tch::no_grad(|| l2.abstract_state(&Tensor::randn([1, d], (tch::Kind::Float, Device::Cpu))));
+    let distance = || GoalCost {
+        cfg: CostConfig::default(),
+        goal: subgoal.shallow_clone(),
+        abstraction: Some(l2),
+        critic: None,
+    };
+    let cost = |weight: f64| {
+        tch::no_grad(|| {
+            SubgoalCost {
+                distance: distance(),
+                level2: l2,
+                critic2,
+                subgoal: subgoal.shallow_clone(),
+                max_steps: agent.critic.max_steps,
+                weight,
+            }
+            .cost(&states, &actions)
+        })
+    };
+    let plain = tch::no_grad(|| distance().cost(&states, &actions));
+    let steps = tch::no_grad(|| {
+        critic2
+            .distance(&l2.abstract_state(&states.flatten(0, 1)), &subgoal)
+            .view([5, 3])
+            .sum_dim_intlist([1i64].as_slice(), false, tch::Kind::Float)
+            * agent.critic.max_steps as f64
+    });
+    let diff = |a: &Tensor, b: &Tensor| (a - b).abs().max().double_value(&[]);
+    let scale = 1.0 + steps.abs().max().double_value(&[]);
+    assert!(
+        steps.min().double_value(&[]) > 0.0,
+        "a fresh critic is not zero"
+    );
+    assert!(diff(&cost(0.0), &plain) < 1e-5 * scale);
+    assert!(diff(&cost(1.0), &(&plain + &steps)) < 1e-3 * scale);
+    assert!(diff(&cost(3.0), &(&plain + &steps * 3.0)) < 3e-3 * scale);
+}
+
 /// Offset-free MPC: with an offset d, predicted step t moves by t·d (and by nothing without).
 #[test]
 fn offset_correction_shifts_step_t_by_t_offsets() {
     use hjepa::agent::LatentUnroll;
     use hjepa::plan::Unroll;
 
-    let (_vs, _agent, model) = tiny_model(false, 1);
+    let (_vs, _agent, model) = tiny_model(false, false, 1);
     let d = model.latent_dim;
     let z0 = Tensor::randn([1, d], (tch::Kind::Float, Device::Cpu));
     let offset = Tensor::randn([1, d], (tch::Kind::Float, Device::Cpu));

@@ -465,6 +465,22 @@ fn a_hierarchical_agent_plans_its_upper_level_on_the_level2_critic() {
         std::fs::read_to_string(&out_path).unwrap().lines().count(),
         2
     );
+    // The lower level can weigh the level-2 critic's steps to the subgoal as well.
+    let text = std::fs::read_to_string(&agent).unwrap();
+    assert!(text.contains("[planning]\n"), "{text}");
+    let agent = d.join("subgoal_critic.toml");
+    std::fs::write(
+        &agent,
+        text.replace("[planning]\n", "[planning]\nsubgoal_critic = 1.0\n"),
+    )
+    .unwrap();
+    let out_path = d.join("subgoal_critic.jsonl");
+    let out = eval_cli(&agent, &["--out", out_path.to_str().unwrap()]);
+    common::assert_ok(&out);
+    assert_eq!(
+        std::fs::read_to_string(&out_path).unwrap().lines().count(),
+        2
+    );
 }
 
 #[test]
@@ -529,6 +545,19 @@ fn the_configurator_refuses_bad_agent_files_and_eval_is_reproducible() {
     assert_exit_2(
         &eval_cli(&upper_critic, &[]),
         &["upper_critic.toml", "planning.cost.critic", "level2 = true"],
+    );
+
+    // The subgoal critic weighs the lower level of a hierarchical agent only.
+    let flat_subgoal = agent_with_planning(d, "flat_subgoal.toml", &run, &|t| {
+        t.replace("[planning]\n", "[planning]\nsubgoal_critic = 1.0\n")
+    });
+    assert_exit_2(
+        &eval_cli(&flat_subgoal, &[]),
+        &[
+            "flat_subgoal.toml",
+            "planning.subgoal_critic",
+            "[planning.upper]",
+        ],
     );
 
     let other_scene = agent_with_planning(d, "scene.toml", &run, &|t| t);
