@@ -95,10 +95,12 @@ impl PlanningConfig {
                 format!("expected a weight >= 0, found {}", self.subgoal_critic),
             ));
         }
-        if self.subgoal_critic > 0.0 && (self.upper.is_none() || !agent.critic.level2) {
+        if self.subgoal_critic > 0.0
+            && (self.upper.is_none() || !agent.critic.enabled || !agent.critic.level2)
+        {
             return Err((
                 "planning.subgoal_critic".into(),
-                "scores the lower level's states against the upper level's subgoal: it needs [planning.upper] and [critic] level2 = true in the model".into(),
+                "scores the lower level's states against the upper level's subgoal: it needs [planning.upper] and [critic] enabled = true, level2 = true in the model".into(),
             ));
         }
         if let Some(u) = &self.upper {
@@ -624,22 +626,23 @@ impl PlanningAgent {
                 };
                 let subgoal_critic = self.cfg.subgoal_critic;
                 let objective_for = |sub: &Tensor| -> Box<dyn Objective + '_> {
-                    let distance = GoalCost {
+                    let distance = |abstraction| GoalCost {
                         cfg: cost_cfg.clone(),
                         goal: sub.shallow_clone(),
-                        abstraction: Some(l2),
+                        abstraction,
                         critic: None,
                     };
-                    match &model.critic2 {
-                        Some(critic2) if subgoal_critic > 0.0 => Box::new(SubgoalCost {
-                            distance,
+                    if subgoal_critic > 0.0 {
+                        Box::new(SubgoalCost {
+                            distance: distance(None),
                             level2: l2,
-                            critic2,
+                            critic2: model.critic2.as_ref().expect("validated: [critic] level2"),
                             subgoal: sub.shallow_clone(),
                             max_steps: model.critic_max_steps,
                             weight: subgoal_critic,
-                        }),
-                        _ => Box::new(distance),
+                        })
+                    } else {
+                        Box::new(distance(Some(l2)))
                     }
                 };
                 plan_lower(

@@ -137,9 +137,10 @@ pub struct GoalCost<'a> {
     pub critic: Option<(&'a CriticNet, Tensor, i64)>,
 }
 
-/// The hierarchical lower level's cost: its [`GoalCost`] toward the subgoal (latent distance
-/// at level 2), plus `weight` times the level-2 critic's cost-to-go from each predicted
-/// state's abstraction to the subgoal, which knows the walls a straight distance ignores.
+/// The hierarchical lower level's cost: `distance` (a [`GoalCost`] toward the subgoal,
+/// applied to the predicted states' level-2 abstractions, so without an `abstraction` of its
+/// own) plus `weight` times the level-2 critic's cost-to-go from those abstractions to the
+/// subgoal, which knows the walls a straight distance ignores.
 pub struct SubgoalCost<'a> {
     pub distance: GoalCost<'a>,
     pub level2: &'a Level2Nets,
@@ -159,7 +160,8 @@ impl Objective for SubgoalCost<'_> {
             .distance(&abstracted, &self.subgoal)
             .view([n, h])
             * self.max_steps as f64;
-        self.distance.cost(states, actions) + reduce(&steps, self.distance.cfg.reduce) * self.weight
+        self.distance.cost(&abstracted.view([n, h, -1]), actions)
+            + reduce(&steps, self.distance.cfg.reduce) * self.weight
     }
 }
 

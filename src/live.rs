@@ -351,14 +351,15 @@ impl Session {
                 } else {
                     self.advance()?;
                 }
-                // On a fixed schedule, so planning time does not slow the clock; when a step
-                // took longer than a period (slow planning, a pause), the schedule restarts.
+                // On a fixed schedule, so planning time does not slow the clock; a step that
+                // took longer than a period (slow planning, a pause) is followed at once,
+                // without a burst of catching up.
                 let period = Duration::from_secs_f32(1.0 / (self.rate() * self.speed));
                 let now = Instant::now();
-                next = if single_step || next + period < now {
+                next = if single_step {
                     now + period
                 } else {
-                    next + period
+                    (next + period).max(now)
                 };
                 changed = true;
             }

@@ -12,7 +12,9 @@ use crate::data::dataset::write_atomic;
 use crate::error::InputError;
 use crate::sim::{Env, Layout, Observation, Scene};
 
-pub const RECORDING_FORMAT: &str = "hjepa-recording/1";
+/// Version 2 added episode starts and protocol overrides; version 1 files still load.
+pub const RECORDING_FORMAT: &str = "hjepa-recording/2";
+const OLDER_FORMATS: [&str; 1] = ["hjepa-recording/1"];
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -113,7 +115,7 @@ impl Recording {
                 format!("not a valid recording: {e}"),
             )
         })?;
-        if r.format != RECORDING_FORMAT {
+        if r.format != RECORDING_FORMAT && !OLDER_FORMATS.contains(&r.format.as_str()) {
             return Err(InputError::new(
                 path,
                 "format",
@@ -137,8 +139,13 @@ impl Recording {
             path,
             self.overrides.max_steps,
             self.overrides.success.as_deref(),
-        )
-        .map_err(|e| InputError::new(path, "overrides", e.to_string()))?;
+        )?;
+        for (i, ep) in self.episodes.iter().enumerate() {
+            if let Some(layout) = &ep.start {
+                crate::sim::env::check_layout(&scene, layout)
+                    .map_err(|e| InputError::new(path, format!("episodes[{i}].start"), e))?;
+            }
+        }
         Ok(Arc::new(scene))
     }
 }

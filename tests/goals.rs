@@ -290,4 +290,22 @@ fn episodes_from_dataset_goals_are_recorded_and_replay_exactly() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+    // A start that does not fit the scene is named, not a panic.
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&rec).unwrap()).unwrap();
+    json["episodes"][1]["start"]["body_starts"]
+        .as_array_mut()
+        .unwrap()
+        .clear();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, json.to_string()).unwrap();
+    let out = common::bin().arg("replay").arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.json")
+            && err.contains("episodes[1].start")
+            && err.contains("body_starts"),
+        "{err}"
+    );
 }

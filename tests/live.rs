@@ -190,6 +190,13 @@ fn replays_scrub_to_the_recorded_state() {
         .output()
         .unwrap();
     common::assert_ok(&out);
+    // Recordings from before episode starts were kept (format 1) still load.
+    let text = std::fs::read_to_string(&rec).unwrap();
+    assert!(!text.contains("\"start\"") && !text.contains("\"overrides\""));
+    assert!(text.contains("hjepa-recording/2"));
+    let old = dir.path().join("old.json");
+    std::fs::write(&old, text.replace("hjepa-recording/2", "hjepa-recording/1")).unwrap();
+    hjepa::recording::Recording::load(&old).unwrap();
     let recording = hjepa::recording::Recording::load(&rec).unwrap();
     let steps = recording.episodes[0].actions.len() as u32;
     assert!(steps >= 4);

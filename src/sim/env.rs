@@ -596,6 +596,66 @@ fn clear_of_static(scene: &Scene, shape: &super::scene::Shape, pose: &Pose2) -> 
         .all(|p| p.0 >= 0.0 && p.1 >= 0.0 && p.0 <= w && p.1 <= h && !point_in_static(scene, *p))
 }
 
+/// Whether `layout` fits `scene` (a door per door wall, a start per body copy, a goal where
+/// a body has one): the first mismatch, named.
+pub fn check_layout(scene: &Scene, layout: &Layout) -> Result<(), String> {
+    let doors = scene
+        .obstacles
+        .iter()
+        .filter(|o| matches!(o, Obstacle::DoorWall { .. }))
+        .count();
+    let copies: usize = scene.bodies.iter().map(|b| b.count as usize).sum();
+    let finite = |v: &[f32]| v.iter().all(|x| x.is_finite());
+    if layout.doors.len() != doors {
+        return Err(format!(
+            "doors: expected {doors} (one per door wall), found {}",
+            layout.doors.len()
+        ));
+    }
+    if layout.body_starts.len() != copies {
+        return Err(format!(
+            "body_starts: expected {copies} (one per body copy), found {}",
+            layout.body_starts.len()
+        ));
+    }
+    if layout.body_goals.len() != scene.bodies.len() {
+        return Err(format!(
+            "body_goals: expected {} (one per body), found {}",
+            scene.bodies.len(),
+            layout.body_goals.len()
+        ));
+    }
+    for (i, (b, g)) in scene.bodies.iter().zip(&layout.body_goals).enumerate() {
+        if b.goal.is_some() != g.is_some() {
+            return Err(format!(
+                "body_goals[{i}]: expected {} for body {:?}",
+                if b.goal.is_some() { "a goal" } else { "none" },
+                b.name
+            ));
+        }
+    }
+    let poses = layout
+        .body_starts
+        .iter()
+        .chain(layout.body_goals.iter().flatten());
+    let numbers: Vec<f32> = layout
+        .doors
+        .iter()
+        .copied()
+        .chain([
+            layout.agent_start.0,
+            layout.agent_start.1,
+            layout.agent_goal.0,
+            layout.agent_goal.1,
+        ])
+        .chain(poses.flat_map(|p| [p.x, p.y, p.angle]))
+        .collect();
+    if !finite(&numbers) {
+        return Err("expected finite positions and angles".into());
+    }
+    Ok(())
+}
+
 /// Draws an episode layout from the scene's distributions; deterministic in `seed`.
 pub fn sample_layout(scene: &Scene, seed: u64) -> Layout {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);

@@ -23,18 +23,21 @@ impl Plugin for ControlsPlugin {
 #[derive(Resource, Default)]
 struct Pointer {
     dragging: Option<Vec2>,
+    /// The last drag target sent (a held button sends only moves).
+    drag_sent: Option<Vec2>,
     driving: bool,
+    /// The last manual action sent, by keys or the right button.
+    manual_sent: [f32; 2],
     screenshots: u32,
 }
 
 fn keys(
     keys: Res<ButtonInput<KeyCode>>,
-    live: Res<Live>,
+    mut live: ResMut<Live>,
     mut help: ResMut<HelpShown>,
     mut pointer: ResMut<Pointer>,
     mut commands: Commands,
     mut exit: MessageWriter<AppExit>,
-    mut last_manual: Local<[f32; 2]>,
 ) {
     let pressed = |k: KeyCode| keys.just_pressed(k);
     if pressed(KeyCode::Space) {
@@ -44,7 +47,8 @@ fn keys(
         live.send(Control::Step);
     }
     if pressed(KeyCode::ArrowLeft) && live.latest.view.replay_steps.is_some() {
-        live.send(Control::Seek(live.latest.step.saturating_sub(1)));
+        let back = live.latest.step.saturating_sub(1);
+        live.send(Control::Seek(back));
     }
     if pressed(KeyCode::Backspace) {
         live.send(Control::Reset);
@@ -84,8 +88,8 @@ fn keys(
     let released =
         keys.any_just_released([KeyCode::KeyA, KeyCode::KeyD, KeyCode::KeyS, KeyCode::KeyW]);
     // Only changes are sent: the sandbox holds the last one.
-    if (any || released) && !pointer.driving && *last_manual != [x, y] {
-        *last_manual = [x, y];
+    if (any || released) && !pointer.driving && pointer.manual_sent != [x, y] {
+        pointer.manual_sent = [x, y];
         live.send(Control::Manual([x, y]));
     }
 }
@@ -94,7 +98,7 @@ fn mouse(
     buttons: Res<ButtonInput<MouseButton>>,
     window: Single<&Window, With<PrimaryWindow>>,
     camera: Single<(&Camera, &GlobalTransform), With<WorldCamera>>,
-    live: Res<Live>,
+    mut live: ResMut<Live>,
     mut pointer: ResMut<Pointer>,
 ) {
     let (camera, at) = *camera;
@@ -120,9 +124,13 @@ fn mouse(
     }
     if let Some(from) = pointer.dragging {
         if buttons.pressed(MouseButton::Left) {
-            live.send(Control::Drag(Some(((from.x, from.y), (world.x, world.y)))));
+            if pointer.drag_sent != Some(world) {
+                pointer.drag_sent = Some(world);
+                live.send(Control::Drag(Some(((from.x, from.y), (world.x, world.y)))));
+            }
         } else {
             pointer.dragging = None;
+            pointer.drag_sent = None;
             live.send(Control::Drag(None));
         }
     }
@@ -132,9 +140,11 @@ fn mouse(
         let scale = 0.1 * w.max(h);
         let a = (d / scale).clamp(Vec2::splat(-1.0), Vec2::splat(1.0));
         pointer.driving = true;
+        pointer.manual_sent = [a.x, a.y];
         live.send(Control::Manual([a.x, a.y]));
     } else if pointer.driving {
         pointer.driving = false;
+        pointer.manual_sent = [0.0, 0.0];
         live.send(Control::Manual([0.0, 0.0]));
     }
 }

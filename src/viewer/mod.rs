@@ -17,6 +17,7 @@ mod hud;
 mod overlay;
 mod world_view;
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -35,13 +36,44 @@ pub struct Live {
     pub latest: LiveFrame,
     /// Cost per step of the current episode, for the plot.
     pub costs: Vec<f32>,
+    /// Controls the session's queue had no room for yet (it is busy planning).
+    pending: VecDeque<Control>,
 }
 
 impl Live {
-    /// Never blocks the frame: when the sandbox is busy (planning) and its queue is full,
-    /// the control is dropped.
-    pub fn send(&self, c: Control) {
-        let _ = self.controls.try_send(c);
+    /// Queues a control for the session without blocking the frame; none is lost. A drag
+    /// target or manual action replaces one of its kind still waiting at the end of the queue.
+    pub fn send(&mut self, c: Control) {
+        let continuous = |q: &Control| {
+            matches!(
+                (q, &c),
+                (Control::Drag(Some(_)), Control::Drag(Some(_)))
+                    | (Control::Manual(_), Control::Manual(_))
+            )
+        };
+        match self.pending.back_mut() {
+            Some(last) if continuous(last) => *last = c,
+            _ => self.pending.push_back(c),
+        }
+        self.flush();
+    }
+
+    /// Hands waiting controls to the session while its queue has room.
+    fn flush(&mut self) {
+        while let Some(c) = self.pending.pop_front() {
+            match self.controls.try_send(c) {
+                Ok(()) => {}
+                Err(crossbeam_channel::TrySendError::Full(c)) => {
+                    self.pending.push_front(c);
+                    return;
+                }
+                // The session has ended: nothing will read them.
+                Err(crossbeam_channel::TrySendError::Disconnected(_)) => {
+                    self.pending.clear();
+                    return;
+                }
+            }
+        }
     }
 }
 
@@ -62,8 +94,9 @@ pub fn plot_strip(world: Vec2) -> (Rect, Rect) {
     (plot, timeline)
 }
 
-/// Drains the session's frames into `Live` every frame.
+/// Drains the session's frames into `Live` every frame, and hands it waiting controls.
 fn receive(mut live: ResMut<Live>) {
+    live.flush();
     let frames: Vec<LiveFrame> = live.frames.try_iter().collect();
     for f in frames {
         let same_episode = Arc::ptr_eq(&f.view, &live.latest.view);
@@ -103,6 +136,7 @@ pub fn run(opts: &ViewOptions, live_opts: LiveOptions) -> anyhow::Result<()> {
         controls: handle.controls.clone(),
         latest: first,
         costs: Vec::new(),
+        pending: VecDeque::new(),
     };
     let mut app = App::new();
     app.add_plugins(
