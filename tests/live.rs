@@ -30,6 +30,36 @@ fn oracle_session(paused: bool) -> LiveHandle {
     .unwrap()
 }
 
+/// `hjepa record`'s recording of one two_rooms episode, in `dir`.
+fn record_two_rooms(dir: &std::path::Path) -> std::path::PathBuf {
+    let rec = dir.join("ep.json");
+    let out = common::bin()
+        .args(["record", "--scene", "two_rooms", "--out"])
+        .arg(dir.join("ep.gif"))
+        .arg("--recording")
+        .arg(&rec)
+        .output()
+        .unwrap();
+    common::assert_ok(&out);
+    rec
+}
+
+/// A paused session replaying `recording`.
+fn replay_options(
+    scene: std::sync::Arc<hjepa::sim::Scene>,
+    recording: hjepa::recording::Recording,
+) -> LiveOptions {
+    LiveOptions {
+        scene,
+        actor: LiveActor::Replay(recording),
+        actor_name: "replay".into(),
+        seed: 0,
+        paused: true,
+        speed: 1.0,
+        episode_pause: Duration::from_millis(0),
+    }
+}
+
 /// The next frame satisfying `want`, draining everything before it.
 fn wait_for(h: &LiveHandle, what: &str, want: impl Fn(&LiveFrame) -> bool) -> LiveFrame {
     let t = Instant::now();
@@ -117,30 +147,13 @@ fn a_viewer_that_falls_behind_gets_the_latest_frames() {
 #[test]
 fn a_recording_without_episodes_is_an_error_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
-    let rec = dir.path().join("ep.json");
-    let gif = dir.path().join("ep.gif");
-    let out = common::bin()
-        .args(["record", "--scene", "two_rooms", "--out"])
-        .arg(&gif)
-        .arg("--recording")
-        .arg(&rec)
-        .output()
-        .unwrap();
-    common::assert_ok(&out);
+    let rec = record_two_rooms(dir.path());
     let mut recording = hjepa::recording::Recording::load(&rec).unwrap();
     let scene = recording.scene(&rec).unwrap();
     recording.episodes.clear();
-    let err = spawn(LiveOptions {
-        scene,
-        actor: LiveActor::Replay(recording),
-        actor_name: "replay".into(),
-        seed: 0,
-        paused: true,
-        speed: 1.0,
-        episode_pause: Duration::from_millis(0),
-    })
-    .err()
-    .expect("an empty recording is refused");
+    let err = spawn(replay_options(scene, recording))
+        .err()
+        .expect("an empty recording is refused");
     assert!(err.to_string().contains("holds no episodes"), "{err}");
 }
 
@@ -180,16 +193,7 @@ fn running_episodes_count_successes_and_dragging_moves_the_agent() {
 #[test]
 fn replays_scrub_to_the_recorded_state() {
     let dir = tempfile::tempdir().unwrap();
-    let rec = dir.path().join("ep.json");
-    let gif = dir.path().join("ep.gif");
-    let out = common::bin()
-        .args(["record", "--scene", "two_rooms", "--out"])
-        .arg(&gif)
-        .arg("--recording")
-        .arg(&rec)
-        .output()
-        .unwrap();
-    common::assert_ok(&out);
+    let rec = record_two_rooms(dir.path());
     // Recordings from before episode starts were kept (format 1) still load.
     let text = std::fs::read_to_string(&rec).unwrap();
     assert!(!text.contains("\"start\"") && !text.contains("\"overrides\""));
@@ -208,16 +212,7 @@ fn replays_scrub_to_the_recorded_state() {
         env.step(a).unwrap();
     }
     let expected = env.world().agent_position();
-    let h = spawn(LiveOptions {
-        scene,
-        actor: LiveActor::Replay(recording),
-        actor_name: "replay".into(),
-        seed: 0,
-        paused: true,
-        speed: 1.0,
-        episode_pause: Duration::from_millis(0),
-    })
-    .unwrap();
+    let h = spawn(replay_options(scene, recording)).unwrap();
     let first = wait_for(&h, "the first frame", |_| true);
     assert_eq!(first.view.replay_steps, Some(steps));
     h.controls.send(Control::Seek(3)).unwrap();
