@@ -618,7 +618,7 @@ impl PlanningAgent {
                     m.upper_age = 0;
                 }
                 // The goal's terms (distance, critic) weigh the upper level's plan; the lower
-                // level pursues the subgoal by its latent distance alone.
+                // level pursues the subgoal by its latent distance (and `subgoal_critic`).
                 let cost_cfg = CostConfig {
                     level: 2,
                     goal_weight: 1.0,

@@ -53,7 +53,8 @@ pub struct CostConfig {
     /// goal, reduced over the steps like the distance (needs `[critic] enabled = true` in the
     /// model). Lets short horizons see past walls. With `[planning.upper]` it scores the upper
     /// level's predicted level-2 states instead (needs `[critic] level2 = true`), and the
-    /// lower level pursues the subgoal by latent distance.
+    /// lower level pursues the subgoal by latent distance (plus, with `[planning]
+    /// subgoal_critic`, the level-2 critic's steps to it).
     #[serde(default)]
     pub critic: f64,
 }
