@@ -41,12 +41,27 @@ pub struct PlanningConfig {
     /// one place, e.g. a move blocked by a wall it predicts as free, the plans see it.
     #[serde(default)]
     pub offset_correction: bool,
+    /// The same at the upper level (needs `[planning.upper]`): when it replans, the gap
+    /// between the observed abstract state and the one its last plan predicted for now (per
+    /// jump) is added to every jump of its candidates' predictions, so a subgoal the lower
+    /// level could not reach (a macro-action the level-2 predictor thinks crosses a wall)
+    /// stops looking good. The subgoal handed down stays the model's own prediction.
+    #[serde(default)]
+    pub upper_offset_correction: bool,
+    /// With `[planning.upper]`: which of the upper plan's predicted states is handed down as
+    /// the subgoal, in jumps (1, HWM's: the state after the first macro-action).
+    #[serde(default = "first_jump")]
+    pub subgoal_jump: i64,
     /// With `[planning.upper]`: the weight of the level-2 critic's cost-to-go from the lower
     /// level's predicted states to the subgoal, added to their latent distance to it (weight
     /// 1); the distance alone pulls straight at a subgoal behind a wall. Needs `[critic]
     /// level2 = true`.
     #[serde(default)]
     pub subgoal_critic: f64,
+}
+
+fn first_jump() -> i64 {
+    1
 }
 
 impl PlanningConfig {
@@ -103,8 +118,23 @@ impl PlanningConfig {
                 "scores the lower level's states against the upper level's subgoal: it needs [planning.upper] and [critic] enabled = true, level2 = true in the model".into(),
             ));
         }
+        if self.upper_offset_correction && self.upper.is_none() {
+            return Err((
+                "planning.upper_offset_correction".into(),
+                "corrects the upper level's predictions: it needs [planning.upper]".into(),
+            ));
+        }
         if let Some(u) = &self.upper {
             u.validate_with_jumps("planning.upper", agent.level2.k)?;
+            if !(1..=u.horizon).contains(&self.subgoal_jump) {
+                return Err((
+                    "planning.subgoal_jump".into(),
+                    format!(
+                        "expected 1..=planning.upper.horizon ({}), found {}",
+                        u.horizon, self.subgoal_jump
+                    ),
+                ));
+            }
             if !agent.level2.enabled {
                 return Err((
                     "planning.upper".into(),
@@ -222,18 +252,24 @@ pub struct LatentUnroll<'a> {
 
 impl Unroll for LatentUnroll<'_> {
     fn unroll(&self, actions: &Tensor) -> Tensor {
-        let (n, h) = (actions.size()[0], actions.size()[1]);
+        let n = actions.size()[0];
         let states = self.model.rollout(&self.z0.expand([n, -1], false), actions);
-        match &self.offset {
-            Some(d) => {
-                let t = Tensor::arange_start(1, h + 1, (Kind::Float, d.device())).view([1, h, 1]);
-                states + t * d.view([1, 1, -1])
-            }
-            None => states,
-        }
+        with_drift(states, self.offset.as_ref())
     }
     fn device(&self) -> Device {
         self.z0.device()
+    }
+}
+
+/// Predicted states `[N, H, D]` with step t (from 1) moved by t·offset (`[1, D]`), if any.
+fn with_drift(states: Tensor, offset: Option<&Tensor>) -> Tensor {
+    match offset {
+        Some(d) => {
+            let h = states.size()[1];
+            let t = Tensor::arange_start(1, h + 1, (Kind::Float, d.device())).view([1, h, 1]);
+            states + t * d.view([1, 1, -1])
+        }
+        None => states,
     }
 }
 
@@ -246,10 +282,12 @@ pub fn executed_offset(from_last: &dyn Unroll, taken: &Tensor, z_now: &Tensor) -
     (z_now - predicted) / executed as f64
 }
 
-/// The learned model's level-2 unroll over macro-actions from one abstract state.
+/// The learned model's level-2 unroll over macro-actions from one abstract state,
+/// optionally corrected by a per-jump offset `[1, Dh]` as `LatentUnroll` is per step.
 pub struct AbstractUnroll<'a> {
     pub model: &'a WorldModel,
     pub h0: Tensor,
+    pub offset: Option<Tensor>,
 }
 
 impl Unroll for AbstractUnroll<'_> {
@@ -259,7 +297,8 @@ impl Unroll for AbstractUnroll<'_> {
             .level2
             .as_ref()
             .expect("validated: level 2 enabled");
-        l2.rollout(&self.h0.expand([macros.size()[0], -1], false), macros)
+        let states = l2.rollout(&self.h0.expand([macros.size()[0], -1], false), macros);
+        with_drift(states, self.offset.as_ref())
     }
     fn device(&self) -> Device {
         self.h0.device()
@@ -294,6 +333,10 @@ pub struct PlanningAgent {
     device: Device,
     space: ActionBox,
     memories: Vec<Option<Memory>>,
+    /// Diagnostic (`hjepa eval --waypoint-subgoals`): a hierarchical agent's subgoal is the
+    /// abstract state of the agent at rest at the scene expert's next waypoint, read from the
+    /// true state in `Actor::act`, instead of the upper level's plan.
+    pub waypoint_subgoals: bool,
 }
 
 /// Resolves and checks an agent file for planning in a scene; `checkpoint` overrides the
@@ -371,6 +414,7 @@ pub fn assemble_planning_agent(
         device,
         space,
         memories: Vec::new(),
+        waypoint_subgoals: false,
     })
 }
 
@@ -463,6 +507,29 @@ impl PlanningAgent {
             .upper_states
             .as_ref()
             .map(|t| t.shallow_clone())
+    }
+
+    /// Before a lower-level replan of sandbox 0, sets its subgoal to the abstract state of the
+    /// agent at rest at the next waypoint (other bodies where the episode started them).
+    fn set_waypoint_subgoal(&mut self, env: &Env) {
+        let every = self.cfg.planner.replan_every;
+        let due = self
+            .memories
+            .first()
+            .and_then(|m| m.as_ref())
+            .is_some_and(|m| m.plan.is_none() || m.executed >= every);
+        if !due {
+            return;
+        }
+        let mut layout = env.layout().clone();
+        layout.agent_start = crate::data::policy::next_waypoint(env);
+        let waypoint = Env::new(env.scene().clone()).reset_to(layout);
+        let h = self
+            .abstract_states(&[&waypoint])
+            .expect("validated: hierarchical");
+        let m = self.memories[0].as_mut().expect("due");
+        m.upper_states = Some(h.shallow_clone());
+        m.subgoal = Some(h);
     }
 
     /// Encodes observations `[n]` in one forward pass: `[n, D]`.
@@ -582,9 +649,23 @@ impl PlanningAgent {
         let plan = match (&mut m.upper, &self.cfg.upper) {
             (Some(upper), Some(ucfg)) => {
                 let l2 = model.level2.as_ref().expect("validated");
-                if m.subgoal.is_none() || m.upper_age >= ucfg.replan_every {
+                let due = m.subgoal.is_none() || m.upper_age >= ucfg.replan_every;
+                if due && !self.waypoint_subgoals {
                     let h0 = tch::no_grad(|| l2.abstract_state(&z0));
-                    let up = AbstractUnroll { model, h0 };
+                    // Where the last upper plan said we would be by now, once a jump has passed.
+                    let jumps = m.upper_age / l2.k;
+                    let offset = match &m.upper_states {
+                        Some(states) if self.cfg.upper_offset_correction && jumps > 0 => {
+                            let j = jumps.min(states.size()[0]);
+                            Some((&h0 - states.get(j - 1).unsqueeze(0)) / j as f64)
+                        }
+                        _ => None,
+                    };
+                    let up = AbstractUnroll {
+                        model,
+                        h0: h0.shallow_clone(),
+                        offset,
+                    };
                     let objective = GoalCost {
                         cfg: CostConfig {
                             level: 2,
@@ -599,21 +680,25 @@ impl PlanningAgent {
                             (critic2, goal_h.shallow_clone(), model.critic_max_steps)
                         }),
                     };
-                    let uwarm = m
-                        .upper_plan
-                        .as_ref()
-                        .map(|p| shift_plan(p, (m.upper_age / l2.k).max(0)));
+                    let uwarm = m.upper_plan.as_ref().map(|p| shift_plan(p, jumps));
+                    // The subgoal is the model's own prediction of the chosen macro-actions
+                    // (uncorrected), and the next correction compares against it.
+                    let raw = AbstractUnroll {
+                        model,
+                        h0,
+                        offset: None,
+                    };
                     let r = plan_upper(
                         upper.as_mut(),
                         &up,
+                        &raw,
                         &objective,
                         &ActionBox::unit(l2.macro_dim),
                         uwarm.as_ref(),
-                    );
-                    m.upper_states = Some(
-                        tch::no_grad(|| up.unroll(&r.plan.actions.unsqueeze(0))).squeeze_dim(0),
+                        self.cfg.subgoal_jump,
                     );
                     m.subgoal = Some(r.subgoal);
+                    m.upper_states = Some(r.states);
                     m.upper_plan = Some(r.plan.actions);
                     m.upper_age = 0;
                 }
@@ -685,7 +770,10 @@ impl Actor for PlanningAgent {
         self.reset_slot(0, &goal, seed);
     }
 
-    fn act(&mut self, _env: &Env, obs: &Observation) -> ([f32; 2], ActTiming) {
+    fn act(&mut self, env: &Env, obs: &Observation) -> ([f32; 2], ActTiming) {
+        if self.waypoint_subgoals {
+            self.set_waypoint_subgoal(env);
+        }
         self.act_batch(&[0], &[obs])[0]
     }
 

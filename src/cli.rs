@@ -155,6 +155,12 @@ pub enum Command {
         /// bound that separates planner failures from world-model failures.
         #[arg(long)]
         oracle: bool,
+        /// Diagnostic for a hierarchical agent: replace its upper level by the scene's
+        /// waypoint expert. The subgoal is the abstract state of the agent at rest at the next
+        /// waypoint on the shortest path (next maze cell, door); the learned lower level
+        /// pursues it. Tells the upper level's failures from the lower level's.
+        #[arg(long, conflicts_with = "oracle")]
+        waypoint_subgoals: bool,
         /// Skip the random-policy floor.
         #[arg(long)]
         no_random_floor: bool,
@@ -592,6 +598,7 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             episodes,
             seed,
             oracle,
+            waypoint_subgoals,
             no_random_floor,
             device,
             out,
@@ -608,6 +615,7 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
                 episodes,
                 seed,
                 oracle,
+                waypoint_subgoals,
                 checkpoint: None,
                 device,
                 out,

@@ -81,6 +81,7 @@ pub fn demo(opts: &DemoOptions) -> anyhow::Result<DemoSummary> {
         episodes: opts.episodes,
         seed: 0,
         oracle,
+        waypoint_subgoals: false,
         checkpoint: Some(run.clone()),
         device: None,
         out: Some(opts.out.join(if oracle {

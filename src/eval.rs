@@ -29,6 +29,9 @@ pub struct EvalOptions {
     pub seed: u64,
     /// Plan with the sandbox as the model (same planner and budget).
     pub oracle: bool,
+    /// Hierarchical agents: subgoals from the scene's waypoint expert instead of the upper
+    /// level (see `PlanningAgent::waypoint_subgoals`); one sandbox at a time.
+    pub waypoint_subgoals: bool,
     /// Run folder to load instead of the agent file's `planning.checkpoint`.
     pub checkpoint: Option<PathBuf>,
     pub device: Option<String>,
@@ -534,12 +537,31 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
     let mut agent = if opts.oracle {
         oracle_actor(&agent_file, &opts.agent_path, &scene)?
     } else {
-        EvalActor::Learned(load_planning_agent(
+        let mut learned = load_planning_agent(
             &opts.agent_path,
             &scene,
             opts.device.as_deref(),
             opts.checkpoint.as_deref(),
-        )?)
+        )?;
+        if opts.waypoint_subgoals {
+            if planning.upper.is_none() {
+                return Err(InputError::new(
+                    &opts.agent_path,
+                    "planning.upper",
+                    "--waypoint-subgoals replaces the upper level of a hierarchical agent: the file has no [planning.upper]",
+                )
+                .into());
+            }
+            learned.waypoint_subgoals = true;
+        }
+        EvalActor::Learned(learned)
+    };
+    // Waypoints come from each sandbox's true state, which the batched loop does not hand
+    // the agent: one sandbox at a time.
+    let parallel = if opts.waypoint_subgoals {
+        1
+    } else {
+        opts.parallel
     };
     let agent_name = opts
         .agent_path
@@ -574,13 +596,14 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
         } else {
             format!("{agent_name}-on-{}", scene.name)
         };
-        dir.join(format!(
-            "eval-{}-{}{}{}.jsonl",
-            who,
-            opts.seed,
-            protocol,
-            if opts.oracle { "-oracle" } else { "" }
-        ))
+        let actor = if opts.oracle {
+            "-oracle"
+        } else if opts.waypoint_subgoals {
+            "-waypoint-subgoals"
+        } else {
+            ""
+        };
+        dir.join(format!("eval-{who}-{}{protocol}{actor}.jsonl", opts.seed))
     });
     if let Some(parent) = out.parent() {
         std::fs::create_dir_all(parent)?;
@@ -601,6 +624,8 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
     let mut episodes = Vec::new();
     let actor_name = if opts.oracle {
         format!("{agent_name} (oracle model)")
+    } else if opts.waypoint_subgoals {
+        format!("{agent_name} (waypoint subgoals)")
     } else {
         agent_name.clone()
     };
@@ -628,7 +653,7 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
         bar.inc(1);
         Ok(())
     };
-    agent.play_from(&scene, starts, opts.parallel, &mut finish)?;
+    agent.play_from(&scene, starts, parallel, &mut finish)?;
     drop(finish);
     episodes.sort_by_key(|e| e.index);
     file.sync_all()?;
@@ -685,7 +710,11 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
         by_body_motion: split_by_body_motion(&episodes),
         random_by_body_motion,
         scene: scene.name.clone(),
-        agent: agent_name,
+        agent: if opts.waypoint_subgoals {
+            actor_name
+        } else {
+            agent_name
+        },
         oracle: opts.oracle,
         episodes: episodes.len(),
         successes,

@@ -360,3 +360,85 @@ fn offset_correction_shifts_step_t_by_t_offsets() {
         assert!(err < 1e-5, "step {t}: off by {err}");
     }
 }
+
+#[test]
+fn upper_offset_correction_shifts_jump_j_by_j_offsets() {
+    use hjepa::agent::AbstractUnroll;
+    use hjepa::plan::Unroll;
+
+    let (_vs, _agent, model) = tiny_model(false, false, 2);
+    let l2 = model.level2.as_ref().expect("tiny model has level 2");
+    let dh = l2.dim;
+    let h0 = Tensor::randn([1, dh], (tch::Kind::Float, Device::Cpu));
+    let offset = Tensor::randn([1, dh], (tch::Kind::Float, Device::Cpu));
+    let macros = Tensor::rand([4, 3, l2.macro_dim], (tch::Kind::Float, Device::Cpu)) * 2.0 - 1.0;
+    let plain = AbstractUnroll {
+        model: &model,
+        h0: h0.shallow_clone(),
+        offset: None,
+    };
+    let corrected = AbstractUnroll {
+        model: &model,
+        h0,
+        offset: Some(offset.shallow_clone()),
+    };
+    let gap = tch::no_grad(|| corrected.unroll(&macros) - plain.unroll(&macros));
+    for j in 0..3 {
+        let want = (&offset * (j + 1) as f64).expand([4, dh], false);
+        let err = (gap.select(1, j) - want).abs().max().double_value(&[]);
+        assert!(err < 1e-5, "jump {j}: off by {err}");
+    }
+}
+
+/// `hjepa probe`'s map of the critics over a maze: every free cell as start and as goal, at
+/// both levels (a fresh model: the wiring, not the quality).
+#[test]
+fn the_critic_map_scores_every_maze_cell_at_both_levels() {
+    use hjepa::model::critic_map::critic_map;
+    use hjepa::model::world_model::{ModelShapes, WorldModel};
+    use hjepa::sim::Scene;
+
+    let scene = std::sync::Arc::new(Scene::load(&Scene::resolve_path("point_maze_u")).unwrap());
+    let mut agent = hjepa::model::AgentFile::parse(
+        include_str!("data/tiny_agent.toml"),
+        std::path::Path::new("tiny.toml"),
+    )
+    .unwrap();
+    agent.perception.observation = hjepa::model::config::ObservationKind::State;
+    agent.critic.enabled = true;
+    agent.critic.level2 = true;
+    let state_len = hjepa::sim::Env::new(scene.clone()).observe().state.len() as i64;
+    let shapes = ModelShapes {
+        observation: vec![state_len],
+        angle_inputs: vec![],
+        action_low: [-1.0, -1.0],
+        action_high: [1.0, 1.0],
+    };
+    tch::manual_seed(3);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = WorldModel::new(&vs.root(), &agent, &shapes);
+    let map = critic_map(&model, &scene, agent.perception.observation, Device::Cpu)
+        .expect("point_maze_u has a grid and the model critics");
+    let free = hjepa::sim::Env::new(scene.clone())
+        .grid()
+        .unwrap()
+        .free_cells()
+        .len();
+    assert_eq!(map.free_cells, free);
+    assert_eq!(
+        map.levels.iter().map(|l| l.level).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    for l in &map.levels {
+        // Every cell but the goal is scored, for every goal.
+        assert_eq!(l.greedy.1, free * (free - 1), "{l:?}");
+        assert!(l.greedy.0 <= l.greedy.1);
+        assert!(
+            (-1.0..=1.0).contains(&l.correlation_mean) && l.correlation_min <= l.correlation_mean,
+            "{l:?}"
+        );
+    }
+    // Scenes without a grid have no map.
+    let open = std::sync::Arc::new(Scene::load(&Scene::resolve_path("two_rooms")).unwrap());
+    assert!(critic_map(&model, &open, agent.perception.observation, Device::Cpu).is_none());
+}

@@ -247,9 +247,11 @@ fn the_hierarchical_planner_hands_the_right_subgoal_down() {
     let up = plan_upper(
         upper.as_mut(),
         &upper_unroll,
+        &upper_unroll,
         &ReachSum { target: goal },
         &ActionBox::unit(2),
         None,
+        1,
     );
     let sub: Vec<f32> = Vec::try_from(up.subgoal.view([-1])).unwrap();
     assert!(
@@ -287,6 +289,56 @@ fn the_hierarchical_planner_hands_the_right_subgoal_down() {
         (end[0] - sub[0]).abs() < 0.05 && (end[1] - sub[1]).abs() < 0.05,
         "lower plan ends at {end:?}, subgoal {sub:?}"
     );
+}
+
+/// An unroll that adds a constant drift per step to another's predictions (what offset
+/// correction does to the upper level's search).
+struct Drifted<'a> {
+    inner: &'a dyn Unroll,
+    drift: Tensor,
+}
+
+impl Unroll for Drifted<'_> {
+    fn unroll(&self, actions: &Tensor) -> Tensor {
+        let h = actions.size()[1];
+        let t = Tensor::arange_start(1, h + 1, (Kind::Float, tch::Device::Cpu)).view([1, h, 1]);
+        self.inner.unroll(actions) + t * self.drift.view([1, 1, -1])
+    }
+}
+
+#[test]
+fn the_upper_level_searches_a_corrected_model_but_hands_down_its_own_prediction() {
+    // The search sees +x moves cancelled (as after a macro-action a wall blocked); the goal
+    // is still along +x, so the plan pushes +x, and the subgoal is where the model itself
+    // says that leads (1, 0), not the corrected (0, 0).
+    let model = Integrator {
+        x0: Tensor::zeros([2], (Kind::Float, tch::Device::Cpu)),
+        gain: 1.0,
+    };
+    let search = Drifted {
+        inner: &model,
+        drift: Tensor::from_slice(&[-1.0f32, 0.0]),
+    };
+    let mut upper = make_planner(&config(PlannerKind::Cem, 400, 30, 3), 1);
+    let up = plan_upper(
+        upper.as_mut(),
+        &search,
+        &model,
+        &ReachSum {
+            target: Tensor::from_slice(&[3.0f32, 0.0]),
+        },
+        &ActionBox::unit(2),
+        None,
+        1,
+    );
+    assert_eq!(up.states.size(), vec![3, 2]);
+    let sub: Vec<f32> = Vec::try_from(up.subgoal.view([-1])).unwrap();
+    assert!(
+        (sub[0] - 1.0).abs() < 0.05 && sub[1].abs() < 0.05,
+        "subgoal {sub:?}, expected the model's (1, 0)"
+    );
+    let last: Vec<f32> = Vec::try_from(up.states.get(2)).unwrap();
+    assert!((last[0] - 3.0).abs() < 0.15, "third jump at {last:?}");
 }
 
 #[test]
@@ -465,6 +517,20 @@ fn a_hierarchical_agent_plans_its_upper_level_on_the_level2_critic() {
         std::fs::read_to_string(&out_path).unwrap().lines().count(),
         2
     );
+    // The diagnostic that replaces the upper level by the scene's waypoints: the learned
+    // lower level pursues them; its results go to a file of their own.
+    let out = eval_cli(&agent, &["--waypoint-subgoals"]);
+    common::assert_ok(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("(waypoint subgoals)"), "{stdout}");
+    let default_out = run.join("eval-upper-on-two_rooms-0-waypoint-subgoals.jsonl");
+    assert_eq!(
+        std::fs::read_to_string(&default_out)
+            .unwrap_or_else(|e| panic!("{}: {e}\n{stdout}", default_out.display()))
+            .lines()
+            .count(),
+        2
+    );
     // The lower level can weigh the level-2 critic's steps to the subgoal as well.
     let text = std::fs::read_to_string(&agent).unwrap();
     assert!(text.contains("[planning]\n"), "{text}");
@@ -475,6 +541,23 @@ fn a_hierarchical_agent_plans_its_upper_level_on_the_level2_critic() {
     )
     .unwrap();
     let out_path = d.join("subgoal_critic.jsonl");
+    let out = eval_cli(&agent, &["--out", out_path.to_str().unwrap()]);
+    common::assert_ok(&out);
+    assert_eq!(
+        std::fs::read_to_string(&out_path).unwrap().lines().count(),
+        2
+    );
+    // And correct both levels' predictions by what happened (offset-free MPC at each level).
+    let agent = d.join("offsets.toml");
+    std::fs::write(
+        &agent,
+        text.replace(
+            "[planning]\n",
+            "[planning]\noffset_correction = true\nupper_offset_correction = true\nsubgoal_jump = 2\n",
+        ),
+    )
+    .unwrap();
+    let out_path = d.join("offsets.jsonl");
     let out = eval_cli(&agent, &["--out", out_path.to_str().unwrap()]);
     common::assert_ok(&out);
     assert_eq!(
@@ -535,6 +618,18 @@ fn the_configurator_refuses_bad_agent_files_and_eval_is_reproducible() {
             "2 jumps of k = 2",
         ],
     );
+    // The subgoal is one of the upper plan's jumps.
+    let far_subgoal = agent_with_planning(d, "far_subgoal.toml", &run, &|t| {
+        t.replace("[planning]\n", "[planning]\nsubgoal_jump = 3\n") + upper + "replan_every = 4\n"
+    });
+    assert_exit_2(
+        &eval_cli(&far_subgoal, &[]),
+        &[
+            "far_subgoal.toml",
+            "planning.subgoal_jump",
+            "1..=planning.upper.horizon (2), found 3",
+        ],
+    );
     // A hierarchical agent's critic scores level-2 states: it needs the level-2 critic.
     let upper_critic = agent_with_planning(d, "upper_critic.toml", &run, &|t| {
         t.replace("[planning]", "[critic]\nenabled = true\n\n[planning]")
@@ -557,6 +652,31 @@ fn the_configurator_refuses_bad_agent_files_and_eval_is_reproducible() {
             "flat_subgoal.toml",
             "planning.subgoal_critic",
             "[planning.upper]",
+        ],
+    );
+
+    let flat_offsets = agent_with_planning(d, "flat_offsets.toml", &run, &|t| {
+        t.replace(
+            "[planning]\n",
+            "[planning]\nupper_offset_correction = true\n",
+        )
+    });
+    assert_exit_2(
+        &eval_cli(&flat_offsets, &[]),
+        &[
+            "flat_offsets.toml",
+            "planning.upper_offset_correction",
+            "[planning.upper]",
+        ],
+    );
+
+    let flat_waypoints = agent_with_planning(d, "flat_waypoints.toml", &run, &|t| t);
+    assert_exit_2(
+        &eval_cli(&flat_waypoints, &["--waypoint-subgoals"]),
+        &[
+            "flat_waypoints.toml",
+            "planning.upper",
+            "--waypoint-subgoals",
         ],
     );
 

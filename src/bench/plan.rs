@@ -106,7 +106,11 @@ pub fn plan_table(seconds: f64) -> anyhow::Result<String> {
         let (mut upper, mut lower) = (make_planner(&upper_cfg, 0), make_planner(&lower_cfg, 1));
         let h0 = tch::no_grad(|| l2.abstract_state(&z0));
         let hg = tch::no_grad(|| l2.abstract_state(&zg));
-        let up = AbstractUnroll { model, h0 };
+        let up = AbstractUnroll {
+            model,
+            h0,
+            offset: None,
+        };
         let upper_objective = GoalCost {
             cfg: CostConfig {
                 level: 2,
@@ -132,9 +136,11 @@ pub fn plan_table(seconds: f64) -> anyhow::Result<String> {
             let r = plan_upper(
                 upper.as_mut(),
                 &up,
+                &up,
                 &upper_objective,
                 &ActionBox::unit(l2.macro_dim),
                 None,
+                1,
             );
             let _ = plan_lower(
                 lower.as_mut(),

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod critic;
+pub mod critic_map;
 pub mod data;
 pub mod encoder;
 pub mod losses;

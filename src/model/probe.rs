@@ -75,6 +75,9 @@ pub struct Diagnostics {
     /// on pairs of held-out frames.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub critic_correlation: Option<f64>,
+    /// The critics over a maze's cells (`hjepa probe` on scenes with a grid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub critic_map: Option<super::critic_map::CriticMap>,
 }
 
 impl Diagnostics {
@@ -128,6 +131,9 @@ impl Diagnostics {
         }
         if let Some(c) = self.critic_correlation {
             s += &format!("\ncritic vs true temporal distance (held out): correlation {c:.3}");
+        }
+        if let Some(m) = &self.critic_map {
+            s += &format!("\n{}", m.summary());
         }
         for a in self.alarms() {
             s += &format!("\n{a}");

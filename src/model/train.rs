@@ -820,5 +820,11 @@ pub fn probe(run: &Path, data: Option<&Path>, device: Option<&str>) -> anyhow::R
         )
         .into());
     }
-    Ok(diagnose(&trainer.model, &data, device, 512, 8000))
+    let mut d = diagnose(&trainer.model, &data, device, 512, 8000);
+    let scene = std::sync::Arc::new(crate::sim::Scene::load(&crate::sim::Scene::resolve_path(
+        &agent.scene,
+    ))?);
+    d.critic_map =
+        super::critic_map::critic_map(&trainer.model, &scene, agent.perception.observation, device);
+    Ok(d)
 }

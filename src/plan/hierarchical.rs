@@ -6,25 +6,36 @@ use tch::Tensor;
 
 use super::{ActionBox, Objective, Plan, Planner, Unroll};
 
-/// The upper level's answer: its plan and the subgoal handed down.
+/// The upper level's answer: its plan, the abstract states it leads to, and the subgoal.
 #[derive(Debug)]
 pub struct UpperPlan {
     pub plan: Plan,
-    /// The predicted level-2 state after the first macro-action `[1, D2]`.
+    /// The predicted level-2 states after each macro-action `[H, D2]`.
+    pub states: Tensor,
+    /// The one after `subgoal_jump` macro-actions `[1, D2]`: what the lower level pursues.
     pub subgoal: Tensor,
 }
 
-/// Plans at the upper level and extracts the subgoal (the first predicted upper state).
+/// Plans at the upper level on `search` and predicts the chosen macro-actions' states with
+/// `predict` (the same unroll, or the model's own where `search` adds a correction); the
+/// state after `subgoal_jump` macro-actions (1 in HWM) is the subgoal.
 pub fn plan_upper(
     planner: &mut dyn Planner,
-    unroll: &dyn Unroll,
+    search: &dyn Unroll,
+    predict: &dyn Unroll,
     objective: &dyn Objective,
     space: &ActionBox,
     warm: Option<&Tensor>,
+    subgoal_jump: i64,
 ) -> UpperPlan {
-    let plan = planner.plan(unroll, objective, space, warm);
-    let subgoal = tch::no_grad(|| unroll.unroll(&plan.actions.unsqueeze(0)).select(1, 0));
-    UpperPlan { plan, subgoal }
+    let plan = planner.plan(search, objective, space, warm);
+    let states = tch::no_grad(|| predict.unroll(&plan.actions.unsqueeze(0))).squeeze_dim(0);
+    let subgoal = states.get(subgoal_jump - 1).unsqueeze(0);
+    UpperPlan {
+        plan,
+        states,
+        subgoal,
+    }
 }
 
 /// Plans at the lower level toward a subgoal: `objective_for(subgoal)` builds its cost.
