@@ -124,7 +124,9 @@ pub enum Command {
         steps: Option<i64>,
     },
     /// Diagnose a trained run: prediction error per horizon (both levels), embedding spread
-    /// and collapse alarms, linear probes to the true state (R^2 on held-out episodes).
+    /// and collapse alarms, linear probes to the true state (R^2 on held-out episodes); on
+    /// maze scenes, the critics mapped over the cells (correlation with the corridor
+    /// distance, greedy descent).
     Probe {
         /// Run folder (holds checkpoint/).
         run: PathBuf,

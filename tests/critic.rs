@@ -4,6 +4,7 @@
 
 use hjepa::model::config::Critic;
 use hjepa::model::critic::fit_critic_on;
+use hjepa::model::critic_map::pearson;
 use hjepa::model::world_model::CriticNet;
 use indicatif::ProgressBar;
 use rand::{Rng, SeedableRng};
@@ -59,15 +60,6 @@ fn walks(episodes: usize, len: usize, seed: u64) -> (Vec<f32>, Vec<(i64, i64)>) 
         spans.push((start, len as i64));
     }
     (pos, spans)
-}
-
-fn correlation(x: &[f64], y: &[f64]) -> f64 {
-    let n = x.len() as f64;
-    let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
-    let cov: f64 = x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum();
-    let vx: f64 = x.iter().map(|a| (a - mx).powi(2)).sum();
-    let vy: f64 = y.iter().map(|b| (b - my).powi(2)).sum();
-    cov / (vx * vy).sqrt()
 }
 
 /// A critic sized for the synthetic walks (every 3rd frame a node, a few seconds to fit).
@@ -136,7 +128,7 @@ fn follows_the_way_around_the_wall(cfg: Critic) {
         est.push(steps);
         geo.push(g);
     }
-    let r = correlation(&est, &geo);
+    let r = pearson(&est, &geo);
     assert!(
         r > 0.9,
         "critic vs path length around the wall: correlation {r:.3}"
@@ -191,7 +183,7 @@ fn critic_fitted_on_predictions_reads_them() {
     let goal = Tensor::from_slice(&b_rows).view([-1, 2]);
     let r = |net: &CriticNet| {
         let est = tch::no_grad(|| net.distance(&query, &goal));
-        correlation(
+        pearson(
             &Vec::<f64>::try_from(est.to_kind(tch::Kind::Double)).unwrap(),
             &geo,
         )
@@ -354,8 +346,14 @@ fn offset_correction_shifts_step_t_by_t_offsets() {
         offset: Some(offset.shallow_clone()),
     };
     let gap = tch::no_grad(|| corrected.unroll(&actions) - plain.unroll(&actions));
-    for t in 0..3 {
-        let want = (&offset * (t + 1) as f64).expand([5, d], false);
+    assert_step_t_moved_by_t_offsets(&gap, &offset);
+}
+
+/// `gap` `[N, H, D]` between corrected and plain predictions is t·offset at step t (from 1).
+fn assert_step_t_moved_by_t_offsets(gap: &Tensor, offset: &Tensor) {
+    let (n, h) = (gap.size()[0], gap.size()[1]);
+    for t in 0..h {
+        let want = (offset * (t + 1) as f64).expand([n, -1], false);
         let err = (gap.select(1, t) - want).abs().max().double_value(&[]);
         assert!(err < 1e-5, "step {t}: off by {err}");
     }
@@ -383,11 +381,7 @@ fn upper_offset_correction_shifts_jump_j_by_j_offsets() {
         offset: Some(offset.shallow_clone()),
     };
     let gap = tch::no_grad(|| corrected.unroll(&macros) - plain.unroll(&macros));
-    for j in 0..3 {
-        let want = (&offset * (j + 1) as f64).expand([4, dh], false);
-        let err = (gap.select(1, j) - want).abs().max().double_value(&[]);
-        assert!(err < 1e-5, "jump {j}: off by {err}");
-    }
+    assert_step_t_moved_by_t_offsets(&gap, &offset);
 }
 
 /// `hjepa probe`'s map of the critics over a maze: every free cell as start and as goal, at

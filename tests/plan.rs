@@ -534,35 +534,28 @@ fn a_hierarchical_agent_plans_its_upper_level_on_the_level2_critic() {
     // The lower level can weigh the level-2 critic's steps to the subgoal as well.
     let text = std::fs::read_to_string(&agent).unwrap();
     assert!(text.contains("[planning]\n"), "{text}");
-    let agent = d.join("subgoal_critic.toml");
-    std::fs::write(
-        &agent,
-        text.replace("[planning]\n", "[planning]\nsubgoal_critic = 1.0\n"),
-    )
-    .unwrap();
-    let out_path = d.join("subgoal_critic.jsonl");
-    let out = eval_cli(&agent, &["--out", out_path.to_str().unwrap()]);
-    common::assert_ok(&out);
-    assert_eq!(
-        std::fs::read_to_string(&out_path).unwrap().lines().count(),
-        2
-    );
-    // And correct both levels' predictions by what happened (offset-free MPC at each level).
-    let agent = d.join("offsets.toml");
-    std::fs::write(
-        &agent,
-        text.replace(
-            "[planning]\n",
-            "[planning]\noffset_correction = true\nupper_offset_correction = true\nsubgoal_jump = 2\n",
-        ),
-    )
-    .unwrap();
-    let out_path = d.join("offsets.jsonl");
-    let out = eval_cli(&agent, &["--out", out_path.to_str().unwrap()]);
-    common::assert_ok(&out);
-    assert_eq!(
-        std::fs::read_to_string(&out_path).unwrap().lines().count(),
-        2
+    // Variants of the same agent through the binary: each runs its two episodes.
+    let variant = |name: &str, planning: &str| {
+        let agent = d.join(format!("{name}.toml"));
+        std::fs::write(
+            &agent,
+            text.replace("[planning]\n", &format!("[planning]\n{planning}")),
+        )
+        .unwrap();
+        let out_path = d.join(format!("{name}.jsonl"));
+        let out = eval_cli(&agent, &["--out", out_path.to_str().unwrap()]);
+        common::assert_ok(&out);
+        assert_eq!(
+            std::fs::read_to_string(&out_path).unwrap().lines().count(),
+            2,
+            "{name}"
+        );
+    };
+    variant("subgoal_critic", "subgoal_critic = 1.0\n");
+    // Offset-free MPC at both levels, and the subgoal taken from the second jump.
+    variant(
+        "offsets",
+        "offset_correction = true\nupper_offset_correction = true\nsubgoal_jump = 2\n",
     );
 }
 
