@@ -44,7 +44,8 @@ pub struct EpisodeView {
     /// Width and height of the arena (metres; origin at its lower-left corner).
     pub world_size: V2,
     pub episode: u64,
-    pub seed: u64,
+    /// The seed its start and goal were sampled from (None: a start recorded from a dataset).
+    pub seed: Option<u64>,
     pub walls: Vec<Vec<V2>>,
     pub wall_color: [u8; 3],
     pub background: [u8; 3],
@@ -201,7 +202,7 @@ impl Session {
         let scene = opts.scene;
         let mut env = Env::new(scene.clone());
         let obs = env.reset(0);
-        let view = Arc::new(episode_view(&env, 0, 0, None));
+        let view = Arc::new(episode_view(&env, 0, Some(0), None));
         let probe = match &opts.actor {
             LiveActor::Agent(EvalActor::Learned(a)) if a.cfg.upper.is_some() => {
                 SubgoalProbe::fit(a, &scene)
@@ -254,13 +255,17 @@ impl Session {
         if let LiveActor::Agent(a) = &mut self.actor {
             a.actor().reset(&mut self.env, seed);
         }
-        let replay_steps = match &self.actor {
+        let (replay_steps, sampled_from) = match &self.actor {
             LiveActor::Replay(r) => {
-                Some(r.episodes[i as usize % r.episodes.len()].actions.len() as u32)
+                let e = &r.episodes[i as usize % r.episodes.len()];
+                (
+                    Some(e.actions.len() as u32),
+                    e.start.is_none().then_some(seed),
+                )
             }
-            _ => None,
+            _ => (None, Some(seed)),
         };
-        self.view = Arc::new(episode_view(&self.env, i, seed, replay_steps));
+        self.view = Arc::new(episode_view(&self.env, i, sampled_from, replay_steps));
         self.step = 0;
         self.done = false;
         self.success = false;
@@ -542,7 +547,12 @@ impl Session {
 }
 
 /// Builds the static view of the env's current episode.
-fn episode_view(env: &Env, episode: u64, seed: u64, replay_steps: Option<u32>) -> EpisodeView {
+fn episode_view(
+    env: &Env,
+    episode: u64,
+    seed: Option<u64>,
+    replay_steps: Option<u32>,
+) -> EpisodeView {
     let scene = env.scene();
     let layout = env.layout();
     let style = scene

@@ -212,15 +212,29 @@ fn replays_scrub_to_the_recorded_state() {
         env.step(a).unwrap();
     }
     let expected = env.world().agent_position();
-    let h = spawn(replay_options(scene, recording)).unwrap();
+    let seed = recording.episodes[0].seed;
+    // The same episode, its start given as a layout (as for a dataset's start/goal pairs).
+    let mut from_layout = recording.clone();
+    env.reset(seed);
+    from_layout.episodes[0].start = Some(env.layout().clone());
+    let h = spawn(replay_options(scene.clone(), recording)).unwrap();
     let first = wait_for(&h, "the first frame", |_| true);
     assert_eq!(first.view.replay_steps, Some(steps));
+    assert_eq!(first.view.seed, Some(seed));
     h.controls.send(Control::Seek(3)).unwrap();
     let f = wait_for(&h, "step 3", |f| f.step == 3);
     assert_eq!(f.agent, expected);
     // Scrubbing back works too.
     h.controls.send(Control::Seek(1)).unwrap();
     wait_for(&h, "step 1", |f| f.step == 1);
+    h.stop().unwrap();
+    // A start from a layout has no seed to show; the episode plays the same.
+    let h = spawn(replay_options(scene, from_layout)).unwrap();
+    let first = wait_for(&h, "the first frame", |_| true);
+    assert_eq!(first.view.seed, None);
+    h.controls.send(Control::Seek(3)).unwrap();
+    let f = wait_for(&h, "step 3 from the layout", |f| f.step == 3);
+    assert_eq!(f.agent, expected);
     h.stop().unwrap();
 }
 

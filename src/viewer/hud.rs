@@ -103,10 +103,13 @@ fn update_status(live: Res<Live>, mut text: Single<&mut Text2d, With<Status>>) {
     if f.success {
         line += " | SUCCESS";
     }
+    let start = match f.view.seed {
+        Some(seed) => format!("seed {seed}"),
+        None => "start from a dataset".to_string(),
+    };
     line += &format!(
-        "\nepisode {} (seed {}) | done {}, successes {} | speed {}x{} | H: help",
+        "\nepisode {} ({start}) | done {}, successes {} | speed {}x{} | H: help",
         f.view.episode,
-        f.view.seed,
         f.episodes_done,
         f.successes,
         f.speed,
