@@ -80,6 +80,9 @@ pub struct LiveFrame {
     pub episodes_done: u64,
     pub successes: u64,
     pub actor: String,
+    /// Why the session stopped (an agent's error, a refused action): it then holds this
+    /// frame, paused, until the viewer quits, and `LiveHandle::stop` returns the error.
+    pub error: Option<String>,
 }
 
 /// What a viewer can ask.
@@ -342,7 +345,11 @@ impl Session {
                     Control::Manual(a) => {
                         self.manual = [a[0].clamp(-1.0, 1.0), a[1].clamp(-1.0, 1.0)]
                     }
-                    Control::Seek(t) => self.seek(t)?,
+                    Control::Seek(t) => {
+                        if let Err(e) = self.seek(t) {
+                            return self.halt(e, &send, &controls);
+                        }
+                    }
                 }
             }
             let due = !self.paused && Instant::now() >= next;
@@ -353,8 +360,8 @@ impl Session {
                     if single_step || ended.elapsed() >= self.episode_pause {
                         self.start_episode(self.episode + 1);
                     }
-                } else {
-                    self.advance()?;
+                } else if let Err(e) = self.advance() {
+                    return self.halt(e, &send, &controls);
                 }
                 // On a fixed schedule, so planning time does not slow the clock; a step that
                 // took longer than a period (slow planning, a pause) is followed at once,
@@ -372,6 +379,27 @@ impl Session {
                 return Ok(());
             }
         }
+    }
+
+    /// Shows `error` in a last, paused frame and keeps it up until the viewer quits (a
+    /// viewer would otherwise sit on the last good frame with no word why), then returns it.
+    fn halt(
+        &mut self,
+        error: anyhow::Error,
+        send: &dyn Fn(LiveFrame) -> bool,
+        controls: &Receiver<Control>,
+    ) -> anyhow::Result<()> {
+        self.paused = true;
+        let mut last = self.frame();
+        last.error = Some(format!("{error:#}"));
+        if send(last) {
+            while let Ok(c) = controls.recv() {
+                if c == Control::Quit {
+                    break;
+                }
+            }
+        }
+        Err(error)
     }
 
     /// One control step by whoever acts.
@@ -542,6 +570,7 @@ impl Session {
             episodes_done: self.episodes_done,
             successes: self.successes,
             actor: self.actor_name.clone(),
+            error: None,
         }
     }
 }

@@ -305,3 +305,26 @@ fn hierarchical_agents_stream_their_subgoals() {
     assert!(!f.plan.is_empty(), "the lower plan is drawn too");
     h.stop().unwrap();
 }
+
+#[test]
+fn an_error_in_the_sandbox_thread_reaches_the_viewer_and_the_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = record_two_rooms(dir.path());
+    let mut recording = hjepa::recording::Recording::load(&rec).unwrap();
+    let scene = recording.scene(&rec).unwrap();
+    // The env refuses a NaN action: the third step of the replay fails.
+    recording.episodes[0].actions[2] = [f32::NAN, 0.0];
+    let mut opts = replay_options(scene, recording);
+    opts.paused = false;
+    let h = spawn(opts).unwrap();
+    let last = wait_for(&h, "the error frame", |f| f.error.is_some());
+    let error = last.error.unwrap();
+    assert!(
+        error.contains("step 2") && error.contains("refused"),
+        "{error}"
+    );
+    assert!(last.paused && last.step == 2, "step {}", last.step);
+    // The session holds that frame until told to quit, then hands the error back.
+    let err = h.stop().unwrap_err().to_string();
+    assert!(err.contains("refused"), "{err}");
+}

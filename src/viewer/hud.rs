@@ -115,6 +115,9 @@ fn update_status(live: Res<Live>, mut text: Single<&mut Text2d, With<Status>>) {
         f.speed,
         if f.paused { " | PAUSED" } else { "" }
     );
+    if let Some(e) = &f.error {
+        line += &format!("\nSTOPPED: {e} (Q or Esc to quit)");
+    }
     if text.0 != line {
         text.0 = line;
     }
