@@ -82,7 +82,10 @@ pub fn critic_map(
             let d = grid.distances_from(goal);
             cells
                 .iter()
-                .map(|&(r, c)| d[r as usize][c as usize] as f64)
+                .map(|&(r, c)| match d[r as usize][c as usize] {
+                    u32::MAX => f64::INFINITY,
+                    n => n as f64,
+                })
                 .collect()
         })
         .collect();
@@ -131,8 +134,9 @@ fn neighbours(cells: &[(u32, u32)]) -> Vec<Vec<usize>> {
         .collect()
 }
 
-/// Scores one critic: `distances[g][i]` is the corridor distance from cell i to goal g,
-/// `estimates[g][i]` the critic's; `neighbours[i]` the cells next to i.
+/// Scores one critic: `distances[g][i]` is the corridor distance from cell i to goal g
+/// (infinite where unreachable: left out), `estimates[g][i]` the critic's; `neighbours[i]` the
+/// cells next to i.
 pub fn score(
     level: u8,
     distances: &[Vec<f64>],
@@ -142,8 +146,11 @@ pub fn score(
     let mut correlations = Vec::new();
     let (mut ok, mut scored) = (0, 0);
     for (d, e) in distances.iter().zip(estimates) {
-        correlations.push(pearson(d, e));
-        for (i, near) in neighbours.iter().enumerate() {
+        let reachable: Vec<usize> = (0..d.len()).filter(|&i| d[i].is_finite()).collect();
+        let pick = |v: &[f64]| reachable.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+        correlations.push(pearson(&pick(d), &pick(e)));
+        for &i in &reachable {
+            let near = &neighbours[i];
             if d[i] == 0.0 || near.is_empty() {
                 continue;
             }
@@ -194,6 +201,20 @@ mod tests {
         let (d, n) = corridor();
         let m = score(1, &d, &d, &n);
         assert!((m.correlation_mean - 1.0).abs() < 1e-9 && (m.correlation_min - 1.0).abs() < 1e-9);
+        assert_eq!(m.greedy, (12, 12));
+    }
+
+    #[test]
+    fn unreachable_cells_are_left_out() {
+        let (mut d, n) = corridor();
+        let mut e = d.clone();
+        // A fifth cell, walled off from the rest, that the critic rates anything at all.
+        d.iter_mut().for_each(|row| row.push(f64::INFINITY));
+        e.iter_mut().for_each(|row| row.push(-100.0));
+        let mut n = n;
+        n.push(vec![]);
+        let m = score(1, &d, &e, &n);
+        assert!((m.correlation_min - 1.0).abs() < 1e-9, "{m:?}");
         assert_eq!(m.greedy, (12, 12));
     }
 
