@@ -323,6 +323,13 @@ struct Memory {
     replanned_from: Option<Tensor>,
 }
 
+impl Memory {
+    /// Whether the lower level replans at this step (no plan yet, or `every` steps of it run).
+    fn replan_due(&self, every: i64) -> bool {
+        self.plan.is_none() || self.executed >= every
+    }
+}
+
 /// A loaded agent: world model, cost, planner(s), and one short-term memory per sandbox it
 /// serves. Observations of all sandboxes that replan in a step go through the encoder as one
 /// batch (`act_batch`).
@@ -432,7 +439,7 @@ pub fn resolve_run(checkpoint: &str, agent_path: &Path) -> PathBuf {
 }
 
 /// The scene must produce the observations the checkpoint was trained on, at its env step.
-fn check_scene_matches(
+pub fn check_scene_matches(
     scene: &Scene,
     agent: &AgentFile,
     checkpoint: &CheckpointMeta,
@@ -517,7 +524,7 @@ impl PlanningAgent {
             .memories
             .first()
             .and_then(|m| m.as_ref())
-            .is_some_and(|m| m.plan.is_none() || m.executed >= every);
+            .is_some_and(|m| m.replan_due(every));
         if !due {
             return;
         }
@@ -586,7 +593,7 @@ impl PlanningAgent {
             .filter(|&i| {
                 self.memories[slots[i]]
                     .as_ref()
-                    .is_some_and(|m| m.plan.is_none() || m.executed >= every)
+                    .is_some_and(|m| m.replan_due(every))
             })
             .collect();
         let mut timing = vec![ActTiming::default(); slots.len()];

@@ -44,6 +44,18 @@ fn record_two_rooms(dir: &std::path::Path) -> std::path::PathBuf {
     rec
 }
 
+/// A recording and the scene it replays in.
+fn load_recording(
+    rec: &std::path::Path,
+) -> (
+    hjepa::recording::Recording,
+    std::sync::Arc<hjepa::sim::Scene>,
+) {
+    let recording = hjepa::recording::Recording::load(rec).unwrap();
+    let scene = recording.scene(rec).unwrap();
+    (recording, scene)
+}
+
 /// A paused session replaying `recording`.
 fn replay_options(
     scene: std::sync::Arc<hjepa::sim::Scene>,
@@ -148,8 +160,7 @@ fn a_viewer_that_falls_behind_gets_the_latest_frames() {
 fn a_recording_without_episodes_is_an_error_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     let rec = record_two_rooms(dir.path());
-    let mut recording = hjepa::recording::Recording::load(&rec).unwrap();
-    let scene = recording.scene(&rec).unwrap();
+    let (mut recording, scene) = load_recording(&rec);
     recording.episodes.clear();
     let err = spawn(replay_options(scene, recording))
         .err()
@@ -201,11 +212,10 @@ fn replays_scrub_to_the_recorded_state() {
     let old = dir.path().join("old.json");
     std::fs::write(&old, text.replace("hjepa-recording/2", "hjepa-recording/1")).unwrap();
     hjepa::recording::Recording::load(&old).unwrap();
-    let recording = hjepa::recording::Recording::load(&rec).unwrap();
+    let (recording, scene) = load_recording(&rec);
     let steps = recording.episodes[0].actions.len() as u32;
     assert!(steps >= 4);
     // Where the recorded episode is after 3 steps, simulated directly.
-    let scene = recording.scene(&rec).unwrap();
     let mut env = hjepa::sim::Env::new(scene.clone());
     env.reset(recording.episodes[0].seed);
     for a in &recording.episodes[0].actions[..3] {
@@ -310,8 +320,7 @@ fn hierarchical_agents_stream_their_subgoals() {
 fn an_error_in_the_sandbox_thread_reaches_the_viewer_and_the_caller() {
     let dir = tempfile::tempdir().unwrap();
     let rec = record_two_rooms(dir.path());
-    let mut recording = hjepa::recording::Recording::load(&rec).unwrap();
-    let scene = recording.scene(&rec).unwrap();
+    let (mut recording, scene) = load_recording(&rec);
     // The env refuses a NaN action: the third step of the replay fails.
     recording.episodes[0].actions[2] = [f32::NAN, 0.0];
     let mut opts = replay_options(scene, recording);

@@ -821,10 +821,19 @@ pub fn probe(run: &Path, data: Option<&Path>, device: Option<&str>) -> anyhow::R
         .into());
     }
     let mut d = diagnose(&trainer.model, &data, device, 512, 8000);
-    let scene = std::sync::Arc::new(crate::sim::Scene::load(&crate::sim::Scene::resolve_path(
-        &agent.scene,
-    ))?);
-    d.critic_map =
-        super::critic_map::critic_map(&trainer.model, &scene, agent.perception.observation, device);
+    // The critic map encodes the scene's own observations: only when it still gives what
+    // the checkpoint was trained on (a scene edited since is reported, not a crash).
+    let scene = crate::sim::Scene::load(&crate::sim::Scene::resolve_path(&agent.scene))?;
+    match crate::agent::check_scene_matches(&scene, &agent, &meta, run) {
+        Ok(()) => {
+            d.critic_map = super::critic_map::critic_map(
+                &trainer.model,
+                &std::sync::Arc::new(scene),
+                agent.perception.observation,
+                device,
+            )
+        }
+        Err(e) => eprintln!("no critic map: {e}"),
+    }
     Ok(d)
 }
