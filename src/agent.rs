@@ -10,11 +10,18 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use crate::cost::{CostConfig, GoalCost, Reduce, SubgoalCost};
+use crate::data::Dataset;
 use crate::error::InputError;
 use crate::model::config::ObservationKind;
+use crate::model::critic::encode_all;
+use crate::model::data::TrainingData;
 use crate::model::train::CheckpointMeta;
+use crate::model::world_model::CriticNet;
 use crate::model::{AgentFile, Trainer, WorldModel};
 use crate::plan::hierarchical::{plan_lower, plan_upper};
+use crate::plan::landmarks::{
+    farthest_points, kmeans, LandmarkConfig, LandmarkGraph, Placement, Subgoal,
+};
 use crate::plan::oracle::{SandboxModel, TrueCost};
 use crate::plan::{
     make_planner, shift_plan, ActionBox, Objective, Planner, PlannerConfig, PlannerKind, Unroll,
@@ -58,6 +65,11 @@ pub struct PlanningConfig {
     /// level2 = true`.
     #[serde(default)]
     pub subgoal_critic: f64,
+    /// When present, plan hierarchically with landmark subgoals instead of `[planning.upper]`:
+    /// the upper level searches a graph of states the data visited (see
+    /// [`crate::plan::landmarks`]). Needs level 2 and its critic.
+    #[serde(default)]
+    pub landmarks: Option<LandmarkConfig>,
 }
 
 fn first_jump() -> i64 {
@@ -65,6 +77,11 @@ fn first_jump() -> i64 {
 }
 
 impl PlanningConfig {
+    /// Whether an upper level hands subgoals down (`[planning.upper]` or `[planning.landmarks]`).
+    pub fn hierarchical(&self) -> bool {
+        self.upper.is_some() || self.landmarks.is_some()
+    }
+
     /// Checks the planning table against the model it will drive; errors name the key.
     pub fn validate(&self, agent: &AgentFile) -> Result<(), (String, String)> {
         self.planner.validate("planning.planner")?;
@@ -111,12 +128,27 @@ impl PlanningConfig {
             ));
         }
         if self.subgoal_critic > 0.0
-            && (self.upper.is_none() || !agent.critic.enabled || !agent.critic.level2)
+            && (!self.hierarchical() || !agent.critic.enabled || !agent.critic.level2)
         {
             return Err((
                 "planning.subgoal_critic".into(),
-                "scores the lower level's states against the upper level's subgoal: it needs [planning.upper] and [critic] enabled = true, level2 = true in the model".into(),
+                "scores the lower level's states against the upper level's subgoal: it needs [planning.upper] or [planning.landmarks], and [critic] enabled = true, level2 = true in the model".into(),
             ));
+        }
+        if let Some(l) = &self.landmarks {
+            l.validate()?;
+            if self.upper.is_some() {
+                return Err((
+                    "planning.landmarks".into(),
+                    "replaces the upper planner: give [planning.upper] or [planning.landmarks], not both".into(),
+                ));
+            }
+            if !(agent.level2.enabled && agent.critic.enabled && agent.critic.level2) {
+                return Err((
+                    "planning.landmarks".into(),
+                    "landmarks are level-2 states joined by the level-2 critic: they need level2.enabled = true and [critic] enabled = true, level2 = true in the model".into(),
+                ));
+            }
         }
         if self.upper_offset_correction && self.upper.is_none() {
             return Err((
@@ -321,6 +353,8 @@ struct Memory {
     upper: Option<Box<dyn Planner>>,
     /// z at the last replan (for the offset correction).
     replanned_from: Option<Tensor>,
+    /// With landmarks: each landmark's cost to this episode's goal along the graph.
+    landmarks_to_goal: Option<Vec<f32>>,
 }
 
 impl Memory {
@@ -344,6 +378,131 @@ pub struct PlanningAgent {
     /// abstract state of the agent at rest at the scene expert's next waypoint, read from the
     /// true state in `Actor::act`, instead of the upper level's plan.
     pub waypoint_subgoals: bool,
+    /// The landmark graph (`[planning.landmarks]`).
+    landmarks: Option<Landmarks>,
+}
+
+/// The upper level's memory with `[planning.landmarks]`: level-2 states placed among the
+/// frames the data visited, and the graph the level-2 critic draws between them.
+struct Landmarks {
+    cfg: LandmarkConfig,
+    /// `[L, dh]`.
+    states: Tensor,
+    graph: LandmarkGraph,
+}
+
+/// The level-2 critic's estimates in data steps from each row of `from` to each of `to`, as
+/// rows of a matrix.
+fn critic_steps(critic2: &CriticNet, max_steps: i64, from: &Tensor, to: &Tensor) -> Vec<Vec<f32>> {
+    let steps = tch::no_grad(|| critic2.pairwise(from, to)) * max_steps as f64;
+    let cols = to.size()[0] as usize;
+    let flat = Vec::<f32>::try_from(
+        steps
+            .to_kind(Kind::Float)
+            .to_device(Device::Cpu)
+            .flatten(0, -1),
+    )
+    .expect("f32 estimates");
+    flat.chunks(cols).map(<[f32]>::to_vec).collect()
+}
+
+impl Landmarks {
+    /// Places the landmarks among the training frames of the dataset and joins them.
+    fn load(
+        cfg: &LandmarkConfig,
+        agent: &AgentFile,
+        agent_path: &Path,
+        meta: &CheckpointMeta,
+        model: &WorldModel,
+        device: Device,
+    ) -> Result<Landmarks, InputError> {
+        let dir = match &cfg.data {
+            Some(d) => resolve_run(d, agent_path),
+            None => meta.dataset.clone(),
+        };
+        if !dir.join(crate::data::dataset::MANIFEST).exists() {
+            return Err(InputError::new(
+                agent_path,
+                "planning.landmarks.data",
+                format!(
+                    "no dataset at {}{} (landmarks are frames of a dataset of this scene)",
+                    dir.display(),
+                    if cfg.data.is_none() {
+                        ", where the checkpoint was trained"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+        let data = TrainingData::load(&Dataset::open(&dir)?, agent, agent_path)?;
+        let l2 = model.level2.as_ref().expect("validated: level 2");
+        let critic2 = model.critic2.as_ref().expect("validated: [critic] level2");
+        // About 20 000 frames, evenly spaced (every floor(N / 20 000)-th), to place them among.
+        let stride = (data.train_frames.len() / 20_000).max(1);
+        let rows: Vec<i64> = data.train_frames.iter().step_by(stride).copied().collect();
+        let obs = data.obs.index_select(0, &Tensor::from_slice(&rows));
+        let h = tch::no_grad(|| l2.abstract_state(&encode_all(model, &obs, device)));
+        let seeds = h.index_select(
+            0,
+            &Tensor::from_slice(&farthest_points(&h, cfg.count)).to_device(device),
+        );
+        let states = match cfg.placement {
+            Placement::Frames => seeds,
+            Placement::Centroids => tch::no_grad(|| kmeans(&h, &seeds, 20)),
+        };
+        let cost = critic_steps(critic2, model.critic_max_steps, &states, &states);
+        let graph = LandmarkGraph::new(&cost, cfg.max_edge as f32);
+        Ok(Landmarks {
+            cfg: cfg.clone(),
+            states,
+            graph,
+        })
+    }
+
+    /// Each landmark's cost to the goal `[1, dh]` along the graph.
+    fn to_goal(&self, critic2: &CriticNet, max_steps: i64, goal_h: &Tensor) -> Vec<f32> {
+        let direct: Vec<f32> = critic_steps(critic2, max_steps, &self.states, goal_h)
+            .into_iter()
+            .map(|row| row[0])
+            .collect();
+        self.graph.to_goal(&direct)
+    }
+
+    /// The subgoal for the agent at `h0` `[1, dh]` (the goal, or a landmark), and the states
+    /// from it to the goal along the graph `[P, dh]`.
+    fn subgoal(
+        &self,
+        critic2: &CriticNet,
+        max_steps: i64,
+        h0: &Tensor,
+        goal_h: &Tensor,
+        to_goal: &[f32],
+    ) -> (Tensor, Tensor) {
+        let from = critic_steps(critic2, max_steps, h0, &self.states).remove(0);
+        let direct = critic_steps(critic2, max_steps, h0, goal_h)[0][0];
+        match self
+            .graph
+            .choose(&from, direct, to_goal, self.cfg.reach as f32)
+        {
+            Subgoal::Goal => (goal_h.shallow_clone(), goal_h.shallow_clone()),
+            Subgoal::Landmark(i) => {
+                let path: Vec<i64> = self
+                    .graph
+                    .path(i, to_goal)
+                    .into_iter()
+                    .map(|j| j as i64)
+                    .collect();
+                let on_path = self
+                    .states
+                    .index_select(0, &Tensor::from_slice(&path).to_device(h0.device()));
+                (
+                    self.states.get(i as i64).unsqueeze(0),
+                    Tensor::cat(&[on_path, goal_h.shallow_clone()], 0),
+                )
+            }
+        }
+    }
 }
 
 /// Resolves and checks an agent file for planning in a scene; `checkpoint` overrides the
@@ -413,6 +572,17 @@ pub fn assemble_planning_agent(
         ));
     }
     check_scene_matches(scene, &agent, &meta, &run)?;
+    let landmarks = match &cfg.landmarks {
+        Some(l) => Some(Landmarks::load(
+            l,
+            &agent,
+            agent_path,
+            &meta,
+            &trainer.model,
+            device,
+        )?),
+        None => None,
+    };
     let space = ActionBox::of_space(&scene.agent.action);
     Ok(PlanningAgent {
         agent,
@@ -422,6 +592,7 @@ pub fn assemble_planning_agent(
         space,
         memories: Vec::new(),
         waypoint_subgoals: false,
+        landmarks,
     })
 }
 
@@ -578,7 +749,14 @@ impl PlanningAgent {
                 .as_ref()
                 .map(|u| make_planner(u, seed ^ 0x0A11)),
             replanned_from: None,
+            landmarks_to_goal: None,
         });
+        if let (Some(lm), Some(m)) = (&self.landmarks, self.memories[slot].as_mut()) {
+            let model = &self.trainer.model;
+            let critic2 = model.critic2.as_ref().expect("validated: [critic] level2");
+            let goal_h = m.goal_h.as_ref().expect("validated: level 2");
+            m.landmarks_to_goal = Some(lm.to_goal(critic2, model.critic_max_steps, goal_h));
+        }
     }
 
     /// The next action of each listed sandbox (scene units) and its planning time. The
@@ -653,118 +831,131 @@ impl PlanningAgent {
             offset,
         };
         let warm = m.plan.as_ref().map(|p| shift_plan(p, m.executed));
-        let plan = match (&mut m.upper, &self.cfg.upper) {
-            (Some(upper), Some(ucfg)) => {
-                let l2 = model.level2.as_ref().expect("validated");
-                let due = m.subgoal.is_none() || m.upper_age >= ucfg.replan_every;
+        let plan = if self.cfg.hierarchical() {
+            let l2 = model.level2.as_ref().expect("validated");
+            // The upper level, at its own rate: a landmark of the graph, or the first state
+            // of a macro-action plan (unless the waypoint diagnostic set the subgoal).
+            if let Some(lm) = &self.landmarks {
+                let due = m.subgoal.is_none() || m.upper_age >= lm.cfg.replan_every;
                 if due && !self.waypoint_subgoals {
                     let h0 = tch::no_grad(|| l2.abstract_state(&z0));
-                    // Where the last upper plan said we would be by now, once a jump has passed.
-                    let jumps = m.upper_age / l2.k;
-                    let offset = match &m.upper_states {
-                        Some(states) if self.cfg.upper_offset_correction && jumps > 0 => {
-                            let j = jumps.min(states.size()[0]);
-                            Some((&h0 - states.get(j - 1).unsqueeze(0)) / j as f64)
-                        }
-                        _ => None,
-                    };
-                    let up = AbstractUnroll {
-                        model,
-                        h0: h0.shallow_clone(),
-                        offset,
-                    };
-                    let objective = GoalCost {
-                        cfg: CostConfig {
-                            level: 2,
-                            ..self.cfg.cost.clone()
-                        },
-                        goal: m.goal_h.as_ref().expect("level 2 enabled").shallow_clone(),
-                        abstraction: None,
-                        critic: (self.cfg.cost.critic > 0.0).then(|| {
-                            let critic2 =
-                                model.critic2.as_ref().expect("validated: [critic] level2");
-                            let goal_h = m.goal_h.as_ref().expect("level 2 enabled");
-                            (critic2, goal_h.shallow_clone(), model.critic_max_steps)
-                        }),
-                    };
-                    let uwarm = m.upper_plan.as_ref().map(|p| shift_plan(p, jumps));
-                    // The subgoal is the model's own prediction of the chosen macro-actions
-                    // (uncorrected), and the next correction compares against it.
-                    let raw = AbstractUnroll {
-                        model,
-                        h0,
-                        offset: None,
-                    };
-                    let r = plan_upper(
-                        upper.as_mut(),
-                        &up,
-                        &raw,
-                        &objective,
-                        &ActionBox::unit(l2.macro_dim),
-                        uwarm.as_ref(),
-                        self.cfg.subgoal_jump,
-                    );
-                    m.subgoal = Some(r.subgoal);
-                    m.upper_states = Some(r.states);
-                    m.upper_plan = Some(r.plan.actions);
+                    let goal_h = m.goal_h.as_ref().expect("level 2 enabled");
+                    let critic2 = model.critic2.as_ref().expect("validated: [critic] level2");
+                    let to_goal = m.landmarks_to_goal.as_ref().expect("set at reset");
+                    let (subgoal, path) =
+                        lm.subgoal(critic2, model.critic_max_steps, &h0, goal_h, to_goal);
+                    m.subgoal = Some(subgoal);
+                    m.upper_states = Some(path);
                     m.upper_age = 0;
                 }
-                // The goal's terms (distance, critic) weigh the upper level's plan; the lower
-                // level pursues the subgoal by its latent distance (and `subgoal_critic`).
-                let cost_cfg = CostConfig {
-                    level: 2,
-                    goal_weight: 1.0,
-                    ..self.cfg.cost.clone()
-                };
-                let subgoal_critic = self.cfg.subgoal_critic;
-                let objective_for = |sub: &Tensor| -> Box<dyn Objective + '_> {
-                    let distance = |abstraction| GoalCost {
-                        cfg: cost_cfg.clone(),
-                        goal: sub.shallow_clone(),
-                        abstraction,
-                        critic: None,
-                    };
-                    if subgoal_critic > 0.0 {
-                        Box::new(SubgoalCost {
-                            distance: distance(None),
-                            level2: l2,
-                            critic2: model.critic2.as_ref().expect("validated: [critic] level2"),
-                            subgoal: sub.shallow_clone(),
-                            max_steps: model.critic_max_steps,
-                            weight: subgoal_critic,
-                        })
-                    } else {
-                        Box::new(distance(Some(l2)))
-                    }
-                };
-                plan_lower(
-                    m.planner.as_mut(),
-                    &unroll,
-                    &objective_for,
-                    m.subgoal.as_ref().expect("set above"),
-                    &self.space,
-                    warm.as_ref(),
-                )
             }
-            _ => {
-                let level2 = self.cfg.cost.level == 2;
-                let goal = if level2 {
-                    m.goal_h.as_ref().expect("level 2 enabled")
-                } else {
-                    &m.goal_z
+            let due = m.subgoal.is_none()
+                || m.upper_age >= self.cfg.upper.as_ref().map_or(i64::MAX, |u| u.replan_every);
+            if let (Some(upper), true) = (m.upper.as_mut(), due && !self.waypoint_subgoals) {
+                let h0 = tch::no_grad(|| l2.abstract_state(&z0));
+                // Where the last upper plan said we would be by now, once a jump has passed.
+                let jumps = m.upper_age / l2.k;
+                let offset = match &m.upper_states {
+                    Some(states) if self.cfg.upper_offset_correction && jumps > 0 => {
+                        let j = jumps.min(states.size()[0]);
+                        Some((&h0 - states.get(j - 1).unsqueeze(0)) / j as f64)
+                    }
+                    _ => None,
+                };
+                let up = AbstractUnroll {
+                    model,
+                    h0: h0.shallow_clone(),
+                    offset,
                 };
                 let objective = GoalCost {
-                    cfg: self.cfg.cost.clone(),
-                    goal: goal.shallow_clone(),
-                    abstraction: if level2 { model.level2.as_ref() } else { None },
+                    cfg: CostConfig {
+                        level: 2,
+                        ..self.cfg.cost.clone()
+                    },
+                    goal: m.goal_h.as_ref().expect("level 2 enabled").shallow_clone(),
+                    abstraction: None,
                     critic: (self.cfg.cost.critic > 0.0).then(|| {
-                        let critic = model.critic.as_ref().expect("validated: [critic] enabled");
-                        (critic, m.goal_z.shallow_clone(), model.critic_max_steps)
+                        let critic2 = model.critic2.as_ref().expect("validated: [critic] level2");
+                        let goal_h = m.goal_h.as_ref().expect("level 2 enabled");
+                        (critic2, goal_h.shallow_clone(), model.critic_max_steps)
                     }),
                 };
-                m.planner
-                    .plan(&unroll, &objective, &self.space, warm.as_ref())
+                let uwarm = m.upper_plan.as_ref().map(|p| shift_plan(p, jumps));
+                // The subgoal is the model's own prediction of the chosen macro-actions
+                // (uncorrected), and the next correction compares against it.
+                let raw = AbstractUnroll {
+                    model,
+                    h0,
+                    offset: None,
+                };
+                let r = plan_upper(
+                    upper.as_mut(),
+                    &up,
+                    &raw,
+                    &objective,
+                    &ActionBox::unit(l2.macro_dim),
+                    uwarm.as_ref(),
+                    self.cfg.subgoal_jump,
+                );
+                m.subgoal = Some(r.subgoal);
+                m.upper_states = Some(r.states);
+                m.upper_plan = Some(r.plan.actions);
+                m.upper_age = 0;
             }
+            // The goal's terms (distance, critic) weigh the upper level's plan; the lower
+            // level pursues the subgoal by its latent distance (and `subgoal_critic`).
+            let cost_cfg = CostConfig {
+                level: 2,
+                goal_weight: 1.0,
+                ..self.cfg.cost.clone()
+            };
+            let subgoal_critic = self.cfg.subgoal_critic;
+            let objective_for = |sub: &Tensor| -> Box<dyn Objective + '_> {
+                let distance = |abstraction| GoalCost {
+                    cfg: cost_cfg.clone(),
+                    goal: sub.shallow_clone(),
+                    abstraction,
+                    critic: None,
+                };
+                if subgoal_critic > 0.0 {
+                    Box::new(SubgoalCost {
+                        distance: distance(None),
+                        level2: l2,
+                        critic2: model.critic2.as_ref().expect("validated: [critic] level2"),
+                        subgoal: sub.shallow_clone(),
+                        max_steps: model.critic_max_steps,
+                        weight: subgoal_critic,
+                    })
+                } else {
+                    Box::new(distance(Some(l2)))
+                }
+            };
+            plan_lower(
+                m.planner.as_mut(),
+                &unroll,
+                &objective_for,
+                m.subgoal.as_ref().expect("set above"),
+                &self.space,
+                warm.as_ref(),
+            )
+        } else {
+            let level2 = self.cfg.cost.level == 2;
+            let goal = if level2 {
+                m.goal_h.as_ref().expect("level 2 enabled")
+            } else {
+                &m.goal_z
+            };
+            let objective = GoalCost {
+                cfg: self.cfg.cost.clone(),
+                goal: goal.shallow_clone(),
+                abstraction: if level2 { model.level2.as_ref() } else { None },
+                critic: (self.cfg.cost.critic > 0.0).then(|| {
+                    let critic = model.critic.as_ref().expect("validated: [critic] enabled");
+                    (critic, m.goal_z.shallow_clone(), model.critic_max_steps)
+                }),
+            };
+            m.planner
+                .plan(&unroll, &objective, &self.space, warm.as_ref())
         };
         m.plan = Some(plan.actions);
         m.executed = 0;

@@ -544,11 +544,11 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
             opts.checkpoint.as_deref(),
         )?;
         if opts.waypoint_subgoals {
-            if planning.upper.is_none() {
+            if !planning.hierarchical() {
                 return Err(InputError::new(
                     &opts.agent_path,
                     "planning.upper",
-                    "--waypoint-subgoals replaces the upper level of a hierarchical agent: the file has no [planning.upper]",
+                    "--waypoint-subgoals replaces the upper level of a hierarchical agent: the file has no [planning.upper] or [planning.landmarks]",
                 )
                 .into());
             }

@@ -207,7 +207,7 @@ impl Session {
         let obs = env.reset(0);
         let view = Arc::new(episode_view(&env, 0, Some(0), None));
         let probe = match &opts.actor {
-            LiveActor::Agent(EvalActor::Learned(a)) if a.cfg.upper.is_some() => {
+            LiveActor::Agent(EvalActor::Learned(a)) if a.cfg.hierarchical() => {
                 SubgoalProbe::fit(a, &scene)
             }
             _ => None,

@@ -572,6 +572,9 @@ fn shipped_experiments_expand() {
     let budget = hjepa::batch::expand_file(&dir.join("planner_budget.toml")).unwrap();
     // Both cost variants share one model; random is shared by all 6 cells per seed.
     assert_eq!(budget.runs.len(), 1 + 2 * 6 + 2);
+    let hierarchy = hjepa::batch::expand_file(&dir.join("maze_large_hierarchy.toml")).unwrap();
+    // One model; the landmark agent and its flat variant on each of 2 seeds.
+    assert_eq!(hierarchy.runs.len(), 1 + 2 * 2);
 }
 
 #[test]

@@ -551,7 +551,7 @@ fn level2_predictions_of_the_frames_start_j_jumps_earlier() {
     let data = load_data(&agent);
     let t = new_trainer(agent, &data);
     let (model, l2) = (&t.model, t.model.level2.as_ref().unwrap());
-    let z = encode_all(model, &data, Device::Cpu);
+    let z = encode_all(model, &data.obs, Device::Cpu);
     let pred = predict_frames_level2(model, &z, &data, 2);
     let h = tch::no_grad(|| l2.abstract_state(&z));
     assert_eq!(pred.size(), [z.size()[0], 2, l2.dim]);

@@ -557,6 +557,58 @@ fn a_hierarchical_agent_plans_its_upper_level_on_the_level2_critic() {
         "offsets",
         "offset_correction = true\nupper_offset_correction = true\nsubgoal_jump = 2\n",
     );
+
+    // Landmark subgoals instead of the upper planner: landmarks placed among the frames of
+    // the checkpoint's own dataset (the default) or of a named one, in either placement.
+    let flat_text = text.split("[planning.upper]").next().unwrap().to_string();
+    let landmarks = |name: &str, table: &str| {
+        let agent = d.join(format!("{name}.toml"));
+        std::fs::write(&agent, format!("{flat_text}[planning.landmarks]\n{table}")).unwrap();
+        agent
+    };
+    for (name, table) in [
+        (
+            "landmarks",
+            "count = 6\nreach = 5.0\nreplan_every = 3\n".to_string(),
+        ),
+        (
+            "landmark_frames",
+            format!(
+                "count = 6\nplacement = \"frames\"\ndata = {:?}\n",
+                d.join("data").to_str().unwrap()
+            ),
+        ),
+    ] {
+        let agent = landmarks(name, &table);
+        let out_path = d.join(format!("{name}.jsonl"));
+        let out = eval_cli(&agent, &["--out", out_path.to_str().unwrap()]);
+        common::assert_ok(&out);
+        assert_eq!(
+            std::fs::read_to_string(&out_path).unwrap().lines().count(),
+            2,
+            "{name}"
+        );
+    }
+    // The waypoint diagnostic replaces the landmark level as it does the planner.
+    common::assert_ok(&eval_cli(
+        &landmarks("landmarks", "count = 6\n"),
+        &["--waypoint-subgoals"],
+    ));
+    // Bad landmark tables: a dataset that is not there, too few landmarks, both upper levels.
+    assert_exit_2(
+        &eval_cli(&landmarks("no_data", "data = \"no-such-data\"\n"), &[]),
+        &["no_data.toml", "planning.landmarks.data", "no-such-data"],
+    );
+    assert_exit_2(
+        &eval_cli(&landmarks("one", "count = 1\n"), &[]),
+        &["one.toml", "planning.landmarks.count", "found 1"],
+    );
+    let both = d.join("both.toml");
+    std::fs::write(&both, format!("{text}\n[planning.landmarks]\n")).unwrap();
+    assert_exit_2(
+        &eval_cli(&both, &[]),
+        &["both.toml", "planning.landmarks", "not both"],
+    );
 }
 
 #[test]
@@ -661,6 +713,15 @@ fn the_configurator_refuses_bad_agent_files_and_eval_is_reproducible() {
             "planning.upper_offset_correction",
             "[planning.upper]",
         ],
+    );
+
+    // Landmarks are joined by the level-2 critic: a model without one cannot have them.
+    let no_critic = agent_with_planning(d, "no_critic.toml", &run, &|t| {
+        t + "\n[planning.landmarks]\ncount = 4\n"
+    });
+    assert_exit_2(
+        &eval_cli(&no_critic, &[]),
+        &["no_critic.toml", "planning.landmarks", "level2 = true"],
     );
 
     let flat_waypoints = agent_with_planning(d, "flat_waypoints.toml", &run, &|t| t);

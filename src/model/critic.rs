@@ -47,16 +47,16 @@ pub struct CriticFit {
     pub level2: Option<Box<CriticFit>>,
 }
 
-/// Encodes every observation of the dataset once, in chunks: `[N, D]`.
-pub fn encode_all(model: &WorldModel, data: &TrainingData, device: Device) -> Tensor {
-    let n = data.obs.size()[0];
+/// Encodes observations `[N, ...]` (a dataset's, on the CPU) in chunks: `[N, D]` on `device`.
+pub fn encode_all(model: &WorldModel, obs: &Tensor, device: Device) -> Tensor {
+    let n = obs.size()[0];
     let chunk = 1024;
     tch::no_grad(|| {
         let parts: Vec<Tensor> = (0..n)
             .step_by(chunk as usize)
             .map(|s| {
                 let len = chunk.min(n - s);
-                model.encode(&data.obs.narrow(0, s, len).to_device(device))
+                model.encode(&obs.narrow(0, s, len).to_device(device))
             })
             .collect();
         Tensor::cat(&parts, 0)
@@ -193,7 +193,7 @@ pub fn fit_critic(
 ) -> anyhow::Result<CriticFit> {
     let start = std::time::Instant::now();
     bar.set_message("encoding the dataset");
-    let z = encode_all(model, data, vs.device());
+    let z = encode_all(model, &data.obs, vs.device());
     let predicted = (cfg.predicted > 0.0).then(|| {
         bar.set_message("predicting the frames");
         predict_frames(model, &z, data, cfg.predicted_steps)

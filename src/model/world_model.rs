@@ -191,6 +191,25 @@ impl CriticNet {
     }
 }
 
+impl CriticNet {
+    /// The estimates `[N, M]` from each row of `z` `[N, D]` to each row of `goals` `[M, D]`.
+    pub fn pairwise(&self, z: &Tensor, goals: &Tensor) -> Tensor {
+        if self.metric {
+            // Embed each once: N + M forward passes instead of N * M.
+            return Tensor::cdist(
+                &self.mlp.forward(z),
+                &self.mlp.forward(goals),
+                2.0,
+                None::<i64>,
+            );
+        }
+        let (n, m) = (z.size()[0], goals.size()[0]);
+        let z = z.unsqueeze(1).expand([n, m, -1], false).flatten(0, 1);
+        let goals = goals.unsqueeze(0).expand([n, m, -1], false).flatten(0, 1);
+        self.distance(&z, &goals).view([n, m])
+    }
+}
+
 impl Level2Nets {
     /// z -> h.
     pub fn abstract_state(&self, z: &Tensor) -> Tensor {

@@ -9,6 +9,7 @@
 pub mod cem;
 pub mod gradient;
 pub mod hierarchical;
+pub mod landmarks;
 pub mod mppi;
 pub mod oracle;
 pub mod shooting;
