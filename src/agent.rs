@@ -347,7 +347,8 @@ struct Memory {
     upper_plan: Option<Tensor>,
     upper_age: i64,
     subgoal: Option<Tensor>,
-    /// The abstract states the upper plan predicts `[H, dh]` (the subgoal is the first).
+    /// The upper level's way ahead `[H, dh]`, subgoal first: the states its plan predicts, or
+    /// the landmarks of the path and then the goal.
     upper_states: Option<Tensor>,
     planner: Box<dyn Planner>,
     upper: Option<Box<dyn Planner>>,
@@ -436,9 +437,21 @@ impl Landmarks {
             ));
         }
         let data = TrainingData::load(&Dataset::open(&dir)?, agent, agent_path)?;
+        if data.shapes.observation != meta.shapes.observation {
+            return Err(InputError::new(
+                agent_path,
+                "planning.landmarks.data",
+                format!(
+                    "the dataset at {} has observations of shape {:?}, the checkpoint's model reads {:?}",
+                    dir.display(),
+                    data.shapes.observation,
+                    meta.shapes.observation
+                ),
+            ));
+        }
         let l2 = model.level2.as_ref().expect("validated: level 2");
         let critic2 = model.critic2.as_ref().expect("validated: [critic] level2");
-        // About 20 000 frames, evenly spaced (every floor(N / 20 000)-th), to place them among.
+        // Every floor(N / 20 000)-th training frame (20 000 to 40 000 of them) to place them among.
         let stride = (data.train_frames.len() / 20_000).max(1);
         let rows: Vec<i64> = data.train_frames.iter().step_by(stride).copied().collect();
         let obs = data.obs.index_select(0, &Tensor::from_slice(&rows));
@@ -676,8 +689,9 @@ impl PlanningAgent {
         Some(tch::no_grad(|| l2.abstract_state(&z)))
     }
 
-    /// The abstract states the hierarchical planner's current upper plan predicts, subgoal
-    /// first `[H, dh]` (sandbox 0; None for a flat planner or before the first plan).
+    /// The hierarchical planner's way ahead at level 2, subgoal first `[H, dh]`: the states
+    /// its upper plan predicts, or its landmark path and the goal (sandbox 0; None for a flat
+    /// planner or before the first plan).
     pub fn upper_states(&self) -> Option<Tensor> {
         self.memories
             .first()?

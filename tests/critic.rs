@@ -436,3 +436,35 @@ fn the_critic_map_scores_every_maze_cell_at_both_levels() {
     let open = std::sync::Arc::new(Scene::load(&Scene::resolve_path("two_rooms")).unwrap());
     assert!(critic_map(&model, &open, agent.perception.observation, Device::Cpu).is_none());
 }
+
+/// The landmark graph's matrix of estimates (`CriticNet::pairwise`) is the row-by-row
+/// estimate, for both the metric form and the MLP on (z, z_goal).
+#[test]
+fn pairwise_estimates_are_the_row_by_row_ones() {
+    for metric_dim in [0, 4] {
+        let cfg = Critic {
+            hidden: 8,
+            metric_dim,
+            ..Critic::default()
+        };
+        tch::manual_seed(5);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = CriticNet::new(&vs.root(), 3, &cfg);
+        let from = Tensor::randn([4, 3], (tch::Kind::Float, Device::Cpu));
+        let to = Tensor::randn([5, 3], (tch::Kind::Float, Device::Cpu));
+        let all = net.pairwise(&from, &to);
+        assert_eq!(all.size(), [4, 5]);
+        for i in 0..4 {
+            for j in 0..5 {
+                let one = net
+                    .distance(&from.get(i).unsqueeze(0), &to.get(j).unsqueeze(0))
+                    .double_value(&[0]);
+                let got = all.double_value(&[i, j]);
+                assert!(
+                    (got - one).abs() < 1e-5,
+                    "metric_dim {metric_dim}: [{i}, {j}] {got} vs {one}"
+                );
+            }
+        }
+    }
+}

@@ -589,6 +589,30 @@ fn a_hierarchical_agent_plans_its_upper_level_on_the_level2_critic() {
             "{name}"
         );
     }
+    // Through the library: the landmark level ran, its way ahead (the path's landmarks, then
+    // the goal) ends at the goal's level-2 state, where an upper plan's would end at a
+    // predicted state.
+    {
+        use hjepa::agent::Actor;
+        let scene = std::sync::Arc::new(
+            hjepa::sim::Scene::load(&hjepa::sim::Scene::resolve_path("two_rooms")).unwrap(),
+        );
+        let path = landmarks("landmarks", "count = 6\nreach = 5.0\n");
+        let mut agent = hjepa::agent::load_planning_agent(&path, &scene, None, None).unwrap();
+        let mut env = hjepa::sim::Env::new(scene.clone());
+        let obs = env.reset(3);
+        agent.reset(&mut env, 3);
+        agent.act(&env, &obs);
+        let way = agent
+            .upper_states()
+            .expect("a hierarchical agent has a way ahead");
+        let goal_h = agent.abstract_states(&[&env.goal_observation()]).unwrap();
+        let gap = (way.get(way.size()[0] - 1) - goal_h.get(0))
+            .abs()
+            .max()
+            .double_value(&[]);
+        assert!(gap < 1e-6, "the way ahead ends {gap} from the goal");
+    }
     // The waypoint diagnostic replaces the landmark level as it does the planner.
     common::assert_ok(&eval_cli(
         &landmarks("landmarks", "count = 6\n"),

@@ -7,10 +7,10 @@
 //! graph, the last hop being the critic's direct estimate. The subgoal handed down is the
 //! landmark within `reach` of the agent that is nearest the goal along the graph.
 //!
-//! Unlike a predicted abstract state, a landmark lies among states the agent has been in: it
-//! is not inside a wall, and the lower level can get there. This module sees only numbers
-//! (costs between landmarks, from the agent, to the goal), so it is tested with hand-made
-//! costs.
+//! Unlike a predicted abstract state, a landmark is where the data has been (`frames`) or the
+//! average of a cluster of such states (`centroids`): not a guess of the predictor that may
+//! sit inside a wall. This module sees only numbers (costs between landmarks, from the agent,
+//! to the goal), so it is tested with hand-made costs.
 
 use petgraph::algo::dijkstra;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -32,10 +32,13 @@ pub struct LandmarkConfig {
     /// Longest edge of the graph, in data steps of the level-2 critic.
     #[serde(default = "default_max_edge")]
     pub max_edge: f64,
-    /// How far (data steps) a landmark may be from the agent to be handed down.
+    /// How far (data steps) a landmark may be from the agent to be handed down. Below
+    /// `max_edge` the next landmark of a path can lie out of reach of the one the agent is at,
+    /// and it stalls there.
     #[serde(default = "default_reach")]
     pub reach: f64,
-    /// Env steps between choices of subgoal.
+    /// Env steps between choices of subgoal; a choice is made when the lower level replans,
+    /// so this rounds up to a multiple of `planning.planner.replan_every`.
     #[serde(default = "default_replan_every")]
     pub replan_every: i64,
     /// Where the landmarks sit: `centroids` of the frames' clusters (k-means from
@@ -56,6 +59,9 @@ pub enum Placement {
     Frames,
 }
 
+/// The most landmarks an agent file may ask for.
+pub const MAX_LANDMARKS: i64 = 5000;
+
 fn default_count() -> i64 {
     400
 }
@@ -72,10 +78,13 @@ fn default_replan_every() -> i64 {
 impl LandmarkConfig {
     /// Checks the numbers; errors name the key.
     pub fn validate(&self) -> Result<(), (String, String)> {
-        if self.count < 2 {
+        if !(2..=MAX_LANDMARKS).contains(&self.count) {
             return Err((
                 "planning.landmarks.count".into(),
-                format!("expected at least 2 landmarks, found {}", self.count),
+                format!(
+                    "expected 2..={MAX_LANDMARKS} landmarks (their costs are a count x count matrix), found {}",
+                    self.count
+                ),
             ));
         }
         for (key, v) in [("max_edge", self.max_edge), ("reach", self.reach)] {
@@ -97,7 +106,8 @@ impl LandmarkConfig {
 }
 
 /// Rows of `points` `[N, D]` chosen by farthest-point sampling, starting from row 0: each
-/// next one is the point farthest from all chosen so far. Deterministic; at most N rows.
+/// next one is the point farthest from all chosen so far. Deterministic; fewer than `count`
+/// when the points run out of distinct values.
 pub fn farthest_points(points: &Tensor, count: i64) -> Vec<i64> {
     let n = points.size()[0];
     let count = count.min(n);
@@ -111,6 +121,9 @@ pub fn farthest_points(points: &Tensor, count: i64) -> Vec<i64> {
         .sum_dim_intlist([-1i64].as_slice(), false, Kind::Float);
     while (chosen.len() as i64) < count {
         let next = nearest.argmax(0, false).int64_value(&[]);
+        if nearest.double_value(&[next]) <= 0.0 {
+            break;
+        }
         chosen.push(next);
         let d = (&points - points.get(next).unsqueeze(0))
             .square()
@@ -164,6 +177,7 @@ impl LandmarkGraph {
         }
         for (i, row) in cost.iter().enumerate() {
             for (j, &c) in row.iter().enumerate() {
+                // A NaN estimate fails the comparison: no edge.
                 if i != j && c <= max_edge {
                     graph.add_edge(NodeIndex::new(i), NodeIndex::new(j), c.max(0.0));
                 }
@@ -200,7 +214,13 @@ impl LandmarkGraph {
         }
         let goal = NodeIndex::new(n);
         for (i, &c) in direct.iter().enumerate() {
-            reversed.add_edge(goal, NodeIndex::new(i), c.max(0.0));
+            // A NaN estimate must not read as 0 (`NaN.max(0.0)` is 0).
+            let c = if c.is_nan() {
+                f32::INFINITY
+            } else {
+                c.max(0.0)
+            };
+            reversed.add_edge(goal, NodeIndex::new(i), c);
         }
         let dist = dijkstra(&reversed, goal, None, |e| *e.weight());
         (0..n)
@@ -219,12 +239,13 @@ impl LandmarkGraph {
         if direct <= reach {
             return Subgoal::Goal;
         }
-        // Ties go to the landmark nearer the agent.
+        // Ties go to the landmark nearer the agent; NaN estimates rank last.
+        let rank = |x: f32| if x.is_nan() { f32::INFINITY } else { x };
         let best = |score: &dyn Fn(usize) -> f32, allowed: &dyn Fn(usize) -> bool| {
             (0..from.len()).filter(|&i| allowed(i)).min_by(|&a, &b| {
-                (score(a), from[a])
-                    .partial_cmp(&(score(b), from[b]))
-                    .unwrap_or(std::cmp::Ordering::Equal)
+                rank(score(a))
+                    .total_cmp(&rank(score(b)))
+                    .then(rank(from[a]).total_cmp(&rank(from[b])))
             })
         };
         best(&|i| to_goal[i], &|i| from[i] <= reach)
@@ -248,9 +269,10 @@ impl LandmarkGraph {
                         *e.weight() + to_goal[e.target().index()],
                     )
                 })
+                .filter(|&(j, _)| to_goal[j] < to_goal[at])
                 .min_by(|a, b| a.1.total_cmp(&b.1));
             match next {
-                Some((j, via)) if via <= to_goal[at] * (1.0 + 1e-5) && to_goal[j] < to_goal[at] => {
+                Some((j, via)) if via <= to_goal[at] * (1.0 + 1e-5) => {
                     path.push(j);
                     at = j;
                 }
@@ -289,7 +311,7 @@ mod tests {
     }
 
     #[test]
-    fn choose_hands_down_the_farthest_landmark_within_reach() {
+    fn choose_hands_down_the_landmark_in_reach_nearest_the_goal() {
         let (cost, direct) = u_corridor();
         let g = LandmarkGraph::new(&cost, 15.0);
         let d = g.to_goal(&direct);
@@ -324,7 +346,8 @@ mod tests {
         let mut rest = chosen[1..].to_vec();
         rest.sort();
         assert_eq!(rest, vec![20, 21, 22]);
-        assert_eq!(farthest_points(&points, 100).len(), 23);
+        // Only 4 distinct points: no repeats however many are asked for.
+        assert_eq!(farthest_points(&points, 100).len(), 4);
     }
 
     #[test]
