@@ -535,6 +535,15 @@ fn a_hierarchical_agent_plans_its_upper_level_on_the_level2_critic() {
     let text = std::fs::read_to_string(&agent).unwrap();
     assert!(text.contains("[planning]\n"), "{text}");
     // Variants of the same agent through the binary: each runs its two episodes.
+    let runs_two_episodes = |agent: &Path, name: &str| {
+        let out_path = d.join(format!("{name}.jsonl"));
+        common::assert_ok(&eval_cli(agent, &["--out", out_path.to_str().unwrap()]));
+        assert_eq!(
+            std::fs::read_to_string(&out_path).unwrap().lines().count(),
+            2,
+            "{name}"
+        );
+    };
     let variant = |name: &str, planning: &str| {
         let agent = d.join(format!("{name}.toml"));
         std::fs::write(
@@ -542,14 +551,7 @@ fn a_hierarchical_agent_plans_its_upper_level_on_the_level2_critic() {
             text.replace("[planning]\n", &format!("[planning]\n{planning}")),
         )
         .unwrap();
-        let out_path = d.join(format!("{name}.jsonl"));
-        let out = eval_cli(&agent, &["--out", out_path.to_str().unwrap()]);
-        common::assert_ok(&out);
-        assert_eq!(
-            std::fs::read_to_string(&out_path).unwrap().lines().count(),
-            2,
-            "{name}"
-        );
+        runs_two_episodes(&agent, name);
     };
     variant("subgoal_critic", "subgoal_critic = 1.0\n");
     // Offset-free MPC at both levels, and the subgoal taken from the second jump.
@@ -579,15 +581,7 @@ fn a_hierarchical_agent_plans_its_upper_level_on_the_level2_critic() {
             ),
         ),
     ] {
-        let agent = landmarks(name, &table);
-        let out_path = d.join(format!("{name}.jsonl"));
-        let out = eval_cli(&agent, &["--out", out_path.to_str().unwrap()]);
-        common::assert_ok(&out);
-        assert_eq!(
-            std::fs::read_to_string(&out_path).unwrap().lines().count(),
-            2,
-            "{name}"
-        );
+        runs_two_episodes(&landmarks(name, &table), name);
     }
     // Through the library: the landmark level ran, its way ahead (the path's landmarks, then
     // the goal) ends at the goal's level-2 state, where an upper plan's would end at a
