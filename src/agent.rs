@@ -24,7 +24,8 @@ use crate::plan::landmarks::{
 };
 use crate::plan::oracle::{SandboxModel, TrueCost};
 use crate::plan::{
-    make_planner, shift_plan, ActionBox, Objective, Planner, PlannerConfig, PlannerKind, Unroll,
+    make_planner, shift_plan, ActionBox, Objective, Plan, Planner, PlannerConfig, PlannerKind,
+    Unroll,
 };
 use crate::sim::{Env, Observation, Scene};
 
@@ -473,6 +474,23 @@ impl Landmarks {
         })
     }
 
+    /// When a choice is due (`replan_every` steps since the last), sets the subgoal of `m`
+    /// to the goal or a landmark, and its way ahead to the landmark path and the goal.
+    fn refresh_subgoal(&self, model: &WorldModel, m: &mut Memory, z0: &Tensor) {
+        if m.subgoal.is_some() && m.upper_age < self.cfg.replan_every {
+            return;
+        }
+        let l2 = model.level2.as_ref().expect("validated: level 2");
+        let critic2 = model.critic2.as_ref().expect("validated: [critic] level2");
+        let h0 = tch::no_grad(|| l2.abstract_state(z0));
+        let goal_h = m.goal_h.as_ref().expect("level 2 enabled");
+        let to_goal = m.landmarks_to_goal.as_ref().expect("set at reset");
+        let (subgoal, path) = self.subgoal(critic2, model.critic_max_steps, &h0, goal_h, to_goal);
+        m.subgoal = Some(subgoal);
+        m.upper_states = Some(path);
+        m.upper_age = 0;
+    }
+
     /// Each landmark's cost to the goal `[1, dh]` along the graph.
     fn to_goal(&self, critic2: &CriticNet, max_steps: i64, goal_h: &Tensor) -> Vec<f32> {
         let direct: Vec<f32> = critic_steps(critic2, max_steps, &self.states, goal_h)
@@ -846,134 +864,157 @@ impl PlanningAgent {
         };
         let warm = m.plan.as_ref().map(|p| shift_plan(p, m.executed));
         let plan = if self.cfg.hierarchical() {
-            let l2 = model.level2.as_ref().expect("validated");
             // The upper level, at its own rate: a landmark of the graph, or the first state
             // of a macro-action plan (unless the waypoint diagnostic set the subgoal).
-            if let Some(lm) = &self.landmarks {
-                let due = m.subgoal.is_none() || m.upper_age >= lm.cfg.replan_every;
-                if due && !self.waypoint_subgoals {
-                    let h0 = tch::no_grad(|| l2.abstract_state(&z0));
-                    let goal_h = m.goal_h.as_ref().expect("level 2 enabled");
-                    let critic2 = model.critic2.as_ref().expect("validated: [critic] level2");
-                    let to_goal = m.landmarks_to_goal.as_ref().expect("set at reset");
-                    let (subgoal, path) =
-                        lm.subgoal(critic2, model.critic_max_steps, &h0, goal_h, to_goal);
-                    m.subgoal = Some(subgoal);
-                    m.upper_states = Some(path);
-                    m.upper_age = 0;
+            if !self.waypoint_subgoals {
+                if let Some(lm) = &self.landmarks {
+                    lm.refresh_subgoal(model, m, &z0);
                 }
+                refresh_macro_subgoal(&self.cfg, model, m, &z0);
             }
-            let due = m.subgoal.is_none()
-                || m.upper_age >= self.cfg.upper.as_ref().map_or(i64::MAX, |u| u.replan_every);
-            if let (Some(upper), true) = (m.upper.as_mut(), due && !self.waypoint_subgoals) {
-                let h0 = tch::no_grad(|| l2.abstract_state(&z0));
-                // Where the last upper plan said we would be by now, once a jump has passed.
-                let jumps = m.upper_age / l2.k;
-                let offset = match &m.upper_states {
-                    Some(states) if self.cfg.upper_offset_correction && jumps > 0 => {
-                        let j = jumps.min(states.size()[0]);
-                        Some((&h0 - states.get(j - 1).unsqueeze(0)) / j as f64)
-                    }
-                    _ => None,
-                };
-                let up = AbstractUnroll {
-                    model,
-                    h0: h0.shallow_clone(),
-                    offset,
-                };
-                let objective = GoalCost {
-                    cfg: CostConfig {
-                        level: 2,
-                        ..self.cfg.cost.clone()
-                    },
-                    goal: m.goal_h.as_ref().expect("level 2 enabled").shallow_clone(),
-                    abstraction: None,
-                    critic: (self.cfg.cost.critic > 0.0).then(|| {
-                        let critic2 = model.critic2.as_ref().expect("validated: [critic] level2");
-                        let goal_h = m.goal_h.as_ref().expect("level 2 enabled");
-                        (critic2, goal_h.shallow_clone(), model.critic_max_steps)
-                    }),
-                };
-                let uwarm = m.upper_plan.as_ref().map(|p| shift_plan(p, jumps));
-                // The subgoal is the model's own prediction of the chosen macro-actions
-                // (uncorrected), and the next correction compares against it.
-                let raw = AbstractUnroll {
-                    model,
-                    h0,
-                    offset: None,
-                };
-                let r = plan_upper(
-                    upper.as_mut(),
-                    &up,
-                    &raw,
-                    &objective,
-                    &ActionBox::unit(l2.macro_dim),
-                    uwarm.as_ref(),
-                    self.cfg.subgoal_jump,
-                );
-                m.subgoal = Some(r.subgoal);
-                m.upper_states = Some(r.states);
-                m.upper_plan = Some(r.plan.actions);
-                m.upper_age = 0;
-            }
-            // The goal's terms (distance, critic) weigh the upper level's plan; the lower
-            // level pursues the subgoal by its latent distance (and `subgoal_critic`).
-            let cost_cfg = CostConfig {
-                level: 2,
-                goal_weight: 1.0,
-                ..self.cfg.cost.clone()
-            };
-            let subgoal_critic = self.cfg.subgoal_critic;
-            let objective_for = |sub: &Tensor| -> Box<dyn Objective + '_> {
-                let distance = |abstraction| GoalCost {
-                    cfg: cost_cfg.clone(),
-                    goal: sub.shallow_clone(),
-                    abstraction,
-                    critic: None,
-                };
-                if subgoal_critic > 0.0 {
-                    Box::new(SubgoalCost {
-                        distance: distance(None),
-                        level2: l2,
-                        critic2: model.critic2.as_ref().expect("validated: [critic] level2"),
-                        subgoal: sub.shallow_clone(),
-                        max_steps: model.critic_max_steps,
-                        weight: subgoal_critic,
-                    })
-                } else {
-                    Box::new(distance(Some(l2)))
-                }
-            };
-            plan_lower(
-                m.planner.as_mut(),
-                &unroll,
-                &objective_for,
-                m.subgoal.as_ref().expect("set above"),
-                &self.space,
-                warm.as_ref(),
-            )
+            plan_toward_subgoal(&self.cfg, model, m, &unroll, &self.space, warm.as_ref())
         } else {
-            let level2 = self.cfg.cost.level == 2;
-            let goal = if level2 {
-                m.goal_h.as_ref().expect("level 2 enabled")
-            } else {
-                &m.goal_z
-            };
-            let objective = GoalCost {
-                cfg: self.cfg.cost.clone(),
-                goal: goal.shallow_clone(),
-                abstraction: if level2 { model.level2.as_ref() } else { None },
-                critic: (self.cfg.cost.critic > 0.0).then(|| {
-                    let critic = model.critic.as_ref().expect("validated: [critic] enabled");
-                    (critic, m.goal_z.shallow_clone(), model.critic_max_steps)
-                }),
-            };
-            m.planner
-                .plan(&unroll, &objective, &self.space, warm.as_ref())
+            plan_flat(&self.cfg, model, m, &unroll, &self.space, warm.as_ref())
         };
         m.plan = Some(plan.actions);
         m.executed = 0;
     }
+}
+
+/// HWM's upper level: when due, plans macro-actions toward the goal at level 2, and the
+/// first state they predict (`subgoal_jump`) becomes the subgoal of `m`.
+fn refresh_macro_subgoal(cfg: &PlanningConfig, model: &WorldModel, m: &mut Memory, z0: &Tensor) {
+    let Some(upper_cfg) = &cfg.upper else {
+        return;
+    };
+    if m.subgoal.is_some() && m.upper_age < upper_cfg.replan_every {
+        return;
+    }
+    let l2 = model.level2.as_ref().expect("validated: level 2");
+    let goal_h = m.goal_h.as_ref().expect("level 2 enabled");
+    let h0 = tch::no_grad(|| l2.abstract_state(z0));
+    // Where the last upper plan said we would be by now, once a jump has passed.
+    let jumps = m.upper_age / l2.k;
+    let offset = match &m.upper_states {
+        Some(states) if cfg.upper_offset_correction && jumps > 0 => {
+            let j = jumps.min(states.size()[0]);
+            Some((&h0 - states.get(j - 1).unsqueeze(0)) / j as f64)
+        }
+        _ => None,
+    };
+    let search = AbstractUnroll {
+        model,
+        h0: h0.shallow_clone(),
+        offset,
+    };
+    let objective = GoalCost {
+        cfg: CostConfig {
+            level: 2,
+            ..cfg.cost.clone()
+        },
+        goal: goal_h.shallow_clone(),
+        abstraction: None,
+        critic: (cfg.cost.critic > 0.0).then(|| {
+            let critic2 = model.critic2.as_ref().expect("validated: [critic] level2");
+            (critic2, goal_h.shallow_clone(), model.critic_max_steps)
+        }),
+    };
+    let warm = m.upper_plan.as_ref().map(|p| shift_plan(p, jumps));
+    // The subgoal is the model's own prediction of the chosen macro-actions (uncorrected),
+    // and the next correction compares against it.
+    let predict = AbstractUnroll {
+        model,
+        h0,
+        offset: None,
+    };
+    let upper = m.upper.as_mut().expect("made from [planning.upper]");
+    let r = plan_upper(
+        upper.as_mut(),
+        &search,
+        &predict,
+        &objective,
+        &ActionBox::unit(l2.macro_dim),
+        warm.as_ref(),
+        cfg.subgoal_jump,
+    );
+    m.subgoal = Some(r.subgoal);
+    m.upper_states = Some(r.states);
+    m.upper_plan = Some(r.plan.actions);
+    m.upper_age = 0;
+}
+
+/// The hierarchical lower level: plans toward the subgoal of `m` by latent distance at
+/// level 2 (plus `subgoal_critic` x the level-2 critic's steps to it). The goal's own terms
+/// (distance, critic) weigh only the upper level's plans.
+fn plan_toward_subgoal(
+    cfg: &PlanningConfig,
+    model: &WorldModel,
+    m: &mut Memory,
+    unroll: &dyn Unroll,
+    space: &ActionBox,
+    warm: Option<&Tensor>,
+) -> Plan {
+    let l2 = model.level2.as_ref().expect("validated: level 2");
+    let cost_cfg = CostConfig {
+        level: 2,
+        goal_weight: 1.0,
+        ..cfg.cost.clone()
+    };
+    let objective_for = |sub: &Tensor| -> Box<dyn Objective + '_> {
+        let distance = |abstraction| GoalCost {
+            cfg: cost_cfg.clone(),
+            goal: sub.shallow_clone(),
+            abstraction,
+            critic: None,
+        };
+        if cfg.subgoal_critic > 0.0 {
+            Box::new(SubgoalCost {
+                distance: distance(None),
+                level2: l2,
+                critic2: model.critic2.as_ref().expect("validated: [critic] level2"),
+                subgoal: sub.shallow_clone(),
+                max_steps: model.critic_max_steps,
+                weight: cfg.subgoal_critic,
+            })
+        } else {
+            Box::new(distance(Some(l2)))
+        }
+    };
+    plan_lower(
+        m.planner.as_mut(),
+        unroll,
+        &objective_for,
+        m.subgoal.as_ref().expect("set by the upper level"),
+        space,
+        warm,
+    )
+}
+
+/// The flat planner: the cost's goal terms at its level (latent distance, critic).
+fn plan_flat(
+    cfg: &PlanningConfig,
+    model: &WorldModel,
+    m: &mut Memory,
+    unroll: &dyn Unroll,
+    space: &ActionBox,
+    warm: Option<&Tensor>,
+) -> Plan {
+    let level2 = cfg.cost.level == 2;
+    let goal = if level2 {
+        m.goal_h.as_ref().expect("level 2 enabled")
+    } else {
+        &m.goal_z
+    };
+    let objective = GoalCost {
+        cfg: cfg.cost.clone(),
+        goal: goal.shallow_clone(),
+        abstraction: if level2 { model.level2.as_ref() } else { None },
+        critic: (cfg.cost.critic > 0.0).then(|| {
+            let critic = model.critic.as_ref().expect("validated: [critic] enabled");
+            (critic, m.goal_z.shallow_clone(), model.critic_max_steps)
+        }),
+    };
+    m.planner.plan(unroll, &objective, space, warm)
 }
 
 impl Actor for PlanningAgent {
