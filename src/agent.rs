@@ -22,7 +22,7 @@ use crate::plan::hierarchical::{plan_lower, plan_upper};
 use crate::plan::landmarks::{
     farthest_points, kmeans, LandmarkConfig, LandmarkGraph, Placement, Subgoal,
 };
-use crate::plan::oracle::{SandboxModel, TrueCost};
+use crate::plan::oracle::{SandboxEncoded, SandboxModel, TrueCost};
 use crate::plan::{
     make_planner, shift_plan, ActionBox, Objective, Plan, Planner, PlannerConfig, PlannerKind,
     Unroll,
@@ -275,6 +275,20 @@ pub fn observation_tensor(obs: &Observation, kind: ObservationKind, device: Devi
     }
 }
 
+/// Encodes observations `[n]` in one forward pass: `[n, D]`.
+fn encode_observations(
+    model: &WorldModel,
+    kind: ObservationKind,
+    device: Device,
+    obs: &[&Observation],
+) -> Tensor {
+    let x: Vec<Tensor> = obs
+        .iter()
+        .map(|o| observation_tensor(o, kind, device))
+        .collect();
+    tch::no_grad(|| model.encode(&Tensor::cat(&x, 0)))
+}
+
 /// The learned model's level-1 unroll from one encoded state, optionally corrected by a
 /// per-step offset `[1, D]` (see `PlanningConfig::offset_correction`): step t gets t·offset.
 pub struct LatentUnroll<'a> {
@@ -382,6 +396,12 @@ pub struct PlanningAgent {
     pub waypoint_subgoals: bool,
     /// The landmark graph (`[planning.landmarks]`).
     landmarks: Option<Landmarks>,
+    /// Diagnostic (`hjepa eval --sandbox-dynamics`): level 1 plans on the sandbox's own
+    /// dynamics (candidates replayed on it, their observations encoded) instead of the
+    /// predictor's, with the agent's cost; read from the env in `Actor::act`.
+    pub sandbox_dynamics: bool,
+    /// The sandbox at sandbox 0's last replan (with `sandbox_dynamics`).
+    sandbox: Option<SandboxModel>,
 }
 
 /// The upper level's memory with `[planning.landmarks]`: level-2 states placed among the
@@ -624,6 +644,8 @@ pub fn assemble_planning_agent(
         memories: Vec::new(),
         waypoint_subgoals: false,
         landmarks,
+        sandbox_dynamics: false,
+        sandbox: None,
     })
 }
 
@@ -744,12 +766,31 @@ impl PlanningAgent {
 
     /// Encodes observations `[n]` in one forward pass: `[n, D]`.
     fn encode_batch(&self, obs: &[&Observation]) -> Tensor {
-        let kind = self.agent.perception.observation;
-        let x: Vec<Tensor> = obs
-            .iter()
-            .map(|o| observation_tensor(o, kind, self.device))
-            .collect();
-        tch::no_grad(|| self.trainer.model.encode(&Tensor::cat(&x, 0)))
+        encode_observations(
+            &self.trainer.model,
+            self.agent.perception.observation,
+            self.device,
+            obs,
+        )
+    }
+
+    /// Before a lower-level replan of sandbox 0, snapshots the env for planning on its
+    /// dynamics (`sandbox_dynamics`).
+    fn snapshot_sandbox(&mut self, env: &Env) {
+        let every = self.cfg.planner.replan_every;
+        let due = self
+            .memories
+            .first()
+            .and_then(|m| m.as_ref())
+            .is_some_and(|m| m.replan_due(every));
+        if !due {
+            return;
+        }
+        let scratch = match self.sandbox.take() {
+            Some(s) => s.into_scratch(),
+            None => SandboxModel::seeing_scratch_env(env.scene()),
+        };
+        self.sandbox = Some(SandboxModel::new(env, scratch, self.space.clone()));
     }
 
     /// Starts an episode in sandbox `slot` toward the goal shown by `goal`; planners are
@@ -844,8 +885,10 @@ impl PlanningAgent {
     fn replan(&mut self, slot: usize, z0: Tensor) {
         let model = &self.trainer.model;
         let m = self.memories[slot].as_mut().expect("reset_slot called");
+        // (The sandbox's own dynamics need no correction.)
+        let correct = self.cfg.offset_correction && self.sandbox.is_none();
         let offset = match (&m.replanned_from, &m.plan) {
-            (Some(z_prev), Some(plan)) if self.cfg.offset_correction && m.executed > 0 => {
+            (Some(z_prev), Some(plan)) if correct && m.executed > 0 => {
                 let from_last = LatentUnroll {
                     model,
                     z0: z_prev.shallow_clone(),
@@ -857,10 +900,23 @@ impl PlanningAgent {
             _ => None,
         };
         m.replanned_from = Some(z0.shallow_clone());
-        let unroll = LatentUnroll {
+        let latent = LatentUnroll {
             model,
             z0: z0.shallow_clone(),
             offset,
+        };
+        let (kind, device) = (self.agent.perception.observation, self.device);
+        let encode = |obs: &[&Observation]| encode_observations(model, kind, device, obs);
+        let on_sandbox;
+        let unroll: &dyn Unroll = match &self.sandbox {
+            Some(sandbox) => {
+                on_sandbox = SandboxEncoded {
+                    sandbox,
+                    encode: &encode,
+                };
+                &on_sandbox
+            }
+            None => &latent,
         };
         let warm = m.plan.as_ref().map(|p| shift_plan(p, m.executed));
         let plan = if self.cfg.hierarchical() {
@@ -872,9 +928,9 @@ impl PlanningAgent {
                 }
                 refresh_macro_subgoal(&self.cfg, model, m, &z0);
             }
-            plan_toward_subgoal(&self.cfg, model, m, &unroll, &self.space, warm.as_ref())
+            plan_toward_subgoal(&self.cfg, model, m, unroll, &self.space, warm.as_ref())
         } else {
-            plan_flat(&self.cfg, model, m, &unroll, &self.space, warm.as_ref())
+            plan_flat(&self.cfg, model, m, unroll, &self.space, warm.as_ref())
         };
         m.plan = Some(plan.actions);
         m.executed = 0;
@@ -1026,6 +1082,9 @@ impl Actor for PlanningAgent {
     fn act(&mut self, env: &Env, obs: &Observation) -> ([f32; 2], ActTiming) {
         if self.waypoint_subgoals {
             self.set_waypoint_subgoal(env);
+        }
+        if self.sandbox_dynamics {
+            self.snapshot_sandbox(env);
         }
         self.act_batch(&[0], &[obs])[0]
     }

@@ -163,6 +163,12 @@ pub enum Command {
         /// pursues it. Tells the upper level's failures from the lower level's.
         #[arg(long, conflicts_with = "oracle")]
         waypoint_subgoals: bool,
+        /// Diagnostic: plan level 1 on the sandbox's own dynamics (each candidate replayed
+        /// on a copy of the sandbox, its observations encoded) with the agent's own cost and
+        /// budget. The predictor's errors are gone; what still fails is the cost's (the
+        /// encoder's distances, the critic), or the upper level's.
+        #[arg(long, conflicts_with = "oracle")]
+        sandbox_dynamics: bool,
         /// Skip the random-policy floor.
         #[arg(long)]
         no_random_floor: bool,
@@ -601,6 +607,7 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             seed,
             oracle,
             waypoint_subgoals,
+            sandbox_dynamics,
             no_random_floor,
             device,
             out,
@@ -618,6 +625,7 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
                 seed,
                 oracle,
                 waypoint_subgoals,
+                sandbox_dynamics,
                 checkpoint: None,
                 device,
                 out,

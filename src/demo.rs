@@ -82,6 +82,7 @@ pub fn demo(opts: &DemoOptions) -> anyhow::Result<DemoSummary> {
         seed: 0,
         oracle,
         waypoint_subgoals: false,
+        sandbox_dynamics: false,
         checkpoint: Some(run.clone()),
         device: None,
         out: Some(opts.out.join(if oracle {

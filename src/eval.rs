@@ -32,6 +32,9 @@ pub struct EvalOptions {
     /// Hierarchical agents: subgoals from the scene's waypoint expert instead of the upper
     /// level (see `PlanningAgent::waypoint_subgoals`); one sandbox at a time.
     pub waypoint_subgoals: bool,
+    /// Level 1 plans on the sandbox's dynamics with the agent's cost (see
+    /// `PlanningAgent::sandbox_dynamics`); one sandbox at a time.
+    pub sandbox_dynamics: bool,
     /// Run folder to load instead of the agent file's `planning.checkpoint`.
     pub checkpoint: Option<PathBuf>,
     pub device: Option<String>,
@@ -554,11 +557,12 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
             }
             learned.waypoint_subgoals = true;
         }
+        learned.sandbox_dynamics = opts.sandbox_dynamics;
         EvalActor::Learned(learned)
     };
-    // Waypoints come from each sandbox's true state, which the batched loop does not hand
-    // the agent: one sandbox at a time.
-    let parallel = if opts.waypoint_subgoals {
+    // Waypoints and snapshots come from each sandbox's true state, which the batched loop
+    // does not hand the agent: one sandbox at a time.
+    let parallel = if opts.waypoint_subgoals || opts.sandbox_dynamics {
         1
     } else {
         opts.parallel
@@ -600,6 +604,8 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
             "-oracle"
         } else if opts.waypoint_subgoals {
             "-waypoint-subgoals"
+        } else if opts.sandbox_dynamics {
+            "-sandbox-dynamics"
         } else {
             ""
         };
@@ -626,6 +632,8 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
         format!("{agent_name} (oracle model)")
     } else if opts.waypoint_subgoals {
         format!("{agent_name} (waypoint subgoals)")
+    } else if opts.sandbox_dynamics {
+        format!("{agent_name} (sandbox dynamics)")
     } else {
         agent_name.clone()
     };
@@ -710,7 +718,7 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
         by_body_motion: split_by_body_motion(&episodes),
         random_by_body_motion,
         scene: scene.name.clone(),
-        agent: if opts.waypoint_subgoals {
+        agent: if opts.waypoint_subgoals || opts.sandbox_dynamics {
             actor_name
         } else {
             agent_name

@@ -9,8 +9,9 @@ use hjepa::agent::{executed_offset, Actor, OracleAgent};
 use hjepa::cost::Reduce;
 use hjepa::eval::run_episode;
 use hjepa::plan::hierarchical::{plan_lower, plan_upper};
+use hjepa::plan::oracle::{SandboxEncoded, SandboxModel};
 use hjepa::plan::{make_planner, ActionBox, Objective, PlannerConfig, PlannerKind, Unroll};
-use hjepa::sim::Env;
+use hjepa::sim::{Env, Observation};
 use tch::{Kind, Tensor};
 
 /// A point that moves by `gain * a` per step from `x0`: states are the running positions.
@@ -392,6 +393,65 @@ fn mpc_with_the_oracle_model_solves_two_rooms() {
     assert_eq!(solved, 6, "the oracle solved {solved}/6 two_rooms episodes");
 }
 
+/// `--sandbox-dynamics`' unroll: each candidate is replayed on the sandbox from the
+/// snapshot and what it shows goes through the encoder in order; once the episode ends (here
+/// truncated after 2 of 4 steps) its final observation repeats.
+#[test]
+fn the_sandbox_unroll_encodes_what_the_sandbox_shows() {
+    let scene = common::scene("point_maze_u");
+    let frameskip = scene.physics.frameskip;
+    let mut env = Env::new(scene.clone());
+    env.reset(3);
+    while env.steps() < scene.episode_steps - 2 * frameskip {
+        env.step(&[0.3, 0.1]).unwrap();
+    }
+    let space = ActionBox::of_space(&scene.agent.action);
+    let sandbox = SandboxModel::new(
+        &env,
+        SandboxModel::seeing_scratch_env(&scene),
+        space.clone(),
+    );
+    // The "encoder" reads the state vector as it is.
+    let encode = |obs: &[&Observation]| {
+        let flat: Vec<f32> = obs.iter().flat_map(|o| o.state.clone()).collect();
+        Tensor::from_slice(&flat).view([obs.len() as i64, -1])
+    };
+    let unroll = SandboxEncoded {
+        sandbox: &sandbox,
+        encode: &encode,
+    };
+    tch::manual_seed(5);
+    let actions = Tensor::rand([3, 4, 2], (Kind::Float, tch::Device::Cpu)) * 2.0 - 1.0;
+    let z = unroll.unroll(&actions);
+    let width = env.observe().state.len() as i64;
+    assert_eq!(z.size(), [3, 4, width]);
+    for i in 0..3 {
+        let mut copy = Env::new(scene.clone());
+        copy.restore(&env.snapshot());
+        let mut last = Vec::new();
+        for t in 0..4 {
+            if t < 2 {
+                let x: Vec<f32> = Vec::try_from(actions.get(i).get(t)).unwrap();
+                let a = space.to_scene(&x);
+                let step = copy.step(&[a[0], a[1]]).unwrap();
+                assert_eq!(step.truncated, t == 1);
+                last = step.observation.state;
+            }
+            let got: Vec<f32> = Vec::try_from(z.get(i).get(t)).unwrap();
+            assert_eq!(got, last, "candidate {i}, step {t}");
+        }
+    }
+    // The planner sees different candidates as different futures.
+    assert!(
+        z.get(0)
+            .get(1)
+            .not_equal_tensor(&z.get(1).get(1))
+            .any()
+            .int64_value(&[])
+            == 1
+    );
+}
+
 fn eval_cli(agent: &Path, extra: &[&str]) -> std::process::Output {
     common::bin()
         .args(["eval", "--episodes", "2", "--no-random-floor", "--agent"])
@@ -530,6 +590,23 @@ fn a_hierarchical_agent_plans_its_upper_level_on_the_level2_critic() {
             .lines()
             .count(),
         2
+    );
+    // The diagnostic that plans level 1 on the sandbox's dynamics: its own results file.
+    let out = eval_cli(&agent, &["--sandbox-dynamics"]);
+    common::assert_ok(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("(sandbox dynamics)"), "{stdout}");
+    let default_out = run.join("eval-upper-on-two_rooms-0-sandbox-dynamics.jsonl");
+    assert_eq!(
+        std::fs::read_to_string(&default_out)
+            .unwrap_or_else(|e| panic!("{}: {e}\n{stdout}", default_out.display()))
+            .lines()
+            .count(),
+        2
+    );
+    assert_exit_2(
+        &eval_cli(&agent, &["--sandbox-dynamics", "--oracle"]),
+        &["--oracle"],
     );
     // The lower level can weigh the level-2 critic's steps to the subgoal as well.
     let text = std::fs::read_to_string(&agent).unwrap();
