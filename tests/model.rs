@@ -419,6 +419,11 @@ fn agent_files_with_unknown_keys_or_bad_values_are_refused() {
             vec!["device.toml", "tpu"],
         ),
         (
+            "layers.toml",
+            TINY_AGENT.replace("horizon = 3", "horizon = 3\npredictor_layers = 0"),
+            vec!["layers.toml", "level1.predictor_layers", "got 0"],
+        ),
+        (
             "metric.toml",
             format!("{TINY_AGENT}\n[critic]\nenabled = true\nmetric_dim = -4\n"),
             vec!["metric.toml", "critic.metric_dim", "-4"],

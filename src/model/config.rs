@@ -88,6 +88,9 @@ pub struct LossWeights {
 pub struct Level1 {
     #[serde(default = "default_hidden")]
     pub hidden: i64,
+    /// Hidden layers of the level-1 predictor, each `hidden` wide.
+    #[serde(default = "default_predictor_layers")]
+    pub predictor_layers: i64,
     /// Open-loop rollout length trained against target encodings.
     pub horizon: i64,
     pub anti_collapse: AntiCollapse,
@@ -256,6 +259,9 @@ fn default_channels() -> Vec<i64> {
 fn default_hidden() -> i64 {
     256
 }
+fn default_predictor_layers() -> i64 {
+    2
+}
 fn one() -> f64 {
     1.0
 }
@@ -353,6 +359,15 @@ impl AgentFile {
             return bad(
                 "level1.hidden",
                 format!("expected a positive width, got {}", self.level1.hidden),
+            );
+        }
+        if !(1..=8).contains(&self.level1.predictor_layers) {
+            return bad(
+                "level1.predictor_layers",
+                format!(
+                    "expected 1 to 8 hidden layers, got {}",
+                    self.level1.predictor_layers
+                ),
             );
         }
         check_weights(&self.level1.loss, "level1.loss", path)?;

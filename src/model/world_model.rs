@@ -103,7 +103,15 @@ impl WorldModel {
         let hi = Tensor::from_slice(&shapes.action_high);
         WorldModel {
             encoder,
-            predictor1: Mlp::new(&(p / "predictor1"), &[d + 2, h1, h1, d]),
+            predictor1: Mlp::new(
+                &(p / "predictor1"),
+                &[
+                    vec![d + 2],
+                    vec![h1; agent.level1.predictor_layers as usize],
+                    vec![d],
+                ]
+                .concat(),
+            ),
             idm1: Mlp::new(&(p / "idm1"), &[2 * d, h1, 2]),
             level2,
             critic: agent
