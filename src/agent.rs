@@ -741,16 +741,20 @@ impl PlanningAgent {
             .map(|t| t.shallow_clone())
     }
 
+    /// Whether sandbox 0 replans its lower level at this step (the single-sandbox
+    /// diagnostics read the env just before).
+    fn first_replan_due(&self) -> bool {
+        let every = self.cfg.planner.replan_every;
+        self.memories
+            .first()
+            .and_then(|m| m.as_ref())
+            .is_some_and(|m| m.replan_due(every))
+    }
+
     /// Before a lower-level replan of sandbox 0, sets its subgoal to the abstract state of the
     /// agent at rest at the next waypoint (other bodies where the episode started them).
     fn set_waypoint_subgoal(&mut self, env: &Env) {
-        let every = self.cfg.planner.replan_every;
-        let due = self
-            .memories
-            .first()
-            .and_then(|m| m.as_ref())
-            .is_some_and(|m| m.replan_due(every));
-        if !due {
+        if !self.first_replan_due() {
             return;
         }
         let mut layout = env.layout().clone();
@@ -777,13 +781,7 @@ impl PlanningAgent {
     /// Before a lower-level replan of sandbox 0, snapshots the env for planning on its
     /// dynamics (`sandbox_dynamics`).
     fn snapshot_sandbox(&mut self, env: &Env) {
-        let every = self.cfg.planner.replan_every;
-        let due = self
-            .memories
-            .first()
-            .and_then(|m| m.as_ref())
-            .is_some_and(|m| m.replan_due(every));
-        if !due {
+        if !self.first_replan_due() {
             return;
         }
         let scratch = match self.sandbox.take() {

@@ -169,6 +169,10 @@ pub enum Command {
         /// encoder's distances, the critic), or the upper level's.
         #[arg(long, conflicts_with = "oracle")]
         sandbox_dynamics: bool,
+        /// Play only these of the episodes (indices from 0, comma-separated; each below
+        /// --episodes), e.g. an earlier run's failures under a diagnostic. Each keeps its seed.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<u64>,
         /// Skip the random-policy floor.
         #[arg(long)]
         no_random_floor: bool,
@@ -608,6 +612,7 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             oracle,
             waypoint_subgoals,
             sandbox_dynamics,
+            only,
             no_random_floor,
             device,
             out,
@@ -626,6 +631,7 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
                 oracle,
                 waypoint_subgoals,
                 sandbox_dynamics,
+                only,
                 checkpoint: None,
                 device,
                 out,

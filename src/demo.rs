@@ -83,6 +83,7 @@ pub fn demo(opts: &DemoOptions) -> anyhow::Result<DemoSummary> {
         oracle,
         waypoint_subgoals: false,
         sandbox_dynamics: false,
+        only: Vec::new(),
         checkpoint: Some(run.clone()),
         device: None,
         out: Some(opts.out.join(if oracle {

@@ -35,6 +35,9 @@ pub struct EvalOptions {
     /// Level 1 plans on the sandbox's dynamics with the agent's cost (see
     /// `PlanningAgent::sandbox_dynamics`); one sandbox at a time.
     pub sandbox_dynamics: bool,
+    /// Only these episodes of `0..episodes` (empty: all), e.g. the failures of an earlier run
+    /// under a diagnostic; the default results file names them.
+    pub only: Vec<u64>,
     /// Run folder to load instead of the agent file's `planning.checkpoint`.
     pub checkpoint: Option<PathBuf>,
     pub device: Option<String>,
@@ -243,6 +246,8 @@ pub struct Starts<'a> {
     pub count: u64,
     pub seed: u64,
     pub windows: Option<&'a [GoalWindow]>,
+    /// Only these of the episodes (`--only`; each below `count`), in this order.
+    pub only: Option<&'a [u64]>,
 }
 
 impl Starts<'_> {
@@ -251,6 +256,15 @@ impl Starts<'_> {
             count,
             seed,
             windows: None,
+            only: None,
+        }
+    }
+
+    /// The indices of the episodes to play.
+    fn indices(&self) -> Vec<u64> {
+        match self.only {
+            Some(only) => only.to_vec(),
+            None => (0..self.count).collect(),
         }
     }
 
@@ -340,14 +354,15 @@ pub fn run_parallel(
 ) -> anyhow::Result<()> {
     let mut envs: Vec<Env> = (0..width).map(|_| Env::new(scene.clone())).collect();
     let mut running: Vec<Option<(EvalEpisode, Observation)>> = (0..width).map(|_| None).collect();
-    let mut next = 0u64;
+    let mut queue = starts.indices().into_iter();
     loop {
         for (slot, env) in envs.iter_mut().enumerate() {
-            if running[slot].is_none() && next < starts.count {
-                let (ep, obs) = starts.reset(env, next);
-                agent.reset_slot(slot, &env.goal_observation(), ep.seed);
-                running[slot] = Some((ep, obs));
-                next += 1;
+            if running[slot].is_none() {
+                if let Some(i) = queue.next() {
+                    let (ep, obs) = starts.reset(env, i);
+                    agent.reset_slot(slot, &env.goal_observation(), ep.seed);
+                    running[slot] = Some((ep, obs));
+                }
             }
         }
         let active: Vec<usize> = (0..width).filter(|&i| running[i].is_some()).collect();
@@ -421,7 +436,7 @@ impl EvalActor {
         }
         let actor = self.actor();
         let mut env = Env::new(scene.clone());
-        for i in 0..starts.count {
+        for i in starts.indices() {
             let (mut ep, obs) = starts.reset(&mut env, i);
             run_from(actor, &mut env, &mut ep, obs, |_, _| {})?;
             done(ep)?;
@@ -522,10 +537,22 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
         )?),
         None => None,
     };
+    if let Some(&i) = opts.only.iter().find(|&&i| i >= opts.episodes) {
+        return Err(InputError::new(
+            Path::new("--only"),
+            "",
+            format!(
+                "episode {i} is not among the {} episodes (--episodes; indices from 0)",
+                opts.episodes
+            ),
+        )
+        .into());
+    }
     let starts = Starts {
         count: opts.episodes,
         seed: opts.seed,
         windows: windows.as_deref(),
+        only: (!opts.only.is_empty()).then_some(opts.only.as_slice()),
     };
     let Some(planning) = agent_file.planning.clone() else {
         return Err(InputError::new(
@@ -589,6 +616,10 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
                 .map(|_| "-dataset-goals".to_string()),
             opts.max_steps.map(|n| format!("-max{n}")),
             opts.success.as_ref().map(|c| format!("-{c}")),
+            (!opts.only.is_empty()).then(|| {
+                let listed: Vec<String> = opts.only.iter().map(u64::to_string).collect();
+                format!("-episodes-{}", listed.join("-"))
+            }),
         ]
         .into_iter()
         .flatten()

@@ -94,6 +94,7 @@ fn episodes_played_from_windows_are_reproducible() {
             count: 6,
             seed: 3,
             windows: Some(&windows),
+            only: None,
         };
         EvalActor::random()
             .play_from(&scene, starts, 1, |e| {

@@ -883,9 +883,8 @@ fn the_configurator_refuses_bad_agent_files_and_eval_is_reproducible() {
     // One agent serving three sandboxes at once (observations batched through the encoder)
     // plays the same episodes as one at a time (same indices and seeds) and is reproducible.
     // Outcomes may differ from the sequential run: a batched convolution rounds differently.
-    let eval_to = |name: &str, parallel: &str| {
-        let path = d.join(name);
-        let out = common::bin()
+    let eval_cmd = |path: &Path, extra: &[&str]| {
+        common::bin()
             .args([
                 "eval",
                 "--episodes",
@@ -893,16 +892,18 @@ fn the_configurator_refuses_bad_agent_files_and_eval_is_reproducible() {
                 "--no-random-floor",
                 "--seed",
                 "4",
-                "--parallel",
-                parallel,
-                "--agent",
             ])
+            .args(extra)
+            .arg("--agent")
             .arg(&good)
             .arg("--out")
-            .arg(&path)
+            .arg(path)
             .output()
-            .unwrap();
-        common::assert_ok(&out);
+            .unwrap()
+    };
+    let eval_to = |name: &str, extra: &[&str]| {
+        let path = d.join(name);
+        common::assert_ok(&eval_cmd(&path, extra));
         let mut v: Vec<(u64, u64, bool, u64)> = std::fs::read_to_string(&path)
             .unwrap()
             .lines()
@@ -920,9 +921,9 @@ fn the_configurator_refuses_bad_agent_files_and_eval_is_reproducible() {
         v
     };
     let (p1, p2, seq) = (
-        eval_to("parallel-1.jsonl", "3"),
-        eval_to("parallel-2.jsonl", "3"),
-        eval_to("sequential.jsonl", "1"),
+        eval_to("parallel-1.jsonl", &["--parallel", "3"]),
+        eval_to("parallel-2.jsonl", &["--parallel", "3"]),
+        eval_to("sequential.jsonl", &[]),
     );
     assert_eq!(p1, p2, "a parallel evaluation is reproducible");
     let episodes = |v: &[(u64, u64, bool, u64)]| v.iter().map(|e| (e.0, e.1)).collect::<Vec<_>>();
@@ -930,6 +931,16 @@ fn the_configurator_refuses_bad_agent_files_and_eval_is_reproducible() {
         episodes(&p1),
         episodes(&seq),
         "same episodes and seeds as one at a time"
+    );
+    // `--only` plays the listed episodes as the full run played them; an index past
+    // --episodes is refused.
+    assert_eq!(
+        eval_to("only.jsonl", &["--only", "3,1"]),
+        vec![seq[1], seq[3]]
+    );
+    assert_exit_2(
+        &eval_cmd(&d.join("only-bad.jsonl"), &["--only", "1,4"]),
+        &["--only", "episode 4", "4 episodes"],
     );
 
     // A recording replays to the same outcomes and writes frames; a broken one is refused.
