@@ -591,12 +591,13 @@ fn a_hierarchical_agent_plans_its_upper_level_on_the_level2_critic() {
             .count(),
         2
     );
-    // The diagnostic that plans level 1 on the sandbox's dynamics: its own results file.
-    let out = eval_cli(&agent, &["--sandbox-dynamics"]);
+    // The diagnostic that plans level 1 on the sandbox's dynamics (rendering every candidate's
+    // frames, so on short episodes): its own results file.
+    let out = eval_cli(&agent, &["--sandbox-dynamics", "--max-steps", "24"]);
     common::assert_ok(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("(sandbox dynamics)"), "{stdout}");
-    let default_out = run.join("eval-upper-on-two_rooms-0-sandbox-dynamics.jsonl");
+    let default_out = run.join("eval-upper-on-two_rooms-0-max24-sandbox-dynamics.jsonl");
     assert_eq!(
         std::fs::read_to_string(&default_out)
             .unwrap_or_else(|e| panic!("{}: {e}\n{stdout}", default_out.display()))
