@@ -239,6 +239,10 @@ pub struct Train {
     pub steps: i64,
     pub batch_size: i64,
     pub learning_rate: f64,
+    /// How the learning rate moves over `steps`: `constant`, or `cosine` (from
+    /// `learning_rate` down to 0 at `steps`; `--steps` stops early without changing it).
+    #[serde(default)]
+    pub lr_schedule: LrSchedule,
     #[serde(default)]
     pub weight_decay: f64,
     pub seed: u64,
@@ -251,6 +255,28 @@ pub struct Train {
     /// Intra-op threads for torch (0: leave torch's default).
     #[serde(default)]
     pub threads: i32,
+}
+
+/// `[train] lr_schedule`.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LrSchedule {
+    #[default]
+    Constant,
+    Cosine,
+}
+
+impl Train {
+    /// The learning rate at optimiser step `step` (from 0).
+    pub fn learning_rate_at(&self, step: i64) -> f64 {
+        match self.lr_schedule {
+            LrSchedule::Constant => self.learning_rate,
+            LrSchedule::Cosine => {
+                let progress = (step as f64 / self.steps.max(1) as f64).clamp(0.0, 1.0);
+                self.learning_rate * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+            }
+        }
+    }
 }
 
 fn default_channels() -> Vec<i64> {
@@ -561,5 +587,27 @@ pub fn parse_device(name: &str, path: &Path) -> Result<tch::Device, InputError> 
             "train.device",
             format!("expected \"cpu\" or \"cuda\", got {other:?}"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cosine_schedule_falls_from_the_rate_to_zero_over_the_steps() {
+        let mut t: Train = toml::from_str(
+            "steps = 100\nbatch_size = 8\nlearning_rate = 0.002\nseed = 0\nvalidate_every = 10\nvalidation_fraction = 0.1\n",
+        )
+        .unwrap();
+        assert_eq!(t.lr_schedule, LrSchedule::Constant);
+        assert_eq!(t.learning_rate_at(0), 0.002);
+        assert_eq!(t.learning_rate_at(99), 0.002);
+        t.lr_schedule = LrSchedule::Cosine;
+        assert_eq!(t.learning_rate_at(0), 0.002);
+        assert!((t.learning_rate_at(50) - 0.001).abs() < 1e-12);
+        assert!(t.learning_rate_at(25) > t.learning_rate_at(75));
+        assert!(t.learning_rate_at(100).abs() < 1e-12);
+        assert!(t.learning_rate_at(500).abs() < 1e-12, "past the last step");
     }
 }

@@ -253,7 +253,7 @@ impl Trainer {
     /// AdamW (beta 0.9 / 0.999, eps 1e-8, decoupled weight decay).
     fn adamw(&mut self) {
         let (lr, wd) = (
-            self.agent.train.learning_rate,
+            self.agent.train.learning_rate_at(self.step),
             self.agent.train.weight_decay,
         );
         let (b1, b2, eps) = (0.9, 0.999, 1e-8);
