@@ -917,6 +917,11 @@ impl PlanningAgent {
             None => &latent,
         };
         let warm = m.plan.as_ref().map(|p| shift_plan(p, m.executed));
+        let search = LowerSearch {
+            unroll,
+            space: &self.space,
+            warm: warm.as_ref(),
+        };
         let plan = if self.cfg.hierarchical() {
             // The upper level, at its own rate: a landmark of the graph, or the first state
             // of a macro-action plan (unless the waypoint diagnostic set the subgoal).
@@ -926,13 +931,21 @@ impl PlanningAgent {
                 }
                 refresh_macro_subgoal(&self.cfg, model, m, &z0);
             }
-            plan_toward_subgoal(&self.cfg, model, m, unroll, &self.space, warm.as_ref())
+            plan_toward_subgoal(&self.cfg, model, m, &search)
         } else {
-            plan_flat(&self.cfg, model, m, unroll, &self.space, warm.as_ref())
+            plan_flat(&self.cfg, model, m, &search)
         };
         m.plan = Some(plan.actions);
         m.executed = 0;
     }
+}
+
+/// What the level-1 planner searches: its model of the dynamics (the predictor, or the
+/// sandbox), the action box, and the warm start.
+struct LowerSearch<'a> {
+    unroll: &'a dyn Unroll,
+    space: &'a ActionBox,
+    warm: Option<&'a Tensor>,
 }
 
 /// HWM's upper level: when due, plans macro-actions toward the goal at level 2, and the
@@ -1004,9 +1017,7 @@ fn plan_toward_subgoal(
     cfg: &PlanningConfig,
     model: &WorldModel,
     m: &mut Memory,
-    unroll: &dyn Unroll,
-    space: &ActionBox,
-    warm: Option<&Tensor>,
+    search: &LowerSearch,
 ) -> Plan {
     let l2 = model.level2.as_ref().expect("validated: level 2");
     let cost_cfg = CostConfig {
@@ -1036,11 +1047,11 @@ fn plan_toward_subgoal(
     };
     plan_lower(
         m.planner.as_mut(),
-        unroll,
+        search.unroll,
         &objective_for,
         m.subgoal.as_ref().expect("set by the upper level"),
-        space,
-        warm,
+        search.space,
+        search.warm,
     )
 }
 
@@ -1049,9 +1060,7 @@ fn plan_flat(
     cfg: &PlanningConfig,
     model: &WorldModel,
     m: &mut Memory,
-    unroll: &dyn Unroll,
-    space: &ActionBox,
-    warm: Option<&Tensor>,
+    search: &LowerSearch,
 ) -> Plan {
     let level2 = cfg.cost.level == 2;
     let goal = if level2 {
@@ -1068,7 +1077,8 @@ fn plan_flat(
             (critic, m.goal_z.shallow_clone(), model.critic_max_steps)
         }),
     };
-    m.planner.plan(unroll, &objective, space, warm)
+    m.planner
+        .plan(search.unroll, &objective, search.space, search.warm)
 }
 
 impl Actor for PlanningAgent {
