@@ -883,8 +883,13 @@ impl PlanningAgent {
     fn replan(&mut self, slot: usize, z0: Tensor) {
         let model = &self.trainer.model;
         let m = self.memories[slot].as_mut().expect("reset_slot called");
-        // (The sandbox's own dynamics need no correction.)
-        let correct = self.cfg.offset_correction && self.sandbox.is_none();
+        // Sandbox 0 under the diagnostic plans on the sandbox's own dynamics, which need no
+        // correction.
+        let sandbox = self
+            .sandbox
+            .as_ref()
+            .filter(|_| self.sandbox_dynamics && slot == 0);
+        let correct = self.cfg.offset_correction && sandbox.is_none();
         let offset = match (&m.replanned_from, &m.plan) {
             (Some(z_prev), Some(plan)) if correct && m.executed > 0 => {
                 let from_last = LatentUnroll {
@@ -906,11 +911,12 @@ impl PlanningAgent {
         let (kind, device) = (self.agent.perception.observation, self.device);
         let encode = |obs: &[&Observation]| encode_observations(model, kind, device, obs);
         let on_sandbox;
-        let unroll: &dyn Unroll = match &self.sandbox {
+        let unroll: &dyn Unroll = match sandbox {
             Some(sandbox) => {
                 on_sandbox = SandboxEncoded {
                     sandbox,
                     encode: &encode,
+                    device,
                 };
                 &on_sandbox
             }

@@ -119,7 +119,8 @@ pub enum Command {
         /// cpu or cuda (overrides the agent file).
         #[arg(long)]
         device: Option<String>,
-        /// Total steps to reach (overrides the agent file's train.steps).
+        /// Total steps to reach (default: the agent file's train.steps; a cosine learning-rate
+        /// schedule still runs over train.steps, so --steps may not exceed it then).
         #[arg(long)]
         steps: Option<i64>,
     },
@@ -167,7 +168,7 @@ pub enum Command {
         /// on a copy of the sandbox, its observations encoded) with the agent's own cost and
         /// budget. The predictor's errors are gone; what still fails is the cost's (the
         /// encoder's distances, the critic), or the upper level's.
-        #[arg(long, conflicts_with = "oracle")]
+        #[arg(long, conflicts_with_all = ["oracle", "waypoint_subgoals"])]
         sandbox_dynamics: bool,
         /// Play only these of the episodes (indices from 0, comma-separated; each below
         /// --episodes), e.g. an earlier run's failures under a diagnostic. Each keeps its seed.

@@ -17,6 +17,7 @@ use crate::data::{dataset_goals, make_policy, GoalWindow, PolicyKind};
 use crate::episodes::{episode_seed, wilson_interval};
 use crate::error::InputError;
 use crate::model::AgentFile;
+use crate::plan::PlannerKind;
 use crate::recording::{ProtocolOverrides, RecordedEpisode, Recording};
 use crate::sim::{Env, Observation, Scene};
 
@@ -246,7 +247,7 @@ pub struct Starts<'a> {
     pub count: u64,
     pub seed: u64,
     pub windows: Option<&'a [GoalWindow]>,
-    /// Only these of the episodes (`--only`; each below `count`), in this order.
+    /// Only these of the episodes (`--only`; each below `count`, none twice).
     pub only: Option<&'a [u64]>,
 }
 
@@ -537,6 +538,16 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
         )?),
         None => None,
     };
+    let mut listed = opts.only.clone();
+    listed.sort_unstable();
+    if let Some(w) = listed.windows(2).find(|w| w[0] == w[1]) {
+        return Err(InputError::new(
+            Path::new("--only"),
+            "",
+            format!("episode {} is listed twice", w[0]),
+        )
+        .into());
+    }
     if let Some(&i) = opts.only.iter().find(|&&i| i >= opts.episodes) {
         return Err(InputError::new(
             Path::new("--only"),
@@ -584,6 +595,14 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
             }
             learned.waypoint_subgoals = true;
         }
+        if opts.sandbox_dynamics && planning.planner.kind == PlannerKind::Gradient {
+            return Err(InputError::new(
+                &opts.agent_path,
+                "planning.planner.kind",
+                "--sandbox-dynamics plans on the sandbox, which is not differentiable: plan it with cem, mppi or shooting",
+            )
+            .into());
+        }
         learned.sandbox_dynamics = opts.sandbox_dynamics;
         EvalActor::Learned(learned)
     };
@@ -616,10 +635,7 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
                 .map(|_| "-dataset-goals".to_string()),
             opts.max_steps.map(|n| format!("-max{n}")),
             opts.success.as_ref().map(|c| format!("-{c}")),
-            (!opts.only.is_empty()).then(|| {
-                let listed: Vec<String> = opts.only.iter().map(u64::to_string).collect();
-                format!("-episodes-{}", listed.join("-"))
-            }),
+            (!opts.only.is_empty()).then(|| only_suffix(&opts.only)),
         ]
         .into_iter()
         .flatten()
@@ -648,7 +664,7 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
     let mut file =
         std::fs::File::create(&out).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
     let bar = if opts.progress {
-        ProgressBar::new(opts.episodes)
+        ProgressBar::new(starts.indices().len() as u64)
     } else {
         ProgressBar::hidden()
     };
@@ -769,6 +785,25 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
     })
 }
 
+/// The results file's mark for `--only`: the indices themselves, or for more than 8 their
+/// count, first and last and a hash of the list (file names stay short).
+fn only_suffix(only: &[u64]) -> String {
+    if only.len() <= 8 {
+        let listed: Vec<String> = only.iter().map(u64::to_string).collect();
+        return format!("-episodes-{}", listed.join("-"));
+    }
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    only.hash(&mut h);
+    format!(
+        "-episodes-{}-from-{}-to-{}-{:08x}",
+        only.len(),
+        only[0],
+        only[only.len() - 1],
+        h.finish() as u32
+    )
+}
+
 /// The scene as evaluated: `max_steps` replaces its episode budget and `success` names the
 /// criterion that decides success (moved first; the others are still reported).
 pub fn eval_scene(
@@ -803,4 +838,21 @@ pub fn eval_scene(
         scene.goal.success.insert(0, c);
     }
     Ok(scene)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::only_suffix;
+
+    #[test]
+    fn an_only_list_names_its_results_file_briefly() {
+        assert_eq!(only_suffix(&[17, 41]), "-episodes-17-41");
+        let many: Vec<u64> = (0..60).map(|i| i * 3).collect();
+        let mut other = many.clone();
+        other[30] += 1;
+        let (a, b) = (only_suffix(&many), only_suffix(&other));
+        assert!(a.starts_with("-episodes-60-from-0-to-177-"), "{a}");
+        assert!(a.len() < 50, "{a}");
+        assert_ne!(a, b, "different lists, different files");
+    }
 }

@@ -434,6 +434,26 @@ fn agent_files_with_unknown_keys_or_bad_values_are_refused() {
         let out = train_cli(&path, &fixture().data, &dir.path().join("run"), &[]);
         assert_input_error(&out, &mentions);
     }
+    // A cosine schedule ends at train.steps: --steps past it would train at rate 0.
+    let cosine = dir.path().join("cosine.toml");
+    std::fs::write(
+        &cosine,
+        TINY_AGENT.replace(
+            "learning_rate = 1e-3",
+            "learning_rate = 1e-3\nlr_schedule = \"cosine\"",
+        ),
+    )
+    .unwrap();
+    let out = train_cli(
+        &cosine,
+        &fixture().data,
+        &dir.path().join("run"),
+        &["--steps", "41"],
+    );
+    assert_input_error(
+        &out,
+        &["cosine.toml", "train.steps", "--steps 41", "cosine"],
+    );
 }
 
 #[test]

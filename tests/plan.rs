@@ -419,6 +419,7 @@ fn the_sandbox_unroll_encodes_what_the_sandbox_shows() {
     let unroll = SandboxEncoded {
         sandbox: &sandbox,
         encode: &encode,
+        device: tch::Device::Cpu,
     };
     tch::manual_seed(5);
     let actions = Tensor::rand([3, 4, 2], (Kind::Float, tch::Device::Cpu)) * 2.0 - 1.0;
@@ -609,6 +610,10 @@ fn a_hierarchical_agent_plans_its_upper_level_on_the_level2_critic() {
         &eval_cli(&agent, &["--sandbox-dynamics", "--oracle"]),
         &["--oracle"],
     );
+    assert_exit_2(
+        &eval_cli(&agent, &["--sandbox-dynamics", "--waypoint-subgoals"]),
+        &["--waypoint-subgoals"],
+    );
     // The lower level can weigh the level-2 critic's steps to the subgoal as well.
     let text = std::fs::read_to_string(&agent).unwrap();
     assert!(text.contains("[planning]\n"), "{text}");
@@ -738,14 +743,16 @@ fn the_configurator_refuses_bad_agent_files_and_eval_is_reproducible() {
     let gradient = agent_with_planning(d, "gradient.toml", &run, &|t| {
         t.replace("kind = \"mppi\"", "kind = \"gradient\"")
     });
-    assert_exit_2(
-        &eval_cli(&gradient, &["--oracle"]),
-        &[
-            "gradient.toml",
-            "planning.planner.kind",
-            "not differentiable",
-        ],
-    );
+    for diagnostic in ["--oracle", "--sandbox-dynamics"] {
+        assert_exit_2(
+            &eval_cli(&gradient, &[diagnostic]),
+            &[
+                "gradient.toml",
+                "planning.planner.kind",
+                "not differentiable",
+            ],
+        );
+    }
 
     // The upper level's replan interval counts env steps, its horizon jumps of k = 2.
     let upper = "\n[planning.upper]\nkind = \"mppi\"\nsamples = 16\niterations = 1\nhorizon = 2\n";
@@ -939,9 +946,21 @@ fn the_configurator_refuses_bad_agent_files_and_eval_is_reproducible() {
         eval_to("only.jsonl", &["--only", "3,1"]),
         vec![seq[1], seq[3]]
     );
+    assert_eq!(
+        episodes(&eval_to(
+            "only-parallel.jsonl",
+            &["--only", "3,1", "--parallel", "3"]
+        )),
+        episodes(&[seq[1], seq[3]]),
+        "the batched loop plays the same subset"
+    );
     assert_exit_2(
         &eval_cmd(&d.join("only-bad.jsonl"), &["--only", "1,4"]),
         &["--only", "episode 4", "4 episodes"],
+    );
+    assert_exit_2(
+        &eval_cmd(&d.join("only-twice.jsonl"), &["--only", "2,2"]),
+        &["--only", "episode 2 is listed twice"],
     );
 
     // A recording replays to the same outcomes and writes frames; a broken one is refused.

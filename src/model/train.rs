@@ -16,7 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Tensor};
 
-use super::config::{AgentFile, AntiCollapse};
+use super::config::{AgentFile, AntiCollapse, LrSchedule};
 use super::critic::{fit_critic, CriticFit};
 use super::data::TrainingData;
 use super::losses::{level_loss, LevelOutputs, LossTerms};
@@ -662,6 +662,17 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainSummary> {
         t
     };
     let total = opts.steps.unwrap_or(agent.train.steps);
+    if agent.train.lr_schedule == LrSchedule::Cosine && total > agent.train.steps {
+        return Err(InputError::new(
+            &opts.agent_path,
+            "train.steps",
+            format!(
+                "--steps {total} goes past train.steps = {} under lr_schedule = \"cosine\", where the learning rate is 0: raise train.steps instead",
+                agent.train.steps
+            ),
+        )
+        .into());
+    }
     let metrics_path = opts.out.join("metrics.jsonl");
     let bar = if opts.progress {
         ProgressBar::new(total as u64)

@@ -61,8 +61,13 @@ impl SandboxModel {
     /// step again (`ended` true).
     fn replay(&self, actions: &Tensor, mut visit: impl FnMut(usize, &Env, &Step, bool)) {
         let (n, h) = (actions.size()[0] as usize, actions.size()[1] as usize);
-        let a: Vec<f32> =
-            Vec::try_from(actions.to_kind(Kind::Float).flatten(0, -1)).expect("float actions");
+        let a: Vec<f32> = Vec::try_from(
+            actions
+                .to_kind(Kind::Float)
+                .to_device(tch::Device::Cpu)
+                .flatten(0, -1),
+        )
+        .expect("float actions");
         let mut env = self.scratch.borrow_mut();
         for i in 0..n {
             env.restore(&self.start);
@@ -115,8 +120,10 @@ impl Unroll for SandboxModel {
 /// agent's own cost removes the predictor's errors, so what still fails is the cost's.
 pub struct SandboxEncoded<'a> {
     pub sandbox: &'a SandboxModel,
-    /// Observations `[M]` -> encodings `[M, D]`.
+    /// Observations `[M]` -> encodings `[M, D]` on `device`.
     pub encode: &'a dyn Fn(&[&Observation]) -> Tensor,
+    /// Where the encoder runs (the planner's candidates live there too).
+    pub device: tch::Device,
 }
 
 impl Unroll for SandboxEncoded<'_> {
@@ -143,6 +150,10 @@ impl Unroll for SandboxEncoded<'_> {
 
     fn differentiable(&self) -> bool {
         false
+    }
+
+    fn device(&self) -> tch::Device {
+        self.device
     }
 }
 
