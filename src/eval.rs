@@ -64,6 +64,22 @@ pub struct EvalOptions {
     pub success: Option<String>,
 }
 
+impl EvalOptions {
+    /// What plans instead of the plain learned agent, if anything: the mark on its results
+    /// file and its label.
+    fn variant(&self) -> Option<(&'static str, &'static str)> {
+        if self.oracle {
+            Some(("-oracle", "oracle model"))
+        } else if self.waypoint_subgoals {
+            Some(("-waypoint-subgoals", "waypoint subgoals"))
+        } else if self.sandbox_dynamics {
+            Some(("-sandbox-dynamics", "sandbox dynamics"))
+        } else {
+            None
+        }
+    }
+}
+
 /// One closed-loop episode.
 #[derive(Clone, Debug, Serialize)]
 pub struct EvalEpisode {
@@ -647,15 +663,7 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
         } else {
             format!("{agent_name}-on-{}", scene.name)
         };
-        let actor = if opts.oracle {
-            "-oracle"
-        } else if opts.waypoint_subgoals {
-            "-waypoint-subgoals"
-        } else if opts.sandbox_dynamics {
-            "-sandbox-dynamics"
-        } else {
-            ""
-        };
+        let actor = opts.variant().map_or("", |(mark, _)| mark);
         dir.join(format!("eval-{who}-{}{protocol}{actor}.jsonl", opts.seed))
     });
     if let Some(parent) = out.parent() {
@@ -675,14 +683,9 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
     );
     let start = Instant::now();
     let mut episodes = Vec::new();
-    let actor_name = if opts.oracle {
-        format!("{agent_name} (oracle model)")
-    } else if opts.waypoint_subgoals {
-        format!("{agent_name} (waypoint subgoals)")
-    } else if opts.sandbox_dynamics {
-        format!("{agent_name} (sandbox dynamics)")
-    } else {
-        agent_name.clone()
+    let actor_name = match opts.variant() {
+        Some((_, label)) => format!("{agent_name} ({label})"),
+        None => agent_name.clone(),
     };
     let mut recording = match &opts.record {
         Some(_) => Some(Recording::new(
@@ -765,11 +768,8 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
         by_body_motion: split_by_body_motion(&episodes),
         random_by_body_motion,
         scene: scene.name.clone(),
-        agent: if opts.waypoint_subgoals || opts.sandbox_dynamics {
-            actor_name
-        } else {
-            agent_name
-        },
+        // (The oracle's summary says so in its own field.)
+        agent: if opts.oracle { agent_name } else { actor_name },
         oracle: opts.oracle,
         episodes: episodes.len(),
         successes,

@@ -197,9 +197,7 @@ impl CriticNet {
                 .squeeze_dim(-1)
         }
     }
-}
 
-impl CriticNet {
     /// The estimates `[N, M]` from each row of `z` `[N, D]` to each row of `goals` `[M, D]`.
     pub fn pairwise(&self, z: &Tensor, goals: &Tensor) -> Tensor {
         if self.metric {
