@@ -9,7 +9,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-use crate::cost::{CostConfig, GoalCost, Reduce, SubgoalCost};
+use crate::cost::{CostConfig, EnsembleCost, GoalCost, Reduce, SubgoalCost};
 use crate::data::Dataset;
 use crate::error::InputError;
 use crate::model::config::ObservationKind;
@@ -120,6 +120,22 @@ impl PlanningConfig {
             return Err((
                 "planning.cost.critic".into(),
                 "a critic cost needs [critic] enabled = true in the model".into(),
+            ));
+        }
+        let disagreement = self.cost.disagreement;
+        if !(disagreement.is_finite() && disagreement >= 0.0) {
+            return Err((
+                "planning.cost.disagreement".into(),
+                format!("expected a weight >= 0, found {disagreement}"),
+            ));
+        }
+        if disagreement > 0.0 && agent.level1.ensemble < 2 {
+            return Err((
+                "planning.cost.disagreement".into(),
+                format!(
+                    "weighs the disagreement of level-1 predictors: it needs [level1] ensemble >= 2 in the model, found {}",
+                    agent.level1.ensemble
+                ),
             ));
         }
         if !(self.subgoal_critic.is_finite() && self.subgoal_critic >= 0.0) {
@@ -295,12 +311,20 @@ pub struct LatentUnroll<'a> {
     pub model: &'a WorldModel,
     pub z0: Tensor,
     pub offset: Option<Tensor>,
+    /// Each ensemble member's states, member-major (`[K * N, H, D]`, for an
+    /// [`EnsembleCost`]), rather than their mean.
+    pub each_member: bool,
 }
 
 impl Unroll for LatentUnroll<'_> {
     fn unroll(&self, actions: &Tensor) -> Tensor {
         let n = actions.size()[0];
-        let states = self.model.rollout(&self.z0.expand([n, -1], false), actions);
+        let z0 = self.z0.expand([n, -1], false);
+        let states = if self.each_member {
+            self.model.rollout_members(&z0, actions).flatten(0, 1)
+        } else {
+            self.model.rollout(&z0, actions)
+        };
         with_drift(states, self.offset.as_ref())
     }
     fn device(&self) -> Device {
@@ -896,6 +920,7 @@ impl PlanningAgent {
                     model,
                     z0: z_prev.shallow_clone(),
                     offset: None,
+                    each_member: false,
                 };
                 let taken = self.space.project(&plan.narrow(0, 0, m.executed));
                 Some(executed_offset(&from_last, &taken, &z0))
@@ -907,24 +932,27 @@ impl PlanningAgent {
             model,
             z0: z0.shallow_clone(),
             offset,
+            each_member: model.members() > 1,
         };
         let (kind, device) = (self.agent.perception.observation, self.device);
         let encode = |obs: &[&Observation]| encode_observations(model, kind, device, obs);
         let on_sandbox;
-        let unroll: &dyn Unroll = match sandbox {
+        let (unroll, members): (&dyn Unroll, i64) = match sandbox {
             Some(sandbox) => {
                 on_sandbox = SandboxEncoded {
                     sandbox,
                     encode: &encode,
                     device,
                 };
-                &on_sandbox
+                (&on_sandbox, 1)
             }
-            None => &latent,
+            None => (&latent, model.members()),
         };
         let warm = m.plan.as_ref().map(|p| shift_plan(p, m.executed));
         let search = LowerSearch {
             unroll,
+            members,
+            disagreement: self.cfg.cost.disagreement,
             space: &self.space,
             warm: warm.as_ref(),
         };
@@ -950,8 +978,27 @@ impl PlanningAgent {
 /// sandbox), the action box, and the warm start.
 struct LowerSearch<'a> {
     unroll: &'a dyn Unroll,
+    /// Predictions per candidate the unroll returns: the ensemble's members, or 1.
+    members: i64,
+    /// `planning.cost.disagreement`.
+    disagreement: f64,
     space: &'a ActionBox,
     warm: Option<&'a Tensor>,
+}
+
+impl LowerSearch<'_> {
+    /// The level-1 cost on this search's unroll: `cost` itself, or its mean over the
+    /// ensemble's members plus their disagreement.
+    fn objective<'b>(&self, cost: Box<dyn Objective + 'b>) -> Box<dyn Objective + 'b> {
+        if self.members == 1 {
+            return cost;
+        }
+        Box::new(EnsembleCost {
+            inner: cost,
+            members: self.members,
+            disagreement: self.disagreement,
+        })
+    }
 }
 
 /// HWM's upper level: when due, plans macro-actions toward the goal at level 2, and the
@@ -1038,7 +1085,7 @@ fn plan_toward_subgoal(
             abstraction,
             critic: None,
         };
-        if cfg.subgoal_critic > 0.0 {
+        search.objective(if cfg.subgoal_critic > 0.0 {
             Box::new(SubgoalCost {
                 distance: distance(None),
                 level2: l2,
@@ -1049,7 +1096,7 @@ fn plan_toward_subgoal(
             })
         } else {
             Box::new(distance(Some(l2)))
-        }
+        })
     };
     plan_lower(
         m.planner.as_mut(),
@@ -1074,7 +1121,7 @@ fn plan_flat(
     } else {
         &m.goal_z
     };
-    let objective = GoalCost {
+    let objective = search.objective(Box::new(GoalCost {
         cfg: cfg.cost.clone(),
         goal: goal.shallow_clone(),
         abstraction: if level2 { model.level2.as_ref() } else { None },
@@ -1082,9 +1129,9 @@ fn plan_flat(
             let critic = model.critic.as_ref().expect("validated: [critic] enabled");
             (critic, m.goal_z.shallow_clone(), model.critic_max_steps)
         }),
-    };
+    }));
     m.planner
-        .plan(search.unroll, &objective, search.space, search.warm)
+        .plan(search.unroll, objective.as_ref(), search.space, search.warm)
 }
 
 impl Actor for PlanningAgent {

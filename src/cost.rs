@@ -4,7 +4,9 @@
 //! - distance to the goal's encoding in representation space (L1 or L2; at level 1 on z, or
 //!   at level 2 on h = E2(z)), summed over the predicted steps or taken at the last one
 //!   (eb_jepa found the sum ~8 points better);
-//! - action magnitude and smoothness, each with its weight.
+//! - action magnitude and smoothness, each with its weight;
+//! - with an ensemble of level-1 predictors, the mean cost over its members and their
+//!   disagreement ([`EnsembleCost`]).
 
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
@@ -57,6 +59,12 @@ pub struct CostConfig {
     /// subgoal_critic`, the level-2 critic's steps to it).
     #[serde(default)]
     pub critic: f64,
+    /// Weight of the level-1 ensemble's disagreement (needs `[level1] ensemble` >= 2): the
+    /// norm of the members' per-dimension standard deviation, summed over the predicted
+    /// steps, in the units of the L2 distance. Penalises plans whose outcome the members
+    /// predict differently.
+    #[serde(default)]
+    pub disagreement: f64,
 }
 
 fn one() -> u8 {
@@ -82,6 +90,7 @@ impl Default for CostConfig {
             action_magnitude: 0.0,
             action_smoothness: 0.0,
             critic: 0.0,
+            disagreement: 0.0,
         }
     }
 }
@@ -187,5 +196,86 @@ impl Objective for GoalCost<'_> {
             c = c + reduce(&steps, self.cfg.reduce) * self.cfg.critic;
         }
         c
+    }
+}
+
+/// A level-1 cost under an ensemble of predictors: the unroll stacks its `members`
+/// predictions member-major (`[K * N, H, D]`, see `WorldModel::rollout_members`); a
+/// candidate costs the mean of `inner` over the members (PETS's expected cost) plus
+/// `disagreement` times their spread (see `CostConfig::disagreement`).
+pub struct EnsembleCost<'a> {
+    pub inner: Box<dyn Objective + 'a>,
+    pub members: i64,
+    pub disagreement: f64,
+}
+
+impl Objective for EnsembleCost<'_> {
+    fn cost(&self, states: &Tensor, actions: &Tensor) -> Tensor {
+        let (k, n, h) = (self.members, actions.size()[0], actions.size()[1]);
+        let each = self
+            .inner
+            .cost(states, &actions.repeat([k, 1, 1]))
+            .view([k, n]);
+        let mut c = each.mean_dim([0i64].as_slice(), false, Kind::Float);
+        if self.disagreement > 0.0 {
+            let spread = states
+                .view([k, n, h, -1])
+                .var_correction([0i64].as_slice(), 0, false)
+                .sum_dim_intlist([-1i64].as_slice(), false, Kind::Float)
+                .clamp_min(1e-12)
+                .sqrt()
+                .sum_dim_intlist([-1i64].as_slice(), false, Kind::Float);
+            c = c + spread * self.disagreement;
+        }
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    /// Sums each candidate's states: a cost that tells members apart.
+    struct SumOfStates;
+    impl Objective for SumOfStates {
+        fn cost(&self, states: &Tensor, _actions: &Tensor) -> Tensor {
+            states.sum_dim_intlist([1i64, 2].as_slice(), false, Kind::Float)
+        }
+    }
+
+    #[test]
+    fn ensemble_cost_is_the_members_mean_plus_their_spread() {
+        // 2 members, 3 candidates, 2 steps, 2 dims; member-major.
+        let opts = (Kind::Float, Device::Cpu);
+        let first = Tensor::zeros([3, 2, 2], opts);
+        let second = Tensor::ones([3, 2, 2], opts) * 2.0;
+        let states = Tensor::cat(&[&first, &second], 0);
+        let actions = Tensor::zeros([3, 2, 2], opts);
+        let cost = |disagreement| {
+            let c = EnsembleCost {
+                inner: Box::new(SumOfStates),
+                members: 2,
+                disagreement,
+            }
+            .cost(&states, &actions);
+            Vec::<f32>::try_from(c).unwrap()
+        };
+        // Member costs 0 and 8: mean 4.
+        assert_eq!(cost(0.0), vec![4.0; 3]);
+        // Per dimension the members are 0 and 2: std 1, norm sqrt(2) per step, two steps.
+        let spread = 2.0 * 2f32.sqrt();
+        for c in cost(0.5) {
+            assert!((c - (4.0 + 0.5 * spread)).abs() < 1e-5, "{c}");
+        }
+        // Members that agree have no spread.
+        let agree = Tensor::cat(&[&second, &second], 0);
+        let c = EnsembleCost {
+            inner: Box::new(SumOfStates),
+            members: 2,
+            disagreement: 1.0,
+        }
+        .cost(&agree, &actions);
+        assert!((c - 8.0).abs().max().double_value(&[]) < 1e-4);
     }
 }

@@ -339,11 +339,13 @@ fn offset_correction_shifts_step_t_by_t_offsets() {
         model: &model,
         z0: z0.shallow_clone(),
         offset: None,
+        each_member: false,
     };
     let corrected = LatentUnroll {
         model: &model,
         z0: z0.shallow_clone(),
         offset: Some(offset.shallow_clone()),
+        each_member: false,
     };
     let gap = tch::no_grad(|| corrected.unroll(&actions) - plain.unroll(&actions));
     assert_step_t_moved_by_t_offsets(&gap, &offset);

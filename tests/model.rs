@@ -91,6 +91,44 @@ fn loss_decreases_on_a_tiny_dataset() {
     assert!(last < 0.6 * first, "loss went from {first:.3} to {last:.3}");
 }
 
+/// `[level1] ensemble = 3`: three predictors under stable names, started apart; training
+/// moves each of them, and the model's rollout is the mean of its members' rollouts.
+#[test]
+fn an_ensemble_trains_every_member_and_predicts_their_mean() {
+    let agent = agent_with(|a| a.level1.ensemble = 3);
+    let data = load_data(&agent);
+    let mut t = new_trainer(agent, &data);
+    let weights = |t: &Trainer, name: &str| t.vs.variables()[name].copy();
+    let names = ["predictor1", "predictor1_1", "predictor1_2"];
+    let before: Vec<Tensor> = names
+        .iter()
+        .map(|n| weights(&t, &format!("{n}.fc0.weight")))
+        .collect();
+    assert!(before[0].dist(&before[1]).double_value(&[]) > 0.1);
+    for _ in 0..5 {
+        t.train_step(&data);
+    }
+    for (n, w0) in names.iter().zip(&before) {
+        let moved = weights(&t, &format!("{n}.fc0.weight")).dist(w0);
+        assert!(moved.double_value(&[]) > 0.0, "{n} did not train");
+    }
+    let z0 = Tensor::randn([4, t.model.latent_dim], (tch::Kind::Float, Device::Cpu));
+    let a = Tensor::rand([4, 3, 2], (tch::Kind::Float, Device::Cpu)) * 2.0 - 1.0;
+    let members = tch::no_grad(|| t.model.rollout_members(&z0, &a));
+    assert_eq!(members.size(), [3, 4, 3, t.model.latent_dim]);
+    let mean = tch::no_grad(|| t.model.rollout(&z0, &a));
+    let gap = (mean - members.mean_dim([0i64].as_slice(), false, tch::Kind::Float))
+        .abs()
+        .max()
+        .double_value(&[]);
+    assert!(gap < 1e-6, "rollout is not the members' mean: {gap}");
+    // Members disagree off the data, so the disagreement cost has something to measure.
+    let spread = members
+        .std_dim([0i64].as_slice(), false, false)
+        .mean(tch::Kind::Float);
+    assert!(spread.double_value(&[]) > 1e-3);
+}
+
 #[test]
 fn collapse_alarm_fires_on_collapsed_encoders_and_not_on_a_trained_one() {
     let agent = agent_with(|_| {});
@@ -422,6 +460,11 @@ fn agent_files_with_unknown_keys_or_bad_values_are_refused() {
             "layers.toml",
             TINY_AGENT.replace("horizon = 3", "horizon = 3\npredictor_layers = 0"),
             vec!["layers.toml", "level1.predictor_layers", "got 0"],
+        ),
+        (
+            "ensemble.toml",
+            TINY_AGENT.replace("horizon = 3", "horizon = 3\nensemble = 0"),
+            vec!["ensemble.toml", "level1.ensemble", "got 0"],
         ),
         (
             "metric.toml",

@@ -712,6 +712,57 @@ fn a_hierarchical_agent_plans_its_upper_level_on_the_level2_critic() {
     );
 }
 
+/// An agent on an ensemble of level-1 predictors plays through the binary, flat (with the
+/// offset correction, which compares against the members' mean) and hierarchical (whose
+/// lower level scores each member's states at level 2), and replays its episodes exactly.
+#[test]
+fn an_ensemble_agent_plans_on_every_member() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let base = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny_agent.toml"),
+    )
+    .unwrap();
+    let model = d.join("ensemble_model.toml");
+    std::fs::write(
+        &model,
+        base.replace("horizon = 3", "horizon = 3\nensemble = 3"),
+    )
+    .unwrap();
+    let run = tiny_run_of(d, &model);
+    let ensemble = |t: String| t.replace("horizon = 3", "horizon = 3\nensemble = 3");
+    let upper = "\n[planning.upper]\nkind = \"mppi\"\nsamples = 16\niterations = 1\nhorizon = 2\nreplan_every = 4\n";
+    for (name, edit) in [
+        ("flat", "[planning]\noffset_correction = true\n"),
+        ("hierarchical", "[planning]\n"),
+    ] {
+        let agent = agent_with_planning(d, &format!("{name}.toml"), &run, &|t| {
+            let t = ensemble(t).replace("[planning]\n", edit)
+                + "[planning.cost]\ndisagreement = 1.0\n";
+            if name == "hierarchical" {
+                t + upper
+            } else {
+                t
+            }
+        });
+        let results = |tag: &str| {
+            let path = d.join(format!("{name}-{tag}.jsonl"));
+            common::assert_ok(&eval_cli(&agent, &["--out", path.to_str().unwrap()]));
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    (v["seed"].clone(), v["success"].clone(), v["steps"].clone())
+                })
+                .collect::<Vec<_>>()
+        };
+        let first = results("a");
+        assert_eq!(first.len(), 2, "{name}");
+        assert_eq!(first, results("b"), "{name}: not reproducible");
+    }
+}
+
 #[test]
 fn the_configurator_refuses_bad_agent_files_and_eval_is_reproducible() {
     let dir = tempfile::tempdir().unwrap();
@@ -816,6 +867,15 @@ fn the_configurator_refuses_bad_agent_files_and_eval_is_reproducible() {
             "planning.upper_offset_correction",
             "[planning.upper]",
         ],
+    );
+
+    // The disagreement of level-1 predictors needs more than one of them.
+    let lone = agent_with_planning(d, "lone.toml", &run, &|t| {
+        t + "[planning.cost]\ndisagreement = 1.0\n"
+    });
+    assert_exit_2(
+        &eval_cli(&lone, &[]),
+        &["lone.toml", "planning.cost.disagreement", "ensemble >= 2"],
     );
 
     // Landmarks are joined by the level-2 critic: a model without one cannot have them.

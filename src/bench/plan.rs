@@ -1,5 +1,5 @@
-//! `hjepa bench plan`: milliseconds per replan for CEM, MPPI, gradient descent, the
-//! hierarchical planner and the oracle (sandbox) model, at the budget of the shipped
+//! `hjepa bench plan`: milliseconds per replan for CEM, MPPI, gradient descent, MPPI on an
+//! ensemble of predictors, the hierarchical planner and the oracle (sandbox) model, at the budget of the shipped
 //! two_rooms agent file. The model has fresh weights: planning cost does not depend on them.
 
 use std::sync::Arc;
@@ -8,7 +8,7 @@ use tch::{Device, Tensor};
 
 use super::latency_ms;
 use crate::agent::{observation_tensor, AbstractUnroll, LatentUnroll};
-use crate::cost::{CostConfig, GoalCost, Reduce};
+use crate::cost::{CostConfig, EnsembleCost, GoalCost, Reduce};
 use crate::model::{AgentFile, Trainer};
 use crate::plan::hierarchical::{plan_lower, plan_upper};
 use crate::plan::oracle::{SandboxModel, TrueCost};
@@ -64,6 +64,7 @@ pub fn plan_table(seconds: f64) -> anyhow::Result<String> {
         model,
         z0: z0.shallow_clone(),
         offset: None,
+        each_member: false,
     };
     let objective = GoalCost {
         cfg: cost.clone(),
@@ -93,6 +94,44 @@ pub fn plan_table(seconds: f64) -> anyhow::Result<String> {
             budget(&cfg)
         );
     }
+    // The same MPPI on an ensemble of five level-1 predictors (`[level1] ensemble`): every
+    // member's rollout is scored, then averaged, plus their disagreement.
+    let members = 5;
+    let mut ensemble_agent = agent.model_part();
+    ensemble_agent.level1.ensemble = members;
+    let ensemble = Trainer::new(ensemble_agent, &shapes, Device::Cpu);
+    let encode = |o| {
+        tch::no_grad(|| {
+            ensemble
+                .model
+                .encode(&observation_tensor(o, kind, Device::Cpu))
+        })
+    };
+    let each_member = LatentUnroll {
+        model: &ensemble.model,
+        z0: encode(&obs),
+        offset: None,
+        each_member: true,
+    };
+    let ensemble_objective = EnsembleCost {
+        inner: Box::new(GoalCost {
+            cfg: cost.clone(),
+            goal: encode(&goal),
+            abstraction: None,
+            critic: None,
+        }),
+        members,
+        disagreement: 1.0,
+    };
+    let mut p = make_planner(&shipped, 0);
+    let (m, p95) = latency_ms(seconds, || {
+        let _ = p.plan(&each_member, &ensemble_objective, &space, None);
+    });
+    t += &format!(
+        "| {:?} (level 1, ensemble of {members} predictors, disagreement) | {} | {m:.1} | {p95:.1} |\n",
+        shipped.kind,
+        budget(&shipped)
+    );
     if let Some(l2) = &model.level2 {
         let upper_cfg = planning.upper.clone().unwrap_or(PlannerConfig {
             horizon: 16,

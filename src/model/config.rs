@@ -91,6 +91,12 @@ pub struct Level1 {
     /// Hidden layers of the level-1 predictor, each `hidden` wide.
     #[serde(default = "default_predictor_layers")]
     pub predictor_layers: i64,
+    /// Level-1 predictors trained side by side from different initialisations (1: one).
+    /// Planning averages the cost over them and can penalise their disagreement
+    /// (`planning.cost.disagreement`), so plans avoid what the model is unsure of, such as
+    /// contacts it has rarely seen.
+    #[serde(default = "default_ensemble")]
+    pub ensemble: i64,
     /// Open-loop rollout length trained against target encodings.
     pub horizon: i64,
     pub anti_collapse: AntiCollapse,
@@ -288,6 +294,9 @@ fn default_hidden() -> i64 {
 fn default_predictor_layers() -> i64 {
     2
 }
+fn default_ensemble() -> i64 {
+    1
+}
 fn one() -> f64 {
     1.0
 }
@@ -394,6 +403,12 @@ impl AgentFile {
                     "expected 1 to 8 hidden layers, got {}",
                     self.level1.predictor_layers
                 ),
+            );
+        }
+        if !(1..=16).contains(&self.level1.ensemble) {
+            return bad(
+                "level1.ensemble",
+                format!("expected 1 to 16 predictors, got {}", self.level1.ensemble),
             );
         }
         check_weights(&self.level1.loss, "level1.loss", path)?;

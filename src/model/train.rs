@@ -141,11 +141,17 @@ impl Trainer {
         let a = m.normalize_actions(actions);
         let l1 = &self.agent.level1;
         let h1 = l1.horizon;
-        let pred = m.rollout(&z.select(1, 0), &a.narrow(1, 0, h1));
+        // Every ensemble member against the same targets: `[K * B, T, D]`, so the prediction
+        // term is the members' mean.
+        let members = m.members();
+        let pred = m
+            .rollout_members(&z.select(1, 0), &a.narrow(1, 0, h1))
+            .flatten(0, 1);
         let targets = match (&tz, l1.anti_collapse) {
             (Some(t), AntiCollapse::Ema) => t.narrow(1, 1, h1),
             _ => z.narrow(1, 1, h1),
-        };
+        }
+        .repeat([members, 1, 1]);
         let idm = (l1.anti_collapse == AntiCollapse::Vicreg && l1.loss.idm > 0.0).then(|| {
             let pair = Tensor::cat(&[z.narrow(1, 0, l - 1), z.narrow(1, 1, l - 1)], -1);
             (m.idm1.forward(&pair), a.shallow_clone())

@@ -1,7 +1,8 @@
 //! The world model: the perception encoder plus the level-1 predictor (one control step),
 //! the level-2 abstraction, macro-action encoder and predictor (k steps per jump), and the
-//! inverse-dynamics heads used as regularisers. Checkpoint names: `encoder`, `predictor1`,
-//! `idm1`, `level2/{abstraction,macro_encoder,predictor,idm}`.
+//! inverse-dynamics heads used as regularisers. Checkpoint names: `encoder`, `predictor1`
+//! (with `[level1] ensemble = K`, also `predictor1_1` .. `predictor1_{K-1}`), `idm1`,
+//! `level2/{abstraction,macro_encoder,predictor,idm}`.
 
 use tch::nn;
 use tch::Tensor;
@@ -25,8 +26,8 @@ pub struct ModelShapes {
 #[derive(Debug)]
 pub struct WorldModel {
     pub encoder: Encoder,
-    /// z(t), a(t) -> z(t+1), as a residual.
-    pub predictor1: Mlp,
+    /// z(t), a(t) -> z(t+1), as a residual: one net per ensemble member (`[level1] ensemble`).
+    pub predictors1: Vec<Mlp>,
     /// z(t), z(t+1) -> a(t), for the inverse-dynamics regulariser.
     pub idm1: Mlp,
     pub level2: Option<Level2Nets>,
@@ -103,15 +104,24 @@ impl WorldModel {
         let hi = Tensor::from_slice(&shapes.action_high);
         WorldModel {
             encoder,
-            predictor1: Mlp::new(
-                &(p / "predictor1"),
-                &[
-                    vec![d + 2],
-                    vec![h1; agent.level1.predictor_layers as usize],
-                    vec![d],
-                ]
-                .concat(),
-            ),
+            predictors1: (0..agent.level1.ensemble)
+                .map(|i| {
+                    // Member 0 keeps the single predictor's name, so older checkpoints load.
+                    let name = match i {
+                        0 => "predictor1".to_string(),
+                        i => format!("predictor1_{i}"),
+                    };
+                    Mlp::new(
+                        &(p / name.as_str()),
+                        &[
+                            vec![d + 2],
+                            vec![h1; agent.level1.predictor_layers as usize],
+                            vec![d],
+                        ]
+                        .concat(),
+                    )
+                })
+                .collect(),
             idm1: Mlp::new(&(p / "idm1"), &[2 * d, h1, 2]),
             level2,
             critic: agent
@@ -142,22 +152,39 @@ impl WorldModel {
         (a - &self.action_center) / &self.action_scale
     }
 
-    /// One level-1 step: z(t), normalised a(t) -> z(t+1).
-    pub fn predict(&self, z: &Tensor, a_norm: &Tensor) -> Tensor {
-        z + self.predictor1.forward(&Tensor::cat(&[z, a_norm], -1))
+    /// Level-1 predictors in the ensemble (1 without one).
+    pub fn members(&self) -> i64 {
+        self.predictors1.len() as i64
     }
 
     /// Open-loop level-1 rollout: z0 `[B, D]`, normalised actions `[B, T, 2]` -> `[B, T, D]`
-    /// (the predicted z(1..T)).
+    /// (the predicted z(1..T)); with an ensemble, the mean of its members' rollouts.
     pub fn rollout(&self, z0: &Tensor, a_norm: &Tensor) -> Tensor {
-        let steps = a_norm.size()[1];
-        let mut z = z0.shallow_clone();
-        let mut out = Vec::with_capacity(steps as usize);
-        for t in 0..steps {
-            z = self.predict(&z, &a_norm.select(1, t));
-            out.push(z.shallow_clone());
+        let members = self.rollout_members(z0, a_norm);
+        if self.members() == 1 {
+            members.squeeze_dim(0)
+        } else {
+            members.mean_dim([0i64].as_slice(), false, members.kind())
         }
-        Tensor::stack(&out, 1)
+    }
+
+    /// Each ensemble member's own open-loop rollout: `[K, B, T, D]`.
+    pub fn rollout_members(&self, z0: &Tensor, a_norm: &Tensor) -> Tensor {
+        let steps = a_norm.size()[1];
+        let members: Vec<Tensor> = self
+            .predictors1
+            .iter()
+            .map(|net| {
+                let mut z = z0.shallow_clone();
+                let mut out = Vec::with_capacity(steps as usize);
+                for t in 0..steps {
+                    z = &z + net.forward(&Tensor::cat(&[&z, &a_norm.select(1, t)], -1));
+                    out.push(z.shallow_clone());
+                }
+                Tensor::stack(&out, 1)
+            })
+            .collect();
+        Tensor::stack(&members, 0)
     }
 }
 
