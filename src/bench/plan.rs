@@ -9,6 +9,7 @@ use tch::{Device, Tensor};
 use super::latency_ms;
 use crate::agent::{observation_tensor, AbstractUnroll, LatentUnroll};
 use crate::cost::{CostConfig, EnsembleCost, GoalCost, Reduce};
+use crate::model::world_model::{CriticNet, WorldModel};
 use crate::model::{AgentFile, Trainer};
 use crate::plan::hierarchical::{plan_lower, plan_upper};
 use crate::plan::oracle::{SandboxModel, TrueCost};
@@ -46,10 +47,15 @@ pub fn plan_table(seconds: f64) -> anyhow::Result<String> {
     let z0 = tch::no_grad(|| model.encode(&observation_tensor(&obs, kind, Device::Cpu)));
     let zg = tch::no_grad(|| model.encode(&observation_tensor(&goal, kind, Device::Cpu)));
     let space = ActionBox::of_space(&scene.agent.action);
-    let cost = CostConfig {
+    // Level 1 plans on the shipped cost (two_rooms: the critic's cost-to-go, with the fresh
+    // critic net); the hierarchical rows on latent distances, HWM's scheme.
+    let cost = planning.cost.clone();
+    let distance_cost = CostConfig {
+        goal_weight: 1.0,
         critic: 0.0,
-        ..planning.cost.clone()
+        ..cost.clone()
     };
+    let critic_of = |model, goal: &Tensor| critic_term(model, goal, &cost);
     let shipped = planning.planner.clone();
     let budget = |c: &PlannerConfig| {
         format!(
@@ -70,7 +76,7 @@ pub fn plan_table(seconds: f64) -> anyhow::Result<String> {
         cfg: cost.clone(),
         goal: zg.shallow_clone(),
         abstraction: None,
-        critic: None,
+        critic: critic_of(model, &zg),
     };
     for kind in [PlannerKind::Cem, PlannerKind::Mppi, PlannerKind::Gradient] {
         let cfg = match kind {
@@ -118,7 +124,7 @@ pub fn plan_table(seconds: f64) -> anyhow::Result<String> {
             cfg: cost.clone(),
             goal: encode(&goal),
             abstraction: None,
-            critic: None,
+            critic: critic_of(&ensemble.model, &encode(&goal)),
         }),
         members,
         disagreement: 1.0,
@@ -153,7 +159,7 @@ pub fn plan_table(seconds: f64) -> anyhow::Result<String> {
         let upper_objective = GoalCost {
             cfg: CostConfig {
                 level: 2,
-                ..cost.clone()
+                ..distance_cost.clone()
             },
             goal: hg,
             abstraction: None,
@@ -161,7 +167,7 @@ pub fn plan_table(seconds: f64) -> anyhow::Result<String> {
         };
         let lower_cost = CostConfig {
             level: 2,
-            ..cost.clone()
+            ..distance_cost.clone()
         };
         let objective_for = |sub: &Tensor| -> Box<dyn Objective + '_> {
             Box::new(GoalCost {
@@ -219,4 +225,17 @@ pub fn plan_table(seconds: f64) -> anyhow::Result<String> {
         budget(&oracle_cfg)
     );
     Ok(t)
+}
+
+/// The model's critic toward `goal`, for a cost that weighs it.
+fn critic_term<'a>(
+    model: &'a WorldModel,
+    goal: &Tensor,
+    cost: &CostConfig,
+) -> Option<(&'a CriticNet, Tensor, i64)> {
+    model
+        .critic
+        .as_ref()
+        .filter(|_| cost.critic > 0.0)
+        .map(|c| (c, goal.shallow_clone(), model.critic_max_steps))
 }
