@@ -33,6 +33,20 @@ fn every_subcommand_has_help() {
     }
 }
 
+/// `hjepa bench plan` runs every planner's row (a short run: the table, not the numbers).
+#[test]
+fn bench_plan_prints_every_row() {
+    let out = common::bin()
+        .args(["bench", "plan", "--seconds", "0.05"])
+        .output()
+        .unwrap();
+    common::assert_ok(&out);
+    let table = String::from_utf8_lossy(&out.stdout);
+    for row in ["Cem", "Mppi", "Gradient", "ensemble of 5", "hierarchical", "oracle"] {
+        assert!(table.contains(row), "no {row} row:\n{table}");
+    }
+}
+
 #[test]
 fn check_summarises_every_shipped_scene() {
     for name in common::SCENES {
