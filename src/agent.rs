@@ -946,7 +946,9 @@ impl PlanningAgent {
                 };
                 (&on_sandbox, 1)
             }
-            None => (&latent, model.members()),
+            // The cost must take the members apart exactly when the unroll returns them.
+            None if latent.each_member => (&latent, model.members()),
+            None => (&latent, 1),
         };
         let warm = m.plan.as_ref().map(|p| shift_plan(p, m.executed));
         let search = LowerSearch {

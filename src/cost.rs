@@ -60,10 +60,12 @@ pub struct CostConfig {
     #[serde(default)]
     pub critic: f64,
     /// Weight of the level-1 ensemble's disagreement (needs `[level1] ensemble` >= 2): the
-    /// norm of the members' per-dimension standard deviation, summed over the predicted
-    /// steps, in the units of the L2 distance. Penalises plans whose outcome the members
-    /// predict differently.
-    #[serde(default)]
+    /// norm of the members' per-dimension standard deviation of z, summed over the predicted
+    /// steps whatever `reduce` says, in the units of the level-1 L2 distance (also for the
+    /// hierarchical lower level, whose distances are at level 2). Penalises plans whose
+    /// outcome the members predict differently. Left out when 0, so files (and batch run
+    /// ids) from before it read the same.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub disagreement: f64,
 }
 
@@ -78,6 +80,9 @@ fn sum() -> Reduce {
 }
 fn unit() -> f64 {
     1.0
+}
+fn is_zero(w: &f64) -> bool {
+    *w == 0.0
 }
 
 impl Default for CostConfig {
@@ -212,6 +217,11 @@ pub struct EnsembleCost<'a> {
 impl Objective for EnsembleCost<'_> {
     fn cost(&self, states: &Tensor, actions: &Tensor) -> Tensor {
         let (k, n, h) = (self.members, actions.size()[0], actions.size()[1]);
+        assert_eq!(
+            states.size()[0],
+            k * n,
+            "an ensemble cost needs every member's states (LatentUnroll::each_member)"
+        );
         let each = self
             .inner
             .cost(states, &actions.repeat([k, 1, 1]))

@@ -42,7 +42,14 @@ fn bench_plan_prints_every_row() {
         .unwrap();
     common::assert_ok(&out);
     let table = String::from_utf8_lossy(&out.stdout);
-    for row in ["Cem", "Mppi", "Gradient", "ensemble of 5", "hierarchical", "oracle"] {
+    for row in [
+        "Cem",
+        "Mppi",
+        "Gradient",
+        "ensemble of 5",
+        "hierarchical",
+        "oracle",
+    ] {
         assert!(table.contains(row), "no {row} row:\n{table}");
     }
 }

@@ -127,6 +127,59 @@ fn an_ensemble_trains_every_member_and_predicts_their_mean() {
         .std_dim([0i64].as_slice(), false, false)
         .mean(tch::Kind::Float);
     assert!(spread.double_value(&[]) > 1e-3);
+    // Member 1's rollout, stepped by hand through its own net.
+    let mut z = z0.shallow_clone();
+    for step in 0..3 {
+        z = tch::no_grad(|| {
+            &z + t.model.predictors1[1].forward(&Tensor::cat(&[&z, &a.select(1, step)], -1))
+        });
+        let gap = (&z - members.get(1).select(1, step))
+            .abs()
+            .max()
+            .double_value(&[]);
+        assert!(gap < 1e-5, "member 1, step {step}: {gap}");
+    }
+
+    // The planner's view: every member's states, member-major, and a cost per candidate that
+    // is the members' mean plus the weighted spread.
+    use hjepa::agent::LatentUnroll;
+    use hjepa::cost::{CostConfig, EnsembleCost, GoalCost};
+    use hjepa::plan::{Objective, Unroll};
+    let each = LatentUnroll {
+        model: &t.model,
+        z0: z0.narrow(0, 0, 1),
+        offset: None,
+        each_member: true,
+    };
+    let states = tch::no_grad(|| each.unroll(&a));
+    assert_eq!(states.size(), [12, 3, t.model.latent_dim]);
+    let goal = Tensor::randn([1, t.model.latent_dim], (tch::Kind::Float, Device::Cpu));
+    let goal_cost = || GoalCost {
+        cfg: CostConfig::default(),
+        goal: goal.shallow_clone(),
+        abstraction: None,
+        critic: None,
+    };
+    let ensemble_cost = |disagreement| {
+        tch::no_grad(|| {
+            EnsembleCost {
+                inner: Box::new(goal_cost()),
+                members: 3,
+                disagreement,
+            }
+            .cost(&states, &a)
+        })
+    };
+    let per_member = tch::no_grad(|| goal_cost().cost(&states, &a.repeat([3, 1, 1]))).view([3, 4]);
+    let expected = per_member.mean_dim([0i64].as_slice(), false, tch::Kind::Float);
+    let plain = ensemble_cost(0.0);
+    assert_eq!(plain.size(), [4]);
+    assert!((&plain - expected).abs().max().double_value(&[]) < 1e-5);
+    let penalised = ensemble_cost(1.0);
+    assert!(
+        (penalised - plain).min().double_value(&[]) > 1e-3,
+        "the disagreement added nothing"
+    );
 }
 
 #[test]

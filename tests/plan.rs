@@ -737,8 +737,8 @@ fn an_ensemble_agent_plans_on_every_member() {
         ("hierarchical", "[planning]\n"),
     ] {
         let agent = agent_with_planning(d, &format!("{name}.toml"), &run, &|t| {
-            let t = ensemble(t).replace("[planning]\n", edit)
-                + "[planning.cost]\ndisagreement = 1.0\n";
+            let t =
+                ensemble(t).replace("[planning]\n", edit) + "[planning.cost]\ndisagreement = 1.0\n";
             if name == "hierarchical" {
                 t + upper
             } else {

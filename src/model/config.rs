@@ -95,7 +95,8 @@ pub struct Level1 {
     /// Planning averages the cost over them and can penalise their disagreement
     /// (`planning.cost.disagreement`), so plans avoid what the model is unsure of, such as
     /// contacts it has rarely seen.
-    #[serde(default = "default_ensemble")]
+    // Left out when 1, so files (and batch run ids) from before it read the same.
+    #[serde(default = "default_ensemble", skip_serializing_if = "is_one")]
     pub ensemble: i64,
     /// Open-loop rollout length trained against target encodings.
     pub horizon: i64,
@@ -296,6 +297,9 @@ fn default_predictor_layers() -> i64 {
 }
 fn default_ensemble() -> i64 {
     1
+}
+fn is_one(n: &i64) -> bool {
+    *n == 1
 }
 fn one() -> f64 {
     1.0

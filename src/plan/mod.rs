@@ -24,7 +24,9 @@ pub use gradient::GradientDescent;
 pub use mppi::Mppi;
 pub use shooting::RandomShooting;
 
-/// Rolls candidate action sequences `[N, H, A]` forward: predicted states `[N, H, D]`.
+/// Rolls candidate action sequences `[N, H, A]` forward: predicted states `[N, H, D]` (or,
+/// for an ensemble's `LatentUnroll::each_member`, `[K * N, H, D]`, member-major, which
+/// only an `EnsembleCost` reads; every objective returns one cost per candidate).
 pub trait Unroll {
     fn unroll(&self, actions: &Tensor) -> Tensor;
     /// Whether `unroll` is differentiable in the actions (the gradient planner needs it).
