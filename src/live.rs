@@ -291,21 +291,14 @@ impl Session {
         controls: Receiver<Control>,
     ) -> anyhow::Result<()> {
         let mut next = Instant::now();
-        let send = |mut f: LiveFrame| -> bool {
-            loop {
-                match frames.try_send(f) {
-                    Ok(()) => return true,
-                    Err(TrySendError::Full(back)) => {
-                        let _ = stale.try_recv();
-                        f = back;
-                    }
-                    Err(TrySendError::Disconnected(_)) => return false,
-                }
+        // Never disconnected: this loop holds a receiver (`stale`) itself.
+        let send = |mut f: LiveFrame| {
+            while let Err(TrySendError::Full(back)) = frames.try_send(f) {
+                let _ = stale.try_recv();
+                f = back;
             }
         };
-        if !send(self.frame()) {
-            return Ok(());
-        }
+        send(self.frame());
         loop {
             // Controls first, waiting at most until the next step is due.
             let wait = next.saturating_duration_since(Instant::now());
@@ -375,8 +368,8 @@ impl Session {
                 };
                 changed = true;
             }
-            if changed && !send(self.frame()) {
-                return Ok(());
+            if changed {
+                send(self.frame());
             }
         }
     }
@@ -386,17 +379,16 @@ impl Session {
     fn halt(
         &mut self,
         error: anyhow::Error,
-        send: &dyn Fn(LiveFrame) -> bool,
+        send: &dyn Fn(LiveFrame),
         controls: &Receiver<Control>,
     ) -> anyhow::Result<()> {
         self.paused = true;
         let mut last = self.frame();
         last.error = Some(format!("{error:#}"));
-        if send(last) {
-            while let Ok(c) = controls.recv() {
-                if c == Control::Quit {
-                    break;
-                }
+        send(last);
+        while let Ok(c) = controls.recv() {
+            if c == Control::Quit {
+                break;
             }
         }
         Err(error)
