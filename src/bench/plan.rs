@@ -1,6 +1,6 @@
 //! `hjepa bench plan`: milliseconds per replan for CEM, MPPI, gradient descent, MPPI on an
-//! ensemble of predictors, the hierarchical planner and the oracle (sandbox) model, at the budget of the shipped
-//! two_rooms agent file. The model has fresh weights: planning cost does not depend on them.
+//! ensemble of predictors, the hierarchical planner and the oracle (sandbox) model, at the
+//! budget of the shipped two_rooms agent file. The model has fresh weights: planning cost does not depend on them.
 
 use std::sync::Arc;
 
@@ -119,12 +119,13 @@ pub fn plan_table(seconds: f64) -> anyhow::Result<String> {
         offset: None,
         each_member: true,
     };
+    let ensemble_goal = encode(&goal);
     let ensemble_objective = EnsembleCost {
         inner: Box::new(GoalCost {
             cfg: cost.clone(),
-            goal: encode(&goal),
+            goal: ensemble_goal.shallow_clone(),
             abstraction: None,
-            critic: critic_of(&ensemble.model, &encode(&goal)),
+            critic: critic_of(&ensemble.model, &ensemble_goal),
         }),
         members,
         disagreement: 1.0,

@@ -248,7 +248,8 @@ pub struct Train {
     pub learning_rate: f64,
     /// How the learning rate moves over `steps`: `constant`, or `cosine` (from
     /// `learning_rate` down to 0 at `steps`; `--steps` stops early without changing it).
-    #[serde(default)]
+    // Left out when constant, so files (and batch run ids) from before it read the same.
+    #[serde(default, skip_serializing_if = "LrSchedule::is_constant")]
     pub lr_schedule: LrSchedule,
     #[serde(default)]
     pub weight_decay: f64,
@@ -271,6 +272,12 @@ pub enum LrSchedule {
     #[default]
     Constant,
     Cosine,
+}
+
+impl LrSchedule {
+    fn is_constant(&self) -> bool {
+        *self == LrSchedule::Constant
+    }
 }
 
 impl Train {

@@ -160,32 +160,37 @@ impl WorldModel {
     /// Open-loop level-1 rollout: z0 `[B, D]`, normalised actions `[B, T, 2]` -> `[B, T, D]`
     /// (the predicted z(1..T)); with an ensemble, the mean of its members' rollouts.
     pub fn rollout(&self, z0: &Tensor, a_norm: &Tensor) -> Tensor {
-        let members = self.rollout_members(z0, a_norm);
-        if self.members() == 1 {
-            members.squeeze_dim(0)
-        } else {
-            members.mean_dim([0i64].as_slice(), false, members.kind())
+        match self.predictors1.as_slice() {
+            // One predictor (the planner's inner loop): no stacking over members.
+            [net] => rollout_with(net, z0, a_norm),
+            _ => self
+                .rollout_members(z0, a_norm)
+                .mean_dim([0i64].as_slice(), false, z0.kind()),
         }
     }
 
     /// Each ensemble member's own open-loop rollout: `[K, B, T, D]`.
     pub fn rollout_members(&self, z0: &Tensor, a_norm: &Tensor) -> Tensor {
-        let steps = a_norm.size()[1];
         let members: Vec<Tensor> = self
             .predictors1
             .iter()
-            .map(|net| {
-                let mut z = z0.shallow_clone();
-                let mut out = Vec::with_capacity(steps as usize);
-                for t in 0..steps {
-                    z = &z + net.forward(&Tensor::cat(&[&z, &a_norm.select(1, t)], -1));
-                    out.push(z.shallow_clone());
-                }
-                Tensor::stack(&out, 1)
-            })
+            .map(|net| rollout_with(net, z0, a_norm))
             .collect();
         Tensor::stack(&members, 0)
     }
+}
+
+/// One level-1 predictor's open-loop rollout: z0 `[B, D]`, normalised actions `[B, T, 2]`
+/// -> `[B, T, D]`.
+fn rollout_with(net: &Mlp, z0: &Tensor, a_norm: &Tensor) -> Tensor {
+    let steps = a_norm.size()[1];
+    let mut z = z0.shallow_clone();
+    let mut out = Vec::with_capacity(steps as usize);
+    for t in 0..steps {
+        z = &z + net.forward(&Tensor::cat(&[&z, &a_norm.select(1, t)], -1));
+        out.push(z.shallow_clone());
+    }
+    Tensor::stack(&out, 1)
 }
 
 /// The critic's net (`[critic] hidden`, `metric_dim`): an MLP on (z, z_goal), or an
