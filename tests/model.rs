@@ -91,6 +91,44 @@ fn loss_decreases_on_a_tiny_dataset() {
     assert!(last < 0.6 * first, "loss went from {first:.3} to {last:.3}");
 }
 
+/// `[level1] layer_norm = true`: the predictors' hidden layers get LayerNorm (named `ln{i}`,
+/// trained) and Mish, and the ensemble's batched rollout runs them as each member's own net.
+#[test]
+fn a_normed_ensemble_trains_its_norms_and_batches_them_exactly() {
+    let agent = agent_with(|a| {
+        a.level1.ensemble = 2;
+        a.level1.layer_norm = true;
+    });
+    let data = load_data(&agent);
+    let mut t = new_trainer(agent, &data);
+    let gain = |t: &Trainer| t.vs.variables()["predictor1_1.ln0.weight"].copy();
+    let before = gain(&t);
+    for _ in 0..5 {
+        t.train_step(&data);
+    }
+    assert!(
+        gain(&t).dist(&before).double_value(&[]) > 0.0,
+        "ln0 did not train"
+    );
+    let z0 = Tensor::randn([4, t.model.latent_dim], (tch::Kind::Float, Device::Cpu));
+    let a = Tensor::rand([4, 3, 2], (tch::Kind::Float, Device::Cpu)) * 2.0 - 1.0;
+    let members = tch::no_grad(|| t.model.rollout_members(&z0, &a));
+    for member in 0..2 {
+        let mut z = z0.shallow_clone();
+        for step in 0..3 {
+            z = tch::no_grad(|| {
+                let input = Tensor::cat(&[&z, &a.select(1, step)], -1);
+                &z + t.model.predictors1[member].forward(&input)
+            });
+            let gap = (&z - members.get(member as i64).select(1, step))
+                .abs()
+                .max()
+                .double_value(&[]);
+            assert!(gap < 1e-5, "member {member}, step {step}: {gap}");
+        }
+    }
+}
+
 /// `[level1] ensemble = 3`: three predictors under stable names, started apart; training
 /// moves each of them, and the model's rollout is the mean of its members' rollouts.
 #[test]

@@ -98,6 +98,11 @@ pub struct Level1 {
     // Left out when 1, so files (and batch run ids) from before it read the same.
     #[serde(default = "default_ensemble", skip_serializing_if = "is_one")]
     pub ensemble: i64,
+    /// LayerNorm and Mish after each hidden layer of the predictor (TD-MPC2's dynamics
+    /// net) instead of ReLU alone.
+    // Left out when false, so files (and batch run ids) from before it read the same.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub layer_norm: bool,
     /// Open-loop rollout length trained against target encodings.
     pub horizon: i64,
     pub anti_collapse: AntiCollapse,

@@ -8,7 +8,7 @@ use tch::nn;
 use tch::Tensor;
 
 use super::config::{AgentFile, ObservationKind};
-use super::encoder::{Encoder, Mlp, PixelEncoder, StateEncoder};
+use super::encoder::{Encoder, Mlp, PixelEncoder, StackedMlp, StateEncoder};
 
 /// Shapes of the data the model is built for.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -111,15 +111,17 @@ impl WorldModel {
                         0 => "predictor1".to_string(),
                         i => format!("predictor1_{i}"),
                     };
-                    Mlp::new(
-                        &(p / name.as_str()),
-                        &[
-                            vec![d + 2],
-                            vec![h1; agent.level1.predictor_layers as usize],
-                            vec![d],
-                        ]
-                        .concat(),
-                    )
+                    let sizes = [
+                        vec![d + 2],
+                        vec![h1; agent.level1.predictor_layers as usize],
+                        vec![d],
+                    ]
+                    .concat();
+                    let path = p / name.as_str();
+                    match agent.level1.layer_norm {
+                        true => Mlp::normed(&path, &sizes),
+                        false => Mlp::new(&path, &sizes),
+                    }
                 })
                 .collect(),
             idm1: Mlp::new(&(p / "idm1"), &[2 * d, h1, 2]),
@@ -169,14 +171,23 @@ impl WorldModel {
         }
     }
 
-    /// Each ensemble member's own open-loop rollout: `[K, B, T, D]`.
+    /// Each ensemble member's own open-loop rollout: `[K, B, T, D]`. The members run as one
+    /// stacked net (`StackedMlp`): one batched matmul per layer and step for all of them.
     pub fn rollout_members(&self, z0: &Tensor, a_norm: &Tensor) -> Tensor {
-        let members: Vec<Tensor> = self
-            .predictors1
-            .iter()
-            .map(|net| rollout_with(net, z0, a_norm))
-            .collect();
-        Tensor::stack(&members, 0)
+        let k = self.members();
+        if k == 1 {
+            return rollout_with(&self.predictors1[0], z0, a_norm).unsqueeze(0);
+        }
+        let net = StackedMlp::new(&self.predictors1);
+        let steps = a_norm.size()[1];
+        let mut z = z0.unsqueeze(0).expand([k, -1, -1], false);
+        let a = a_norm.unsqueeze(0).expand([k, -1, -1, -1], false);
+        let mut out = Vec::with_capacity(steps as usize);
+        for t in 0..steps {
+            z = &z + net.forward(&Tensor::cat(&[&z, &a.select(2, t)], -1));
+            out.push(z.shallow_clone());
+        }
+        Tensor::stack(&out, 2)
     }
 }
 
