@@ -150,7 +150,7 @@ pub enum Command {
         /// Scene (default: the agent file's).
         #[arg(long)]
         scene: Option<String>,
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = crate::eval::DEFAULT_EPISODES)]
         episodes: u64,
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -199,7 +199,7 @@ pub enum Command {
         goals_from: Option<PathBuf>,
         /// Control steps between start and goal, with --goals-from (DINO-WM: 25); a multiple
         /// of the scene's frameskip, since recorded frames are env steps.
-        #[arg(long, default_value_t = 25, requires = "goals_from")]
+        #[arg(long, default_value_t = crate::eval::DEFAULT_GOAL_OFFSET, requires = "goals_from")]
         goal_offset: u32,
         /// Episode budget in control steps, like the scene's `episode_steps` (its default);
         /// an env step is `frameskip` control steps.

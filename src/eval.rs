@@ -21,6 +21,11 @@ use crate::plan::PlannerKind;
 use crate::recording::{ProtocolOverrides, RecordedEpisode, Recording};
 use crate::sim::{Env, Observation, Scene};
 
+/// `hjepa eval`'s default episode count (default results names leave it out).
+pub const DEFAULT_EPISODES: u64 = 100;
+/// `--goal-offset`'s default: DINO-WM's 25 control steps.
+pub const DEFAULT_GOAL_OFFSET: u32 = 25;
+
 #[derive(Clone, Debug)]
 pub struct EvalOptions {
     pub agent_path: PathBuf,
@@ -645,10 +650,18 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
         } else {
             PathBuf::from(".")
         };
+        // Everything that changes which episodes are played is in the name, so a run with
+        // other goals or another count never overwrites an earlier run's results.
         let protocol: String = [
-            opts.goals_from
-                .as_ref()
-                .map(|_| "-dataset-goals".to_string()),
+            (opts.episodes != DEFAULT_EPISODES).then(|| format!("-n{}", opts.episodes)),
+            opts.goals_from.as_ref().map(|data| {
+                let name = data
+                    .file_name()
+                    .map_or("dataset".into(), |n| n.to_string_lossy());
+                format!("-goals-{name}")
+            }),
+            (opts.goals_from.is_some() && opts.goal_offset != DEFAULT_GOAL_OFFSET)
+                .then(|| format!("-offset{}", opts.goal_offset)),
             opts.max_steps.map(|n| format!("-max{n}")),
             opts.success.as_ref().map(|c| format!("-{c}")),
             (!opts.only.is_empty()).then(|| only_suffix(&opts.only)),

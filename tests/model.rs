@@ -92,7 +92,8 @@ fn loss_decreases_on_a_tiny_dataset() {
 }
 
 /// `[level1] layer_norm = true`: the predictors' hidden layers get LayerNorm (named `ln{i}`,
-/// trained) and Mish, and the ensemble's batched rollout runs them as each member's own net.
+/// trained) and Mish, and the ensemble's stacked rollout (what a GPU runs) is each member's
+/// own net.
 #[test]
 fn a_normed_ensemble_trains_its_norms_and_batches_them_exactly() {
     let agent = agent_with(|a| {
@@ -112,7 +113,7 @@ fn a_normed_ensemble_trains_its_norms_and_batches_them_exactly() {
     );
     let z0 = Tensor::randn([4, t.model.latent_dim], (tch::Kind::Float, Device::Cpu));
     let a = Tensor::rand([4, 3, 2], (tch::Kind::Float, Device::Cpu)) * 2.0 - 1.0;
-    let members = tch::no_grad(|| t.model.rollout_members(&z0, &a));
+    let members = tch::no_grad(|| t.model.rollout_members_stacked(&z0, &a));
     for member in 0..2 {
         let mut z = z0.shallow_clone();
         for step in 0..3 {

@@ -584,10 +584,33 @@ fn a_hierarchical_agent_plans_its_upper_level_on_the_level2_critic() {
     common::assert_ok(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("(waypoint subgoals)"), "{stdout}");
-    let default_out = run.join("eval-upper-on-two_rooms-0-waypoint-subgoals.jsonl");
+    let default_out = run.join("eval-upper-on-two_rooms-0-n2-waypoint-subgoals.jsonl");
     assert_eq!(
         std::fs::read_to_string(&default_out)
             .unwrap_or_else(|e| panic!("{}: {e}\n{stdout}", default_out.display()))
+            .lines()
+            .count(),
+        2
+    );
+    // Another episode count writes its own file: the two-episode results stay.
+    let out = common::bin()
+        .args([
+            "eval",
+            "--episodes",
+            "1",
+            "--no-random-floor",
+            "--waypoint-subgoals",
+        ])
+        .arg("--agent")
+        .arg(&agent)
+        .output()
+        .unwrap();
+    common::assert_ok(&out);
+    let one = run.join("eval-upper-on-two_rooms-0-n1-waypoint-subgoals.jsonl");
+    assert_eq!(std::fs::read_to_string(&one).unwrap().lines().count(), 1);
+    assert_eq!(
+        std::fs::read_to_string(&default_out)
+            .unwrap()
             .lines()
             .count(),
         2
@@ -598,7 +621,7 @@ fn a_hierarchical_agent_plans_its_upper_level_on_the_level2_critic() {
     common::assert_ok(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("(sandbox dynamics)"), "{stdout}");
-    let default_out = run.join("eval-upper-on-two_rooms-0-max24-sandbox-dynamics.jsonl");
+    let default_out = run.join("eval-upper-on-two_rooms-0-n2-max24-sandbox-dynamics.jsonl");
     assert_eq!(
         std::fs::read_to_string(&default_out)
             .unwrap_or_else(|e| panic!("{}: {e}\n{stdout}", default_out.display()))

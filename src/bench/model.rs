@@ -100,11 +100,16 @@ fn agent_rows(
         );
     }
     let d = model.latent_dim;
+    let k = model.members();
     for b in PLAN_BATCHES {
         let z0 = Tensor::randn([b, d], (Kind::Float, device));
         let a = Tensor::rand([b, PLAN_HORIZON, 2], (Kind::Float, device)) * 2.0 - 1.0;
+        let what = match k {
+            1 => format!("level-1 rollout, horizon {PLAN_HORIZON}"),
+            k => format!("level-1 rollout, horizon {PLAN_HORIZON}: {k} predictors, their mean"),
+        };
         row(
-            format!("level-1 rollout, horizon {PLAN_HORIZON}"),
+            what,
             b,
             latency_ms(seconds, || {
                 tch::no_grad(|| {
@@ -113,6 +118,33 @@ fn agent_rows(
                 })
             }),
         );
+        if k > 1 {
+            // The members as one stacked net (what a GPU runs), and one member alone.
+            row(
+                format!("level-1 rollout, horizon {PLAN_HORIZON}: {k} predictors stacked"),
+                b,
+                latency_ms(seconds, || {
+                    tch::no_grad(|| {
+                        let _ = model.rollout_members_stacked(&z0, &a).mean_dim(
+                            [0i64].as_slice(),
+                            false,
+                            Kind::Float,
+                        );
+                        sync(device);
+                    })
+                }),
+            );
+            row(
+                format!("level-1 rollout, horizon {PLAN_HORIZON}: one predictor"),
+                b,
+                latency_ms(seconds, || {
+                    tch::no_grad(|| {
+                        let _ = model.rollout_member(0, &z0, &a);
+                        sync(device);
+                    })
+                }),
+            );
+        }
     }
     {
         let b = PLAN_BATCHES[0];
