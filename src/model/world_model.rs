@@ -171,16 +171,16 @@ impl WorldModel {
         }
     }
 
-    /// Member `i`'s rollout through its own net alone: `[B, T, D]` (what `rollout_members`
-    /// batches; `hjepa bench model` times the two side by side).
+    /// Member `i`'s rollout through its own net alone: `[B, T, D]` (`hjepa bench model`
+    /// times it beside the whole ensemble).
     pub fn rollout_member(&self, i: usize, z0: &Tensor, a_norm: &Tensor) -> Tensor {
         rollout_with(&self.predictors1[i], z0, a_norm)
     }
 
     /// Each ensemble member's own open-loop rollout: `[K, B, T, D]`. On a GPU the members
     /// run as one stacked net (`rollout_members_stacked`: K times fewer kernel launches); on
-    /// a CPU one after another, which `hjepa bench model` measured as fast at 300
-    /// sequences and faster at 2000 (a batched matmul gains nothing there).
+    /// a CPU one after another, which `hjepa bench model` measured 1.0-1.6x faster than
+    /// stacked (a batched matmul gains nothing there).
     pub fn rollout_members(&self, z0: &Tensor, a_norm: &Tensor) -> Tensor {
         if z0.device().is_cuda() && self.members() > 1 {
             return self.rollout_members_stacked(z0, a_norm);
