@@ -73,16 +73,21 @@ pub enum Command {
     /// Record episodes of a scripted policy into a dataset folder: safetensors shards plus a
     /// JSON manifest (Python: `safetensors.numpy.load_file`). Shards are written atomically;
     /// rerunning the same command after an interruption records only what is missing.
+    /// With `--agent` a planning agent plays instead, toward start/goal windows of
+    /// `--goals-from`'s trajectories, each episode `--max-steps` long (past a success): data
+    /// where the agent's own plans take it, to train its world model on as well.
     Collect {
-        #[arg(long, default_value = "two_rooms")]
-        scene: String,
+        /// Scene (default: two_rooms, or the agent file's with --agent).
+        #[arg(long)]
+        scene: Option<String>,
         #[arg(long, default_value_t = 100)]
         episodes: u64,
-        #[arg(long, value_enum, default_value = "smooth-walk")]
-        policy: PolicyKind,
-        /// Dataset folder (created if missing).
-        #[arg(long, default_value = "data/two_rooms")]
-        out: PathBuf,
+        /// Scripted policy (default smooth-walk); not with --agent.
+        #[arg(long, value_enum)]
+        policy: Option<PolicyKind>,
+        /// Dataset folder (created if missing; default data/<scene>).
+        #[arg(long)]
+        out: Option<PathBuf>,
         #[arg(long, default_value_t = 0)]
         seed: u64,
         #[arg(long, default_value_t = 0.3)]
@@ -90,9 +95,32 @@ pub enum Command {
         /// Episodes per shard file.
         #[arg(long, default_value_t = 50)]
         shard_episodes: u64,
-        /// Worker threads (default: all cores).
+        /// Worker threads (default: all cores; scripted policies).
         #[arg(long)]
         threads: Option<usize>,
+        /// A planning agent plays instead of a scripted policy (an agent file, or a shipped
+        /// agent's name).
+        #[arg(long, requires = "goals_from", requires = "max_steps")]
+        agent: Option<String>,
+        /// With --agent: draw start/goal windows from this dataset's trajectories (the
+        /// agent's training data, not the held-out data it is evaluated on).
+        #[arg(long, requires = "agent")]
+        goals_from: Option<PathBuf>,
+        /// With --agent: control steps from a window's start to its goal.
+        #[arg(long, default_value_t = crate::eval::DEFAULT_GOAL_OFFSET, requires = "agent")]
+        goal_offset: u32,
+        /// With --agent: every episode's length in control steps (it runs on after a success).
+        #[arg(long, requires = "agent")]
+        max_steps: Option<u32>,
+        /// With --agent: the criterion that decides success (e.g. `tee_pose`).
+        #[arg(long, requires = "agent")]
+        success: Option<String>,
+        /// With --agent: sandboxes the agent serves at once (see `eval --parallel`).
+        #[arg(long, default_value_t = 1, requires = "agent")]
+        parallel: usize,
+        /// With --agent: cpu or cuda (overrides the agent file).
+        #[arg(long, requires = "agent")]
+        device: Option<String>,
     },
     /// Verify a dataset: manifest, shard sizes and SHA-256, shapes; print a summary.
     Inspect {
@@ -106,9 +134,11 @@ pub enum Command {
         /// Agent file (a path, or a shipped agent's name such as `push_t`).
         #[arg(long, default_value = "two_rooms")]
         agent: String,
-        /// Dataset folder made by `hjepa collect`.
-        #[arg(long)]
-        data: PathBuf,
+        /// Dataset folder made by `hjepa collect`; repeat it to train on several as one
+        /// (`--data data/push_t --data data/push_t_agent`: scripted data plus a planning
+        /// agent's episodes), each split into training and held-out episodes by itself.
+        #[arg(long, required = true)]
+        data: Vec<PathBuf>,
         /// Run folder for checkpoints and metrics.
         #[arg(long)]
         out: PathBuf,
@@ -537,20 +567,69 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             noise,
             shard_episodes,
             threads,
+            agent,
+            goals_from,
+            goal_offset,
+            max_steps,
+            success,
+            parallel,
+            device,
         } => {
-            let opts = crate::data::CollectOptions {
-                scene_path: Scene::resolve_path(&scene),
-                out: out.clone(),
-                episodes,
-                policy,
-                noise,
-                seed,
-                shard_episodes,
-                threads: threads
-                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-                progress: true,
+            let (s, out) = if let Some(agent) = agent {
+                let agent_path = crate::model::AgentFile::resolve_path(&agent);
+                if policy.is_some() || scene.is_some() {
+                    return Err(InputError::new(
+                        &agent_path,
+                        if policy.is_some() { "--policy" } else { "--scene" },
+                        "--agent plays the agent file's own scene with its planner: leave out --policy and --scene",
+                    )
+                    .into());
+                }
+                let Some(out) = out.clone() else {
+                    return Err(InputError::new(
+                        &agent_path,
+                        "--out",
+                        "--agent needs an --out folder for its dataset",
+                    )
+                    .into());
+                };
+                let opts = crate::agent_data::AgentCollectOptions {
+                    agent_path,
+                    goals_from: goals_from.expect("clap requires it"),
+                    goal_offset,
+                    max_steps: max_steps.expect("clap requires it"),
+                    success,
+                    out,
+                    episodes,
+                    seed,
+                    shard_episodes,
+                    parallel: parallel.max(1),
+                    device,
+                    progress: true,
+                };
+                (crate::agent_data::collect_with_agent(&opts)?, opts.out)
+            } else {
+                let scene = scene.unwrap_or_else(|| "two_rooms".into());
+                let opts = crate::data::CollectOptions {
+                    scene_path: Scene::resolve_path(&scene),
+                    out: out.clone().unwrap_or_else(|| {
+                        let name = std::path::Path::new(&scene)
+                            .file_stem()
+                            .map_or("data".into(), |n| n.to_string_lossy());
+                        PathBuf::from("data").join(name.as_ref())
+                    }),
+                    episodes,
+                    policy: policy.unwrap_or(PolicyKind::SmoothWalk),
+                    noise,
+                    seed,
+                    shard_episodes,
+                    threads: threads.unwrap_or_else(|| {
+                        std::thread::available_parallelism().map_or(1, |n| n.get())
+                    }),
+                    progress: true,
+                };
+                (crate::data::collect(&opts)?, opts.out)
             };
-            let s = crate::data::collect(&opts)?;
             println!(
                 "{}: {} episodes ({} recorded now, {} steps, {} shards written) in {:.1} s",
                 out.display(),

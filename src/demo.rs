@@ -61,7 +61,7 @@ pub fn demo(opts: &DemoOptions) -> anyhow::Result<DemoSummary> {
     );
     let t = train(&TrainOptions {
         agent_path: opts.agent_path.clone(),
-        data: data.clone(),
+        data: vec![data.clone()],
         out: run.clone(),
         resume: true,
         device: None,

@@ -5,6 +5,7 @@
 //! memory) → world model → cost → planner → action.
 
 pub mod agent;
+pub mod agent_data;
 pub mod batch;
 pub mod bench;
 pub mod cli;

@@ -282,6 +282,7 @@ fn save_then_load_gives_identical_outputs() {
         step: t.step,
         seed: 3,
         dataset: fixture().data.clone(),
+        more_datasets: Vec::new(),
         dataset_digest: "test".into(),
         shapes: data.shapes.clone(),
         diagnostics: None,
@@ -334,7 +335,7 @@ fn metrics_steps(run: &Path) -> Vec<i64> {
 fn train_options(agent: &Path, out: &Path, steps: i64, resume: bool) -> TrainOptions {
     TrainOptions {
         agent_path: agent.to_path_buf(),
-        data: fixture().data.clone(),
+        data: vec![fixture().data.clone()],
         out: out.to_path_buf(),
         resume,
         device: None,

@@ -578,7 +578,7 @@ fn train_run(run: &Run, files: &Path, progress: bool) -> anyhow::Result<Outcome>
     let out = models.join(&run.id);
     train(&TrainOptions {
         agent_path: agent_file,
-        data,
+        data: vec![data],
         out: out.clone(),
         resume: true,
         device: device.clone(),

@@ -10,8 +10,8 @@ use crossbeam_channel::unbounded;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::dataset::{
-    encode_shard, sha256_hex, shard_file_name, write_atomic, EpisodeRecord, Manifest, ShardEntry,
-    FORMAT, MANIFEST,
+    encode_shard, sha256_hex, shard_file_name, write_atomic, DataPolicy, EpisodeRecord, Manifest,
+    ShardEntry, FORMAT, MANIFEST,
 };
 use super::policy::{make_policy, PolicyKind};
 use crate::episodes::episode_seed;
@@ -80,8 +80,16 @@ pub fn record_episode(
     }
 }
 
-/// The manifest a fresh collection with these options starts from.
-fn fresh_manifest(opts: &CollectOptions, scene: &Arc<Scene>, source: &str) -> Manifest {
+/// The manifest a fresh collection in `scene` (whose file text is `source`) starts from.
+pub(crate) fn fresh_manifest(
+    scene: &Arc<Scene>,
+    source: &str,
+    policy: DataPolicy,
+    noise: f32,
+    seed: u64,
+    episodes: u64,
+    shard_episodes: u64,
+) -> Manifest {
     let env = Env::new(scene.clone());
     let image_shape = scene
         .observation
@@ -93,11 +101,11 @@ fn fresh_manifest(opts: &CollectOptions, scene: &Arc<Scene>, source: &str) -> Ma
         scene: scene.name.clone(),
         scene_source: source.to_string(),
         scene_sha256: sha256_hex(source.as_bytes()),
-        policy: opts.policy,
-        noise: opts.noise,
-        seed: opts.seed,
-        episodes: opts.episodes,
-        shard_episodes: opts.shard_episodes,
+        policy,
+        noise,
+        seed,
+        episodes,
+        shard_episodes,
         obs_state_names: env.observation_state_names(),
         image_shape,
         state_names: env.physical_state_names(),
@@ -105,6 +113,40 @@ fn fresh_manifest(opts: &CollectOptions, scene: &Arc<Scene>, source: &str) -> Ma
         action_high: [scene.agent.action.high.0, scene.agent.action.high.1],
         shards: Vec::new(),
     }
+}
+
+/// Creates the dataset folder `out` with the manifest `fresh`, or resumes the dataset there:
+/// it must have been collected with the same settings, and keeps the shards that are complete
+/// on disk for the (possibly larger) episode count. The manifest is saved before returning.
+pub(crate) fn open_manifest(out: &Path, mut manifest: Manifest) -> anyhow::Result<Manifest> {
+    std::fs::create_dir_all(out)
+        .map_err(|e| anyhow::anyhow!("{}: cannot create dataset folder: {e}", out.display()))?;
+    if out.join(MANIFEST).exists() {
+        let old = Manifest::load(out)?;
+        check_compatible(&old, &manifest, out)?;
+        manifest.episodes = old.episodes.max(manifest.episodes);
+        manifest.shards = old
+            .shards
+            .into_iter()
+            .filter(|s| {
+                let (first, end) = manifest.shard_range(s.index);
+                let on_disk = std::fs::metadata(out.join(&s.file))
+                    .map(|m| m.len() == s.bytes)
+                    .unwrap_or(false);
+                s.first_episode == first && s.episodes == end - first && on_disk
+            })
+            .collect();
+    }
+    manifest.save(out)?;
+    Ok(manifest)
+}
+
+/// The shards of `manifest` not yet on disk, in order.
+pub(crate) fn missing_shards(manifest: &Manifest) -> Vec<u64> {
+    let done: std::collections::BTreeSet<u64> = manifest.shards.iter().map(|s| s.index).collect();
+    (0..manifest.shard_count())
+        .filter(|k| !done.contains(k))
+        .collect()
 }
 
 /// Checks that an existing dataset was collected with the same settings.
@@ -125,11 +167,8 @@ fn check_compatible(old: &Manifest, new: &Manifest, dir: &Path) -> Result<(), In
         );
     }
     if old.policy != new.policy {
-        return mismatch(
-            "policy",
-            format!("{:?}", old.policy),
-            format!("{:?}", new.policy),
-        );
+        let json = |p: &DataPolicy| serde_json::to_string(p).unwrap_or_default();
+        return mismatch("policy", json(&old.policy), json(&new.policy));
     }
     if old.noise != new.noise {
         return mismatch("noise", old.noise.to_string(), new.noise.to_string());
@@ -163,34 +202,17 @@ pub fn collect(opts: &CollectOptions) -> anyhow::Result<CollectSummary> {
         InputError::new(&opts.scene_path, "", format!("cannot read scene file: {e}"))
     })?;
     let scene = Arc::new(Scene::parse(&source, &opts.scene_path)?);
-    std::fs::create_dir_all(&opts.out).map_err(|e| {
-        anyhow::anyhow!("{}: cannot create dataset folder: {e}", opts.out.display())
-    })?;
-
-    let mut manifest = fresh_manifest(opts, &scene, &source);
-    if opts.out.join(MANIFEST).exists() {
-        let old = Manifest::load(&opts.out)?;
-        check_compatible(&old, &manifest, &opts.out)?;
-        manifest.episodes = old.episodes.max(opts.episodes);
-        // Keep the shards that are complete for the (possibly larger) episode count.
-        manifest.shards = old
-            .shards
-            .into_iter()
-            .filter(|s| {
-                let (first, end) = manifest.shard_range(s.index);
-                let on_disk = std::fs::metadata(opts.out.join(&s.file))
-                    .map(|m| m.len() == s.bytes)
-                    .unwrap_or(false);
-                s.first_episode == first && s.episodes == end - first && on_disk
-            })
-            .collect();
-    }
-    manifest.save(&opts.out)?;
-
-    let done: std::collections::BTreeSet<u64> = manifest.shards.iter().map(|s| s.index).collect();
-    let todo: Vec<u64> = (0..manifest.shard_count())
-        .filter(|k| !done.contains(k))
-        .collect();
+    let fresh = fresh_manifest(
+        &scene,
+        &source,
+        opts.policy.into(),
+        opts.noise,
+        opts.seed,
+        opts.episodes,
+        opts.shard_episodes,
+    );
+    let mut manifest = open_manifest(&opts.out, fresh)?;
+    let todo = missing_shards(&manifest);
     let to_record: u64 = todo
         .iter()
         .map(|k| manifest.shard_range(*k))
@@ -270,7 +292,8 @@ pub fn collect(opts: &CollectOptions) -> anyhow::Result<CollectSummary> {
     })
 }
 
-fn write_shard(
+/// Writes shard `k` of the dataset in `dir` atomically; the entry for its manifest.
+pub(crate) fn write_shard(
     dir: &Path,
     k: u64,
     eps: &[EpisodeRecord],

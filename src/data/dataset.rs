@@ -45,7 +45,7 @@ pub struct Manifest {
     /// The scene file's text, so the dataset says exactly what produced it.
     pub scene_source: String,
     pub scene_sha256: String,
-    pub policy: PolicyKind,
+    pub policy: DataPolicy,
     pub noise: f32,
     pub seed: u64,
     /// Episodes asked for (the dataset is complete when the shards cover them all).
@@ -58,6 +58,45 @@ pub struct Manifest {
     pub action_low: [f32; 2],
     pub action_high: [f32; 2],
     pub shards: Vec<ShardEntry>,
+}
+
+/// Who acted in a dataset's episodes: a scripted policy (`hjepa collect --policy`, written
+/// as its name) or a planning agent (`hjepa collect --agent`, written as `{"agent": …}`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum DataPolicy {
+    Scripted(PolicyKind),
+    Agent { agent: AgentSource },
+}
+
+impl From<PolicyKind> for DataPolicy {
+    fn from(kind: PolicyKind) -> DataPolicy {
+        DataPolicy::Scripted(kind)
+    }
+}
+
+/// What a planning agent's episodes were played with, so the dataset says exactly which
+/// model made its choices and toward which goals.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSource {
+    /// The agent file as given, and the SHA-256 of its text.
+    pub file: PathBuf,
+    pub file_sha256: String,
+    /// The run folder whose checkpoint planned, its training step and the SHA-256 of its
+    /// weights (`model.safetensors`).
+    pub checkpoint: PathBuf,
+    pub checkpoint_step: i64,
+    pub weights_sha256: String,
+    /// Start/goal windows drawn from this dataset (digest over its shard hashes), the goal
+    /// `goal_offset` control steps after the start.
+    pub goals_from: PathBuf,
+    pub goals_digest: String,
+    pub goal_offset: u32,
+    /// Every episode's length in control steps: episodes run to it, past a success.
+    pub max_steps: u32,
+    /// The criterion that decided success (each episode's `success`: reached at some step).
+    pub success: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -1,5 +1,5 @@
-//! Training data: a dataset's episodes as tensors, split by episode into training and
-//! held-out sets, cut into fixed-length windows.
+//! Training data: the episodes of one dataset or several as tensors, split by episode into
+//! training and held-out sets, cut into fixed-length windows.
 
 use std::path::Path;
 
@@ -43,75 +43,27 @@ impl TrainingData {
         agent: &AgentFile,
         agent_path: &Path,
     ) -> Result<TrainingData, InputError> {
-        let m = &dataset.manifest;
-        let manifest_path = dataset.dir.join(crate::data::dataset::MANIFEST);
-        let scene_name = Path::new(&agent.scene)
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or(&agent.scene);
-        if m.scene != scene_name {
-            return Err(InputError::new(
-                &manifest_path,
-                "scene",
-                format!(
-                    "the dataset is from scene {:?}, the agent file {} is for {:?}",
-                    m.scene,
-                    agent_path.display(),
-                    agent.scene
-                ),
-            ));
-        }
+        TrainingData::load_many(std::slice::from_ref(dataset), agent, agent_path)
+    }
+
+    /// Loads several datasets of one scene as one (e.g. scripted data plus the episodes of a
+    /// planning agent, `hjepa collect --policy agent`): each is split into training and
+    /// held-out episodes by itself, so every one is represented in both.
+    pub fn load_many(
+        datasets: &[Dataset],
+        agent: &AgentFile,
+        agent_path: &Path,
+    ) -> Result<TrainingData, InputError> {
+        let first = datasets.first().expect("at least one dataset");
+        let m = &first.manifest;
         let kind = agent.perception.observation;
-        if kind == ObservationKind::Pixels && m.image_shape.is_none() {
-            return Err(InputError::new(
-                &manifest_path,
-                "image_shape",
-                "the agent observes pixels but the dataset has no images",
-            ));
-        }
-        if kind == ObservationKind::State && m.obs_state_names.is_empty() {
-            return Err(InputError::new(
-                &manifest_path,
-                "obs_state_names",
-                "the agent observes states but the dataset has none",
-            ));
-        }
+        let window = agent.window();
         // A dataset recorded before the scene changed (push_t gained the agent's velocity,
         // then frameskip 5) would train a model the scene can no longer feed or step.
         let scene = crate::sim::Scene::load(&crate::sim::Scene::resolve_path(&agent.scene))?;
-        m.check_env_step(&manifest_path, &scene)?;
         let env_step = scene.physics.env_step();
-        if kind == ObservationKind::State {
-            let names = crate::sim::Env::new(std::sync::Arc::new(scene)).observation_state_names();
-            if m.obs_state_names != names {
-                return Err(InputError::new(
-                    &manifest_path,
-                    "obs_state_names",
-                    format!(
-                        "the dataset observes {:?}, scene {} now observes {names:?}: recollect it",
-                        m.obs_state_names, agent.scene
-                    ),
-                ));
-            }
-        }
-        let episodes = match kind {
-            ObservationKind::Pixels => dataset.episodes()?,
-            ObservationKind::State => dataset.episodes_without_images()?,
-        };
-        let window = agent.window();
-        let n_val =
-            ((episodes.len() as f64 * agent.train.validation_fraction).ceil() as usize).max(1);
-        if episodes.len() < n_val + 1 {
-            return Err(InputError::new(
-                &manifest_path,
-                "episodes",
-                format!(
-                    "need at least 2 episodes (training + held out), found {}",
-                    episodes.len()
-                ),
-            ));
-        }
-        let split = episodes.len() - n_val;
+        let names =
+            crate::sim::Env::new(std::sync::Arc::new(scene.clone())).observation_state_names();
         let (mut obs_u8, mut obs_f32, mut actions, mut states) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut train_windows, mut val_windows, mut train_frames, mut val_frames) =
@@ -119,37 +71,81 @@ impl TrainingData {
         let (mut train_episodes, mut val_episodes) = (Vec::new(), Vec::new());
         let mut train_episode_actions = Vec::new();
         let (mut o, mut a) = (0i64, 0i64);
-        for (i, e) in episodes.iter().enumerate() {
-            let t = e.action.len() as i64;
-            let (windows, frames) = if i < split {
-                (&mut train_windows, &mut train_frames)
-            } else {
-                (&mut val_windows, &mut val_frames)
+        for dataset in datasets {
+            let manifest_path = dataset.dir.join(crate::data::dataset::MANIFEST);
+            check_dataset(dataset, agent, agent_path, &scene, &names)?;
+            // Later datasets must be shaped like the first, to be stacked with it.
+            let dm = &dataset.manifest;
+            let same = [
+                ("obs_state_names", dm.obs_state_names == m.obs_state_names),
+                ("state_names", dm.state_names == m.state_names),
+                ("action_low", dm.action_low == m.action_low),
+                ("action_high", dm.action_high == m.action_high),
+                (
+                    "image_shape",
+                    kind == ObservationKind::State || dm.image_shape == m.image_shape,
+                ),
+            ];
+            if let Some((field, _)) = same.iter().find(|(_, same)| !same) {
+                return Err(InputError::new(
+                    &manifest_path,
+                    *field,
+                    format!(
+                        "differs from the first dataset's ({}): datasets trained on together must record the same fields",
+                        first.dir.display()
+                    ),
+                ));
+            }
+            let episodes = match kind {
+                ObservationKind::Pixels => dataset.episodes()?,
+                ObservationKind::State => dataset.episodes_without_images()?,
             };
-            windows.extend((0..(t + 2 - window).max(0)).map(|s| (o + s, a + s)));
-            if i < split {
-                train_episode_actions.push(a);
-                &mut train_episodes
-            } else {
-                &mut val_episodes
+            let n_val =
+                ((episodes.len() as f64 * agent.train.validation_fraction).ceil() as usize).max(1);
+            if episodes.len() < n_val + 1 {
+                return Err(InputError::new(
+                    &manifest_path,
+                    "episodes",
+                    format!(
+                        "need at least 2 episodes (training + held out), found {}",
+                        episodes.len()
+                    ),
+                ));
             }
-            .push((o, t + 1));
-            frames.extend(o..o + t + 1);
-            match kind {
-                ObservationKind::Pixels => e
-                    .obs_image
-                    .iter()
-                    .for_each(|im| obs_u8.extend_from_slice(im)),
-                ObservationKind::State => e
-                    .obs_state
-                    .iter()
-                    .for_each(|s| obs_f32.extend_from_slice(s)),
+            let split = episodes.len() - n_val;
+            for (i, e) in episodes.iter().enumerate() {
+                let t = e.action.len() as i64;
+                let (windows, frames) = if i < split {
+                    (&mut train_windows, &mut train_frames)
+                } else {
+                    (&mut val_windows, &mut val_frames)
+                };
+                windows.extend((0..(t + 2 - window).max(0)).map(|s| (o + s, a + s)));
+                if i < split {
+                    train_episode_actions.push(a);
+                    &mut train_episodes
+                } else {
+                    &mut val_episodes
+                }
+                .push((o, t + 1));
+                frames.extend(o..o + t + 1);
+                match kind {
+                    ObservationKind::Pixels => e
+                        .obs_image
+                        .iter()
+                        .for_each(|im| obs_u8.extend_from_slice(im)),
+                    ObservationKind::State => e
+                        .obs_state
+                        .iter()
+                        .for_each(|s| obs_f32.extend_from_slice(s)),
+                }
+                e.state.iter().for_each(|s| states.extend_from_slice(s));
+                e.action.iter().for_each(|x| actions.extend_from_slice(x));
+                o += t + 1;
+                a += t;
             }
-            e.state.iter().for_each(|s| states.extend_from_slice(s));
-            e.action.iter().for_each(|x| actions.extend_from_slice(x));
-            o += t + 1;
-            a += t;
         }
+        let manifest_path = first.dir.join(crate::data::dataset::MANIFEST);
         if train_windows.is_empty() || val_windows.is_empty() {
             return Err(InputError::new(
                 &manifest_path,
@@ -244,6 +240,62 @@ impl TrainingData {
             x.std_dim(0i64, false, false).clamp_min(floor),
         )
     }
+}
+
+/// What every dataset trained on must satisfy: the agent's scene, what the agent observes,
+/// and the scene's env step and observation fields as they are now.
+fn check_dataset(
+    dataset: &Dataset,
+    agent: &AgentFile,
+    agent_path: &Path,
+    scene: &crate::sim::Scene,
+    names: &[String],
+) -> Result<(), InputError> {
+    let m = &dataset.manifest;
+    let manifest_path = dataset.dir.join(crate::data::dataset::MANIFEST);
+    let scene_name = Path::new(&agent.scene)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or(&agent.scene);
+    if m.scene != scene_name {
+        return Err(InputError::new(
+            &manifest_path,
+            "scene",
+            format!(
+                "the dataset is from scene {:?}, the agent file {} is for {:?}",
+                m.scene,
+                agent_path.display(),
+                agent.scene
+            ),
+        ));
+    }
+    let kind = agent.perception.observation;
+    if kind == ObservationKind::Pixels && m.image_shape.is_none() {
+        return Err(InputError::new(
+            &manifest_path,
+            "image_shape",
+            "the agent observes pixels but the dataset has no images",
+        ));
+    }
+    if kind == ObservationKind::State && m.obs_state_names.is_empty() {
+        return Err(InputError::new(
+            &manifest_path,
+            "obs_state_names",
+            "the agent observes states but the dataset has none",
+        ));
+    }
+    m.check_env_step(&manifest_path, scene)?;
+    if kind == ObservationKind::State && m.obs_state_names != names {
+        return Err(InputError::new(
+            &manifest_path,
+            "obs_state_names",
+            format!(
+                "the dataset observes {:?}, scene {} now observes {names:?}: recollect it",
+                m.obs_state_names, agent.scene
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Smallest per-pixel std used to normalise images: at most a 10x gain on rare pixels.

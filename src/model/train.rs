@@ -37,7 +37,11 @@ pub struct CheckpointMeta {
     pub step: i64,
     pub seed: u64,
     pub dataset: PathBuf,
-    /// SHA-256 over the dataset's shard hashes: the exact data trained on.
+    /// Datasets trained on together with `dataset` (`hjepa train --data A --data B`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_datasets: Vec<PathBuf>,
+    /// SHA-256 over the dataset's shard hashes (with several datasets, over their digests in
+    /// order): the exact data trained on.
     pub dataset_digest: String,
     pub shapes: ModelShapes,
     pub diagnostics: Option<Diagnostics>,
@@ -82,6 +86,27 @@ pub fn dataset_digest(ds: &Dataset) -> String {
         .collect::<Vec<_>>()
         .join(",");
     sha256_hex(joined.as_bytes())
+}
+
+/// [`dataset_digest`] of one dataset; of several, the digest of their digests in order.
+pub fn datasets_digest(datasets: &[Dataset]) -> String {
+    match datasets {
+        [one] => dataset_digest(one),
+        many => sha256_hex(
+            many.iter()
+                .map(dataset_digest)
+                .collect::<Vec<_>>()
+                .join(",")
+                .as_bytes(),
+        ),
+    }
+}
+
+impl CheckpointMeta {
+    /// Every dataset the run was trained on, in order.
+    pub fn datasets(&self) -> Vec<PathBuf> {
+        [vec![self.dataset.clone()], self.more_datasets.clone()].concat()
+    }
 }
 
 fn step_seed(seed: u64, step: i64) -> u64 {
@@ -459,7 +484,7 @@ impl Trainer {
     }
 }
 
-fn checkpoint_dir(run: &Path) -> Result<PathBuf, InputError> {
+pub fn checkpoint_dir(run: &Path) -> Result<PathBuf, InputError> {
     for name in ["checkpoint", "checkpoint.old"] {
         let d = run.join(name);
         if d.join("meta.json").exists() {
@@ -555,7 +580,8 @@ fn load_exact(vs: &mut nn::VarStore, path: &Path, skip: Option<&str>) -> Result<
 #[derive(Clone, Debug)]
 pub struct TrainOptions {
     pub agent_path: PathBuf,
-    pub data: PathBuf,
+    /// One dataset or several trained on as one (at least one).
+    pub data: Vec<PathBuf>,
     pub out: PathBuf,
     pub resume: bool,
     pub device: Option<String>,
@@ -626,9 +652,18 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainSummary> {
     if agent.train.threads > 0 {
         tch::set_num_threads(agent.train.threads);
     }
-    let ds = Dataset::open(&opts.data)?;
-    let data = TrainingData::load(&ds, &agent, &opts.agent_path)?;
-    let digest = dataset_digest(&ds);
+    let Some(first_data) = opts.data.first() else {
+        return Err(
+            InputError::new(&opts.agent_path, "--data", "expected a dataset folder").into(),
+        );
+    };
+    let datasets = opts
+        .data
+        .iter()
+        .map(|d| Dataset::open(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    let data = TrainingData::load_many(&datasets, &agent, &opts.agent_path)?;
+    let digest = datasets_digest(&datasets);
     std::fs::create_dir_all(&opts.out)?;
     let mut trainer = if opts.resume
         && (opts.out.join("checkpoint").exists() || opts.out.join("checkpoint.old").exists())
@@ -636,7 +671,7 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainSummary> {
         let (t, meta) = Trainer::load_to_resume(&opts.out, &agent, device)?;
         if meta.dataset_digest != digest {
             return Err(InputError::new(
-                &opts.data,
+                first_data,
                 "",
                 format!(
                     "the run {} was trained on other data (digest {})",
@@ -648,7 +683,7 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainSummary> {
         }
         if meta.shapes != data.shapes {
             return Err(InputError::new(
-                &opts.data,
+                first_data,
                 "",
                 format!(
                     "observation/action shapes {:?} differ from the checkpoint's {:?}",
@@ -700,7 +735,8 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainSummary> {
         format: CHECKPOINT_FORMAT.into(),
         step: t.step,
         seed: t.agent.train.seed,
-        dataset: opts.data.clone(),
+        dataset: first_data.clone(),
+        more_datasets: opts.data[1..].to_vec(),
         dataset_digest: digest.clone(),
         shapes: data.shapes.clone(),
         diagnostics: d,
@@ -824,11 +860,18 @@ pub fn probe(run: &Path, data: Option<&Path>, device: Option<&str>) -> anyhow::R
     let agent = AgentFile::load(&agent_path)?;
     let device = agent.device(&agent_path, device)?;
     let (trainer, meta) = Trainer::load(run, None, device)?;
-    let ds = Dataset::open(data.unwrap_or(&meta.dataset))?;
-    let data = TrainingData::load(&ds, &agent, &agent_path)?;
+    let dirs = match data {
+        Some(d) => vec![d.to_path_buf()],
+        None => meta.datasets(),
+    };
+    let datasets = dirs
+        .iter()
+        .map(|d| Dataset::open(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    let data = TrainingData::load_many(&datasets, &agent, &agent_path)?;
     if data.shapes != meta.shapes {
         return Err(InputError::new(
-            &ds.dir,
+            &dirs[0],
             "",
             format!(
                 "observation/action shapes {:?} differ from the checkpoint's {:?}",
