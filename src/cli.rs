@@ -139,6 +139,11 @@ pub enum Command {
         /// agent's episodes), each split into training and held-out episodes by itself.
         #[arg(long, required = true)]
         data: Vec<PathBuf>,
+        /// Each --data's share of every batch, in order (e.g. `--shares 0.7,0.3`; normalised
+        /// to sum to 1). Default: every training window equally likely, so a dataset's share
+        /// is its size.
+        #[arg(long, value_delimiter = ',')]
+        shares: Option<Vec<f64>>,
         /// Run folder for checkpoints and metrics.
         #[arg(long)]
         out: PathBuf,
@@ -468,6 +473,7 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
         Command::Train {
             agent,
             data,
+            shares,
             out,
             resume,
             device,
@@ -477,6 +483,7 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             let opts = crate::model::TrainOptions {
                 agent_path,
                 data,
+                shares,
                 out: out.clone(),
                 resume,
                 device,

@@ -62,6 +62,7 @@ pub fn demo(opts: &DemoOptions) -> anyhow::Result<DemoSummary> {
     let t = train(&TrainOptions {
         agent_path: opts.agent_path.clone(),
         data: vec![data.clone()],
+        shares: None,
         out: run.clone(),
         resume: true,
         device: None,

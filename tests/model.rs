@@ -283,6 +283,7 @@ fn save_then_load_gives_identical_outputs() {
         seed: 3,
         dataset: fixture().data.clone(),
         more_datasets: Vec::new(),
+        shares: None,
         dataset_digest: "test".into(),
         shapes: data.shapes.clone(),
         diagnostics: None,
@@ -336,6 +337,7 @@ fn train_options(agent: &Path, out: &Path, steps: i64, resume: bool) -> TrainOpt
     TrainOptions {
         agent_path: agent.to_path_buf(),
         data: vec![fixture().data.clone()],
+        shares: None,
         out: out.to_path_buf(),
         resume,
         device: None,
@@ -740,4 +742,42 @@ fn level2_predictions_of_the_frames_start_j_jumps_earlier() {
         l2.predict(&mid, &l2.encode_macro(&chunk(f - k)))
     });
     assert!(close(&pred.get(f).get(1), &two.squeeze_dim(0)));
+}
+
+/// `hjepa train --shares`: each dataset's part of the batches follows its share, not its
+/// size; a share per dataset is required.
+#[test]
+fn batches_follow_the_datasets_shares() {
+    let f = fixture();
+    let agent = agent_with(|_| {});
+    let both = [
+        Dataset::open(&f.data).unwrap(),
+        Dataset::open(&f.data).unwrap(),
+    ];
+    let mut data = TrainingData::load_many(&both, &agent, &f.agent).unwrap();
+    let groups = data.train_window_groups.clone();
+    assert_eq!(groups.len(), 2);
+    assert_eq!(groups[0].len(), groups[1].len());
+    let second: std::collections::HashSet<(i64, i64)> =
+        data.train_windows[groups[1].clone()].iter().copied().collect();
+    let share_of_second = |data: &TrainingData| {
+        let mut t = new_trainer(agent.clone(), data);
+        let (mut hits, mut n) = (0, 0);
+        for step in 0..200 {
+            t.step = step;
+            let w = t.batch_windows(data);
+            hits += w.iter().filter(|w| second.contains(w)).count();
+            n += w.len();
+        }
+        hits as f64 / n as f64
+    };
+    let even = share_of_second(&data);
+    assert!((even - 0.5).abs() < 0.05, "by size: {even}");
+    data.set_shares(&[9.0, 1.0], &f.data).unwrap();
+    let tenth = share_of_second(&data);
+    assert!((tenth - 0.1).abs() < 0.03, "shares 9:1: {tenth}");
+    let err = data.set_shares(&[1.0], &f.data).unwrap_err();
+    assert!(err.to_string().contains("--shares"), "{err}");
+    let err = data.set_shares(&[1.0, 0.0], &f.data).unwrap_err();
+    assert!(err.to_string().contains("positive"), "{err}");
 }

@@ -579,6 +579,7 @@ fn train_run(run: &Run, files: &Path, progress: bool) -> anyhow::Result<Outcome>
     train(&TrainOptions {
         agent_path: agent_file,
         data: vec![data],
+        shares: None,
         out: out.clone(),
         resume: true,
         device: device.clone(),

@@ -21,6 +21,11 @@ pub struct TrainingData {
     pub state_names: Vec<String>,
     /// Window starts `(first observation row, first action row)` in training episodes.
     pub train_windows: Vec<(i64, i64)>,
+    /// The indices into `train_windows` of each dataset's windows, in `--data` order.
+    pub train_window_groups: Vec<std::ops::Range<usize>>,
+    /// Each dataset's share of a batch's windows (`hjepa train --shares`); `None`: every
+    /// window as likely as any other.
+    pub shares: Option<Vec<f64>>,
     pub val_windows: Vec<(i64, i64)>,
     /// Observation rows of training and held-out episodes.
     pub train_frames: Vec<i64>,
@@ -71,7 +76,9 @@ impl TrainingData {
         let (mut train_episodes, mut val_episodes) = (Vec::new(), Vec::new());
         let mut train_episode_actions = Vec::new();
         let (mut o, mut a) = (0i64, 0i64);
+        let mut train_window_groups = Vec::new();
         for dataset in datasets {
+            let group_start = train_windows.len();
             let manifest_path = dataset.dir.join(crate::data::dataset::MANIFEST);
             check_dataset(dataset, agent, agent_path, &scene, &names)?;
             // Later datasets must be shaped like the first, to be stacked with it.
@@ -144,6 +151,7 @@ impl TrainingData {
                 o += t + 1;
                 a += t;
             }
+            train_window_groups.push(group_start..train_windows.len());
         }
         let manifest_path = first.dir.join(crate::data::dataset::MANIFEST);
         if train_windows.is_empty() || val_windows.is_empty() {
@@ -183,6 +191,8 @@ impl TrainingData {
             states: Tensor::from_slice(&states).view([o, m.state_names.len() as i64]),
             state_names: m.state_names.clone(),
             train_windows,
+            train_window_groups,
+            shares: None,
             val_windows,
             train_frames,
             val_frames,
@@ -197,6 +207,40 @@ impl TrainingData {
             },
             window,
         })
+    }
+
+    /// Draws each batch window from dataset i with probability `shares[i]` (normalised to sum
+    /// to 1), e.g. to give a small dataset of an agent's own episodes a fixed part of every
+    /// batch. `origin` names the option in errors.
+    pub fn set_shares(&mut self, shares: &[f64], origin: &Path) -> Result<(), InputError> {
+        if shares.len() != self.train_window_groups.len() {
+            return Err(InputError::new(
+                origin,
+                "--shares",
+                format!(
+                    "expected one share per dataset ({}), got {}",
+                    self.train_window_groups.len(),
+                    shares.len()
+                ),
+            ));
+        }
+        if let Some(bad) = shares.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+            return Err(InputError::new(
+                origin,
+                "--shares",
+                format!("expected positive shares, got {bad}"),
+            ));
+        }
+        if let Some(i) = self.train_window_groups.iter().position(|g| g.is_empty()) {
+            return Err(InputError::new(
+                origin,
+                "--shares",
+                format!("dataset {} has no training window to draw its share from", i + 1),
+            ));
+        }
+        let sum: f64 = shares.iter().sum();
+        self.shares = Some(shares.iter().map(|s| s / sum).collect());
+        Ok(())
     }
 
     /// A batch of windows: observations `[B, L, ...]` and actions `[B, L-1, 2]` on `device`.

@@ -40,6 +40,9 @@ pub struct CheckpointMeta {
     /// Datasets trained on together with `dataset` (`hjepa train --data A --data B`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub more_datasets: Vec<PathBuf>,
+    /// Each dataset's share of the batches (`hjepa train --shares`), when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shares: Option<Vec<f64>>,
     /// SHA-256 over the dataset's shard hashes (with several datasets, over their digests in
     /// order): the exact data trained on.
     pub dataset_digest: String,
@@ -241,7 +244,22 @@ impl Trainer {
     pub fn batch_windows(&self, data: &TrainingData) -> Vec<(i64, i64)> {
         let mut rng = ChaCha8Rng::seed_from_u64(step_seed(self.agent.train.seed, self.step));
         (0..self.agent.train.batch_size)
-            .map(|_| data.train_windows[rng.random_range(0..data.train_windows.len())])
+            .map(|_| match &data.shares {
+                None => data.train_windows[rng.random_range(0..data.train_windows.len())],
+                Some(shares) => {
+                    let u: f64 = rng.random();
+                    let mut acc = 0.0;
+                    let group = shares
+                        .iter()
+                        .position(|s| {
+                            acc += s;
+                            u < acc
+                        })
+                        .unwrap_or(shares.len() - 1);
+                    let range = data.train_window_groups[group].clone();
+                    data.train_windows[rng.random_range(range)]
+                }
+            })
             .collect()
     }
 
@@ -582,6 +600,8 @@ pub struct TrainOptions {
     pub agent_path: PathBuf,
     /// One dataset or several trained on as one (at least one).
     pub data: Vec<PathBuf>,
+    /// Each dataset's share of the batches (default: in proportion to its windows).
+    pub shares: Option<Vec<f64>>,
     pub out: PathBuf,
     pub resume: bool,
     pub device: Option<String>,
@@ -662,7 +682,10 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainSummary> {
         .iter()
         .map(|d| Dataset::open(d))
         .collect::<Result<Vec<_>, _>>()?;
-    let data = TrainingData::load_many(&datasets, &agent, &opts.agent_path)?;
+    let mut data = TrainingData::load_many(&datasets, &agent, &opts.agent_path)?;
+    if let Some(shares) = &opts.shares {
+        data.set_shares(shares, first_data)?;
+    }
     let digest = datasets_digest(&datasets);
     std::fs::create_dir_all(&opts.out)?;
     let mut trainer = if opts.resume
@@ -677,6 +700,19 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainSummary> {
                     "the run {} was trained on other data (digest {})",
                     opts.out.display(),
                     meta.dataset_digest
+                ),
+            )
+            .into());
+        }
+        if meta.shares != data.shares {
+            return Err(InputError::new(
+                first_data,
+                "--shares",
+                format!(
+                    "the run {} was trained with shares {:?}, this call asks for {:?}",
+                    opts.out.display(),
+                    meta.shares,
+                    data.shares
                 ),
             )
             .into());
@@ -737,6 +773,7 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainSummary> {
         seed: t.agent.train.seed,
         dataset: first_data.clone(),
         more_datasets: opts.data[1..].to_vec(),
+        shares: data.shares.clone(),
         dataset_digest: digest.clone(),
         shapes: data.shapes.clone(),
         diagnostics: d,
