@@ -41,6 +41,11 @@ pub struct CostConfig {
     pub distance: Distance,
     #[serde(default = "sum")]
     pub reduce: Reduce,
+    /// With `reduce = "sum"`, step t (from 0) of the plan weighs `discount^t`: below 1 the
+    /// near steps, whose predictions have compounded less error, count more (TD-MPC's
+    /// discounted return); above 1 the far ones. Left out when 1.
+    #[serde(default = "unit", skip_serializing_if = "is_one")]
+    pub discount: f64,
     /// Weight of the latent distance to the goal. With `[planning.upper]` it weighs the
     /// upper level's plan; the lower level weighs the distance to its subgoal 1.
     #[serde(default = "unit")]
@@ -84,6 +89,9 @@ fn unit() -> f64 {
 fn is_zero(w: &f64) -> bool {
     *w == 0.0
 }
+fn is_one(w: &f64) -> bool {
+    *w == 1.0
+}
 
 impl Default for CostConfig {
     fn default() -> Self {
@@ -91,6 +99,7 @@ impl Default for CostConfig {
             level: 1,
             distance: Distance::L2,
             reduce: Reduce::Sum,
+            discount: 1.0,
             goal_weight: 1.0,
             action_magnitude: 0.0,
             action_smoothness: 0.0,
@@ -113,8 +122,20 @@ pub fn distance(states: &Tensor, target: &Tensor, d: Distance) -> Tensor {
     }
 }
 
-fn reduce(per_step: &Tensor, r: Reduce) -> Tensor {
+/// `[N, H]` per-step costs -> `[N]` as `r` says.
+pub fn reduce(per_step: &Tensor, r: Reduce) -> Tensor {
+    reduce_discounted(per_step, r, 1.0)
+}
+
+/// [`reduce`], step t of a sum weighted by `discount^t` (see `CostConfig::discount`).
+pub fn reduce_discounted(per_step: &Tensor, r: Reduce, discount: f64) -> Tensor {
     match r {
+        Reduce::Sum if discount != 1.0 => {
+            let h = per_step.size()[1];
+            let weights: Vec<f32> = (0..h).map(|t| discount.powi(t as i32) as f32).collect();
+            let w = Tensor::from_slice(&weights).to_device(per_step.device());
+            (per_step * w).sum_dim_intlist([-1i64].as_slice(), false, Kind::Float)
+        }
         Reduce::Sum => per_step.sum_dim_intlist([-1i64].as_slice(), false, Kind::Float),
         Reduce::Last => per_step.select(-1, per_step.size()[1] - 1),
     }
@@ -176,7 +197,8 @@ impl Objective for SubgoalCost<'_> {
             .view([n, h])
             * self.max_steps as f64;
         self.distance.cost(&abstracted.view([n, h, -1]), actions)
-            + reduce(&steps, self.distance.cfg.reduce) * self.weight
+            + reduce_discounted(&steps, self.distance.cfg.reduce, self.distance.cfg.discount)
+                * self.weight
     }
 }
 
@@ -189,16 +211,17 @@ impl Objective for GoalCost<'_> {
                 Some(l2) => l2.abstract_state(states),
                 None => states.shallow_clone(),
             };
-            c = c + reduce(
+            c = c + reduce_discounted(
                 &distance(&s, &self.goal, self.cfg.distance),
                 self.cfg.reduce,
+                self.cfg.discount,
             ) * self.cfg.goal_weight;
         }
         if let Some((critic, goal, max_steps)) = &self.critic {
             let (n, h) = (states.size()[0], states.size()[1]);
             let steps =
                 critic.distance(&states.flatten(0, 1), goal).view([n, h]) * *max_steps as f64;
-            c = c + reduce(&steps, self.cfg.reduce) * self.cfg.critic;
+            c = c + reduce_discounted(&steps, self.cfg.reduce, self.cfg.discount) * self.cfg.critic;
         }
         c
     }
@@ -245,6 +268,18 @@ impl Objective for EnsembleCost<'_> {
 mod tests {
     use super::*;
     use tch::Device;
+
+    #[test]
+    fn each_reduction_weighs_the_steps_as_documented() {
+        let per_step =
+            Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0, 0.0, 0.0, 0.0, 8.0]).view([2, 4]);
+        let got = |r, g| Vec::<f32>::try_from(reduce_discounted(&per_step, r, g)).unwrap();
+        assert_eq!(got(Reduce::Sum, 1.0), vec![10.0, 8.0]);
+        assert_eq!(got(Reduce::Last, 1.0), vec![4.0, 8.0]);
+        // Weights 1, 1/2, 1/4, 1/8; the last step alone ignores the discount.
+        assert_eq!(got(Reduce::Sum, 0.5), vec![3.25, 1.0]);
+        assert_eq!(got(Reduce::Last, 0.5), vec![4.0, 8.0]);
+    }
 
     /// Sums each candidate's states: a cost that tells members apart.
     struct SumOfStates;

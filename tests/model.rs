@@ -758,8 +758,10 @@ fn batches_follow_the_datasets_shares() {
     let groups = data.train_window_groups.clone();
     assert_eq!(groups.len(), 2);
     assert_eq!(groups[0].len(), groups[1].len());
-    let second: std::collections::HashSet<(i64, i64)> =
-        data.train_windows[groups[1].clone()].iter().copied().collect();
+    let second: std::collections::HashSet<(i64, i64)> = data.train_windows[groups[1].clone()]
+        .iter()
+        .copied()
+        .collect();
     let share_of_second = |data: &TrainingData| {
         let mut t = new_trainer(agent.clone(), data);
         let (mut hits, mut n) = (0, 0);

@@ -235,7 +235,10 @@ impl TrainingData {
             return Err(InputError::new(
                 origin,
                 "--shares",
-                format!("dataset {} has no training window to draw its share from", i + 1),
+                format!(
+                    "dataset {} has no training window to draw its share from",
+                    i + 1
+                ),
             ));
         }
         let sum: f64 = shares.iter().sum();

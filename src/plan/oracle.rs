@@ -157,17 +157,13 @@ impl Unroll for SandboxEncoded<'_> {
     }
 }
 
-/// Reads the oracle's per-step true cost: summed over the steps or the last one.
+/// Reads the oracle's per-step true cost, reduced over the steps like the learned cost.
 pub struct TrueCost {
     pub reduce: Reduce,
 }
 
 impl Objective for TrueCost {
     fn cost(&self, states: &Tensor, _actions: &Tensor) -> Tensor {
-        let c = states.select(-1, 0);
-        match self.reduce {
-            Reduce::Sum => c.sum_dim_intlist([-1i64].as_slice(), false, Kind::Float),
-            Reduce::Last => c.select(-1, c.size()[1] - 1),
-        }
+        crate::cost::reduce(&states.select(-1, 0), self.reduce)
     }
 }
