@@ -14,7 +14,9 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::agent::{load_planning_agent, resolve_run};
-use crate::data::collect::{fresh_manifest, missing_shards, open_manifest, write_shard};
+use crate::data::collect::{
+    check_counts, fresh_manifest, list_shard, missing_shards, open_manifest, write_shard,
+};
 use crate::data::dataset::{sha256_hex, AgentSource, DataPolicy};
 use crate::data::{dataset_goals, CollectSummary, Dataset, EpisodeRecord, GoalWindow};
 use crate::error::InputError;
@@ -50,17 +52,7 @@ pub struct AgentCollectOptions {
 /// Plays the agent on windows `0..episodes` (window i and the planner's seeds from
 /// `episode_seed(seed, i)`) and records each episode into `opts.out`.
 pub fn collect_with_agent(opts: &AgentCollectOptions) -> anyhow::Result<CollectSummary> {
-    if opts.episodes == 0 {
-        return Err(InputError::new(&opts.out, "--episodes", "expected at least 1 episode").into());
-    }
-    if opts.shard_episodes == 0 {
-        return Err(InputError::new(
-            &opts.out,
-            "--shard-episodes",
-            "expected at least 1 episode per shard",
-        )
-        .into());
-    }
+    check_counts(&opts.out, opts.episodes, opts.shard_episodes)?;
     let agent_text = std::fs::read_to_string(&opts.agent_path).map_err(|e| {
         InputError::new(&opts.agent_path, "", format!("cannot read agent file: {e}"))
     })?;
@@ -167,9 +159,7 @@ pub fn collect_with_agent(opts: &AgentCollectOptions) -> anyhow::Result<CollectS
         bar.set_message(format!("goal reached {reached}/{recorded}"));
         let entry = write_shard(&opts.out, k, &eps, &manifest)?;
         steps_recorded += entry.steps;
-        manifest.shards.push(entry);
-        manifest.shards.sort_by_key(|s| s.index);
-        manifest.save(&opts.out)?;
+        list_shard(&mut manifest, &opts.out, entry)?;
     }
     bar.finish_and_clear();
     Ok(CollectSummary {

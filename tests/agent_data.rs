@@ -23,30 +23,30 @@ replan_every = 2
 /// A two_rooms dataset of 8 smooth-walk episodes, a tiny run trained 4 steps on it and an
 /// agent file planning with it.
 fn tiny_setup(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let data = dir.join("data");
-    let out = common::bin()
-        .args(["collect", "--episodes", "8", "--threads", "1", "--out"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    common::assert_ok(&out);
-    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny_agent.toml");
-    let run = dir.join("run");
-    let out = common::bin()
-        .args(["train", "--steps", "4", "--agent"])
-        .arg(&tiny)
-        .arg("--data")
-        .arg(&data)
-        .arg("--out")
-        .arg(&run)
-        .output()
-        .unwrap();
-    common::assert_ok(&out);
+    let run = common::tiny_run_of(dir, &tiny_agent());
     let agent = dir.join("agent.toml");
-    let text = std::fs::read_to_string(&tiny).unwrap()
+    let text = std::fs::read_to_string(tiny_agent()).unwrap()
         + &PLANNING.replace("CHECKPOINT", run.to_str().unwrap());
     std::fs::write(&agent, text).unwrap();
-    (data, run, agent)
+    (dir.join("data"), run, agent)
+}
+
+fn tiny_agent() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny_agent.toml")
+}
+
+/// `hjepa train` of the tiny agent's model into `out` on `data`, with `extra` flags.
+fn train(out: &Path, data: &[&Path], extra: &[&str]) -> std::process::Output {
+    let mut cmd = common::bin();
+    cmd.args(["train", "--agent"])
+        .arg(tiny_agent())
+        .arg("--out")
+        .arg(out)
+        .args(extra);
+    for d in data {
+        cmd.arg("--data").arg(d);
+    }
+    cmd.output().unwrap()
 }
 
 fn collect_agent(agent: &Path, goals: &Path, out: &Path) -> std::process::Output {
@@ -111,16 +111,7 @@ fn an_agents_episodes_become_a_dataset_that_resumes_and_trains_with_another() {
     );
 
     // A retrained checkpoint is another policy: resuming into the same folder is refused.
-    let out = common::bin()
-        .args(["train", "--resume", "--steps", "6", "--agent"])
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny_agent.toml"))
-        .arg("--data")
-        .arg(&data)
-        .arg("--out")
-        .arg(&run)
-        .output()
-        .unwrap();
-    common::assert_ok(&out);
+    common::assert_ok(&train(&run, &[&data], &["--resume", "--steps", "6"]));
     let out = collect_agent(&agent, &data, &played);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -132,29 +123,21 @@ fn an_agents_episodes_become_a_dataset_that_resumes_and_trains_with_another() {
     // Both datasets train one model; the checkpoint names both, and a resume on one alone
     // is refused as other data.
     let both = dir.path().join("both");
-    let train = |extra: &[&str], data: &[&Path]| {
-        let mut cmd = common::bin();
-        cmd.args(["train", "--agent"])
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny_agent.toml"))
-            .arg("--out")
-            .arg(&both)
-            .args(extra);
-        for d in data {
-            cmd.arg("--data").arg(d);
-        }
-        cmd.output().unwrap()
-    };
-    common::assert_ok(&train(&["--steps", "4"], &[&data, &played]));
+    common::assert_ok(&train(&both, &[&data, &played], &["--steps", "4"]));
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(both.join("checkpoint/meta.json")).unwrap())
             .unwrap();
     assert_eq!(meta["dataset"], data.to_str().unwrap());
     assert_eq!(meta["more_datasets"][0], played.to_str().unwrap());
-    let out = train(&["--resume", "--steps", "6"], &[&data]);
+    let out = train(&both, &[&data], &["--resume", "--steps", "6"]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("other data"), "{stderr}");
-    common::assert_ok(&train(&["--resume", "--steps", "6"], &[&data, &played]));
+    common::assert_ok(&train(
+        &both,
+        &[&data, &played],
+        &["--resume", "--steps", "6"],
+    ));
 }
 
 #[test]
@@ -164,17 +147,7 @@ fn datasets_of_another_scene_are_not_trained_on_together() {
     common::collect_random(&common::scene_path("two_rooms"), &data, 3);
     let wall = dir.path().join("wall");
     common::collect_random(&common::scene_path("wall"), &wall, 3);
-    let out = common::bin()
-        .args(["train", "--steps", "2", "--agent"])
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny_agent.toml"))
-        .arg("--data")
-        .arg(&data)
-        .arg("--data")
-        .arg(&wall)
-        .arg("--out")
-        .arg(dir.path().join("run"))
-        .output()
-        .unwrap();
+    let out = train(&dir.path().join("run"), &[&data, &wall], &["--steps", "2"]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

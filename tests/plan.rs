@@ -505,38 +505,7 @@ fn agent_with_planning(
 /// A tiny trained run on a tiny two_rooms dataset (a few seconds).
 fn tiny_run(dir: &Path) -> std::path::PathBuf {
     let agent = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny_agent.toml");
-    tiny_run_of(dir, &agent)
-}
-
-fn tiny_run_of(dir: &Path, agent: &Path) -> std::path::PathBuf {
-    let data = dir.join("data");
-    let out = common::bin()
-        .args([
-            "collect",
-            "--scene",
-            "two_rooms",
-            "--episodes",
-            "8",
-            "--threads",
-            "1",
-            "--out",
-        ])
-        .arg(&data)
-        .output()
-        .unwrap();
-    common::assert_ok(&out);
-    let run = dir.join("run");
-    let out = common::bin()
-        .args(["train", "--steps", "4", "--agent"])
-        .arg(agent)
-        .arg("--data")
-        .arg(&data)
-        .arg("--out")
-        .arg(&run)
-        .output()
-        .unwrap();
-    common::assert_ok(&out);
-    run
+    common::tiny_run_of(dir, &agent)
 }
 
 const LEVEL2_CRITIC: &str = "[critic]\nenabled = true\nlevel2 = true\nhidden = 16\nmetric_dim = 4\nsources = 8\nsteps = 50\nbatch_size = 32\n\n";
@@ -558,7 +527,7 @@ fn a_hierarchical_agent_plans_its_upper_level_on_the_level2_critic() {
             .replace("[train]", &format!("{LEVEL2_CRITIC}[train]"))
     };
     std::fs::write(&model_agent, with_critic(base)).unwrap();
-    let run = tiny_run_of(d, &model_agent);
+    let run = common::tiny_run_of(d, &model_agent);
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("checkpoint/meta.json")).unwrap())
             .unwrap();
@@ -752,7 +721,7 @@ fn an_ensemble_agent_plans_on_every_member() {
         base.replace("horizon = 3", "horizon = 3\nensemble = 3"),
     )
     .unwrap();
-    let run = tiny_run_of(d, &model);
+    let run = common::tiny_run_of(d, &model);
     let ensemble = |t: String| t.replace("horizon = 3", "horizon = 3\nensemble = 3");
     let upper = "\n[planning.upper]\nkind = \"mppi\"\nsamples = 16\niterations = 1\nhorizon = 2\nreplan_every = 4\n";
     for (name, edit) in [

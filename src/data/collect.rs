@@ -186,18 +186,42 @@ fn check_compatible(old: &Manifest, new: &Manifest, dir: &Path) -> Result<(), In
     Ok(())
 }
 
-pub fn collect(opts: &CollectOptions) -> anyhow::Result<CollectSummary> {
-    if opts.episodes == 0 {
-        return Err(InputError::new(&opts.out, "--episodes", "expected at least 1 episode").into());
-    }
-    if opts.shard_episodes == 0 {
+/// A collection must record at least one episode, at least one per shard.
+pub(crate) fn check_counts(
+    out: &Path,
+    episodes: u64,
+    shard_episodes: u64,
+) -> Result<(), InputError> {
+    if episodes == 0 {
         return Err(InputError::new(
-            &opts.out,
+            out,
+            "--episodes",
+            "expected at least 1 episode",
+        ));
+    }
+    if shard_episodes == 0 {
+        return Err(InputError::new(
+            out,
             "--shard-episodes",
             "expected at least 1 episode per shard",
-        )
-        .into());
+        ));
     }
+    Ok(())
+}
+
+/// Lists a shard now on disk in the manifest and saves the manifest.
+pub(crate) fn list_shard(
+    manifest: &mut Manifest,
+    out: &Path,
+    entry: ShardEntry,
+) -> anyhow::Result<()> {
+    manifest.shards.push(entry);
+    manifest.shards.sort_by_key(|s| s.index);
+    manifest.save(out)
+}
+
+pub fn collect(opts: &CollectOptions) -> anyhow::Result<CollectSummary> {
+    check_counts(&opts.out, opts.episodes, opts.shard_episodes)?;
     let source = std::fs::read_to_string(&opts.scene_path).map_err(|e| {
         InputError::new(&opts.scene_path, "", format!("cannot read scene file: {e}"))
     })?;
@@ -275,9 +299,7 @@ pub fn collect(opts: &CollectOptions) -> anyhow::Result<CollectSummary> {
             let entry = r?;
             steps_recorded += entry.steps;
             shards_written += 1;
-            manifest.shards.push(entry);
-            manifest.shards.sort_by_key(|s| s.index);
-            manifest.save(&opts.out)?;
+            list_shard(&mut manifest, &opts.out, entry)?;
         }
         Ok(())
     });

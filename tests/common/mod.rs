@@ -61,3 +61,36 @@ pub fn collect_random(scene_path: &Path, out: &Path, episodes: u64) {
     })
     .unwrap();
 }
+
+/// `agent`'s model trained 4 steps on 8 smooth-walk two_rooms episodes in `dir/data`, as the
+/// run `dir/run` (a few seconds).
+pub fn tiny_run_of(dir: &Path, agent: &Path) -> PathBuf {
+    let data = dir.join("data");
+    let out = bin()
+        .args([
+            "collect",
+            "--scene",
+            "two_rooms",
+            "--episodes",
+            "8",
+            "--threads",
+            "1",
+            "--out",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let run = dir.join("run");
+    let out = bin()
+        .args(["train", "--steps", "4", "--agent"])
+        .arg(agent)
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    run
+}
