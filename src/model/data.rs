@@ -51,9 +51,9 @@ impl TrainingData {
         TrainingData::load_many(std::slice::from_ref(dataset), agent, agent_path)
     }
 
-    /// Loads several datasets of one scene as one (e.g. scripted data plus the episodes of a
-    /// planning agent, `hjepa collect --policy agent`): each is split into training and
-    /// held-out episodes by itself, so every one is represented in both.
+    /// Loads several datasets of one scene as one (at least one; e.g. scripted data plus a
+    /// planning agent's episodes from `hjepa collect --agent`): each is split into training
+    /// and held-out episodes by itself, so every one is represented in both.
     pub fn load_many(
         datasets: &[Dataset],
         agent: &AgentFile,
