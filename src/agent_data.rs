@@ -11,11 +11,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
-
 use crate::agent::{load_planning_agent, resolve_run};
 use crate::data::collect::{
-    check_counts, fresh_manifest, list_shard, missing_shards, open_manifest, write_shard,
+    check_counts, collect_bar, fresh_manifest, list_shard, missing_shards, open_manifest,
+    write_shard,
 };
 use crate::data::dataset::{sha256_hex, AgentSource, DataPolicy};
 use crate::data::{dataset_goals, CollectSummary, Dataset, EpisodeRecord, GoalWindow};
@@ -116,20 +115,11 @@ pub fn collect_with_agent(opts: &AgentCollectOptions) -> anyhow::Result<CollectS
     let mut manifest = open_manifest(&opts.out, fresh)?;
     let todo = missing_shards(&manifest);
 
-    let bar = if opts.progress {
-        ProgressBar::new(manifest.episodes)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "collect {prefix} [{bar:30}] {pos}/{len} episodes eta {eta} {msg}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
+    let bar = collect_bar(
+        opts.progress,
+        &manifest,
+        format!("collect {} with its agent", scene.name),
     );
-    bar.set_prefix(format!("{} with its agent", scene.name));
-    bar.set_position(manifest.episodes_done());
     let start = Instant::now();
     let mut actor = EvalActor::Learned(agent);
     let mut env = Env::new(scene.clone());

@@ -209,6 +209,26 @@ pub(crate) fn check_counts(
     Ok(())
 }
 
+/// A progress bar over the manifest's episodes, at those already recorded (hidden unless
+/// `show`).
+pub(crate) fn collect_bar(show: bool, manifest: &Manifest, prefix: String) -> ProgressBar {
+    let bar = if show {
+        ProgressBar::new(manifest.episodes)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} episodes {per_sec} eta {eta} {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(prefix);
+    bar.set_position(manifest.episodes_done());
+    bar
+}
+
 /// Lists a shard now on disk in the manifest and saves the manifest.
 pub(crate) fn list_shard(
     manifest: &mut Manifest,
@@ -243,20 +263,7 @@ pub fn collect(opts: &CollectOptions) -> anyhow::Result<CollectSummary> {
         .map(|(a, b)| b - a)
         .sum();
 
-    let bar = if opts.progress {
-        ProgressBar::new(manifest.episodes)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{prefix} [{bar:30}] {pos}/{len} episodes {per_sec} eta {eta} {msg}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    bar.set_prefix(format!("collect {}", scene.name));
-    bar.set_position(manifest.episodes_done());
+    let bar = collect_bar(opts.progress, &manifest, format!("collect {}", scene.name));
 
     let start = Instant::now();
     let (job_tx, job_rx) = unbounded::<u64>();
