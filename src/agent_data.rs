@@ -85,8 +85,13 @@ pub fn collect_with_agent(opts: &AgentCollectOptions) -> anyhow::Result<CollectS
     let agent = load_planning_agent(&opts.agent_path, &scene, opts.device.as_deref(), None)?;
     let run = resolve_run(&planning.checkpoint, &opts.agent_path);
     let ckpt = checkpoint_dir(&run)?;
-    let meta: CheckpointMeta =
-        serde_json::from_str(&std::fs::read_to_string(ckpt.join("meta.json"))?)?;
+    let meta_path = ckpt.join("meta.json");
+    let meta: CheckpointMeta = std::fs::read_to_string(&meta_path)
+        .map_err(|e| e.to_string())
+        .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()))
+        .map_err(|e| {
+            InputError::new(&meta_path, "", format!("cannot read checkpoint meta: {e}"))
+        })?;
     let weights = std::fs::read(ckpt.join("model.safetensors"))
         .map_err(|e| anyhow::anyhow!("{}: {e}", ckpt.join("model.safetensors").display()))?;
     let source_of_play = AgentSource {
