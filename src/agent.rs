@@ -12,7 +12,7 @@ use tch::{Device, Kind, Tensor};
 use crate::cost::{CostConfig, EnsembleCost, GoalCost, Reduce, SubgoalCost};
 use crate::data::Dataset;
 use crate::error::InputError;
-use crate::model::config::ObservationKind;
+use crate::model::config::{ActionFrame, ObservationKind};
 use crate::model::critic::encode_all;
 use crate::model::data::TrainingData;
 use crate::model::train::CheckpointMeta;
@@ -259,16 +259,24 @@ pub trait Actor {
     }
 }
 
-/// Rows `from..` of a plan `[H, A]` in normalised units, mapped to scene units.
-fn remaining(plan: Option<&Tensor>, from: i64, space: &ActionBox) -> Vec<[f32; 2]> {
+/// Rows `from..` of a plan `[H, A]` in normalised units, mapped to scene units. Offsets
+/// from the agent are chained from `agent`, taking each target as where the agent will be
+/// when the next is set (a PD target is reached within an env step).
+fn remaining(
+    plan: Option<&Tensor>,
+    from: i64,
+    space: &ActionBox,
+    mut agent: [f32; 2],
+) -> Vec<[f32; 2]> {
     let Some(plan) = plan else { return Vec::new() };
     let rows: Vec<Vec<f32>> =
         Vec::try_from(plan.to_kind(Kind::Float).to_device(Device::Cpu)).unwrap_or_default();
     rows.iter()
         .skip(from.max(0) as usize)
         .map(|x| {
-            let a = space.to_scene(x);
-            [a[0], a[1]]
+            let a = space.to_scene(x, agent);
+            agent = [a[0], a[1]];
+            agent
         })
         .collect()
 }
@@ -395,6 +403,8 @@ struct Memory {
     replanned_from: Option<Tensor>,
     /// With landmarks: each landmark's cost to this episode's goal along the graph.
     landmarks_to_goal: Option<Vec<f32>>,
+    /// The last action taken (scene units), from which the rest of the plan is drawn.
+    last_action: [f32; 2],
 }
 
 impl Memory {
@@ -413,6 +423,9 @@ pub struct PlanningAgent {
     trainer: Trainer,
     device: Device,
     space: ActionBox,
+    /// Where `agent.x` (then `agent.y`) sits in the observed state, when the model's actions
+    /// are offsets from the agent.
+    agent_position: Option<usize>,
     memories: Vec<Option<Memory>>,
     /// Diagnostic (`hjepa eval --waypoint-subgoals`): a hierarchical agent's subgoal is the
     /// abstract state of the agent at rest at the scene expert's next waypoint, read from the
@@ -658,13 +671,25 @@ pub fn assemble_planning_agent(
         )?),
         None => None,
     };
-    let space = ActionBox::of_space(&scene.agent.action);
+    agent.level1.action_frame.check_scene(scene, agent_path)?;
+    let (space, agent_position) = match agent.level1.action_frame {
+        ActionFrame::World => (ActionBox::of_space(&scene.agent.action), None),
+        ActionFrame::Agent => {
+            let names = Env::new(std::sync::Arc::new(scene.clone())).observation_state_names();
+            let x = names.iter().position(|n| n == "agent.x");
+            (
+                ActionBox::agent_offsets(&scene.agent.action),
+                Some(x.expect("checked: AgentPosition observed")),
+            )
+        }
+    };
     Ok(PlanningAgent {
         agent,
         cfg,
         trainer,
         device,
         space,
+        agent_position,
         memories: Vec::new(),
         waypoint_subgoals: false,
         landmarks,
@@ -845,6 +870,7 @@ impl PlanningAgent {
                 .map(|u| make_planner(u, seed ^ 0x0A11)),
             replanned_from: None,
             landmarks_to_goal: None,
+            last_action: [0.0; 2],
         });
         if let (Some(lm), Some(m)) = (&self.landmarks, self.memories[slot].as_mut()) {
             let model = &self.trainer.model;
@@ -885,8 +911,9 @@ impl PlanningAgent {
         }
         slots
             .iter()
+            .zip(obs)
             .zip(timing)
-            .map(|(&slot, timing)| {
+            .map(|((&slot, obs), timing)| {
                 let m = self.memories[slot].as_mut().expect("reset_slot called");
                 let plan = m.plan.as_ref().expect("planned");
                 let x: Vec<f32> = Vec::try_from(
@@ -897,8 +924,13 @@ impl PlanningAgent {
                 .expect("float plan");
                 m.executed += 1;
                 m.upper_age += 1;
-                let a = self.space.to_scene(&x);
-                ([a[0], a[1]], timing)
+                // Offsets are taken from the agent's observed position (its proprioception).
+                let at = self
+                    .agent_position
+                    .map_or([0.0; 2], |i| [obs.state[i], obs.state[i + 1]]);
+                let a = self.space.to_scene(&x, at);
+                m.last_action = [a[0], a[1]];
+                (m.last_action, timing)
             })
             .collect()
     }
@@ -1154,7 +1186,7 @@ impl Actor for PlanningAgent {
 
     fn planned_actions(&self) -> Vec<[f32; 2]> {
         match self.memories.first().and_then(|m| m.as_ref()) {
-            Some(m) => remaining(m.plan.as_ref(), m.executed, &self.space),
+            Some(m) => remaining(m.plan.as_ref(), m.executed, &self.space, m.last_action),
             None => Vec::new(),
         }
     }
@@ -1238,11 +1270,11 @@ impl Actor for OracleAgent {
         let x: Vec<f32> = Vec::try_from(self.plan.as_ref().expect("planned").get(self.executed))
             .expect("float plan");
         self.executed += 1;
-        let a = self.space.to_scene(&x);
+        let a = self.space.to_scene(&x, env.world().agent_position().into());
         ([a[0], a[1]], timing)
     }
 
     fn planned_actions(&self) -> Vec<[f32; 2]> {
-        remaining(self.plan.as_ref(), self.executed, &self.space)
+        remaining(self.plan.as_ref(), self.executed, &self.space, [0.0; 2])
     }
 }

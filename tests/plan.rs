@@ -215,6 +215,7 @@ fn the_norm_ball_is_respected() {
         center: vec![0.0, 0.0],
         scale: vec![0.245, 0.245],
         max_norm: Some(0.245),
+        targets_within: None,
     };
     let x = Tensor::from_slice(&[1.0f32, 1.0, 0.3, -0.2, -1.0, 0.0]).view([3, 2]);
     let p = space.project(&x);
@@ -433,7 +434,7 @@ fn the_sandbox_unroll_encodes_what_the_sandbox_shows() {
         for t in 0..4 {
             if t < 2 {
                 let x: Vec<f32> = Vec::try_from(actions.get(i).get(t)).unwrap();
-                let a = space.to_scene(&x);
+                let a = space.to_scene(&x, copy.world().agent_position().into());
                 let step = copy.step(&[a[0], a[1]]).unwrap();
                 assert_eq!(step.truncated, t == 1);
                 last = step.observation.state;

@@ -103,10 +103,72 @@ pub struct Level1 {
     // Left out when false, so files (and batch run ids) from before it read the same.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub layer_norm: bool,
+    /// How the model reads an action: `world`, the scene's own units (a PD target's
+    /// position in the arena), or `agent`, a PD target as an offset from the agent's
+    /// position when the action is taken (DINO-WM's relative Push-T actions): the predictor
+    /// then sees where the agent is sent without working out its position from z.
+    // Left out when `world`, so files (and batch run ids) from before it read the same.
+    #[serde(default, skip_serializing_if = "ActionFrame::is_world")]
+    pub action_frame: ActionFrame,
     /// Open-loop rollout length trained against target encodings.
     pub horizon: i64,
     pub anti_collapse: AntiCollapse,
     pub loss: LossWeights,
+}
+
+/// The frame the world model's actions are expressed in (`[level1] action_frame`).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionFrame {
+    /// The scene's action units as they are.
+    #[default]
+    World,
+    /// A position target minus the agent's position at the time: needs a `PdTarget`
+    /// actuator, and an agent that observes its own position (`AgentPosition`) to act.
+    Agent,
+}
+
+impl ActionFrame {
+    fn is_world(&self) -> bool {
+        *self == ActionFrame::World
+    }
+
+    /// Whether `scene` supports this frame: an agent frame needs a position-target actuator
+    /// and the agent's position among the observed state (to turn offsets into targets).
+    pub fn check_scene(&self, scene: &crate::sim::Scene, path: &Path) -> Result<(), InputError> {
+        if *self == ActionFrame::World {
+            return Ok(());
+        }
+        let field = "level1.action_frame";
+        if !matches!(
+            scene.agent.actuator,
+            crate::sim::scene::Actuator::PdTarget { .. }
+        ) {
+            return Err(InputError::new(
+                path,
+                field,
+                format!(
+                    "\"agent\" needs a scene whose agent is driven to position targets (a PdTarget actuator); {} has {:?}",
+                    scene.name, scene.agent.actuator
+                ),
+            ));
+        }
+        if !scene
+            .observation
+            .state
+            .contains(&crate::sim::scene::StateField::AgentPosition)
+        {
+            return Err(InputError::new(
+                path,
+                field,
+                format!(
+                    "\"agent\" needs the agent's position in the observed state (AgentPosition), which {} does not observe",
+                    scene.name
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The critic: C(z, z_goal) estimates the control steps from z to z_goal. It is fitted after

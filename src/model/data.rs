@@ -5,7 +5,7 @@ use std::path::Path;
 
 use tch::{Device, Kind, Tensor};
 
-use super::config::{AgentFile, ObservationKind};
+use super::config::{ActionFrame, AgentFile, ObservationKind};
 use super::world_model::ModelShapes;
 use crate::data::Dataset;
 use crate::error::InputError;
@@ -77,6 +77,15 @@ impl TrainingData {
         let mut train_episode_actions = Vec::new();
         let (mut o, mut a) = (0i64, 0i64);
         let mut train_window_groups = Vec::new();
+        agent.level1.action_frame.check_scene(&scene, agent_path)?;
+        let agent_xy = agent_position_columns(&m.state_names);
+        if agent_xy.is_none() && agent.level1.action_frame == ActionFrame::Agent {
+            return Err(InputError::new(
+                &first.dir.join(crate::data::dataset::MANIFEST),
+                "state_names",
+                "expected agent.x and agent.y among the recorded physical states (level1.action_frame = \"agent\" reads them)",
+            ));
+        }
         for dataset in datasets {
             let group_start = train_windows.len();
             let manifest_path = dataset.dir.join(crate::data::dataset::MANIFEST);
@@ -147,7 +156,18 @@ impl TrainingData {
                         .for_each(|s| obs_f32.extend_from_slice(s)),
                 }
                 e.state.iter().for_each(|s| states.extend_from_slice(s));
-                e.action.iter().for_each(|x| actions.extend_from_slice(x));
+                match agent.level1.action_frame {
+                    ActionFrame::World => {
+                        e.action.iter().for_each(|x| actions.extend_from_slice(x))
+                    }
+                    // Each target as an offset from where the agent was when it was set.
+                    ActionFrame::Agent => {
+                        let agent_xy = agent_xy.expect("checked above");
+                        for (x, s) in e.action.iter().zip(&e.state) {
+                            actions.extend([x[0] - s[agent_xy.0], x[1] - s[agent_xy.1]]);
+                        }
+                    }
+                }
                 o += t + 1;
                 a += t;
             }
@@ -347,3 +367,9 @@ fn check_dataset(
 
 /// Smallest per-pixel std used to normalise images: at most a 10x gain on rare pixels.
 pub const PIXEL_STD_FLOOR: f64 = 0.1;
+
+/// The columns of `agent.x` and `agent.y` among a dataset's physical state names.
+fn agent_position_columns(state_names: &[String]) -> Option<(usize, usize)> {
+    let column = |name: &str| state_names.iter().position(|n| n == name);
+    Some((column("agent.x")?, column("agent.y")?))
+}

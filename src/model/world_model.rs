@@ -7,7 +7,7 @@
 use tch::nn;
 use tch::Tensor;
 
-use super::config::{AgentFile, ObservationKind};
+use super::config::{ActionFrame, AgentFile, ObservationKind};
 use super::encoder::{Encoder, Mlp, PixelEncoder, StackedMlp, StateEncoder};
 
 /// Shapes of the data the model is built for.
@@ -132,7 +132,12 @@ impl WorldModel {
                 .then(|| CriticNet::new(&(p / "critic"), d, &agent.critic)),
             critic2,
             critic_max_steps: agent.critic.max_steps,
-            action_center: ((&hi + &lo) / 2.0).to_device(p.device()),
+            // An offset from the agent is centred on staying put.
+            action_center: match agent.level1.action_frame {
+                ActionFrame::World => (&hi + &lo) / 2.0,
+                ActionFrame::Agent => Tensor::zeros([2], (tch::Kind::Float, tch::Device::Cpu)),
+            }
+            .to_device(p.device()),
             action_scale: ((&hi - &lo) / 2.0).clamp_min(1e-6).to_device(p.device()),
             latent_dim: d,
         }
@@ -149,7 +154,8 @@ impl WorldModel {
         Some(self.critic.as_ref()?.distance(z, z_goal))
     }
 
-    /// Actions in the scene's units -> [-1, 1].
+    /// Actions in the model's frame (`[level1] action_frame`: the scene's units, or offsets
+    /// from the agent in metres) -> [-1, 1] (offsets by the same half-extents).
     pub fn normalize_actions(&self, a: &Tensor) -> Tensor {
         (a - &self.action_center) / &self.action_scale
     }

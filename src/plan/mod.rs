@@ -53,6 +53,9 @@ pub struct ActionBox {
     pub center: Vec<f32>,
     pub scale: Vec<f32>,
     pub max_norm: Option<f32>,
+    /// Set when actions are offsets from the agent (`[level1] action_frame = "agent"`): the
+    /// scene's action bounds `(low, high)` that the targets they make are clipped to.
+    pub targets_within: Option<([f32; 2], [f32; 2])>,
 }
 
 impl ActionBox {
@@ -63,6 +66,7 @@ impl ActionBox {
             center: vec![0.0; dim as usize],
             scale: vec![1.0; dim as usize],
             max_norm: None,
+            targets_within: None,
         }
     }
 
@@ -79,6 +83,7 @@ impl ActionBox {
                 (0.5 * (space.high.1 - space.low.1)).max(1e-6),
             ],
             max_norm: space.max_norm,
+            targets_within: None,
         }
     }
 
@@ -102,12 +107,32 @@ impl ActionBox {
         (a * factor - center) / scale
     }
 
-    /// Normalised -> scene units, for one action `[A]`.
-    pub fn to_scene(&self, x: &[f32]) -> Vec<f32> {
-        x.iter()
+    /// Offsets from the agent's position in the scene's action space (a world model with
+    /// `[level1] action_frame = "agent"`), scaled by the space's half-extents; the targets
+    /// they make are kept inside the space.
+    pub fn agent_offsets(space: &crate::sim::scene::ActionSpace) -> ActionBox {
+        ActionBox {
+            center: vec![0.0; 2],
+            max_norm: None,
+            targets_within: Some(([space.low.0, space.low.1], [space.high.0, space.high.1])),
+            ..ActionBox::of_space(space)
+        }
+    }
+
+    /// Normalised -> scene units, for one action `[A]` taken with the agent at `agent`
+    /// (read only when the box holds offsets from it).
+    pub fn to_scene(&self, x: &[f32], agent: [f32; 2]) -> Vec<f32> {
+        let scaled = x
+            .iter()
             .zip(self.center.iter().zip(&self.scale))
-            .map(|(x, (c, s))| c + s * x)
-            .collect()
+            .map(|(x, (c, s))| c + s * x);
+        match self.targets_within {
+            None => scaled.collect(),
+            Some((low, high)) => scaled
+                .enumerate()
+                .map(|(i, offset)| (agent[i] + offset).clamp(low[i], high[i]))
+                .collect(),
+        }
     }
 }
 

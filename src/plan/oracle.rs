@@ -73,7 +73,9 @@ impl SandboxModel {
             env.restore(&self.start);
             for t in 0..h {
                 let k = i * h + t;
-                let act = self.space.to_scene(&a[2 * k..2 * k + 2]);
+                let act = self
+                    .space
+                    .to_scene(&a[2 * k..2 * k + 2], env.world().agent_position().into());
                 let Ok(step) = env.step(&[act[0], act[1]]) else {
                     break;
                 };
