@@ -147,15 +147,7 @@ fn an_agent_frame_agent_trains_and_plays_reproducibly() {
     let dir = tempfile::tempdir().unwrap();
     let data = push_t_data(dir.path());
     let agent = agent_file(dir.path(), "agent");
-    let out = common::bin()
-        .args(["train", "--agent"])
-        .arg(&agent)
-        .arg("--data")
-        .arg(&data)
-        .arg("--out")
-        .arg(dir.path().join("run_agent"))
-        .output()
-        .unwrap();
+    let out = common::train_cli(&agent, &data, &dir.path().join("run_agent"), &[]);
     common::assert_ok(&out);
     let eval = |name: &str| {
         let record = dir.path().join(format!("{name}.json"));
@@ -215,15 +207,7 @@ fn a_scene_without_position_targets_is_refused() {
     std::fs::write(&agent, text).unwrap();
     let data = dir.path().join("data");
     common::collect_random(&common::scene_path("two_rooms"), &data, 2);
-    let out = common::bin()
-        .args(["train", "--agent"])
-        .arg(&agent)
-        .arg("--data")
-        .arg(&data)
-        .arg("--out")
-        .arg(dir.path().join("run"))
-        .output()
-        .unwrap();
+    let out = common::train_cli(&agent, &data, &dir.path().join("run"), &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     for m in ["agent.toml", "level1.action_frame", "PdTarget"] {

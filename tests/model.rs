@@ -446,19 +446,6 @@ fn a_trained_encoder_carries_the_agent_position_far_better_than_an_untrained_one
 
 // ---- bad input, through the binary: exit code 2 and a message naming the file ----
 
-fn train_cli(agent: &Path, data: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
-    common::bin()
-        .args(["train", "--agent"])
-        .arg(agent)
-        .arg("--data")
-        .arg(data)
-        .arg("--out")
-        .arg(out)
-        .args(extra)
-        .output()
-        .unwrap()
-}
-
 fn assert_input_error(out: &std::process::Output, mentions: &[&str]) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
@@ -481,7 +468,7 @@ fn a_dataset_from_another_scene_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("wall");
     common::collect_random(&common::scene_path("wall"), &data, 3);
-    let out = train_cli(&fixture().agent, &data, &dir.path().join("run"), &[]);
+    let out = common::train_cli(&fixture().agent, &data, &dir.path().join("run"), &[]);
     assert_input_error(&out, &["manifest.json", "scene", "wall"]);
 }
 
@@ -495,7 +482,7 @@ fn a_dataset_recorded_at_another_frameskip_is_refused() {
     std::fs::write(&scene, text.replace("frameskip: 1)", "frameskip: 5)")).unwrap();
     let data = dir.path().join("data");
     common::collect_random(&scene, &data, 2);
-    let out = train_cli(&fixture().agent, &data, &dir.path().join("run"), &[]);
+    let out = common::train_cli(&fixture().agent, &data, &dir.path().join("run"), &[]);
     assert_input_error(
         &out,
         &[
@@ -523,7 +510,7 @@ fn a_truncated_shard_is_refused() {
         .unwrap();
     let bytes = std::fs::read(&shard).unwrap();
     std::fs::write(&shard, &bytes[..bytes.len() / 2]).unwrap();
-    let out = train_cli(&fixture().agent, &data, &dir.path().join("run"), &[]);
+    let out = common::train_cli(&fixture().agent, &data, &dir.path().join("run"), &[]);
     assert_input_error(&out, &[shard.file_name().unwrap().to_str().unwrap()]);
 }
 
@@ -569,7 +556,7 @@ fn agent_files_with_unknown_keys_or_bad_values_are_refused() {
     ] {
         let path = dir.path().join(name);
         std::fs::write(&path, text).unwrap();
-        let out = train_cli(&path, &fixture().data, &dir.path().join("run"), &[]);
+        let out = common::train_cli(&path, &fixture().data, &dir.path().join("run"), &[]);
         assert_input_error(&out, &mentions);
     }
     // A cosine schedule ends at train.steps: --steps past it would train at rate 0.
@@ -582,7 +569,7 @@ fn agent_files_with_unknown_keys_or_bad_values_are_refused() {
         ),
     )
     .unwrap();
-    let out = train_cli(
+    let out = common::train_cli(
         &cosine,
         &fixture().data,
         &dir.path().join("run"),
@@ -599,7 +586,7 @@ fn a_checkpoint_that_differs_from_the_agent_file_is_refused() {
     let f = fixture();
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
-    let out = train_cli(&f.agent, &f.data, &run, &["--steps", "2"]);
+    let out = common::train_cli(&f.agent, &f.data, &run, &["--steps", "2"]);
     common::assert_ok(&out);
 
     // Resuming with another configuration names the key that differs.
@@ -609,7 +596,7 @@ fn a_checkpoint_that_differs_from_the_agent_file_is_refused() {
         TINY_AGENT.replace("latent_dim = 16", "latent_dim = 12"),
     )
     .unwrap();
-    let out = train_cli(&other, &f.data, &run, &["--resume", "--steps", "4"]);
+    let out = common::train_cli(&other, &f.data, &run, &["--resume", "--steps", "4"]);
     assert_input_error(&out, &["agent.toml", "latent_dim"]);
 
     // Weights whose shapes do not fit the saved configuration name the tensor.
@@ -644,7 +631,7 @@ fn a_diverging_run_stops_and_keeps_its_last_good_checkpoint() {
     let f = fixture();
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
-    let out = train_cli(&f.agent, &f.data, &run, &["--steps", "20"]);
+    let out = common::train_cli(&f.agent, &f.data, &run, &["--steps", "20"]);
     common::assert_ok(&out);
     let good = std::fs::read(run.join("checkpoint/model.safetensors")).unwrap();
 
@@ -663,7 +650,7 @@ fn a_diverging_run_stops_and_keeps_its_last_good_checkpoint() {
         })
         .collect();
     Tensor::write_safetensors(&moments, &opt).unwrap();
-    let out = train_cli(&f.agent, &f.data, &run, &["--resume"]);
+    let out = common::train_cli(&f.agent, &f.data, &run, &["--resume"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(

@@ -94,3 +94,17 @@ pub fn tiny_run_of(dir: &Path, agent: &Path) -> PathBuf {
     assert_ok(&out);
     run
 }
+
+/// `hjepa train --agent agent --data data --out out` with `extra` flags.
+pub fn train_cli(agent: &Path, data: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    bin()
+        .args(["train", "--agent"])
+        .arg(agent)
+        .arg("--data")
+        .arg(data)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap()
+}
