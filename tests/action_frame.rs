@@ -125,7 +125,7 @@ fn offsets_become_targets_from_the_agent_clipped_to_the_space() {
     assert_eq!(space.scale, vec![2.56, 2.56]);
     let near = |got: Vec<f32>, want: [f32; 2]| {
         assert!(
-            got.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-5),
+            got.len() == 2 && got.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-5),
             "{got:?} != {want:?}"
         )
     };
@@ -215,5 +215,57 @@ fn a_scene_without_position_targets_is_refused() {
             stderr.contains(m),
             "stderr does not mention {m:?}:\n{stderr}"
         );
+    }
+}
+
+#[test]
+fn a_plan_of_zero_offsets_holds_the_agent_where_it_is() {
+    // With a vanishing spread the planner keeps its initial mean, zero: in the agent frame
+    // every target is the agent's observed position (in the world frame it would be the
+    // arena's centre), so the play-time mapping is pinned down.
+    let dir = tempfile::tempdir().unwrap();
+    let data = push_t_data(dir.path());
+    let agent = agent_file(dir.path(), "agent");
+    let text = std::fs::read_to_string(&agent).unwrap() + "init_std = 1e-6\n";
+    std::fs::write(&agent, text).unwrap();
+    common::assert_ok(&common::train_cli(
+        &agent,
+        &data,
+        &dir.path().join("run_agent"),
+        &[],
+    ));
+    let record = dir.path().join("still.json");
+    let out = common::bin()
+        .args([
+            "eval",
+            "--episodes",
+            "2",
+            "--max-steps",
+            "20",
+            "--seed",
+            "2",
+        ])
+        .args(["--no-random-floor", "--success", "tee_pose", "--goals-from"])
+        .arg(&data)
+        .arg("--agent")
+        .arg(&agent)
+        .arg("--out")
+        .arg(dir.path().join("still.jsonl"))
+        .arg("--record")
+        .arg(&record)
+        .output()
+        .unwrap();
+    common::assert_ok(&out);
+    for e in Recording::load(&record).unwrap().episodes {
+        let start = e.start.expect("a window's start layout").agent_start;
+        assert!(!e.actions.is_empty());
+        for a in &e.actions {
+            let off = ((a[0] - start.0).abs()).max((a[1] - start.1).abs());
+            assert!(
+                off < 1e-2,
+                "target {a:?} is not the agent's start {start:?}"
+            );
+        }
+        assert!((start.0 - 2.56).abs().max((start.1 - 2.56).abs()) > 0.05);
     }
 }
