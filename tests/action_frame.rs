@@ -150,28 +150,7 @@ fn an_agent_frame_agent_trains_and_plays_reproducibly() {
     let out = common::train_cli(&agent, &data, &dir.path().join("run_agent"), &[]);
     common::assert_ok(&out);
     let eval = |name: &str| {
-        let record = dir.path().join(format!("{name}.json"));
-        let out = common::bin()
-            .args([
-                "eval",
-                "--episodes",
-                "2",
-                "--max-steps",
-                "20",
-                "--seed",
-                "1",
-            ])
-            .args(["--no-random-floor", "--success", "tee_pose", "--goals-from"])
-            .arg(&data)
-            .arg("--agent")
-            .arg(&agent)
-            .arg("--out")
-            .arg(dir.path().join(format!("{name}.jsonl")))
-            .arg("--record")
-            .arg(&record)
-            .output()
-            .unwrap();
-        common::assert_ok(&out);
+        let record = eval_recorded(dir.path(), &data, &agent, name, 1);
         Recording::load(&record)
             .unwrap()
             .episodes
@@ -234,28 +213,7 @@ fn a_plan_of_zero_offsets_holds_the_agent_where_it_is() {
         &dir.path().join("run_agent"),
         &[],
     ));
-    let record = dir.path().join("still.json");
-    let out = common::bin()
-        .args([
-            "eval",
-            "--episodes",
-            "2",
-            "--max-steps",
-            "20",
-            "--seed",
-            "2",
-        ])
-        .args(["--no-random-floor", "--success", "tee_pose", "--goals-from"])
-        .arg(&data)
-        .arg("--agent")
-        .arg(&agent)
-        .arg("--out")
-        .arg(dir.path().join("still.jsonl"))
-        .arg("--record")
-        .arg(&record)
-        .output()
-        .unwrap();
-    common::assert_ok(&out);
+    let record = eval_recorded(dir.path(), &data, &agent, "still", 2);
     for e in Recording::load(&record).unwrap().episodes {
         let start = e.start.expect("a window's start layout").agent_start;
         assert!(!e.actions.is_empty());
@@ -268,4 +226,25 @@ fn a_plan_of_zero_offsets_holds_the_agent_where_it_is() {
         }
         assert!((start.0 - 2.56).abs().max((start.1 - 2.56).abs()) > 0.05);
     }
+}
+
+/// `hjepa eval` of 2 recorded windows of `data`, 20 env steps each, under `seed`: the
+/// recording's path (`<dir>/<name>.json`, episodes in `<name>.jsonl`).
+fn eval_recorded(dir: &Path, data: &Path, agent: &Path, name: &str, seed: u64) -> PathBuf {
+    let record = dir.join(format!("{name}.json"));
+    let out = common::bin()
+        .args(["eval", "--episodes", "2", "--max-steps", "20", "--seed"])
+        .arg(seed.to_string())
+        .args(["--no-random-floor", "--success", "tee_pose", "--goals-from"])
+        .arg(data)
+        .arg("--agent")
+        .arg(agent)
+        .arg("--out")
+        .arg(dir.join(format!("{name}.jsonl")))
+        .arg("--record")
+        .arg(&record)
+        .output()
+        .unwrap();
+    common::assert_ok(&out);
+    record
 }
