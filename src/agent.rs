@@ -9,7 +9,9 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-use crate::cost::{CostConfig, EnsembleCost, GoalCost, Reduce, SubgoalCost};
+use crate::cost::{
+    CommitteeCost, CommitteePart, CostConfig, EnsembleCost, GoalCost, Reduce, SubgoalCost,
+};
 use crate::data::Dataset;
 use crate::error::InputError;
 use crate::model::config::{ActionFrame, ObservationKind};
@@ -35,6 +37,15 @@ use crate::sim::{Env, Observation, Scene};
 pub struct PlanningConfig {
     /// Run folder (made by `hjepa train`) whose checkpoint the agent loads.
     pub checkpoint: String,
+    /// Further run folders whose world models plan beside the checkpoint's as a committee
+    /// (flat planner only): each was trained for the same scene and observations, with its
+    /// own encoder (another `[train] seed`, other data). Every model predicts the candidates
+    /// from its own encoding of the observation and scores them against its own encoding of
+    /// the goal (its ensemble's mean and disagreement, as for the checkpoint alone); a
+    /// candidate costs the mean over the models. The predictors of one model share an
+    /// encoder and a batch order; separately trained models fail on different goals.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<String>,
     #[serde(default)]
     pub cost: CostConfig,
     /// The flat planner, or the lower level of the hierarchical one.
@@ -166,6 +177,12 @@ impl PlanningConfig {
                     "landmarks are level-2 states joined by the level-2 critic: they need level2.enabled = true and [critic] enabled = true, level2 = true in the model".into(),
                 ));
             }
+        }
+        if !self.peers.is_empty() && (self.hierarchical() || self.offset_correction) {
+            return Err((
+                "planning.peers".into(),
+                "a committee of models plans flat: it cannot be combined with [planning.upper], [planning.landmarks] or offset_correction".into(),
+            ));
         }
         if self.upper_offset_correction && self.upper.is_none() {
             return Err((
@@ -324,6 +341,26 @@ pub struct LatentUnroll<'a> {
     pub each_member: bool,
 }
 
+impl LatentUnroll<'_> {
+    /// Predictions per candidate it returns: the ensemble's members, or 1.
+    fn rows(&self) -> i64 {
+        if self.each_member {
+            self.model.members()
+        } else {
+            1
+        }
+    }
+
+    fn shallow(&self) -> Self {
+        LatentUnroll {
+            model: self.model,
+            z0: self.z0.shallow_clone(),
+            offset: self.offset.as_ref().map(Tensor::shallow_clone),
+            each_member: self.each_member,
+        }
+    }
+}
+
 impl Unroll for LatentUnroll<'_> {
     fn unroll(&self, actions: &Tensor) -> Tensor {
         let n = actions.size()[0];
@@ -337,6 +374,22 @@ impl Unroll for LatentUnroll<'_> {
     }
     fn device(&self) -> Device {
         self.z0.device()
+    }
+}
+
+/// The unrolls of a committee of models (`planning.peers`), each from its own encoding of
+/// the observation, stacked model-major along the first axis for a [`CommitteeCost`].
+pub struct CommitteeUnroll<'a> {
+    pub models: Vec<LatentUnroll<'a>>,
+}
+
+impl Unroll for CommitteeUnroll<'_> {
+    fn unroll(&self, actions: &Tensor) -> Tensor {
+        let states: Vec<Tensor> = self.models.iter().map(|u| u.unroll(actions)).collect();
+        Tensor::cat(&states, 0)
+    }
+    fn device(&self) -> Device {
+        self.models[0].device()
     }
 }
 
@@ -389,6 +442,8 @@ impl Unroll for AbstractUnroll<'_> {
 struct Memory {
     goal_z: Tensor,
     goal_h: Option<Tensor>,
+    /// The goal as each peer (`planning.peers`) encodes it: z, and h with level 2.
+    peer_goals: Vec<PeerGoal>,
     plan: Option<Tensor>,
     executed: i64,
     upper_plan: Option<Tensor>,
@@ -405,6 +460,13 @@ struct Memory {
     landmarks_to_goal: Option<Vec<f32>>,
     /// The last action taken (scene units), from which the rest of the plan is drawn.
     last_action: [f32; 2],
+}
+
+/// The goal as one peer of the committee encodes it.
+struct PeerGoal {
+    z: Tensor,
+    /// Its level-2 state (with level 2).
+    h: Option<Tensor>,
 }
 
 impl Memory {
@@ -427,6 +489,8 @@ pub struct PlanningAgent {
     /// are offsets from the agent.
     agent_position: Option<usize>,
     memories: Vec<Option<Memory>>,
+    /// The committee's further models (`planning.peers`), in the file's order.
+    peers: Vec<Trainer>,
     /// Diagnostic (`hjepa eval --waypoint-subgoals`): a hierarchical agent's subgoal is the
     /// abstract state of the agent at rest at the scene expert's next waypoint, read from the
     /// true state in `Actor::act`, instead of the upper level's plan.
@@ -660,6 +724,7 @@ pub fn assemble_planning_agent(
         ));
     }
     check_scene_matches(scene, &agent, &meta, &run)?;
+    let peers = load_peers(&cfg, &agent, agent_path, scene, device)?;
     let landmarks = match &cfg.landmarks {
         Some(l) => Some(Landmarks::load(
             l,
@@ -691,11 +756,81 @@ pub fn assemble_planning_agent(
         space,
         agent_position,
         memories: Vec::new(),
+        peers,
         waypoint_subgoals: false,
         landmarks,
         sandbox_dynamics: false,
         sandbox: None,
     })
+}
+
+/// Loads the committee's further models (`planning.peers`) and checks that each can plan
+/// beside the checkpoint's: same observations, latent size and action frame, trained for
+/// this scene, with what the cost asks of it.
+fn load_peers(
+    cfg: &PlanningConfig,
+    agent: &AgentFile,
+    agent_path: &Path,
+    scene: &Scene,
+    device: Device,
+) -> Result<Vec<Trainer>, InputError> {
+    let mut peers = Vec::with_capacity(cfg.peers.len());
+    for (i, peer) in cfg.peers.iter().enumerate() {
+        let key = format!("planning.peers[{i}]");
+        let run = resolve_run(peer, agent_path);
+        if !run.join("checkpoint/meta.json").exists()
+            && !run.join("checkpoint.old/meta.json").exists()
+        {
+            return Err(InputError::new(
+                agent_path,
+                &key,
+                format!(
+                    "no checkpoint at {} (train one with `hjepa train`)",
+                    run.display()
+                ),
+            ));
+        }
+        // Its own agent file: a peer may differ in seed, data or architecture.
+        let (trainer, meta) = Trainer::load(&run, None, device)?;
+        let own = &trainer.agent;
+        let mismatch = if own.perception.observation != agent.perception.observation {
+            Some(format!(
+                "reads {:?} observations, the checkpoint's model {:?}",
+                own.perception.observation, agent.perception.observation
+            ))
+        } else if own.perception.latent_dim != agent.perception.latent_dim {
+            Some(format!(
+                "has latent_dim {}, the checkpoint's model {} (the committee stacks their predictions)",
+                own.perception.latent_dim, agent.perception.latent_dim
+            ))
+        } else if own.level1.action_frame != agent.level1.action_frame {
+            Some(format!(
+                "takes actions in the {:?} frame, the checkpoint's model in the {:?} frame",
+                own.level1.action_frame, agent.level1.action_frame
+            ))
+        } else if cfg.cost.level == 2 && !own.level2.enabled {
+            Some("has no level 2, which planning.cost.level = 2 needs".into())
+        } else if cfg.cost.critic > 0.0 && meta.critic.is_none() {
+            Some("has no fitted critic, which planning.cost.critic needs".into())
+        } else if cfg.cost.disagreement > 0.0 && own.level1.ensemble < 2 {
+            Some(format!(
+                "has [level1] ensemble = {}; planning.cost.disagreement needs >= 2",
+                own.level1.ensemble
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = mismatch {
+            return Err(InputError::new(
+                agent_path,
+                &key,
+                format!("the model at {} {why}", run.display()),
+            ));
+        }
+        check_scene_matches(scene, own, &meta, &run)?;
+        peers.push(trainer);
+    }
+    Ok(peers)
 }
 
 /// `checkpoint` paths are taken relative to the working directory, then to the agent file.
@@ -844,18 +979,26 @@ impl PlanningAgent {
     /// seeded from `seed`, so an episode plans the same whatever else the agent serves.
     pub fn reset_slot(&mut self, slot: usize, goal: &Observation, seed: u64) {
         let goal_z = self.encode_batch(&[goal]);
-        let goal_h = self
-            .trainer
-            .model
-            .level2
-            .as_ref()
-            .map(|l2| tch::no_grad(|| l2.abstract_state(&goal_z)));
+        let goal_h = abstract_goal(&self.trainer.model, &goal_z);
+        let kind = self.agent.perception.observation;
+        let peer_goals = self
+            .peers
+            .iter()
+            .map(|p| {
+                let z = encode_observations(&p.model, kind, self.device, &[goal]);
+                PeerGoal {
+                    h: abstract_goal(&p.model, &z),
+                    z,
+                }
+            })
+            .collect();
         if self.memories.len() <= slot {
             self.memories.resize_with(slot + 1, || None);
         }
         self.memories[slot] = Some(Memory {
             goal_z,
             goal_h,
+            peer_goals,
             plan: None,
             executed: 0,
             upper_plan: None,
@@ -898,11 +1041,20 @@ impl PlanningAgent {
         let mut timing = vec![ActTiming::default(); slots.len()];
         if !due.is_empty() {
             let t = Instant::now();
-            let z = self.encode_batch(&due.iter().map(|&i| obs[i]).collect::<Vec<_>>());
+            let batch: Vec<&Observation> = due.iter().map(|&i| obs[i]).collect();
+            let z = self.encode_batch(&batch);
+            let kind = self.agent.perception.observation;
+            let peer_z: Vec<Tensor> = self
+                .peers
+                .iter()
+                .map(|p| encode_observations(&p.model, kind, self.device, &batch))
+                .collect();
             let encode_share = t.elapsed().as_secs_f64() / due.len() as f64;
             for (row, &i) in due.iter().enumerate() {
                 let t = Instant::now();
-                self.replan(slots[i], z.narrow(0, row as i64, 1));
+                let row = row as i64;
+                let peers_z0 = peer_z.iter().map(|z| z.narrow(0, row, 1)).collect();
+                self.replan(slots[i], z.narrow(0, row, 1), peers_z0);
                 timing[i] = ActTiming {
                     planning_s: encode_share + t.elapsed().as_secs_f64(),
                     replanned: true,
@@ -935,8 +1087,9 @@ impl PlanningAgent {
             .collect()
     }
 
-    /// Replans sandbox `slot` from its encoded observation `z0` `[1, D]` (both levels when due).
-    fn replan(&mut self, slot: usize, z0: Tensor) {
+    /// Replans sandbox `slot` from its encoded observation `z0` `[1, D]` (both levels when
+    /// due), and each peer's encoding of it `peers_z0`.
+    fn replan(&mut self, slot: usize, z0: Tensor, peers_z0: Vec<Tensor>) {
         let model = &self.trainer.model;
         let m = self.memories[slot].as_mut().expect("reset_slot called");
         // Sandbox 0 under the diagnostic plans on the sandbox's own dynamics, which need no
@@ -968,6 +1121,17 @@ impl PlanningAgent {
         };
         let (kind, device) = (self.agent.perception.observation, self.device);
         let encode = |obs: &[&Observation]| encode_observations(model, kind, device, obs);
+        // Under the sandbox diagnostic the committee's predictors are replaced too.
+        let committee = (sandbox.is_none() && !self.peers.is_empty()).then(|| CommitteeUnroll {
+            models: std::iter::once(latent.shallow())
+                .chain(self.peers.iter().zip(&peers_z0).map(|(p, z)| LatentUnroll {
+                    model: &p.model,
+                    z0: z.shallow_clone(),
+                    offset: None,
+                    each_member: p.model.members() > 1,
+                }))
+                .collect(),
+        });
         let on_sandbox;
         let (unroll, members): (&dyn Unroll, i64) = match sandbox {
             Some(sandbox) => {
@@ -979,8 +1143,10 @@ impl PlanningAgent {
                 (&on_sandbox, 1)
             }
             // The cost must take the members apart exactly when the unroll returns them.
-            None if latent.each_member => (&latent, model.members()),
-            None => (&latent, 1),
+            None => match &committee {
+                Some(c) => (c, latent.rows()),
+                None => (&latent, latent.rows()),
+            },
         };
         let warm = m.plan.as_ref().map(|p| shift_plan(p, m.executed));
         let search = LowerSearch {
@@ -1001,7 +1167,29 @@ impl PlanningAgent {
             }
             plan_toward_subgoal(&self.cfg, model, m, &search)
         } else {
-            plan_flat(&self.cfg, model, m, &search)
+            // The checkpoint's model, then the peers (when the unroll runs them).
+            let mut scorers = vec![FlatScorer {
+                model,
+                goal_z: &m.goal_z,
+                goal_h: m.goal_h.as_ref(),
+                rows: members,
+            }];
+            if committee.is_some() {
+                scorers.extend(
+                    self.peers
+                        .iter()
+                        .zip(&m.peer_goals)
+                        .map(|(p, g)| FlatScorer {
+                            model: &p.model,
+                            goal_z: &g.z,
+                            goal_h: g.h.as_ref(),
+                            rows: p.model.members(),
+                        }),
+                );
+            }
+            let objective = flat_objective(&self.cfg, &scorers, search.disagreement);
+            m.planner
+                .plan(search.unroll, objective.as_ref(), search.space, search.warm)
         };
         m.plan = Some(plan.actions);
         m.executed = 0;
@@ -1024,15 +1212,31 @@ impl LowerSearch<'_> {
     /// The level-1 cost on this search's unroll: `cost` itself, or its mean over the
     /// ensemble's members plus their disagreement.
     fn objective<'b>(&self, cost: Box<dyn Objective + 'b>) -> Box<dyn Objective + 'b> {
-        if self.members == 1 {
-            return cost;
-        }
-        Box::new(EnsembleCost {
-            inner: cost,
-            members: self.members,
-            disagreement: self.disagreement,
-        })
+        over_members(cost, self.members, self.disagreement)
     }
+}
+
+/// `cost` itself for one prediction per candidate, or its mean over `members` plus their
+/// disagreement.
+fn over_members<'b>(
+    cost: Box<dyn Objective + 'b>,
+    members: i64,
+    disagreement: f64,
+) -> Box<dyn Objective + 'b> {
+    if members == 1 {
+        return cost;
+    }
+    Box::new(EnsembleCost {
+        inner: cost,
+        members,
+        disagreement,
+    })
+}
+
+/// The goal's level-2 state under `model` (None without level 2).
+fn abstract_goal(model: &WorldModel, goal_z: &Tensor) -> Option<Tensor> {
+    let l2 = model.level2.as_ref()?;
+    Some(tch::no_grad(|| l2.abstract_state(goal_z)))
 }
 
 /// HWM's upper level: when due, plans macro-actions toward the goal at level 2, and the
@@ -1142,30 +1346,59 @@ fn plan_toward_subgoal(
     )
 }
 
-/// The flat planner: the cost's goal terms at its level (latent distance, critic).
-fn plan_flat(
+/// One model's view of the flat planner's goal: the goal as it encodes it, and how many
+/// predictions per candidate its unroll returns.
+struct FlatScorer<'a> {
+    model: &'a WorldModel,
+    goal_z: &'a Tensor,
+    goal_h: Option<&'a Tensor>,
+    rows: i64,
+}
+
+/// The flat planner's cost: the goal terms at its level (latent distance, critic) under
+/// each scorer's model, over its ensemble's members; with several models (a committee), the
+/// mean of their costs.
+fn flat_objective<'a>(
     cfg: &PlanningConfig,
-    model: &WorldModel,
-    m: &mut Memory,
-    search: &LowerSearch,
-) -> Plan {
+    scorers: &[FlatScorer<'a>],
+    disagreement: f64,
+) -> Box<dyn Objective + 'a> {
     let level2 = cfg.cost.level == 2;
-    let goal = if level2 {
-        m.goal_h.as_ref().expect("level 2 enabled")
-    } else {
-        &m.goal_z
-    };
-    let objective = search.objective(Box::new(GoalCost {
-        cfg: cfg.cost.clone(),
-        goal: goal.shallow_clone(),
-        abstraction: if level2 { model.level2.as_ref() } else { None },
-        critic: (cfg.cost.critic > 0.0).then(|| {
-            let critic = model.critic.as_ref().expect("validated: [critic] enabled");
-            (critic, m.goal_z.shallow_clone(), model.critic_max_steps)
-        }),
-    }));
-    m.planner
-        .plan(search.unroll, objective.as_ref(), search.space, search.warm)
+    let mut parts: Vec<CommitteePart<'a>> = scorers
+        .iter()
+        .map(|s| {
+            let goal = if level2 {
+                s.goal_h.expect("level 2 enabled")
+            } else {
+                s.goal_z
+            };
+            let cost = GoalCost {
+                cfg: cfg.cost.clone(),
+                goal: goal.shallow_clone(),
+                abstraction: if level2 {
+                    s.model.level2.as_ref()
+                } else {
+                    None
+                },
+                critic: (cfg.cost.critic > 0.0).then(|| {
+                    let critic = s
+                        .model
+                        .critic
+                        .as_ref()
+                        .expect("validated: [critic] enabled");
+                    (critic, s.goal_z.shallow_clone(), s.model.critic_max_steps)
+                }),
+            };
+            CommitteePart {
+                objective: over_members(Box::new(cost), s.rows, disagreement),
+                rows: s.rows,
+            }
+        })
+        .collect();
+    if parts.len() == 1 {
+        return parts.pop().expect("one").objective;
+    }
+    Box::new(CommitteeCost { parts })
 }
 
 impl Actor for PlanningAgent {

@@ -6,7 +6,9 @@
 //!   (eb_jepa found the sum ~8 points better);
 //! - action magnitude and smoothness, each with its weight;
 //! - with an ensemble of level-1 predictors, the mean cost over its members and their
-//!   disagreement ([`EnsembleCost`]).
+//!   disagreement ([`EnsembleCost`]);
+//! - with a committee of separately trained models, the mean of each model's own cost
+//!   ([`CommitteeCost`]).
 
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
@@ -264,6 +266,40 @@ impl Objective for EnsembleCost<'_> {
     }
 }
 
+/// One model's share of a [`CommitteeCost`]: its cost, and how many predictions per
+/// candidate its unroll returns (its ensemble's members, or 1).
+pub struct CommitteePart<'a> {
+    pub objective: Box<dyn Objective + 'a>,
+    pub rows: i64,
+}
+
+/// A cost under a committee of separately trained models, each in its own latent space: the
+/// unroll stacks their predictions model-major (`[sum(rows) * N, H, D]`, see
+/// `agent::CommitteeUnroll`); a candidate costs the mean of the models' own costs.
+pub struct CommitteeCost<'a> {
+    pub parts: Vec<CommitteePart<'a>>,
+}
+
+impl Objective for CommitteeCost<'_> {
+    fn cost(&self, states: &Tensor, actions: &Tensor) -> Tensor {
+        let n = actions.size()[0];
+        let sizes: Vec<i64> = self.parts.iter().map(|p| p.rows * n).collect();
+        assert_eq!(
+            states.size()[0],
+            sizes.iter().sum::<i64>(),
+            "a committee cost needs every model's states, model-major"
+        );
+        let total = states
+            .split_with_sizes(sizes.as_slice(), 0)
+            .iter()
+            .zip(&self.parts)
+            .map(|(s, p)| p.objective.cost(s, actions))
+            .reduce(|a, b| a + b)
+            .expect("a committee has models");
+        total / self.parts.len() as f64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -322,5 +358,34 @@ mod tests {
         }
         .cost(&agree, &actions);
         assert!((c - 8.0).abs().max().double_value(&[]) < 1e-4);
+    }
+
+    #[test]
+    fn committee_cost_is_the_mean_of_each_models_own_cost() {
+        // 2 candidates; model A returns 1 row per candidate, model B (2 members) 2 rows.
+        let opts = (Kind::Float, Device::Cpu);
+        let a = Tensor::from_slice(&[1.0f32, 2.0]).view([2, 1, 1]);
+        let b = Tensor::from_slice(&[10.0f32, 20.0, 30.0, 40.0]).view([4, 1, 1]);
+        let states = Tensor::cat(&[&a, &b], 0);
+        let actions = Tensor::zeros([2, 1, 2], opts);
+        let committee = CommitteeCost {
+            parts: vec![
+                CommitteePart {
+                    objective: Box::new(SumOfStates),
+                    rows: 1,
+                },
+                CommitteePart {
+                    objective: Box::new(EnsembleCost {
+                        inner: Box::new(SumOfStates),
+                        members: 2,
+                        disagreement: 0.0,
+                    }),
+                    rows: 2,
+                },
+            ],
+        };
+        let c = Vec::<f32>::try_from(committee.cost(&states, &actions)).unwrap();
+        // Model B's members are rows (10, 20) and (30, 40): candidate means 20 and 30.
+        assert_eq!(c, vec![(1.0 + 20.0) / 2.0, (2.0 + 30.0) / 2.0]);
     }
 }

@@ -756,6 +756,102 @@ fn an_ensemble_agent_plans_on_every_member() {
     }
 }
 
+/// `planning.peers`: a committee of separately trained models. A model beside itself plans
+/// exactly as alone (the mean of two equal costs); another training changes the plans and
+/// still replays exactly; peers that cannot plan beside the checkpoint are refused.
+#[test]
+fn a_committee_averages_its_models_costs_and_refuses_mismatched_peers() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let run = tiny_run(d);
+    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny_agent.toml");
+    let base = std::fs::read_to_string(&tiny).unwrap();
+    let train_variant = |name: &str, from: &str, to: &str| {
+        let agent = d.join(format!("{name}.toml"));
+        std::fs::write(&agent, base.replace(from, to)).unwrap();
+        let out = d.join(name);
+        common::assert_ok(&common::train_cli(
+            &agent,
+            &d.join("data"),
+            &out,
+            &["--steps", "4"],
+        ));
+        out
+    };
+    let other_seed = train_variant("seed4", "seed = 3", "seed = 4");
+    let with_peers = |name: &str, peers: &[&Path]| {
+        let list: Vec<String> = peers.iter().map(|p| format!("{p:?}")).collect();
+        agent_with_planning(d, name, &run, &|t| {
+            t.replace(
+                "[planning]\n",
+                &format!("[planning]\npeers = [{}]\n", list.join(", ")),
+            )
+        })
+    };
+    // Each episode's row without its timings.
+    let results = |agent: &Path, tag: &str| {
+        let path = d.join(format!("{tag}.jsonl"));
+        let out = eval_cli(
+            agent,
+            &["--max-steps", "40", "--out", path.to_str().unwrap()],
+        );
+        common::assert_ok(&out);
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                let row = v.as_object_mut().unwrap();
+                row.remove("planning_s");
+                row.remove("replan_ms");
+                v
+            })
+            .collect::<Vec<_>>()
+    };
+    let alone = results(&with_peers("alone.toml", &[]), "alone");
+    assert_eq!(alone.len(), 2);
+    assert_eq!(alone, results(&with_peers("self.toml", &[&run]), "self"));
+    let committee = with_peers("committee.toml", &[&other_seed]);
+    let first = results(&committee, "committee-a");
+    assert_ne!(alone, first, "the peer's cost changed nothing");
+    assert_eq!(
+        first,
+        results(&committee, "committee-b"),
+        "not reproducible"
+    );
+
+    assert_exit_2(
+        &eval_cli(
+            &with_peers("missing_peer.toml", &[&d.join("no-such-run")]),
+            &[],
+        ),
+        &["missing_peer.toml", "planning.peers[0]", "no-such-run"],
+    );
+    let narrow = train_variant("narrow", "latent_dim = 16", "latent_dim = 8");
+    assert_exit_2(
+        &eval_cli(
+            &with_peers("narrow_peer.toml", &[&other_seed, &narrow]),
+            &[],
+        ),
+        &["narrow_peer.toml", "planning.peers[1]", "latent_dim 8"],
+    );
+    let upper = "\n[planning.upper]\nkind = \"mppi\"\nsamples = 16\niterations = 1\nhorizon = 2\nreplan_every = 4\n";
+    let hierarchical = d.join("hierarchical_committee.toml");
+    std::fs::write(
+        &hierarchical,
+        std::fs::read_to_string(&committee).unwrap() + upper,
+    )
+    .unwrap();
+    assert_exit_2(
+        &eval_cli(&hierarchical, &[]),
+        &[
+            "hierarchical_committee.toml",
+            "planning.peers",
+            "plans flat",
+        ],
+    );
+}
+
 #[test]
 fn the_configurator_refuses_bad_agent_files_and_eval_is_reproducible() {
     let dir = tempfile::tempdir().unwrap();
