@@ -158,6 +158,10 @@ pub enum Command {
         /// schedule still runs over train.steps, so --steps may not exceed it then).
         #[arg(long)]
         steps: Option<i64>,
+        /// Training seed (overrides the agent file's train.seed; recorded in the checkpoint):
+        /// another training of the same file, e.g. a committee's peer (`planning.peers`).
+        #[arg(long)]
+        seed: Option<u64>,
     },
     /// Diagnose a trained run: prediction error per horizon (both levels), embedding spread
     /// and collapse alarms, linear probes to the true state (R^2 on held-out episodes); on
@@ -478,6 +482,7 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             resume,
             device,
             steps,
+            seed,
         } => {
             let agent_path = crate::model::AgentFile::resolve_path(&agent);
             let opts = crate::model::TrainOptions {
@@ -488,6 +493,7 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
                 resume,
                 device,
                 steps,
+                seed,
                 progress: true,
             };
             let s = crate::model::train(&opts)?;

@@ -67,6 +67,7 @@ pub fn demo(opts: &DemoOptions) -> anyhow::Result<DemoSummary> {
         resume: true,
         device: None,
         steps: opts.train_steps,
+        seed: None,
         progress: true,
     })?;
     println!(

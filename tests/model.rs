@@ -342,6 +342,7 @@ fn train_options(agent: &Path, out: &Path, steps: i64, resume: bool) -> TrainOpt
         resume,
         device: None,
         steps: Some(steps),
+        seed: None,
         progress: false,
     }
 }

@@ -778,7 +778,17 @@ fn a_committee_averages_its_models_costs_and_refuses_mismatched_peers() {
         ));
         out
     };
-    let other_seed = train_variant("seed4", "seed = 3", "seed = 4");
+    // Another training of the same file: `--seed` overrides train.seed, and the checkpoint
+    // records it.
+    let other_seed = d.join("seed4");
+    common::assert_ok(&common::train_cli(
+        &tiny,
+        &d.join("data"),
+        &other_seed,
+        &["--steps", "4", "--seed", "4"],
+    ));
+    let recorded = std::fs::read_to_string(other_seed.join("checkpoint/agent.toml")).unwrap();
+    assert!(recorded.contains("seed = 4"), "{recorded}");
     let with_peers = |name: &str, peers: &[&Path]| {
         let list: Vec<String> = peers.iter().map(|p| format!("{p:?}")).collect();
         agent_with_planning(d, name, &run, &|t| {

@@ -584,6 +584,7 @@ fn train_run(run: &Run, files: &Path, progress: bool) -> anyhow::Result<Outcome>
         resume: true,
         device: device.clone(),
         steps: None,
+        seed: None,
         progress,
     })?;
     Ok(Outcome {

@@ -607,6 +607,9 @@ pub struct TrainOptions {
     pub device: Option<String>,
     /// Stop after this many steps in total (default: the agent file's `train.steps`).
     pub steps: Option<i64>,
+    /// Overrides the agent file's `train.seed` (recorded in the checkpoint's agent.toml):
+    /// another training of the same file, e.g. a peer for `planning.peers`.
+    pub seed: Option<u64>,
     pub progress: bool,
 }
 
@@ -667,7 +670,10 @@ fn truncate_metrics(path: &Path, step: i64) -> anyhow::Result<()> {
 /// The flat training loop: load, (resume,) step, validate and checkpoint every
 /// `validate_every` steps and at the end.
 pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainSummary> {
-    let agent = AgentFile::load(&opts.agent_path)?;
+    let mut agent = AgentFile::load(&opts.agent_path)?;
+    if let Some(seed) = opts.seed {
+        agent.train.seed = seed;
+    }
     let device = agent.device(&opts.agent_path, opts.device.as_deref())?;
     if agent.train.threads > 0 {
         tch::set_num_threads(agent.train.threads);
