@@ -47,6 +47,7 @@ fn bench_plan_prints_every_row() {
         "Mppi",
         "Gradient",
         "ensemble of 5",
+        "committee of 2",
         "hierarchical",
         "oracle",
     ] {

@@ -1,5 +1,5 @@
 //! `hjepa bench plan`: milliseconds per replan for CEM, MPPI, gradient descent, MPPI on an
-//! ensemble of predictors, the hierarchical planner and the oracle (sandbox) model, at the
+//! ensemble of predictors and on a committee of two such models, the hierarchical planner and the oracle (sandbox) model, at the
 //! budget of the shipped two_rooms agent file. The model has fresh weights: planning cost does not depend on them.
 
 use std::sync::Arc;
@@ -7,8 +7,8 @@ use std::sync::Arc;
 use tch::{Device, Tensor};
 
 use super::latency_ms;
-use crate::agent::{observation_tensor, AbstractUnroll, LatentUnroll};
-use crate::cost::{CostConfig, EnsembleCost, GoalCost, Reduce};
+use crate::agent::{observation_tensor, AbstractUnroll, CommitteeUnroll, LatentUnroll};
+use crate::cost::{CommitteeCost, CommitteePart, CostConfig, EnsembleCost, GoalCost, Reduce};
 use crate::model::world_model::{CriticNet, WorldModel};
 use crate::model::{AgentFile, Trainer};
 use crate::plan::hierarchical::{plan_lower, plan_upper};
@@ -103,39 +103,66 @@ pub fn plan_table(seconds: f64) -> anyhow::Result<String> {
     // The same MPPI on an ensemble of five level-1 predictors (`[level1] ensemble`): every
     // member's rollout is scored, then averaged, plus their disagreement.
     let members = 5;
-    let mut ensemble_agent = agent.model_part();
-    ensemble_agent.level1.ensemble = members;
-    let ensemble = Trainer::new(ensemble_agent, &shapes, Device::Cpu);
-    let encode = |o| {
-        tch::no_grad(|| {
-            ensemble
-                .model
-                .encode(&observation_tensor(o, kind, Device::Cpu))
+    // Then a committee of two such models (`[planning] peers`), each from its own z.
+    let ensembles: Vec<Trainer> = (0..2)
+        .map(|seed| {
+            let mut a = agent.model_part();
+            a.level1.ensemble = members;
+            a.train.seed = seed;
+            Trainer::new(a, &shapes, Device::Cpu)
         })
+        .collect();
+    let encode = |model: &WorldModel, o| {
+        tch::no_grad(|| model.encode(&observation_tensor(o, kind, Device::Cpu)))
     };
-    let each_member = LatentUnroll {
-        model: &ensemble.model,
-        z0: encode(&obs),
-        offset: None,
-        each_member: true,
+    let unrolls: Vec<LatentUnroll> = ensembles
+        .iter()
+        .map(|e| LatentUnroll {
+            model: &e.model,
+            z0: encode(&e.model, &obs),
+            offset: None,
+            each_member: true,
+        })
+        .collect();
+    let ensemble_cost = |i: usize| {
+        let model = &ensembles[i].model;
+        let goal = encode(model, &goal);
+        EnsembleCost {
+            inner: Box::new(GoalCost {
+                cfg: cost.clone(),
+                goal: goal.shallow_clone(),
+                abstraction: None,
+                critic: critic_term(model, &goal, &cost),
+            }),
+            members,
+            disagreement: 1.0,
+        }
     };
-    let ensemble_goal = encode(&goal);
-    let ensemble_objective = EnsembleCost {
-        inner: Box::new(GoalCost {
-            cfg: cost.clone(),
-            goal: ensemble_goal.shallow_clone(),
-            abstraction: None,
-            critic: critic_of(&ensemble.model, &ensemble_goal),
-        }),
-        members,
-        disagreement: 1.0,
-    };
+    let ensemble_objective = ensemble_cost(0);
     let mut p = make_planner(&shipped, 0);
     let (m, p95) = latency_ms(seconds, || {
-        let _ = p.plan(&each_member, &ensemble_objective, &space, None);
+        let _ = p.plan(&unrolls[0], &ensemble_objective, &space, None);
     });
     t += &format!(
         "| {:?} (level 1, ensemble of {members} predictors, disagreement) | {} | {m:.1} | {p95:.1} |\n",
+        shipped.kind,
+        budget(&shipped)
+    );
+    let committee = CommitteeUnroll { models: unrolls };
+    let committee_objective = CommitteeCost {
+        parts: (0..ensembles.len())
+            .map(|i| CommitteePart {
+                objective: Box::new(ensemble_cost(i)),
+                rows: members,
+            })
+            .collect(),
+    };
+    let mut p = make_planner(&shipped, 0);
+    let (m, p95) = latency_ms(seconds, || {
+        let _ = p.plan(&committee, &committee_objective, &space, None);
+    });
+    t += &format!(
+        "| {:?} (level 1, committee of 2 such models, `peers`) | {} | {m:.1} | {p95:.1} |\n",
         shipped.kind,
         budget(&shipped)
     );
