@@ -785,7 +785,9 @@ fn load_peers(
                 agent_path,
                 &key,
                 format!(
-                    "no checkpoint at {} (train one with `hjepa train`)",
+                    "no checkpoint at {} (train one with `hjepa train --agent {} --seed <another seed> --out {}`)",
+                    run.display(),
+                    agent_path.display(),
                     run.display()
                 ),
             ));
