@@ -178,6 +178,19 @@ impl PlanningConfig {
                 ));
             }
         }
+        let peer_disagreement = self.cost.peer_disagreement;
+        if !(peer_disagreement.is_finite() && peer_disagreement >= 0.0) {
+            return Err((
+                "planning.cost.peer_disagreement".into(),
+                format!("expected a weight >= 0, found {peer_disagreement}"),
+            ));
+        }
+        if peer_disagreement > 0.0 && self.peers.is_empty() {
+            return Err((
+                "planning.cost.peer_disagreement".into(),
+                "weighs the disagreement of a committee's models: it needs [planning] peers".into(),
+            ));
+        }
         if !self.peers.is_empty() && (self.hierarchical() || self.offset_correction) {
             return Err((
                 "planning.peers".into(),
@@ -1400,7 +1413,10 @@ fn flat_objective<'a>(
     if parts.len() == 1 {
         return parts.pop().expect("one").objective;
     }
-    Box::new(CommitteeCost { parts })
+    Box::new(CommitteeCost {
+        parts,
+        disagreement: cfg.cost.peer_disagreement,
+    })
 }
 
 impl Actor for PlanningAgent {

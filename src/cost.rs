@@ -74,6 +74,11 @@ pub struct CostConfig {
     /// ids) from before it read the same.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub disagreement: f64,
+    /// Weight of a committee's disagreement (needs `[planning] peers`): the standard deviation
+    /// over the models of each one's own cost of a candidate, added to their mean. With two
+    /// models, weight 1 makes the cost the larger of the two. Left out when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub peer_disagreement: f64,
 }
 
 fn one() -> u8 {
@@ -107,6 +112,7 @@ impl Default for CostConfig {
             action_smoothness: 0.0,
             critic: 0.0,
             disagreement: 0.0,
+            peer_disagreement: 0.0,
         }
     }
 }
@@ -275,9 +281,11 @@ pub struct CommitteePart<'a> {
 
 /// A cost under a committee of separately trained models, each in its own latent space: the
 /// unroll stacks their predictions model-major (`[sum(rows) * N, H, D]`, see
-/// `agent::CommitteeUnroll`); a candidate costs the mean of the models' own costs.
+/// `agent::CommitteeUnroll`); a candidate costs the mean of the models' own costs plus
+/// `disagreement` times their standard deviation over the models.
 pub struct CommitteeCost<'a> {
     pub parts: Vec<CommitteePart<'a>>,
+    pub disagreement: f64,
 }
 
 impl Objective for CommitteeCost<'_> {
@@ -289,14 +297,19 @@ impl Objective for CommitteeCost<'_> {
             sizes.iter().sum::<i64>(),
             "a committee cost needs every model's states, model-major"
         );
-        let total = states
+        let costs: Vec<Tensor> = states
             .split_with_sizes(sizes.as_slice(), 0)
             .iter()
             .zip(&self.parts)
             .map(|(s, p)| p.objective.cost(s, actions))
-            .reduce(|a, b| a + b)
-            .expect("a committee has models");
-        total / self.parts.len() as f64
+            .collect();
+        let costs = Tensor::stack(&costs, 0);
+        let mean = costs.mean_dim([0i64].as_slice(), false, Kind::Float);
+        if self.disagreement == 0.0 {
+            return mean;
+        }
+        let spread = costs.std_dim([0i64].as_slice(), false, false);
+        mean + spread * self.disagreement
     }
 }
 
@@ -383,9 +396,18 @@ mod tests {
                     rows: 2,
                 },
             ],
+            disagreement: 0.0,
         };
         let c = Vec::<f32>::try_from(committee.cost(&states, &actions)).unwrap();
         // Model B's members are rows (10, 20) and (30, 40): candidate means 20 and 30.
         assert_eq!(c, vec![(1.0 + 20.0) / 2.0, (2.0 + 30.0) / 2.0]);
+        // Their disagreement: the (population) standard deviation of the two models' costs,
+        // half their gap, so at weight 1 the larger cost.
+        let spread = CommitteeCost {
+            disagreement: 0.5,
+            ..committee
+        };
+        let c = Vec::<f32>::try_from(spread.cost(&states, &actions)).unwrap();
+        assert_eq!(c, vec![10.5 + 0.5 * 9.5, 16.0 + 0.5 * 14.0]);
     }
 }

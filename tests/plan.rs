@@ -820,6 +820,13 @@ fn a_committee_averages_its_models_costs_and_refuses_mismatched_peers() {
     };
     let alone = results(&with_peers("alone.toml", &[]), "alone");
     assert_eq!(alone.len(), 2);
+    // The same file plans with the other training alone: the checkpoint's seed is not
+    // held against the file's.
+    let peer_alone = results(
+        &agent_with_planning(d, "peer_alone.toml", &other_seed, &|t| t),
+        "peer-alone",
+    );
+    assert_ne!(alone, peer_alone, "the two trainings planned alike");
     assert_eq!(alone, results(&with_peers("self.toml", &[&run]), "self"));
     let committee = with_peers("committee.toml", &[&other_seed]);
     let first = results(&committee, "committee-a");
@@ -828,6 +835,30 @@ fn a_committee_averages_its_models_costs_and_refuses_mismatched_peers() {
         first,
         results(&committee, "committee-b"),
         "not reproducible"
+    );
+    // The models' disagreement (`peer_disagreement`): here the larger of the two costs.
+    let cautious = d.join("cautious_committee.toml");
+    std::fs::write(
+        &cautious,
+        std::fs::read_to_string(&committee).unwrap()
+            + "\n[planning.cost]\npeer_disagreement = 1.0\n",
+    )
+    .unwrap();
+    assert_ne!(
+        first,
+        results(&cautious, "cautious"),
+        "the models' disagreement changed nothing"
+    );
+    let lonely = d.join("lonely.toml");
+    std::fs::write(
+        &lonely,
+        std::fs::read_to_string(with_peers("no_peers.toml", &[])).unwrap()
+            + "\n[planning.cost]\npeer_disagreement = 1.0\n",
+    )
+    .unwrap();
+    assert_exit_2(
+        &eval_cli(&lonely, &[]),
+        &["lonely.toml", "planning.cost.peer_disagreement", "peers"],
     );
 
     assert_exit_2(

@@ -156,6 +156,7 @@ pub fn plan_table(seconds: f64) -> anyhow::Result<String> {
                 rows: members,
             })
             .collect(),
+        disagreement: 0.0,
     };
     let mut p = make_planner(&shipped, 0);
     let (m, p95) = latency_ms(seconds, || {

@@ -440,7 +440,12 @@ impl Trainer {
                 },
                 ..x.model_part()
             };
-            let (a_wo, saved_wo) = (without_critic(a), without_critic(&saved));
+            let (mut a_wo, saved_wo) = (without_critic(a), without_critic(&saved));
+            // Planning with a checkpoint trained with `--seed` (a committee's peer, or one
+            // training of several) needs no agent file per seed; resuming keeps the seed.
+            if !allow_critic_change {
+                a_wo.train.seed = saved_wo.train.seed;
+            }
             if a_wo != saved_wo {
                 let field = first_difference(&a_wo, &saved_wo);
                 let why = if field.starts_with("critic.") {
