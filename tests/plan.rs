@@ -503,6 +503,21 @@ fn agent_with_planning(
     path
 }
 
+/// An eval's per-episode rows without their timings, which differ from run to run.
+fn rows_without_timings(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let row = v.as_object_mut().unwrap();
+            row.remove("planning_s");
+            row.remove("replan_ms");
+            v
+        })
+        .collect()
+}
+
 /// A tiny trained run on a tiny two_rooms dataset (a few seconds).
 fn tiny_run(dir: &Path) -> std::path::PathBuf {
     let agent = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny_agent.toml");
@@ -798,7 +813,6 @@ fn a_committee_averages_its_models_costs_and_refuses_mismatched_peers() {
             )
         })
     };
-    // Each episode's row without its timings.
     let results = |agent: &Path, tag: &str| {
         let path = d.join(format!("{tag}.jsonl"));
         let out = eval_cli(
@@ -806,17 +820,7 @@ fn a_committee_averages_its_models_costs_and_refuses_mismatched_peers() {
             &["--max-steps", "40", "--out", path.to_str().unwrap()],
         );
         common::assert_ok(&out);
-        std::fs::read_to_string(&path)
-            .unwrap()
-            .lines()
-            .map(|l| {
-                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-                let row = v.as_object_mut().unwrap();
-                row.remove("planning_s");
-                row.remove("replan_ms");
-                v
-            })
-            .collect::<Vec<_>>()
+        rows_without_timings(&path)
     };
     let alone = results(&with_peers("alone.toml", &[]), "alone");
     assert_eq!(alone.len(), 2);
@@ -1062,17 +1066,7 @@ fn the_configurator_refuses_bad_agent_files_and_eval_is_reproducible() {
         let out_path = d.join(name);
         let out = eval_cli(&good, &["--seed", "4", "--out", out_path.to_str().unwrap()]);
         common::assert_ok(&out);
-        std::fs::read_to_string(&out_path)
-            .unwrap()
-            .lines()
-            .map(|l| {
-                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-                let o = v.as_object_mut().unwrap();
-                o.remove("planning_s");
-                o.remove("replan_ms");
-                v
-            })
-            .collect::<Vec<_>>()
+        rows_without_timings(&out_path)
     };
     let (a, b) = (results("a.jsonl"), results("b.jsonl"));
     assert_eq!(a.len(), 2);
