@@ -841,25 +841,19 @@ fn a_committee_averages_its_models_costs_and_refuses_mismatched_peers() {
         "not reproducible"
     );
     // The models' disagreement (`peer_disagreement`): here the larger of the two costs.
-    let cautious = d.join("cautious_committee.toml");
-    std::fs::write(
-        &cautious,
-        std::fs::read_to_string(&committee).unwrap()
-            + "\n[planning.cost]\npeer_disagreement = 1.0\n",
-    )
-    .unwrap();
+    let weighing_disagreement = |name: &str, base: &Path| {
+        let path = d.join(name);
+        let text = std::fs::read_to_string(base).unwrap();
+        std::fs::write(&path, text + "\n[planning.cost]\npeer_disagreement = 1.0\n").unwrap();
+        path
+    };
+    let cautious = weighing_disagreement("cautious_committee.toml", &committee);
     assert_ne!(
         first,
         results(&cautious, "cautious"),
         "the models' disagreement changed nothing"
     );
-    let lonely = d.join("lonely.toml");
-    std::fs::write(
-        &lonely,
-        std::fs::read_to_string(with_peers("no_peers.toml", &[])).unwrap()
-            + "\n[planning.cost]\npeer_disagreement = 1.0\n",
-    )
-    .unwrap();
+    let lonely = weighing_disagreement("lonely.toml", &with_peers("no_peers.toml", &[]));
     assert_exit_2(
         &eval_cli(&lonely, &[]),
         &["lonely.toml", "planning.cost.peer_disagreement", "peers"],
