@@ -304,7 +304,7 @@ impl Objective for CommitteeCost<'_> {
             .map(|(s, p)| p.objective.cost(s, actions))
             .collect();
         let costs = Tensor::stack(&costs, 0);
-        let mean = costs.mean_dim([0i64].as_slice(), false, Kind::Float);
+        let mean = costs.mean_dim([0i64].as_slice(), false, costs.kind());
         if self.disagreement == 0.0 {
             return mean;
         }

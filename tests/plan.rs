@@ -831,6 +831,16 @@ fn a_committee_averages_its_models_costs_and_refuses_mismatched_peers() {
         "peer-alone",
     );
     assert_ne!(alone, peer_alone, "the two trainings planned alike");
+    // Resuming it is another matter: without `--seed 4` it would continue another training.
+    assert_exit_2(
+        &common::train_cli(
+            &tiny,
+            &d.join("data"),
+            &other_seed,
+            &["--steps", "4", "--resume"],
+        ),
+        &["train.seed"],
+    );
     assert_eq!(alone, results(&with_peers("self.toml", &[&run]), "self"));
     let committee = with_peers("committee.toml", &[&other_seed]);
     let first = results(&committee, "committee-a");
