@@ -8,6 +8,7 @@ use std::path::Path;
 
 use hjepa::data::{dataset_goals, Dataset, PolicyKind};
 use hjepa::eval::{eval_scene, EvalActor, Starts};
+use hjepa::sim::geometry::Pose2;
 use hjepa::sim::{Env, Scene};
 
 fn collect_random(scene: &str, out: &Path, episodes: u64) {
@@ -309,4 +310,46 @@ fn episodes_from_dataset_goals_are_recorded_and_replay_exactly() {
             && err.contains("body_starts"),
         "{err}"
     );
+}
+
+/// `tee_pose` is DINO-WM's and stable-worldmodel's Push-T test: the norm of the agent's and
+/// the T's position errors together under 20 px (0.2 m), not each one alone.
+#[test]
+fn tee_pose_bounds_agent_and_t_errors_together() {
+    let scene = common::scene("push_t");
+    let mut env = Env::new(scene.clone());
+    let mut layout = hjepa::sim::env::sample_layout(&scene, 3);
+    let tee_pose = |env: &Env| {
+        let info = env.info();
+        let c = info.criteria.iter().find(|c| c.name == "tee_pose").unwrap();
+        (c.success, c.value)
+    };
+    // The agent is moved off its goal away from the T, the T along x.
+    let goal = layout.body_goals[0].unwrap();
+    let (gx, gy) = layout.agent_goal;
+    let away = (
+        (gx - goal.x) / (gx - goal.x).hypot(gy - goal.y),
+        (gy - goal.y) / (gx - goal.x).hypot(gy - goal.y),
+    );
+    // Each error 0.12 m (< 0.2 alone), together 0.17: success.
+    layout.body_starts[0] = Pose2::new(goal.x + 0.12, goal.y, goal.angle + 0.1);
+    layout.agent_start = (gx + 0.12 * away.0, gy + 0.12 * away.1);
+    env.reset_to(layout.clone());
+    let (ok, value) = tee_pose(&env);
+    assert!(ok && (value - 0.12f32.hypot(0.12)).abs() < 1e-3, "{value}");
+    // Each 0.15 m (< 0.2 alone), together 0.21: not yet.
+    layout.body_starts[0] = Pose2::new(goal.x + 0.15, goal.y, goal.angle);
+    layout.agent_start = (gx + 0.15 * away.0, gy + 0.15 * away.1);
+    env.reset_to(layout);
+    let (ok, value) = tee_pose(&env);
+    assert!(!ok && (value - 0.15f32.hypot(0.15)).abs() < 1e-3, "{value}");
+    // A separate agent tolerance beside the joint one is refused, naming the field.
+    let text = std::fs::read_to_string(common::scene_path("push_t"))
+        .unwrap()
+        .replace(
+            "agent_tol: None, joint_position: true",
+            "agent_tol: Some(0.2), joint_position: true",
+        );
+    let err = Scene::parse(&text, Path::new("bad.ron")).unwrap_err();
+    assert!(err.location.ends_with("agent_tol"), "{err}");
 }

@@ -547,12 +547,7 @@ pub fn shaped_cost(env: &Env) -> f32 {
     // low so that a short horizon still prefers pushing the body to parking on the agent's
     // goal (at weight 1 the oracle parked: 40/50 dataset goals); coverage (gym-pusht) leaves
     // the agent free.
-    let agent_goal_weight = match criterion {
-        Criterion::BodyPose {
-            agent_tol: Some(_), ..
-        } => 0.1,
-        _ => 0.0,
-    };
+    let agent_goal_weight = if criterion.places_agent() { 0.1 } else { 0.0 };
     let goal = env.layout().body_goals[def].expect("validated body goal");
     let pos_err = ((pose.x - goal.x).powi(2) + (pose.y - goal.y).powi(2)).sqrt();
     let ang_err = crate::sim::geometry::wrap_angle(pose.angle - goal.angle).abs();

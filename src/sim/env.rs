@@ -397,10 +397,17 @@ impl Env {
                 position_tol,
                 angle_tol,
                 agent_tol,
+                joint_position,
             } => {
                 let b = self.copies(body)[0];
                 let (p, g) = (self.world.body_pose(&b), self.body_goal(body));
-                let pos_err = dist((p.x, p.y), (g.x, g.y));
+                let body_err = dist((p.x, p.y), (g.x, g.y));
+                // DINO-WM's Push-T bounds the norm of agent and body errors stacked.
+                let pos_err = if *joint_position {
+                    body_err.hypot(goal_distance)
+                } else {
+                    body_err
+                };
                 let ang_err = wrap_angle(p.angle - g.angle).abs();
                 let agent_ok = agent_tol.is_none_or(|t| goal_distance < t);
                 CriterionStatus {

@@ -328,12 +328,17 @@ pub enum Criterion {
     /// The agent's centre is within `radius` of the goal point.
     AgentReach { radius: f32 },
     /// A body is within `position_tol` and `angle_tol` of its goal pose and, when
-    /// `agent_tol` is set, the agent is within it of the goal point (DINO-WM's Push-T).
+    /// `agent_tol` is set, the agent is within it of the goal point. With `joint_position`
+    /// the body's and the agent's position errors are bounded together instead: the norm of
+    /// both, `hypot(body error, agent error)`, within `position_tol` (DINO-WM's and
+    /// stable-worldmodel's Push-T: `norm(goal[:4] - cur[:4]) < 20 px`, angle `< pi/9`).
     BodyPose {
         body: String,
         position_tol: f32,
         angle_tol: f32,
         agent_tol: Option<f32>,
+        #[serde(default)]
+        joint_position: bool,
     },
     /// The body's area overlapping its goal pose is at least `threshold` of its area (gym-pusht).
     Coverage { body: String, threshold: f32 },
@@ -356,6 +361,20 @@ impl Criterion {
             Criterion::Coverage { body, .. } => format!("{body}_coverage"),
             Criterion::ParticlesIn { body, .. } => format!("{body}_in_region"),
         }
+    }
+
+    /// Whether success also asks for the agent at its goal point.
+    pub fn places_agent(&self) -> bool {
+        matches!(
+            self,
+            Criterion::BodyPose {
+                agent_tol: Some(_),
+                ..
+            } | Criterion::BodyPose {
+                joint_position: true,
+                ..
+            }
+        )
     }
 }
 
@@ -828,12 +847,21 @@ impl Scene {
                     position_tol,
                     angle_tol,
                     agent_tol,
+                    joint_position,
                 } => {
                     body_ok(body)?;
                     positive(*position_tol, &format!("{f}.position_tol"), path)?;
                     positive(*angle_tol, &format!("{f}.angle_tol"), path)?;
                     if let Some(a) = agent_tol {
                         positive(*a, &format!("{f}.agent_tol"), path)?;
+                        if *joint_position {
+                            return Err(InputError::new(
+                                path,
+                                &format!("{f}.agent_tol"),
+                                "expected no agent_tol with joint_position: true (position_tol \
+                                 then bounds the body's and the agent's errors together)",
+                            ));
+                        }
                     }
                     self.require_body_goal(body, &f, path)?;
                 }
