@@ -777,6 +777,71 @@ pub fn assemble_planning_agent(
     })
 }
 
+/// One model of an agent file's committee, as `hjepa train --committee` trains it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CommitteeMember {
+    /// Where the agent file names it: `planning.checkpoint` or `planning.peers[i]`.
+    pub key: String,
+    pub run: PathBuf,
+    pub seed: u64,
+}
+
+/// The models of an agent file's committee: `planning.checkpoint` trained with `seed` (the
+/// file's `train.seed` unless given), then each `planning.peers[i]` with `seed + i + 1`, so
+/// that the members are trainings of the same file that differ in seed only.
+pub fn committee_members(
+    agent_path: &Path,
+    seed: Option<u64>,
+) -> Result<Vec<CommitteeMember>, InputError> {
+    let agent = AgentFile::load(agent_path)?;
+    let Some(planning) = &agent.planning else {
+        return Err(InputError::new(
+            agent_path,
+            "planning",
+            "expected a [planning] section naming the committee's checkpoint and peers",
+        ));
+    };
+    if planning.peers.is_empty() {
+        return Err(InputError::new(
+            agent_path,
+            "planning.peers",
+            "expected at least one peer to train beside the checkpoint (without peers, train \
+             the checkpoint alone with --out)",
+        ));
+    }
+    let base = seed.unwrap_or(agent.train.seed);
+    let checkpoint = ("planning.checkpoint".to_string(), &planning.checkpoint);
+    let peers = planning
+        .peers
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (format!("planning.peers[{i}]"), p));
+    let members = std::iter::once(checkpoint)
+        .chain(peers)
+        .zip(0u64..)
+        .map(|((key, run), i)| CommitteeMember {
+            key,
+            run: resolve_run(run, agent_path),
+            seed: base + i,
+        })
+        .collect::<Vec<_>>();
+    // Two members in one folder: the second training would overwrite the first.
+    for (i, m) in members.iter().enumerate() {
+        if let Some(first) = members[..i].iter().find(|o| o.run == m.run) {
+            return Err(InputError::new(
+                agent_path,
+                &m.key,
+                format!(
+                    "{} is also {}: expected a run folder of its own",
+                    m.run.display(),
+                    first.key
+                ),
+            ));
+        }
+    }
+    Ok(members)
+}
+
 /// Loads the committee's further models (`planning.peers`) and checks that each can plan
 /// beside the checkpoint's: same observations, latent size and action frame, trained for
 /// this scene, with what the cost asks of it.

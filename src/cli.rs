@@ -2,7 +2,7 @@
 //! The library does the work; this file parses, dispatches and maps errors to exit codes
 //! (2 for bad input, 1 for anything else).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -145,10 +145,19 @@ pub enum Command {
         #[arg(long, value_delimiter = ',')]
         shares: Option<Vec<f64>>,
         /// Run folder for checkpoints and metrics.
+        #[arg(
+            long,
+            required_unless_present = "committee",
+            conflicts_with = "committee"
+        )]
+        out: Option<PathBuf>,
+        /// Train the agent file's whole committee, one model after another, each into its own
+        /// run folder: `planning.checkpoint` with the training seed (train.seed, or --seed),
+        /// then each `planning.peers[i]` with that seed + i + 1.
         #[arg(long)]
-        out: PathBuf,
-        /// Continue the run in --out from its checkpoint (same agent file and dataset),
-        /// bit-identically on CPU.
+        committee: bool,
+        /// Continue the run in --out (with --committee: every member's run) from its
+        /// checkpoint (same agent file and dataset), bit-identically on CPU.
         #[arg(long)]
         resume: bool,
         /// cpu or cuda (overrides the agent file).
@@ -479,46 +488,44 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             data,
             shares,
             out,
+            committee,
             resume,
             device,
             steps,
             seed,
         } => {
             let agent_path = crate::model::AgentFile::resolve_path(&agent);
-            let opts = crate::model::TrainOptions {
-                agent_path,
-                data,
-                shares,
-                out: out.clone(),
-                resume,
-                device,
-                steps,
-                seed,
-                progress: true,
+            // One run, or the committee's members one after another.
+            let runs: Vec<(PathBuf, Option<u64>)> = match out {
+                Some(out) => vec![(out, seed)],
+                None => crate::agent::committee_members(&agent_path, seed)?
+                    .into_iter()
+                    .map(|m| (m.run, Some(m.seed)))
+                    .collect(),
             };
-            let s = crate::model::train(&opts)?;
-            let trained = if s.steps_this_run > 0 {
-                format!(
-                    "{} steps trained, {:.0} training samples/s",
-                    s.steps_this_run, s.samples_per_second
-                )
-            } else {
-                "no steps trained".to_string()
-            };
-            let critic = s.critic_fit.as_ref().map_or(String::new(), |f| {
-                format!(
-                    "\ncritic fitted in {:.1} s: {} nodes, {} edges, final loss {:.5}",
-                    f.seconds, f.nodes, f.edges, f.final_loss
-                )
-            });
-            println!(
-                "{}: {} steps ({trained}), {:.1} s{critic}\n{}\nplots: {}/{{losses,probes,horizon,spread}}.png",
-                out.display(),
-                s.steps,
-                s.seconds,
-                s.diagnostics.summary(),
-                out.display()
-            );
+            let count = runs.len();
+            for (i, (out, seed)) in runs.into_iter().enumerate() {
+                if committee {
+                    println!(
+                        "committee member {}/{count}: {} (training seed {})",
+                        i + 1,
+                        out.display(),
+                        seed.expect("members have seeds")
+                    );
+                }
+                let opts = crate::model::TrainOptions {
+                    agent_path: agent_path.clone(),
+                    data: data.clone(),
+                    shares: shares.clone(),
+                    out: out.clone(),
+                    resume,
+                    device: device.clone(),
+                    steps,
+                    seed,
+                    progress: true,
+                };
+                print_trained(&out, &crate::model::train(&opts)?);
+            }
             Ok(())
         }
         Command::Probe { run, data, device } => {
@@ -924,4 +931,30 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The one-paragraph summary `hjepa train` prints for a finished run.
+fn print_trained(out: &Path, s: &crate::model::train::TrainSummary) {
+    let trained = if s.steps_this_run > 0 {
+        format!(
+            "{} steps trained, {:.0} training samples/s",
+            s.steps_this_run, s.samples_per_second
+        )
+    } else {
+        "no steps trained".to_string()
+    };
+    let critic = s.critic_fit.as_ref().map_or(String::new(), |f| {
+        format!(
+            "\ncritic fitted in {:.1} s: {} nodes, {} edges, final loss {:.5}",
+            f.seconds, f.nodes, f.edges, f.final_loss
+        )
+    });
+    println!(
+        "{}: {} steps ({trained}), {:.1} s{critic}\n{}\nplots: {}/{{losses,probes,horizon,spread}}.png",
+        out.display(),
+        s.steps,
+        s.seconds,
+        s.diagnostics.summary(),
+        out.display()
+    );
 }

@@ -1213,3 +1213,69 @@ fn the_configurator_refuses_bad_agent_files_and_eval_is_reproducible() {
         &["episodes.json", "not a valid recording"],
     );
 }
+
+/// `hjepa train --committee` trains the checkpoint and every peer of an agent file, each in
+/// its own run with its own seed (train.seed, then + 1, + 2), and the file then plans with
+/// them; a file without peers, or two members in one folder, is refused naming the key.
+#[test]
+fn train_committee_trains_each_member_with_its_own_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    tiny_run(d); // for its dataset, d/data
+    let members = [d.join("m0"), d.join("m1"), d.join("m2")];
+    let committee_file = |name: &str, peers: &[&Path]| {
+        let list: Vec<String> = peers.iter().map(|p| format!("{p:?}")).collect();
+        agent_with_planning(d, name, &members[0], &|t| {
+            t.replace(
+                "[planning]\n",
+                &format!("[planning]\npeers = [{}]\n", list.join(", ")),
+            )
+        })
+    };
+    let train = |agent: &Path, extra: &[&str]| {
+        common::bin()
+            .args(["train", "--committee", "--steps", "4", "--agent"])
+            .arg(agent)
+            .arg("--data")
+            .arg(d.join("data"))
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let agent = committee_file("committee.toml", &[&members[1], &members[2]]);
+    let out = train(&agent, &[]);
+    common::assert_ok(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("committee member 3/3"), "{stdout}");
+    // tests/data/tiny_agent.toml has train.seed = 3.
+    for (m, seed) in members.iter().zip([3, 4, 5]) {
+        let recorded = std::fs::read_to_string(m.join("checkpoint/agent.toml")).unwrap();
+        assert!(recorded.contains(&format!("seed = {seed}")), "{recorded}");
+    }
+    common::assert_ok(&eval_cli(&agent, &["--max-steps", "10"]));
+    // --seed moves the whole committee: 7, 8, 9; --resume continues each member.
+    let reseeded = d.join("reseeded");
+    let agent2 = agent_with_planning(d, "reseeded.toml", &reseeded.join("a"), &|t| {
+        t.replace(
+            "[planning]\n",
+            &format!("[planning]\npeers = [{:?}]\n", reseeded.join("b")),
+        )
+    });
+    common::assert_ok(&train(&agent2, &["--seed", "7"]));
+    let b = std::fs::read_to_string(reseeded.join("b/checkpoint/agent.toml")).unwrap();
+    assert!(b.contains("seed = 8"), "{b}");
+    assert!(train(&agent2, &["--seed", "7", "--resume"])
+        .status
+        .success());
+
+    let lonely = committee_file("lonely.toml", &[]);
+    assert_exit_2(&train(&lonely, &[]), &["lonely.toml", "planning.peers"]);
+    let twice = committee_file("twice.toml", &[&members[1], &members[1]]);
+    assert_exit_2(
+        &train(&twice, &[]),
+        &["twice.toml", "planning.peers[1]", "planning.peers[0]"],
+    );
+    // --committee takes its folders from the file, so --out is refused beside it.
+    let both = train(&agent, &["--out", d.join("x").to_str().unwrap()]);
+    assert!(!both.status.success());
+}
