@@ -156,8 +156,9 @@ pub enum Command {
         /// then each `planning.peers[i]` with that seed + i + 1.
         #[arg(long)]
         committee: bool,
-        /// Continue the run in --out (with --committee: every member's run) from its
-        /// checkpoint (same agent file and dataset), bit-identically on CPU.
+        /// Continue the run in --out from its checkpoint (same agent file and dataset),
+        /// bit-identically on CPU; with --committee, every member's run (finished ones train
+        /// no further steps, ones not begun start).
         #[arg(long)]
         resume: bool,
         /// cpu or cuda (overrides the agent file).

@@ -1264,9 +1264,18 @@ fn train_committee_trains_each_member_with_its_own_seed() {
     common::assert_ok(&train(&agent2, &["--seed", "7"]));
     let b = std::fs::read_to_string(reseeded.join("b/checkpoint/agent.toml")).unwrap();
     assert!(b.contains("seed = 8"), "{b}");
-    assert!(train(&agent2, &["--seed", "7", "--resume"])
-        .status
-        .success());
+    common::assert_ok(&train(&agent2, &["--seed", "7", "--resume"]));
+    // A committee stopped before its last member: --resume keeps the finished ones and
+    // trains the missing one.
+    std::fs::remove_dir_all(reseeded.join("b")).unwrap();
+    let kept = std::fs::read(reseeded.join("a/checkpoint/meta.json")).unwrap();
+    common::assert_ok(&train(&agent2, &["--seed", "7", "--resume"]));
+    assert_eq!(
+        kept,
+        std::fs::read(reseeded.join("a/checkpoint/meta.json")).unwrap()
+    );
+    let b = std::fs::read_to_string(reseeded.join("b/checkpoint/agent.toml")).unwrap();
+    assert!(b.contains("seed = 8"), "{b}");
 
     let lonely = committee_file("lonely.toml", &[]);
     assert_exit_2(&train(&lonely, &[]), &["lonely.toml", "planning.peers"]);
