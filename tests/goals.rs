@@ -353,3 +353,40 @@ fn tee_pose_bounds_agent_and_t_errors_together() {
     let err = Scene::parse(&text, Path::new("bad.ron")).unwrap_err();
     assert!(err.location.ends_with("agent_tol"), "{err}");
 }
+
+#[test]
+fn agent_in_body_frame_is_the_agent_seen_from_the_body() {
+    let text = std::fs::read_to_string(common::scene_path("push_t"))
+        .unwrap()
+        .replace(
+            r#"BodyPose("tee")],"#,
+            r#"BodyPose("tee"), AgentInBodyFrame("tee")],"#,
+        );
+    let scene = std::sync::Arc::new(Scene::parse(&text, Path::new("rel.ron")).unwrap());
+    let mut env = Env::new(scene.clone());
+    let names = env.observation_state_names();
+    assert_eq!(
+        names[7..],
+        ["agent_in_tee.x", "agent_in_tee.y", "agent_in_tee.vx", "agent_in_tee.vy"]
+    );
+    env.reset(5);
+    // Moving: one env step toward the far corner.
+    let p = env.world().agent_position();
+    let far = |x: f32| if x < 2.56 { 5.0 } else { 0.1 };
+    env.step(&[far(p.0), far(p.1)]).unwrap();
+    let s = env.observe().state;
+    let (p, v) = (env.world().agent_position(), env.world().agent_velocity());
+    let tee = env.world().body_pose(&env.world().bodies()[0]);
+    assert!(v.0.hypot(v.1) > 0.1, "the agent moves: {v:?}");
+    // Rotating the body-frame offset and velocity back by the T's angle gives the world's.
+    let (c, sn) = (tee.angle.cos(), tee.angle.sin());
+    let world = |x: f32, y: f32| (c * x - sn * y, sn * x + c * y);
+    let (ox, oy) = world(s[7], s[8]);
+    let (vx, vy) = world(s[9], s[10]);
+    assert!((ox - (p.0 - tee.x)).abs() < 1e-4 && (oy - (p.1 - tee.y)).abs() < 1e-4, "{s:?}");
+    assert!((vx - v.0).abs() < 1e-3 && (vy - v.1).abs() < 1e-3, "{s:?}");
+    // An unknown body is named.
+    let bad = text.replace(r#"AgentInBodyFrame("tee")"#, r#"AgentInBodyFrame("cup")"#);
+    let err = Scene::parse(&bad, Path::new("bad.ron")).unwrap_err();
+    assert!(err.location.ends_with("observation.state[3]"), "{err}");
+}

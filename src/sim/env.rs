@@ -280,6 +280,17 @@ impl Env {
                     let g = self.body_goal(name);
                     v.extend([g.x, g.y, g.angle]);
                 }
+                StateField::AgentInBodyFrame(name) => {
+                    let (p, vel) = (self.world.agent_position(), self.world.agent_velocity());
+                    for b in self.copies(name) {
+                        let pose = self.world.body_pose(&b);
+                        let (c, s) = (pose.angle.cos(), pose.angle.sin());
+                        // The inverse rotation: world offsets into the body's axes.
+                        let local = |x: f32, y: f32| [c * x + s * y, -s * x + c * y];
+                        v.extend(local(p.0 - pose.x, p.1 - pose.y));
+                        v.extend(local(vel.0, vel.1));
+                    }
+                }
             }
         }
         v
@@ -307,6 +318,11 @@ impl Env {
                     }
                 }
                 StateField::BodyGoalPose(n) => push(&format!("{n}.goal"), &["x", "y", "angle"]),
+                StateField::AgentInBodyFrame(n) => {
+                    for i in 0..self.copies(n).len() {
+                        push(&format!("agent_in_{}", copy_name(&self.scene, n, i)), &["x", "y", "vx", "vy"]);
+                    }
+                }
             }
         }
         names

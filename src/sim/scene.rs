@@ -430,6 +430,10 @@ pub enum StateField {
     BodyVelocity(String),
     /// x, y, angle of a body's goal pose.
     BodyGoalPose(String),
+    /// The agent's position and velocity in a body's frame (x, y, vx, vy; of every copy):
+    /// where the agent is relative to the body's shape, which decides contact, without the
+    /// rotation a model would otherwise have to learn from the two poses.
+    AgentInBodyFrame(String),
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -902,7 +906,8 @@ impl Scene {
         for (i, s) in self.observation.state.iter().enumerate() {
             if let StateField::BodyPose(b)
             | StateField::BodyVelocity(b)
-            | StateField::BodyGoalPose(b) = s
+            | StateField::BodyGoalPose(b)
+            | StateField::AgentInBodyFrame(b) = s
             {
                 if !self.bodies.iter().any(|x| &x.name == b) {
                     return err(
