@@ -367,7 +367,12 @@ fn agent_in_body_frame_is_the_agent_seen_from_the_body() {
     let names = env.observation_state_names();
     assert_eq!(
         names[7..],
-        ["agent_in_tee.x", "agent_in_tee.y", "agent_in_tee.vx", "agent_in_tee.vy"]
+        [
+            "agent_in_tee.x",
+            "agent_in_tee.y",
+            "agent_in_tee.vx",
+            "agent_in_tee.vy"
+        ]
     );
     env.reset(5);
     // Moving: one env step toward the far corner.
@@ -383,7 +388,10 @@ fn agent_in_body_frame_is_the_agent_seen_from_the_body() {
     let world = |x: f32, y: f32| (c * x - sn * y, sn * x + c * y);
     let (ox, oy) = world(s[7], s[8]);
     let (vx, vy) = world(s[9], s[10]);
-    assert!((ox - (p.0 - tee.x)).abs() < 1e-4 && (oy - (p.1 - tee.y)).abs() < 1e-4, "{s:?}");
+    assert!(
+        (ox - (p.0 - tee.x)).abs() < 1e-4 && (oy - (p.1 - tee.y)).abs() < 1e-4,
+        "{s:?}"
+    );
     assert!((vx - v.0).abs() < 1e-3 && (vy - v.1).abs() < 1e-3, "{s:?}");
     // An unknown body is named.
     let bad = text.replace(r#"AgentInBodyFrame("tee")"#, r#"AgentInBodyFrame("cup")"#);

@@ -320,7 +320,10 @@ impl Env {
                 StateField::BodyGoalPose(n) => push(&format!("{n}.goal"), &["x", "y", "angle"]),
                 StateField::AgentInBodyFrame(n) => {
                     for i in 0..self.copies(n).len() {
-                        push(&format!("agent_in_{}", copy_name(&self.scene, n, i)), &["x", "y", "vx", "vy"]);
+                        push(
+                            &format!("agent_in_{}", copy_name(&self.scene, n, i)),
+                            &["x", "y", "vx", "vy"],
+                        );
                     }
                 }
             }
