@@ -22,8 +22,10 @@ VIEWER_PACKAGES := xvfb xauth mesa-vulkan-drivers libvulkan1
 demo: $(STAMP)
 	$(CARGO) run $(CARGO_FLAGS) --bin hjepa -- demo
 
-# The dataset tests check that Python reads our shards with the venv's safetensors.
+# Formatting first (seconds; rustfmt comes with the toolchain). The dataset tests check that
+# Python reads our shards with the venv's safetensors.
 test: $(STAMP)
+	$(CARGO) fmt --check
 	HJEPA_PYTHON=$(VENV)/bin/python HJEPA_REQUIRE_PYTHON=1 $(CARGO) test $(CARGO_FLAGS)
 	$(MAKE) test-viewer
 
