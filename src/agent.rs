@@ -14,7 +14,7 @@ use crate::cost::{
 };
 use crate::data::Dataset;
 use crate::error::InputError;
-use crate::model::config::{ActionFrame, ObservationKind};
+use crate::model::config::{ActionFrame, EncoderKind, ObservationKind};
 use crate::model::critic::encode_all;
 use crate::model::data::TrainingData;
 use crate::model::train::CheckpointMeta;
@@ -46,6 +46,14 @@ pub struct PlanningConfig {
     /// encoder and a batch order; separately trained models fail on different goals.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<String>,
+    /// A run folder of a state model (`[perception] encoder = "identity"`: its predictors
+    /// model the normalised state itself) that predicts the candidates instead of the
+    /// checkpoint's predictors (flat planner only). Its predicted states are encoded by the
+    /// checkpoint's encoder (and each peer's) and scored there, so the cost stays the learned
+    /// latent distance while the dynamics are learned where they are simplest; with an
+    /// ensemble, the disagreement is its members'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dynamics: Option<String>,
     #[serde(default)]
     pub cost: CostConfig,
     /// The flat planner, or the lower level of the hierarchical one.
@@ -140,7 +148,8 @@ impl PlanningConfig {
                 format!("expected a weight >= 0, found {disagreement}"),
             ));
         }
-        if disagreement > 0.0 && agent.level1.ensemble < 2 {
+        // With `dynamics` the state model's members disagree (checked when it is loaded).
+        if disagreement > 0.0 && agent.level1.ensemble < 2 && self.dynamics.is_none() {
             return Err((
                 "planning.cost.disagreement".into(),
                 format!(
@@ -195,6 +204,12 @@ impl PlanningConfig {
             return Err((
                 "planning.peers".into(),
                 "a committee of models plans flat: it cannot be combined with [planning.upper], [planning.landmarks] or offset_correction".into(),
+            ));
+        }
+        if self.dynamics.is_some() && (self.hierarchical() || self.offset_correction) {
+            return Err((
+                "planning.dynamics".into(),
+                "a state model predicts for the flat planner: it cannot be combined with [planning.upper], [planning.landmarks] or offset_correction".into(),
             ));
         }
         if self.upper_offset_correction && self.upper.is_none() {
@@ -406,6 +421,53 @@ impl Unroll for CommitteeUnroll<'_> {
     }
 }
 
+/// Candidates predicted by a state model (`planning.dynamics`) and encoded by each scorer:
+/// `[E * R * N, H, D]` for E encoders (the checkpoint's, then the peers'), encoder-major,
+/// each block the state model's R rows per candidate (its members, member-major, or 1).
+pub struct StateModelUnroll<'a> {
+    pub dynamics: &'a WorldModel,
+    /// The observation as the state model reads it (its z: the normalised state), `[1, F]`.
+    pub s0: Tensor,
+    pub encoders: Vec<&'a WorldModel>,
+    pub each_member: bool,
+}
+
+impl StateModelUnroll<'_> {
+    fn rows(&self) -> i64 {
+        if self.each_member {
+            self.dynamics.members()
+        } else {
+            1
+        }
+    }
+}
+
+impl Unroll for StateModelUnroll<'_> {
+    fn unroll(&self, actions: &Tensor) -> Tensor {
+        let n = actions.size()[0];
+        let s0 = self.s0.expand([n, -1], false);
+        let z = if self.each_member {
+            self.dynamics.rollout_members(&s0, actions).flatten(0, 1)
+        } else {
+            self.dynamics.rollout(&s0, actions)
+        };
+        let (rows, h) = (z.size()[0], z.size()[1]);
+        let states = self
+            .dynamics
+            .decode_state(&z.flatten(0, 1))
+            .expect("checked when loaded: an identity encoder");
+        let encoded: Vec<Tensor> = self
+            .encoders
+            .iter()
+            .map(|m| m.encode(&states).view([rows, h, -1]))
+            .collect();
+        Tensor::cat(&encoded, 0)
+    }
+    fn device(&self) -> Device {
+        self.s0.device()
+    }
+}
+
 /// Predicted states `[N, H, D]` with step t (from 1) moved by t·offset (`[1, D]`), if any.
 fn with_drift(states: Tensor, offset: Option<&Tensor>) -> Tensor {
     match offset {
@@ -516,6 +578,8 @@ pub struct PlanningAgent {
     pub sandbox_dynamics: bool,
     /// The sandbox at sandbox 0's last replan (with `sandbox_dynamics`).
     sandbox: Option<SandboxModel>,
+    /// The state model that predicts the candidates (`planning.dynamics`).
+    dynamics: Option<Trainer>,
 }
 
 /// The upper level's memory with `[planning.landmarks]`: level-2 states placed among the
@@ -738,6 +802,10 @@ pub fn assemble_planning_agent(
     }
     check_scene_matches(scene, &agent, &meta, &run)?;
     let peers = load_peers(&cfg, &agent, agent_path, scene, device)?;
+    let dynamics = match &cfg.dynamics {
+        Some(run) => Some(load_dynamics(run, &cfg, &agent, agent_path, scene, device)?),
+        None => None,
+    };
     let landmarks = match &cfg.landmarks {
         Some(l) => Some(Landmarks::load(
             l,
@@ -774,7 +842,67 @@ pub fn assemble_planning_agent(
         landmarks,
         sandbox_dynamics: false,
         sandbox: None,
+        dynamics,
     })
+}
+
+/// Loads `planning.dynamics` and checks that it can predict for the checkpoint's encoder: a
+/// state model (identity encoder) of this scene's state, with the same action frame.
+fn load_dynamics(
+    run: &str,
+    cfg: &PlanningConfig,
+    agent: &AgentFile,
+    agent_path: &Path,
+    scene: &Scene,
+    device: Device,
+) -> Result<Trainer, InputError> {
+    let key = "planning.dynamics";
+    let run = resolve_run(run, agent_path);
+    if !run.join("checkpoint/meta.json").exists() && !run.join("checkpoint.old/meta.json").exists()
+    {
+        return Err(InputError::new(
+            agent_path,
+            key,
+            format!(
+                "no checkpoint at {} (train a state model there: an agent file with [perception] encoder = \"identity\")",
+                run.display()
+            ),
+        ));
+    }
+    let (trainer, meta) = Trainer::load(&run, None, device)?;
+    let own = &trainer.agent;
+    let mismatch = if own.perception.encoder != EncoderKind::Identity {
+        Some(
+            "has a learned encoder; a dynamics model predicts the state itself ([perception] encoder = \"identity\")"
+                .to_string(),
+        )
+    } else if agent.perception.observation != ObservationKind::State {
+        Some(format!(
+            "predicts states, but the checkpoint's encoder reads {:?} observations",
+            agent.perception.observation
+        ))
+    } else if own.level1.action_frame != agent.level1.action_frame {
+        Some(format!(
+            "takes actions in the {:?} frame, the checkpoint's model in the {:?} frame",
+            own.level1.action_frame, agent.level1.action_frame
+        ))
+    } else if cfg.cost.disagreement > 0.0 && own.level1.ensemble < 2 {
+        Some(format!(
+            "has [level1] ensemble = {}; planning.cost.disagreement needs >= 2",
+            own.level1.ensemble
+        ))
+    } else {
+        None
+    };
+    if let Some(why) = mismatch {
+        return Err(InputError::new(
+            agent_path,
+            key,
+            format!("the model at {} {why}", run.display()),
+        ));
+    }
+    check_scene_matches(scene, own, &meta, &run)?;
+    Ok(trainer)
 }
 
 /// One model of an agent file's committee, as `hjepa train --committee` trains it.
@@ -1129,12 +1257,17 @@ impl PlanningAgent {
                 .iter()
                 .map(|p| encode_observations(&p.model, kind, self.device, &batch))
                 .collect();
+            let state_z = self
+                .dynamics
+                .as_ref()
+                .map(|d| encode_observations(&d.model, kind, self.device, &batch));
             let encode_share = t.elapsed().as_secs_f64() / due.len() as f64;
             for (row, &i) in due.iter().enumerate() {
                 let t = Instant::now();
                 let row = row as i64;
                 let peers_z0 = peer_z.iter().map(|z| z.narrow(0, row, 1)).collect();
-                self.replan(slots[i], z.narrow(0, row, 1), peers_z0);
+                let s0 = state_z.as_ref().map(|z| z.narrow(0, row, 1));
+                self.replan(slots[i], z.narrow(0, row, 1), peers_z0, s0);
                 timing[i] = ActTiming {
                     planning_s: encode_share + t.elapsed().as_secs_f64(),
                     replanned: true,
@@ -1168,8 +1301,9 @@ impl PlanningAgent {
     }
 
     /// Replans sandbox `slot` from its encoded observation `z0` `[1, D]` (both levels when
-    /// due), and each peer's encoding of it `peers_z0`.
-    fn replan(&mut self, slot: usize, z0: Tensor, peers_z0: Vec<Tensor>) {
+    /// due), each peer's encoding of it `peers_z0`, and the state model's `s0` (with
+    /// `planning.dynamics`).
+    fn replan(&mut self, slot: usize, z0: Tensor, peers_z0: Vec<Tensor>, s0: Option<Tensor>) {
         let model = &self.trainer.model;
         let m = self.memories[slot].as_mut().expect("reset_slot called");
         // Sandbox 0 under the diagnostic plans on the sandbox's own dynamics, which need no
@@ -1201,17 +1335,32 @@ impl PlanningAgent {
         };
         let (kind, device) = (self.agent.perception.observation, self.device);
         let encode = |obs: &[&Observation]| encode_observations(model, kind, device, obs);
+        // The state model (`planning.dynamics`) predicts for every scorer's encoder.
+        let on_states = match (sandbox, &self.dynamics, s0) {
+            (None, Some(d), Some(s0)) => Some(StateModelUnroll {
+                dynamics: &d.model,
+                s0,
+                encoders: std::iter::once(model)
+                    .chain(self.peers.iter().map(|p| &p.model))
+                    .collect(),
+                each_member: d.model.members() > 1,
+            }),
+            _ => None,
+        };
         // Under the sandbox diagnostic the committee's predictors are replaced too.
-        let committee = (sandbox.is_none() && !self.peers.is_empty()).then(|| CommitteeUnroll {
-            models: std::iter::once(latent.shallow())
-                .chain(self.peers.iter().zip(&peers_z0).map(|(p, z)| LatentUnroll {
-                    model: &p.model,
-                    z0: z.shallow_clone(),
-                    offset: None,
-                    each_member: p.model.members() > 1,
-                }))
-                .collect(),
-        });
+        let committee =
+            (sandbox.is_none() && on_states.is_none() && !self.peers.is_empty()).then(|| {
+                CommitteeUnroll {
+                    models: std::iter::once(latent.shallow())
+                        .chain(self.peers.iter().zip(&peers_z0).map(|(p, z)| LatentUnroll {
+                            model: &p.model,
+                            z0: z.shallow_clone(),
+                            offset: None,
+                            each_member: p.model.members() > 1,
+                        }))
+                        .collect(),
+                }
+            });
         let on_sandbox;
         let (unroll, members): (&dyn Unroll, i64) = match sandbox {
             Some(sandbox) => {
@@ -1223,9 +1372,10 @@ impl PlanningAgent {
                 (&on_sandbox, 1)
             }
             // The cost must take the members apart exactly when the unroll returns them.
-            None => match &committee {
-                Some(c) => (c, latent.rows()),
-                None => (&latent, latent.rows()),
+            None => match (&on_states, &committee) {
+                (Some(s), _) => (s, s.rows()),
+                (None, Some(c)) => (c, latent.rows()),
+                (None, None) => (&latent, latent.rows()),
             },
         };
         let warm = m.plan.as_ref().map(|p| shift_plan(p, m.executed));
@@ -1254,7 +1404,7 @@ impl PlanningAgent {
                 goal_h: m.goal_h.as_ref(),
                 rows: members,
             }];
-            if committee.is_some() {
+            if committee.is_some() || (on_states.is_some() && !self.peers.is_empty()) {
                 scorers.extend(
                     self.peers
                         .iter()
@@ -1263,7 +1413,10 @@ impl PlanningAgent {
                             model: &p.model,
                             goal_z: &g.z,
                             goal_h: g.h.as_ref(),
-                            rows: p.model.members(),
+                            rows: match &on_states {
+                                Some(s) => s.rows(),
+                                None => p.model.members(),
+                            },
                         }),
                 );
             }

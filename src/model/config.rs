@@ -47,6 +47,28 @@ pub struct Perception {
     /// Hidden width of the MLPs.
     #[serde(default = "default_hidden")]
     pub hidden: i64,
+    /// `learned` (default) or `identity` (state observations only).
+    #[serde(default, skip_serializing_if = "EncoderKind::is_learned")]
+    pub encoder: EncoderKind,
+}
+
+/// `[perception] encoder`.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum EncoderKind {
+    /// A net trained with the predictors (convs for pixels, an MLP for states).
+    #[default]
+    Learned,
+    /// No trained encoder: z is the state's features (angles as cos and sin) normalised by
+    /// the training set's mean and std, so the predictors model the state itself and the
+    /// cost is a distance between normalised states. `latent_dim` must equal that count.
+    Identity,
+}
+
+impl EncoderKind {
+    fn is_learned(&self) -> bool {
+        *self == EncoderKind::Learned
+    }
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -449,6 +471,13 @@ impl AgentFile {
             return bad(
                 "perception.hidden",
                 format!("expected a positive width, got {}", p.hidden),
+            );
+        }
+        if p.encoder == EncoderKind::Identity && p.observation != ObservationKind::State {
+            return bad(
+                "perception.encoder",
+                "expected \"learned\" for pixel observations (\"identity\" reads a state vector)"
+                    .into(),
             );
         }
         if p.observation == ObservationKind::Pixels

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use tch::{Device, Kind, Tensor};
 
-use super::config::{ActionFrame, AgentFile, ObservationKind};
+use super::config::{ActionFrame, AgentFile, EncoderKind, ObservationKind};
 use super::world_model::ModelShapes;
 use crate::data::Dataset;
 use crate::error::InputError;
@@ -204,6 +204,19 @@ impl TrainingData {
                 .map(|(i, _)| i as i64)
                 .collect(),
         };
+        if agent.perception.encoder == EncoderKind::Identity {
+            let features = obs_shape[0] + angle_inputs.len() as i64;
+            if agent.perception.latent_dim != features {
+                return Err(InputError::new(
+                    agent_path,
+                    "perception.latent_dim",
+                    format!(
+                        "expected {features} with encoder = \"identity\" (z is the state's {} components with each angle as cos and sin), got {}",
+                        obs_shape[0], agent.perception.latent_dim
+                    ),
+                ));
+            }
+        }
         Ok(TrainingData {
             env_step,
             obs,

@@ -225,6 +225,25 @@ pub fn state_features(states: &Tensor, angles: &[i64]) -> Tensor {
     Tensor::cat(&[states.index_select(1, &idx(&plain)), a.cos(), a.sin()], 1)
 }
 
+/// The inverse of [`state_features`]: `[N, D + A]` features -> `[N, D]` states, each angle
+/// back from its (cos, sin) by atan2.
+pub fn state_from_features(features: &Tensor, dim: i64, angles: &[i64]) -> Tensor {
+    if angles.is_empty() {
+        return features.shallow_clone();
+    }
+    let a = angles.len() as i64;
+    let plain: Vec<i64> = (0..dim).filter(|i| !angles.contains(i)).collect();
+    let idx = |v: &[i64]| Tensor::from_slice(v).to_device(features.device());
+    let p = plain.len() as i64;
+    let angle = features
+        .narrow(1, p + a, a)
+        .atan2(&features.narrow(1, p, a));
+    let n = features.size()[0];
+    Tensor::zeros([n, dim], (features.kind(), features.device()))
+        .index_copy(1, &idx(&plain), &features.narrow(1, 0, p))
+        .index_copy(1, &idx(angles), &angle)
+}
+
 impl StateEncoder {
     pub fn new(p: &nn::Path, dim: i64, angles: &[i64], hidden: i64, latent: i64) -> StateEncoder {
         let features = dim + angles.len() as i64;
@@ -242,10 +261,42 @@ impl StateEncoder {
     }
 }
 
+/// State vectors `[N, D]` -> their normalised features `[N, D + A]`, nothing trained: a
+/// world model whose predictors work on the state itself (`[perception] encoder = "identity"`).
+#[derive(Debug)]
+pub struct IdentityEncoder {
+    angles: Vec<i64>,
+    mean: Tensor,
+    std: Tensor,
+}
+
+impl IdentityEncoder {
+    pub fn new(p: &nn::Path, dim: i64, angles: &[i64]) -> IdentityEncoder {
+        let features = dim + angles.len() as i64;
+        IdentityEncoder {
+            angles: angles.to_vec(),
+            mean: p.zeros_no_train("input_mean", &[features]),
+            std: p.ones_no_train("input_std", &[features]),
+        }
+    }
+
+    pub fn encode(&self, states: &Tensor) -> Tensor {
+        (state_features(states, &self.angles) - &self.mean) / &self.std
+    }
+
+    /// z `[N, D + A]` -> the state vectors `[N, D]` it encodes (for predicted z, the states
+    /// the predictors expect).
+    pub fn decode(&self, z: &Tensor) -> Tensor {
+        let dim = self.mean.size()[0] - self.angles.len() as i64;
+        state_from_features(&(z * &self.std + &self.mean), dim, &self.angles)
+    }
+}
+
 #[derive(Debug)]
 pub enum Encoder {
     Pixels(PixelEncoder),
     State(StateEncoder),
+    Identity(IdentityEncoder),
 }
 
 impl Encoder {
@@ -253,6 +304,7 @@ impl Encoder {
         match self {
             Encoder::Pixels(e) => e.encode(obs),
             Encoder::State(e) => e.encode(obs),
+            Encoder::Identity(e) => e.encode(obs),
         }
     }
 }

@@ -7,8 +7,8 @@
 use tch::nn;
 use tch::Tensor;
 
-use super::config::{ActionFrame, AgentFile, ObservationKind};
-use super::encoder::{Encoder, Mlp, PixelEncoder, StackedMlp, StateEncoder};
+use super::config::{ActionFrame, AgentFile, EncoderKind, ObservationKind};
+use super::encoder::{Encoder, IdentityEncoder, Mlp, PixelEncoder, StackedMlp, StateEncoder};
 
 /// Shapes of the data the model is built for.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -59,8 +59,19 @@ pub struct Level2Nets {
 
 impl WorldModel {
     pub fn new(p: &nn::Path, agent: &AgentFile, shapes: &ModelShapes) -> WorldModel {
-        let d = agent.perception.latent_dim;
+        let identity = agent.perception.encoder == EncoderKind::Identity;
+        // The identity encoder's z is the state's features (checked against `latent_dim`
+        // when the data is loaded).
+        let d = match identity {
+            true => shapes.observation[0] + shapes.angle_inputs.len() as i64,
+            false => agent.perception.latent_dim,
+        };
         let encoder = match agent.perception.observation {
+            ObservationKind::State if identity => Encoder::Identity(IdentityEncoder::new(
+                &(p / "encoder"),
+                shapes.observation[0],
+                &shapes.angle_inputs,
+            )),
             ObservationKind::Pixels => Encoder::Pixels(PixelEncoder::new(
                 &(p / "encoder"),
                 shapes.observation[0],
@@ -146,6 +157,15 @@ impl WorldModel {
     /// Observations -> z.
     pub fn encode(&self, obs: &Tensor) -> Tensor {
         self.encoder.encode(obs)
+    }
+
+    /// z -> the state vectors it stands for: only a state model's (`[perception] encoder =
+    /// "identity"`), whose z is the normalised state; None for a learned encoder.
+    pub fn decode_state(&self, z: &Tensor) -> Option<Tensor> {
+        match &self.encoder {
+            Encoder::Identity(e) => Some(e.decode(z)),
+            _ => None,
+        }
     }
 
     /// Estimated cost-to-go from z `[N, D]` to z_goal `[N or 1, D]`: `[N]`, in units of the

@@ -1,0 +1,380 @@
+//! `[perception] encoder = "identity"`: no trained encoder, z is the state's features
+//! (angles as cos and sin) normalised by the training set, so the predictors model the state
+//! itself. Checked: z is exactly that and stays so through training, decoding z gives the
+//! state back, such an agent trains and plays, a `latent_dim` that is not the feature count
+//! or a pixel agent is refused; and `[planning] dynamics`, where such a state model predicts
+//! for a learned encoder's cost: its unroll is the state model's own, encoded, an agent
+//! with it plays, and a run that is not a state model is refused.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use hjepa::agent::{LatentUnroll, StateModelUnroll};
+use hjepa::data::Dataset;
+use hjepa::model::data::TrainingData;
+use hjepa::model::encoder::{state_features, state_from_features};
+use hjepa::model::{AgentFile, Trainer};
+use hjepa::plan::Unroll;
+use tch::{Device, Kind, Tensor};
+
+/// A small push_t state agent with the identity encoder (state: agent x, y, vx, vy; T x, y,
+/// angle -> 8 features).
+const AGENT: &str = r#"
+scene = "push_t"
+
+[perception]
+observation = "state"
+latent_dim = 8
+encoder = "identity"
+
+[level1]
+hidden = 32
+horizon = 2
+anti_collapse = "vicreg"
+[level1.loss]
+prediction = 1.0
+
+[level2]
+enabled = false
+k = 2
+dim = 4
+macro_dim = 2
+jumps = 1
+hidden = 16
+anti_collapse = "vicreg"
+[level2.loss]
+std = 16.0
+cov = 1.0
+
+[train]
+steps = 4
+batch_size = 8
+learning_rate = 1e-3
+seed = 3
+validate_every = 2
+validation_fraction = 0.5
+threads = 1
+
+[planning]
+checkpoint = "CHECKPOINT"
+[planning.planner]
+kind = "mppi"
+samples = 16
+elites = 4
+iterations = 1
+horizon = 2
+replan_every = 1
+"#;
+
+fn agent_file(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("identity.toml");
+    let text = text.replace("CHECKPOINT", dir.join("run").to_str().unwrap());
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn push_t_data(dir: &Path) -> PathBuf {
+    let data = dir.join("data");
+    common::collect_random(&common::scene_path("push_t"), &data, 4);
+    data
+}
+
+#[test]
+fn z_is_the_normalised_state_and_training_leaves_it_so() {
+    tch::set_num_threads(1);
+    let dir = tempfile::tempdir().unwrap();
+    let data = push_t_data(dir.path());
+    let path = agent_file(dir.path(), AGENT);
+    let agent = AgentFile::load(&path).unwrap();
+    let td = TrainingData::load(&Dataset::open(&data).unwrap(), &agent, &path).unwrap();
+    let mut trainer = Trainer::new(agent, &td.shapes, Device::Cpu);
+    trainer.set_input_statistics(&td);
+    assert_eq!(trainer.model.latent_dim, 8);
+    let trainable: Vec<String> = trainer
+        .vs
+        .variables()
+        .into_iter()
+        .filter(|(n, t)| n.starts_with("encoder") && t.requires_grad())
+        .map(|(n, _)| n)
+        .collect();
+    assert!(
+        trainable.is_empty(),
+        "trainable encoder weights {trainable:?}"
+    );
+
+    let rows = Tensor::from_slice(&td.train_frames);
+    let states = td.obs.index_select(0, &rows);
+    let encode = |t: &Trainer| tch::no_grad(|| t.model.encode(&states));
+    let z = encode(&trainer);
+    assert_eq!(z.size(), vec![td.train_frames.len() as i64, 8]);
+    // Normalised by the training frames' own statistics: each column has mean 0 and std 1.
+    let mean = Vec::<f32>::try_from(z.mean_dim(0i64, false, Kind::Float)).unwrap();
+    let std = Vec::<f32>::try_from(z.std_dim(0i64, false, false)).unwrap();
+    for (i, (m, s)) in mean.iter().zip(&std).enumerate() {
+        assert!(m.abs() < 1e-4, "column {i}: mean {m}");
+        assert!((s - 1.0).abs() < 1e-3, "column {i}: std {s}");
+    }
+    // Undone, the columns are the state's plain components, then cos and sin of the angle.
+    let (mu, sigma) = td.input_statistics();
+    let features = &z * &sigma + &mu;
+    let plain = states.narrow(1, 0, 6);
+    let err = (features.narrow(1, 0, 6) - &plain)
+        .abs()
+        .max()
+        .double_value(&[]);
+    assert!(err < 1e-3, "plain components off by {err}");
+    let angle = states.select(1, 6);
+    let trig = Tensor::stack(&[angle.cos(), angle.sin()], 1);
+    let err = (features.narrow(1, 6, 2) - trig)
+        .abs()
+        .max()
+        .double_value(&[]);
+    assert!(err < 1e-3, "cos/sin off by {err}");
+
+    // Training moves the predictor, never z.
+    let before = trainer
+        .vs
+        .variables()
+        .get("predictor1.fc0.weight")
+        .unwrap()
+        .copy();
+    for _ in 0..3 {
+        trainer.train_step(&td);
+    }
+    let moved = (trainer.vs.variables()["predictor1.fc0.weight"].copy() - before)
+        .abs()
+        .max()
+        .double_value(&[]);
+    assert!(moved > 0.0, "the predictor did not train");
+    assert!(encode(&trainer).equal(&z), "training changed z");
+}
+
+#[test]
+fn an_identity_agent_trains_and_plays() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = push_t_data(dir.path());
+    let agent = agent_file(dir.path(), AGENT);
+    common::assert_ok(&common::train_cli(
+        &agent,
+        &data,
+        &dir.path().join("run"),
+        &[],
+    ));
+    let out = common::bin()
+        .args([
+            "eval",
+            "--episodes",
+            "2",
+            "--max-steps",
+            "20",
+            "--no-random-floor",
+        ])
+        .args(["--success", "tee_pose", "--goals-from"])
+        .arg(&data)
+        .arg("--agent")
+        .arg(&agent)
+        .arg("--out")
+        .arg(dir.path().join("eval.jsonl"))
+        .output()
+        .unwrap();
+    common::assert_ok(&out);
+    let lines = std::fs::read_to_string(dir.path().join("eval.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 2, "{lines}");
+}
+
+#[test]
+fn a_latent_dim_other_than_the_feature_count_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = push_t_data(dir.path());
+    let agent = agent_file(
+        dir.path(),
+        &AGENT.replace("latent_dim = 8", "latent_dim = 32"),
+    );
+    let out = common::train_cli(&agent, &data, &dir.path().join("run"), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for m in [
+        "identity.toml",
+        "perception.latent_dim",
+        "expected 8",
+        "got 32",
+    ] {
+        assert!(
+            stderr.contains(m),
+            "stderr does not mention {m:?}:\n{stderr}"
+        );
+    }
+    assert!(!dir.path().join("run").join("checkpoint").exists());
+}
+
+#[test]
+fn a_pixel_agent_with_the_identity_encoder_is_refused() {
+    let text = AGENT.replace("observation = \"state\"", "observation = \"pixels\"");
+    let err = AgentFile::parse(&text, Path::new("pixels.toml")).unwrap_err();
+    let msg = err.to_string();
+    for m in ["pixels.toml", "perception.encoder", "learned"] {
+        assert!(msg.contains(m), "error does not mention {m:?}: {msg}");
+    }
+}
+
+#[test]
+fn features_decode_back_to_the_state_across_the_angle_wrap() {
+    // Columns: x, angle, y, angle: two angles among plain components, one near +-pi.
+    let states = Tensor::from_slice(&[
+        1.0f32, 3.1, -2.0, -3.1, //
+        0.5, -0.2, 4.0, 1.5, //
+        -1.0, 0.0, 0.25, -1.57,
+    ])
+    .view([3, 4]);
+    let angles = [1i64, 3];
+    let f = state_features(&states, &angles);
+    assert_eq!(f.size(), vec![3, 6]);
+    let back = state_from_features(&f, 4, &angles);
+    let err = (&back - &states).abs().max().double_value(&[]);
+    assert!(err < 1e-5, "decoded {back:?} from {states:?}");
+    // Scaled (cos, sin), as a predictor may output, decode to the same angle.
+    let scaled = Tensor::cat(&[f.narrow(1, 0, 2), f.narrow(1, 2, 4) * 0.7], 1);
+    let err = (state_from_features(&scaled, 4, &angles)
+        .narrow(1, 0, 2)
+        .select(1, 1)
+        - states.select(1, 1))
+    .abs()
+    .max()
+    .double_value(&[]);
+    assert!(err < 1e-5);
+}
+
+#[test]
+fn the_state_models_unroll_encoded_by_itself_is_its_own_unroll() {
+    // Encoded by the state model's own (identity) encoder, the unroll must stand for the
+    // states of its latent unroll: what other encoders see is the predicted state (each
+    // predicted (cos, sin) read as its angle).
+    tch::set_num_threads(1);
+    let dir = tempfile::tempdir().unwrap();
+    let data = push_t_data(dir.path());
+    let path = agent_file(
+        dir.path(),
+        &AGENT.replace("[level1]", "[level1]\nensemble = 3"),
+    );
+    let agent = AgentFile::load(&path).unwrap();
+    let td = TrainingData::load(&Dataset::open(&data).unwrap(), &agent, &path).unwrap();
+    let mut trainer = Trainer::new(agent, &td.shapes, Device::Cpu);
+    trainer.set_input_statistics(&td);
+    for _ in 0..3 {
+        trainer.train_step(&td);
+    }
+    let model = &trainer.model;
+    let s0 = tch::no_grad(|| model.encode(&td.obs.narrow(0, 5, 1)));
+    let actions = Tensor::rand([7, 4, 2], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
+    for each_member in [false, true] {
+        let latent = LatentUnroll {
+            model,
+            z0: s0.shallow_clone(),
+            offset: None,
+            each_member,
+        };
+        let states = StateModelUnroll {
+            dynamics: model,
+            s0: s0.shallow_clone(),
+            encoders: vec![model, model],
+            each_member,
+        };
+        let (want, got) = tch::no_grad(|| (latent.unroll(&actions), states.unroll(&actions)));
+        let rows = if each_member { 3 * 7 } else { 7 };
+        assert_eq!(want.size(), vec![rows, 4, 8]);
+        assert_eq!(got.size(), vec![2 * rows, 4, 8], "one block per encoder");
+        let states = |z: &Tensor| model.decode_state(&z.flatten(0, 1)).unwrap();
+        for block in 0..2 {
+            let err = (states(&got.narrow(0, block * rows, rows)) - states(&want))
+                .abs()
+                .max()
+                .double_value(&[]);
+            assert!(
+                err < 1e-4,
+                "block {block}, each_member {each_member}: {err}"
+            );
+        }
+    }
+}
+
+/// A learned-encoder agent (the shipped push_t kind, small) whose `[planning] dynamics` is
+/// the state model trained at `dynamics_run`.
+fn agent_with_dynamics(dir: &Path, dynamics_run: &Path) -> PathBuf {
+    let text = AGENT
+        .replace(
+            "latent_dim = 8\nencoder = \"identity\"",
+            "latent_dim = 8\nhidden = 32",
+        )
+        .replace(
+            "prediction = 1.0",
+            "prediction = 1.0\nstd = 16.0\ncov = 1.0\ntime_sim = 1.0\nidm = 1.0",
+        )
+        .replace("CHECKPOINT", dir.join("learned").to_str().unwrap())
+        .replace(
+            "[planning.planner]",
+            &format!(
+                "dynamics = {:?}\n[planning.planner]",
+                dynamics_run.to_str().unwrap()
+            ),
+        );
+    let path = dir.join("learned.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn an_agent_with_a_state_model_for_dynamics_plays_and_bad_ones_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = push_t_data(dir.path());
+    let state_agent = agent_file(dir.path(), AGENT);
+    common::assert_ok(&common::train_cli(
+        &state_agent,
+        &data,
+        &dir.path().join("run"),
+        &[],
+    ));
+    let agent = agent_with_dynamics(dir.path(), &dir.path().join("run"));
+    common::assert_ok(&common::train_cli(
+        &agent,
+        &data,
+        &dir.path().join("learned"),
+        &[],
+    ));
+    let eval = |agent: &Path| {
+        common::bin()
+            .args([
+                "eval",
+                "--episodes",
+                "2",
+                "--max-steps",
+                "20",
+                "--no-random-floor",
+            ])
+            .args(["--success", "tee_pose", "--goals-from"])
+            .arg(&data)
+            .arg("--agent")
+            .arg(agent)
+            .arg("--out")
+            .arg(dir.path().join("eval.jsonl"))
+            .output()
+            .unwrap()
+    };
+    common::assert_ok(&eval(&agent));
+    // A learned-encoder run named as the dynamics, and a missing one: exit 2, key named.
+    for (run, says) in [
+        (dir.path().join("learned"), "identity"),
+        (dir.path().join("nowhere"), "no checkpoint"),
+    ] {
+        let bad = agent_with_dynamics(dir.path(), &run);
+        let out = eval(&bad);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        for m in ["learned.toml", "planning.dynamics", says] {
+            assert!(
+                stderr.contains(m),
+                "stderr does not mention {m:?}:\n{stderr}"
+            );
+        }
+    }
+}
