@@ -54,6 +54,11 @@ pub struct PlanningConfig {
     /// ensemble, the disagreement is its members'.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dynamics: Option<String>,
+    /// What `dynamics` does: `replace` the predictors (default), or `join` them: the
+    /// checkpoint (and peers) predict as usual and the state model's predictions, encoded
+    /// by the checkpoint's encoder, are one more model of the committee.
+    #[serde(default, skip_serializing_if = "DynamicsRole::is_replace")]
+    pub dynamics_role: DynamicsRole,
     #[serde(default)]
     pub cost: CostConfig,
     /// The flat planner, or the lower level of the hierarchical one.
@@ -90,6 +95,21 @@ pub struct PlanningConfig {
     /// [`crate::plan::landmarks`]). Needs level 2 and its critic.
     #[serde(default)]
     pub landmarks: Option<LandmarkConfig>,
+}
+
+/// `[planning] dynamics_role`.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DynamicsRole {
+    #[default]
+    Replace,
+    Join,
+}
+
+impl DynamicsRole {
+    fn is_replace(&self) -> bool {
+        *self == DynamicsRole::Replace
+    }
 }
 
 fn first_jump() -> i64 {
@@ -204,6 +224,12 @@ impl PlanningConfig {
             return Err((
                 "planning.peers".into(),
                 "a committee of models plans flat: it cannot be combined with [planning.upper], [planning.landmarks] or offset_correction".into(),
+            ));
+        }
+        if self.dynamics_role == DynamicsRole::Join && self.dynamics.is_none() {
+            return Err((
+                "planning.dynamics_role".into(),
+                "\"join\" adds the state model of planning.dynamics to the committee: name one there".into(),
             ));
         }
         if self.dynamics.is_some() && (self.hierarchical() || self.offset_correction) {
@@ -406,14 +432,21 @@ impl Unroll for LatentUnroll<'_> {
 }
 
 /// The unrolls of a committee of models (`planning.peers`), each from its own encoding of
-/// the observation, stacked model-major along the first axis for a [`CommitteeCost`].
+/// the observation, stacked model-major along the first axis for a [`CommitteeCost`]; a
+/// state model that joins them (`dynamics_role = "join"`) comes last.
 pub struct CommitteeUnroll<'a> {
     pub models: Vec<LatentUnroll<'a>>,
+    pub state_model: Option<StateModelUnroll<'a>>,
 }
 
 impl Unroll for CommitteeUnroll<'_> {
     fn unroll(&self, actions: &Tensor) -> Tensor {
-        let states: Vec<Tensor> = self.models.iter().map(|u| u.unroll(actions)).collect();
+        let states: Vec<Tensor> = self
+            .models
+            .iter()
+            .map(|u| u.unroll(actions))
+            .chain(self.state_model.iter().map(|s| s.unroll(actions)))
+            .collect();
         Tensor::cat(&states, 0)
     }
     fn device(&self) -> Device {
@@ -1335,32 +1368,43 @@ impl PlanningAgent {
         };
         let (kind, device) = (self.agent.perception.observation, self.device);
         let encode = |obs: &[&Observation]| encode_observations(model, kind, device, obs);
-        // The state model (`planning.dynamics`) predicts for every scorer's encoder.
+        // The state model (`planning.dynamics`) predicts for every scorer's encoder, or
+        // joins the committee as one more model seen through the checkpoint's encoder.
+        let join = self.cfg.dynamics_role == DynamicsRole::Join;
         let on_states = match (sandbox, &self.dynamics, s0) {
             (None, Some(d), Some(s0)) => Some(StateModelUnroll {
                 dynamics: &d.model,
                 s0,
-                encoders: std::iter::once(model)
-                    .chain(self.peers.iter().map(|p| &p.model))
-                    .collect(),
+                encoders: match join {
+                    true => vec![model],
+                    false => std::iter::once(model)
+                        .chain(self.peers.iter().map(|p| &p.model))
+                        .collect(),
+                },
                 each_member: d.model.members() > 1,
             }),
             _ => None,
         };
+        let (on_states, joining) = match join {
+            true => (None, on_states),
+            false => (on_states, None),
+        };
+        let joined_rows = joining.as_ref().map(StateModelUnroll::rows);
         // Under the sandbox diagnostic the committee's predictors are replaced too.
-        let committee =
-            (sandbox.is_none() && on_states.is_none() && !self.peers.is_empty()).then(|| {
-                CommitteeUnroll {
-                    models: std::iter::once(latent.shallow())
-                        .chain(self.peers.iter().zip(&peers_z0).map(|(p, z)| LatentUnroll {
-                            model: &p.model,
-                            z0: z.shallow_clone(),
-                            offset: None,
-                            each_member: p.model.members() > 1,
-                        }))
-                        .collect(),
-                }
-            });
+        let committee = (sandbox.is_none()
+            && on_states.is_none()
+            && (!self.peers.is_empty() || joining.is_some()))
+        .then(|| CommitteeUnroll {
+            models: std::iter::once(latent.shallow())
+                .chain(self.peers.iter().zip(&peers_z0).map(|(p, z)| LatentUnroll {
+                    model: &p.model,
+                    z0: z.shallow_clone(),
+                    offset: None,
+                    each_member: p.model.members() > 1,
+                }))
+                .collect(),
+            state_model: joining,
+        });
         let on_sandbox;
         let (unroll, members): (&dyn Unroll, i64) = match sandbox {
             Some(sandbox) => {
@@ -1419,6 +1463,15 @@ impl PlanningAgent {
                             },
                         }),
                 );
+            }
+            // The state model that joined, scored by the checkpoint's encoder.
+            if let (Some(rows), Some(_)) = (joined_rows, &committee) {
+                scorers.push(FlatScorer {
+                    model,
+                    goal_z: &m.goal_z,
+                    goal_h: m.goal_h.as_ref(),
+                    rows,
+                });
             }
             let objective = flat_objective(&self.cfg, &scorers, search.disagreement);
             m.planner

@@ -148,7 +148,10 @@ pub fn plan_table(seconds: f64) -> anyhow::Result<String> {
         shipped.kind,
         budget(&shipped)
     );
-    let committee = CommitteeUnroll { models: unrolls };
+    let committee = CommitteeUnroll {
+        models: unrolls,
+        state_model: None,
+    };
     let committee_objective = CommitteeCost {
         parts: (0..ensembles.len())
             .map(|i| CommitteePart {
