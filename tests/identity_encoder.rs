@@ -4,13 +4,14 @@
 //! state back, such an agent trains and plays, a `latent_dim` that is not the feature count
 //! or a pixel agent is refused; and `[planning] dynamics`, where such a state model predicts
 //! for a learned encoder's cost: its unroll is the state model's own, encoded, an agent
-//! with it plays, and a run that is not a state model is refused.
+//! with it plays (also joining the checkpoint's predictors, `dynamics_role = "join"`, last
+//! in the committee's layout), and a run that is not a state model is refused.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 
-use hjepa::agent::{LatentUnroll, StateModelUnroll};
+use hjepa::agent::{CommitteeUnroll, LatentUnroll, StateModelUnroll};
 use hjepa::data::Dataset;
 use hjepa::model::data::TrainingData;
 use hjepa::model::encoder::{state_features, state_from_features};
@@ -285,6 +286,32 @@ fn the_state_models_unroll_encoded_by_itself_is_its_own_unroll() {
         assert_eq!(want.size(), vec![rows, 4, 8]);
         assert_eq!(got.size(), vec![2 * rows, 4, 8], "one block per encoder");
         let states = |z: &Tensor| model.decode_state(&z.flatten(0, 1)).unwrap();
+        // Joining a committee, its block comes after the latent models' own.
+        let committee = CommitteeUnroll {
+            models: vec![LatentUnroll {
+                model,
+                z0: s0.shallow_clone(),
+                offset: None,
+                each_member,
+            }],
+            state_model: Some(StateModelUnroll {
+                dynamics: model,
+                s0: s0.shallow_clone(),
+                encoders: vec![model],
+                each_member,
+            }),
+        };
+        let joined = tch::no_grad(|| committee.unroll(&actions));
+        assert_eq!(joined.size(), vec![2 * rows, 4, 8]);
+        assert!(
+            joined.narrow(0, 0, rows).equal(&want),
+            "the latent model's block first"
+        );
+        let err = (states(&joined.narrow(0, rows, rows)) - states(&want))
+            .abs()
+            .max()
+            .double_value(&[]);
+        assert!(err < 1e-4, "joined block, each_member {each_member}: {err}");
         for block in 0..2 {
             let err = (states(&got.narrow(0, block * rows, rows)) - states(&want))
                 .abs()
@@ -361,6 +388,26 @@ fn an_agent_with_a_state_model_for_dynamics_plays_and_bad_ones_are_refused() {
             .unwrap()
     };
     common::assert_ok(&eval(&agent));
+    let joined = std::fs::read_to_string(&agent).unwrap().replace(
+        "[planning.planner]",
+        "dynamics_role = \"join\"\n[planning.planner]",
+    );
+    std::fs::write(&agent, joined).unwrap();
+    common::assert_ok(&eval(&agent));
+    let lines = std::fs::read_to_string(dir.path().join("eval.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 2, "{lines}");
+    // "join" with no state model named.
+    let text = AGENT.replace(
+        "[planning.planner]",
+        "dynamics_role = \"join\"\n[planning.planner]",
+    );
+    let err = AgentFile::parse(&text, Path::new("join.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("planning.dynamics_role") && err.contains("join.toml"),
+        "{err}"
+    );
     // A learned-encoder run named as the dynamics, and a missing one: exit 2, key named.
     for (run, says) in [
         (dir.path().join("learned"), "identity"),
