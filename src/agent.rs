@@ -914,18 +914,8 @@ fn load_dynamics(
             "predicts states, but the checkpoint's encoder reads {:?} observations",
             agent.perception.observation
         ))
-    } else if own.level1.action_frame != agent.level1.action_frame {
-        Some(format!(
-            "takes actions in the {:?} frame, the checkpoint's model in the {:?} frame",
-            own.level1.action_frame, agent.level1.action_frame
-        ))
-    } else if cfg.cost.disagreement > 0.0 && own.level1.ensemble < 2 {
-        Some(format!(
-            "has [level1] ensemble = {}; planning.cost.disagreement needs >= 2",
-            own.level1.ensemble
-        ))
     } else {
-        None
+        predicts_beside(own, agent, cfg)
     };
     if let Some(why) = mismatch {
         return Err(InputError::new(
@@ -1044,22 +1034,12 @@ fn load_peers(
                 "has latent_dim {}, the checkpoint's model {} (the committee stacks their predictions)",
                 own.perception.latent_dim, agent.perception.latent_dim
             ))
-        } else if own.level1.action_frame != agent.level1.action_frame {
-            Some(format!(
-                "takes actions in the {:?} frame, the checkpoint's model in the {:?} frame",
-                own.level1.action_frame, agent.level1.action_frame
-            ))
         } else if cfg.cost.level == 2 && !own.level2.enabled {
             Some("has no level 2, which planning.cost.level = 2 needs".into())
         } else if cfg.cost.critic > 0.0 && meta.critic.is_none() {
             Some("has no fitted critic, which planning.cost.critic needs".into())
-        } else if cfg.cost.disagreement > 0.0 && own.level1.ensemble < 2 {
-            Some(format!(
-                "has [level1] ensemble = {}; planning.cost.disagreement needs >= 2",
-                own.level1.ensemble
-            ))
         } else {
-            None
+            predicts_beside(own, agent, cfg)
         };
         if let Some(why) = mismatch {
             return Err(InputError::new(
@@ -1072,6 +1052,24 @@ fn load_peers(
         peers.push(trainer);
     }
     Ok(peers)
+}
+
+/// Why a further model (a peer, the state model) cannot predict beside the checkpoint's
+/// `agent`, if it cannot: another action frame, or no ensemble for the disagreement term.
+fn predicts_beside(own: &AgentFile, agent: &AgentFile, cfg: &PlanningConfig) -> Option<String> {
+    if own.level1.action_frame != agent.level1.action_frame {
+        Some(format!(
+            "takes actions in the {:?} frame, the checkpoint's model in the {:?} frame",
+            own.level1.action_frame, agent.level1.action_frame
+        ))
+    } else if cfg.cost.disagreement > 0.0 && own.level1.ensemble < 2 {
+        Some(format!(
+            "has [level1] ensemble = {}; planning.cost.disagreement needs >= 2",
+            own.level1.ensemble
+        ))
+    } else {
+        None
+    }
 }
 
 /// `checkpoint` paths are taken relative to the working directory, then to the agent file.

@@ -81,6 +81,27 @@ fn push_t_data(dir: &Path) -> PathBuf {
     data
 }
 
+/// `hjepa eval` of `agent` on 2 windows of `data`, 20 steps each, results to `out`.
+fn eval_two(data: &Path, agent: &Path, out: &Path) -> std::process::Output {
+    common::bin()
+        .args([
+            "eval",
+            "--episodes",
+            "2",
+            "--max-steps",
+            "20",
+            "--no-random-floor",
+        ])
+        .args(["--success", "tee_pose", "--goals-from"])
+        .arg(data)
+        .arg("--agent")
+        .arg(agent)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn z_is_the_normalised_state_and_training_leaves_it_so() {
     tch::set_num_threads(1);
@@ -162,23 +183,7 @@ fn an_identity_agent_trains_and_plays() {
         &dir.path().join("run"),
         &[],
     ));
-    let out = common::bin()
-        .args([
-            "eval",
-            "--episodes",
-            "2",
-            "--max-steps",
-            "20",
-            "--no-random-floor",
-        ])
-        .args(["--success", "tee_pose", "--goals-from"])
-        .arg(&data)
-        .arg("--agent")
-        .arg(&agent)
-        .arg("--out")
-        .arg(dir.path().join("eval.jsonl"))
-        .output()
-        .unwrap();
+    let out = eval_two(&data, &agent, &dir.path().join("eval.jsonl"));
     common::assert_ok(&out);
     let lines = std::fs::read_to_string(dir.path().join("eval.jsonl")).unwrap();
     assert_eq!(lines.lines().count(), 2, "{lines}");
@@ -368,25 +373,7 @@ fn an_agent_with_a_state_model_for_dynamics_plays_and_bad_ones_are_refused() {
         &dir.path().join("learned"),
         &[],
     ));
-    let eval = |agent: &Path| {
-        common::bin()
-            .args([
-                "eval",
-                "--episodes",
-                "2",
-                "--max-steps",
-                "20",
-                "--no-random-floor",
-            ])
-            .args(["--success", "tee_pose", "--goals-from"])
-            .arg(&data)
-            .arg("--agent")
-            .arg(agent)
-            .arg("--out")
-            .arg(dir.path().join("eval.jsonl"))
-            .output()
-            .unwrap()
-    };
+    let eval = |agent: &Path| eval_two(&data, agent, &dir.path().join("eval.jsonl"));
     common::assert_ok(&eval(&agent));
     let joined = std::fs::read_to_string(&agent).unwrap().replace(
         "[planning.planner]",
