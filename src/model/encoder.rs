@@ -206,9 +206,8 @@ impl PixelEncoder {
 /// (non-trainable variables kept in the checkpoint) and fed to an MLP.
 #[derive(Debug)]
 pub struct StateEncoder {
-    angles: Vec<i64>,
-    mean: Tensor,
-    std: Tensor,
+    /// The normalised features (the identity encoder's z; same checkpoint names).
+    input: IdentityEncoder,
     mlp: Mlp,
 }
 
@@ -248,16 +247,13 @@ impl StateEncoder {
     pub fn new(p: &nn::Path, dim: i64, angles: &[i64], hidden: i64, latent: i64) -> StateEncoder {
         let features = dim + angles.len() as i64;
         StateEncoder {
-            angles: angles.to_vec(),
-            mean: p.zeros_no_train("input_mean", &[features]),
-            std: p.ones_no_train("input_std", &[features]),
+            input: IdentityEncoder::new(p, dim, angles),
             mlp: Mlp::new(&(p / "mlp"), &[features, hidden, hidden, latent]),
         }
     }
 
     pub fn encode(&self, states: &Tensor) -> Tensor {
-        self.mlp
-            .forward(&((state_features(states, &self.angles) - &self.mean) / &self.std))
+        self.mlp.forward(&self.input.encode(states))
     }
 }
 
