@@ -46,19 +46,26 @@ pub struct PlanningConfig {
     /// encoder and a batch order; separately trained models fail on different goals.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<String>,
-    /// A run folder of a state model (`[perception] encoder = "identity"`: its predictors
-    /// model the normalised state itself) that predicts the candidates instead of the
-    /// checkpoint's predictors (flat planner only). Its predicted states are encoded by the
-    /// checkpoint's encoder (and each peer's) and scored there, so the cost stays the learned
-    /// latent distance while the dynamics are learned where they are simplest; with an
-    /// ensemble, the disagreement is its members'.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dynamics: Option<String>,
+    /// The run folder of a state model (`[perception] encoder = "identity"`: its predictors
+    /// model the normalised state itself), or a list of them, that predicts the candidates
+    /// instead of the checkpoint's predictors (flat planner only). Its predicted states are
+    /// encoded by the checkpoint's encoder (and each peer's) and scored there, so the cost
+    /// stays the learned latent distance while the dynamics are learned where they are
+    /// simplest. Several state models pool their predictors into one ensemble, whose
+    /// disagreement is their members'.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "one_or_many")]
+    pub dynamics: Vec<String>,
     /// What `dynamics` does: `replace` the predictors (default), or `join` them: the
-    /// checkpoint (and peers) predict as usual and the state model's predictions, encoded
-    /// by the checkpoint's encoder, are one more model of the committee.
+    /// checkpoint (and peers) predict as usual and the state models' predictions, encoded
+    /// as `dynamics_seen_by` says, are one more model of the committee.
     #[serde(default, skip_serializing_if = "DynamicsRole::is_replace")]
     pub dynamics_role: DynamicsRole,
+    /// With `dynamics_role = "join"`, whose encoders score the state models' predictions:
+    /// the `checkpoint`'s (default: they weigh as one model of the committee), or `every`
+    /// model's of the committee (one scorer per encoder: they weigh as much as the latent
+    /// predictors together).
+    #[serde(default, skip_serializing_if = "SeenBy::is_checkpoint")]
+    pub dynamics_seen_by: SeenBy,
     #[serde(default)]
     pub cost: CostConfig,
     /// The flat planner, or the lower level of the hierarchical one.
@@ -109,6 +116,59 @@ pub enum DynamicsRole {
 impl DynamicsRole {
     fn is_replace(&self) -> bool {
         *self == DynamicsRole::Replace
+    }
+}
+
+/// `[planning] dynamics_seen_by`.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SeenBy {
+    #[default]
+    Checkpoint,
+    Every,
+}
+
+impl SeenBy {
+    fn is_checkpoint(&self) -> bool {
+        *self == SeenBy::Checkpoint
+    }
+}
+
+/// `planning.dynamics`: one run folder, or a list of them (one is written back as a string,
+/// so files and batch run ids from before lists read the same).
+mod one_or_many {
+    use serde::de::{self, SeqAccess, Visitor};
+    use serde::{Deserializer, Serialize, Serializer};
+    use std::fmt;
+
+    struct Runs;
+
+    impl<'de> Visitor<'de> for Runs {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a run folder or a list of run folders")
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<Vec<String>, E> {
+            Ok(vec![s.to_string()])
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+            let mut runs = Vec::new();
+            while let Some(run) = seq.next_element::<String>()? {
+                runs.push(run);
+            }
+            Ok(runs)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        d.deserialize_any(Runs)
+    }
+
+    pub fn serialize<S: Serializer>(runs: &[String], s: S) -> Result<S::Ok, S::Error> {
+        match runs {
+            [one] => one.serialize(s),
+            _ => runs.serialize(s),
+        }
     }
 }
 
@@ -169,7 +229,7 @@ impl PlanningConfig {
             ));
         }
         // With `dynamics` the state model's members disagree (checked when it is loaded).
-        if disagreement > 0.0 && agent.level1.ensemble < 2 && self.dynamics.is_none() {
+        if disagreement > 0.0 && agent.level1.ensemble < 2 && self.dynamics.is_empty() {
             return Err((
                 "planning.cost.disagreement".into(),
                 format!(
@@ -226,13 +286,19 @@ impl PlanningConfig {
                 "a committee of models plans flat: it cannot be combined with [planning.upper], [planning.landmarks] or offset_correction".into(),
             ));
         }
-        if self.dynamics_role == DynamicsRole::Join && self.dynamics.is_none() {
+        if self.dynamics_role == DynamicsRole::Join && self.dynamics.is_empty() {
             return Err((
                 "planning.dynamics_role".into(),
                 "\"join\" adds the state model of planning.dynamics to the committee: name one there".into(),
             ));
         }
-        if self.dynamics.is_some() && (self.hierarchical() || self.offset_correction) {
+        if self.dynamics_seen_by != SeenBy::Checkpoint && self.dynamics_role != DynamicsRole::Join {
+            return Err((
+                "planning.dynamics_seen_by".into(),
+                "chooses the encoders of state models that join the committee: it needs dynamics_role = \"join\" (replacing, they are seen by every encoder)".into(),
+            ));
+        }
+        if !self.dynamics.is_empty() && (self.hierarchical() || self.offset_correction) {
             return Err((
                 "planning.dynamics".into(),
                 "a state model predicts for the flat planner: it cannot be combined with [planning.upper], [planning.landmarks] or offset_correction".into(),
@@ -454,21 +520,23 @@ impl Unroll for CommitteeUnroll<'_> {
     }
 }
 
-/// Candidates predicted by a state model (`planning.dynamics`) and encoded by each scorer:
+/// Candidates predicted by state models (`planning.dynamics`) and encoded by each scorer:
 /// `[E * R * N, H, D]` for E encoders (the checkpoint's, then the peers'), encoder-major,
-/// each block the state model's R rows per candidate (its members, member-major, or 1).
+/// each block the state models' R rows per candidate (their members, model- then
+/// member-major, or 1).
 pub struct StateModelUnroll<'a> {
-    pub dynamics: &'a WorldModel,
-    /// The observation as the state model reads it (its z: the normalised state), `[1, F]`.
-    pub s0: Tensor,
+    pub dynamics: Vec<&'a WorldModel>,
+    /// The observation as each state model reads it (its z: the normalised state), `[1, F]`.
+    pub s0: Vec<Tensor>,
     pub encoders: Vec<&'a WorldModel>,
+    /// One row per member; set when the models have more than one member between them.
     pub each_member: bool,
 }
 
 impl StateModelUnroll<'_> {
-    fn rows(&self) -> i64 {
+    pub fn rows(&self) -> i64 {
         if self.each_member {
-            self.dynamics.members()
+            self.dynamics.iter().map(|d| d.members()).sum()
         } else {
             1
         }
@@ -478,17 +546,27 @@ impl StateModelUnroll<'_> {
 impl Unroll for StateModelUnroll<'_> {
     fn unroll(&self, actions: &Tensor) -> Tensor {
         let n = actions.size()[0];
-        let s0 = self.s0.expand([n, -1], false);
-        let z = if self.each_member {
-            self.dynamics.rollout_members(&s0, actions).flatten(0, 1)
-        } else {
-            self.dynamics.rollout(&s0, actions)
-        };
-        let (rows, h) = (z.size()[0], z.size()[1]);
-        let states = self
+        // Each model's predictions read back as states (its own normalisation).
+        let per_model: Vec<Tensor> = self
             .dynamics
-            .decode_state(&z.flatten(0, 1))
-            .expect("checked when loaded: an identity encoder");
+            .iter()
+            .zip(&self.s0)
+            .map(|(d, s0)| {
+                let s0 = s0.expand([n, -1], false);
+                let z = if self.each_member {
+                    d.rollout_members(&s0, actions).flatten(0, 1)
+                } else {
+                    d.rollout(&s0, actions)
+                };
+                let (rows, h) = (z.size()[0], z.size()[1]);
+                d.decode_state(&z.flatten(0, 1))
+                    .expect("checked when loaded: an identity encoder")
+                    .view([rows, h, -1])
+            })
+            .collect();
+        let states = Tensor::cat(&per_model, 0);
+        let (rows, h) = (states.size()[0], states.size()[1]);
+        let states = states.flatten(0, 1);
         let encoded: Vec<Tensor> = self
             .encoders
             .iter()
@@ -497,7 +575,7 @@ impl Unroll for StateModelUnroll<'_> {
         Tensor::cat(&encoded, 0)
     }
     fn device(&self) -> Device {
-        self.s0.device()
+        self.s0[0].device()
     }
 }
 
@@ -611,8 +689,8 @@ pub struct PlanningAgent {
     pub sandbox_dynamics: bool,
     /// The sandbox at sandbox 0's last replan (with `sandbox_dynamics`).
     sandbox: Option<SandboxModel>,
-    /// The state model that predicts the candidates (`planning.dynamics`).
-    dynamics: Option<Trainer>,
+    /// The state models that predict the candidates (`planning.dynamics`), in the file's order.
+    dynamics: Vec<Trainer>,
 }
 
 /// The upper level's memory with `[planning.landmarks]`: level-2 states placed among the
@@ -835,10 +913,7 @@ pub fn assemble_planning_agent(
     }
     check_scene_matches(scene, &agent, &meta, &run)?;
     let peers = load_peers(&cfg, &agent, agent_path, scene, device)?;
-    let dynamics = match &cfg.dynamics {
-        Some(run) => Some(load_dynamics(run, &cfg, &agent, agent_path, scene, device)?),
-        None => None,
-    };
+    let dynamics = load_dynamics(&cfg, &agent, agent_path, scene, device)?;
     let landmarks = match &cfg.landmarks {
         Some(l) => Some(Landmarks::load(
             l,
@@ -879,17 +954,39 @@ pub fn assemble_planning_agent(
     })
 }
 
-/// Loads `planning.dynamics` and checks that it can predict for the checkpoint's encoder: a
-/// state model (identity encoder) of this scene's state, with the same action frame.
+/// Loads the state models of `planning.dynamics` and checks that each can predict for the
+/// checkpoint's encoder: a state model (identity encoder) of this scene's state, with the
+/// same action frame.
 fn load_dynamics(
+    cfg: &PlanningConfig,
+    agent: &AgentFile,
+    agent_path: &Path,
+    scene: &Scene,
+    device: Device,
+) -> Result<Vec<Trainer>, InputError> {
+    let mut models = Vec::with_capacity(cfg.dynamics.len());
+    for (i, run) in cfg.dynamics.iter().enumerate() {
+        let key = match cfg.dynamics.len() {
+            1 => "planning.dynamics".to_string(),
+            _ => format!("planning.dynamics[{i}]"),
+        };
+        models.push(load_state_model(
+            run, &key, cfg, agent, agent_path, scene, device,
+        )?);
+    }
+    Ok(models)
+}
+
+/// One state model of `planning.dynamics` (named `key` in the agent file).
+fn load_state_model(
     run: &str,
+    key: &str,
     cfg: &PlanningConfig,
     agent: &AgentFile,
     agent_path: &Path,
     scene: &Scene,
     device: Device,
 ) -> Result<Trainer, InputError> {
-    let key = "planning.dynamics";
     let run = resolve_run(run, agent_path);
     if !run.join("checkpoint/meta.json").exists() && !run.join("checkpoint.old/meta.json").exists()
     {
@@ -1288,16 +1385,17 @@ impl PlanningAgent {
                 .iter()
                 .map(|p| encode_observations(&p.model, kind, self.device, &batch))
                 .collect();
-            let state_z = self
+            let state_z: Vec<Tensor> = self
                 .dynamics
-                .as_ref()
-                .map(|d| encode_observations(&d.model, kind, self.device, &batch));
+                .iter()
+                .map(|d| encode_observations(&d.model, kind, self.device, &batch))
+                .collect();
             let encode_share = t.elapsed().as_secs_f64() / due.len() as f64;
             for (row, &i) in due.iter().enumerate() {
                 let t = Instant::now();
                 let row = row as i64;
                 let peers_z0 = peer_z.iter().map(|z| z.narrow(0, row, 1)).collect();
-                let s0 = state_z.as_ref().map(|z| z.narrow(0, row, 1));
+                let s0 = state_z.iter().map(|z| z.narrow(0, row, 1)).collect();
                 self.replan(slots[i], z.narrow(0, row, 1), peers_z0, s0);
                 timing[i] = ActTiming {
                     planning_s: encode_share + t.elapsed().as_secs_f64(),
@@ -1332,9 +1430,9 @@ impl PlanningAgent {
     }
 
     /// Replans sandbox `slot` from its encoded observation `z0` `[1, D]` (both levels when
-    /// due), each peer's encoding of it `peers_z0`, and the state model's `s0` (with
+    /// due), each peer's encoding of it `peers_z0`, and each state model's `s0` (with
     /// `planning.dynamics`).
-    fn replan(&mut self, slot: usize, z0: Tensor, peers_z0: Vec<Tensor>, s0: Option<Tensor>) {
+    fn replan(&mut self, slot: usize, z0: Tensor, peers_z0: Vec<Tensor>, s0: Vec<Tensor>) {
         let model = &self.trainer.model;
         let m = self.memories[slot].as_mut().expect("reset_slot called");
         // Sandbox 0 under the diagnostic plans on the sandbox's own dynamics, which need no
@@ -1366,23 +1464,25 @@ impl PlanningAgent {
         };
         let (kind, device) = (self.agent.perception.observation, self.device);
         let encode = |obs: &[&Observation]| encode_observations(model, kind, device, obs);
-        // The state model (`planning.dynamics`) predicts for every scorer's encoder, or
-        // joins the committee as one more model seen through the checkpoint's encoder.
+        // The state models (`planning.dynamics`) predict for every scorer's encoder, or
+        // join the committee as one more model seen through the checkpoint's encoder (or,
+        // `dynamics_seen_by = "every"`, through each model's).
         let join = self.cfg.dynamics_role == DynamicsRole::Join;
-        let on_states = match (sandbox, &self.dynamics, s0) {
-            (None, Some(d), Some(s0)) => Some(StateModelUnroll {
-                dynamics: &d.model,
+        let every_encoder = !join || self.cfg.dynamics_seen_by == SeenBy::Every;
+        let on_states = (sandbox.is_none() && !self.dynamics.is_empty()).then(|| {
+            let dynamics: Vec<&WorldModel> = self.dynamics.iter().map(|d| &d.model).collect();
+            StateModelUnroll {
+                each_member: dynamics.iter().map(|d| d.members()).sum::<i64>() > 1,
+                dynamics,
                 s0,
-                encoders: match join {
-                    true => vec![model],
-                    false => std::iter::once(model)
+                encoders: match every_encoder {
+                    false => vec![model],
+                    true => std::iter::once(model)
                         .chain(self.peers.iter().map(|p| &p.model))
                         .collect(),
                 },
-                each_member: d.model.members() > 1,
-            }),
-            _ => None,
-        };
+            }
+        });
         let (on_states, joining) = match join {
             true => (None, on_states),
             false => (on_states, None),
@@ -1462,14 +1562,24 @@ impl PlanningAgent {
                         }),
                 );
             }
-            // The state model that joined, scored by the checkpoint's encoder.
-            if let (Some(rows), Some(_)) = (joined_rows, &committee) {
+            // The state models that joined, scored by the checkpoint's encoder (and the
+            // peers', seen by every one).
+            if let (Some(rows), Some(c)) = (joined_rows, &committee) {
+                let seen_by = c.state_model.as_ref().map_or(0, |s| s.encoders.len());
                 scorers.push(FlatScorer {
                     model,
                     goal_z: &m.goal_z,
                     goal_h: m.goal_h.as_ref(),
                     rows,
                 });
+                scorers.extend(self.peers.iter().zip(&m.peer_goals).take(seen_by - 1).map(
+                    |(p, g)| FlatScorer {
+                        model: &p.model,
+                        goal_z: &g.z,
+                        goal_h: g.h.as_ref(),
+                        rows,
+                    },
+                ));
             }
             let objective = flat_objective(&self.cfg, &scorers, search.disagreement);
             m.planner

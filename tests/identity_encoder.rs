@@ -5,7 +5,9 @@
 //! or a pixel agent is refused; and `[planning] dynamics`, where such a state model predicts
 //! for a learned encoder's cost: its unroll is the state model's own, encoded, an agent
 //! with it plays (also joining the checkpoint's predictors, `dynamics_role = "join"`, last
-//! in the committee's layout), and a run that is not a state model is refused.
+//! in the committee's layout; and several state models pooled, `dynamics = [..]`), and a
+//! run that is not a state model, a missing one, or `dynamics_seen_by` without joining is
+//! refused.
 
 mod common;
 
@@ -281,8 +283,8 @@ fn the_state_models_unroll_encoded_by_itself_is_its_own_unroll() {
             each_member,
         };
         let states = StateModelUnroll {
-            dynamics: model,
-            s0: s0.shallow_clone(),
+            dynamics: vec![model],
+            s0: vec![s0.shallow_clone()],
             encoders: vec![model, model],
             each_member,
         };
@@ -300,8 +302,8 @@ fn the_state_models_unroll_encoded_by_itself_is_its_own_unroll() {
                 each_member,
             }],
             state_model: Some(StateModelUnroll {
-                dynamics: model,
-                s0: s0.shallow_clone(),
+                dynamics: vec![model],
+                s0: vec![s0.shallow_clone()],
                 encoders: vec![model],
                 each_member,
             }),
@@ -317,6 +319,25 @@ fn the_state_models_unroll_encoded_by_itself_is_its_own_unroll() {
             .max()
             .double_value(&[]);
         assert!(err < 1e-4, "joined block, each_member {each_member}: {err}");
+        // Two state models pool their members into one block per encoder, model-major.
+        if each_member {
+            let pooled = StateModelUnroll {
+                dynamics: vec![model, model],
+                s0: vec![s0.shallow_clone(), s0.shallow_clone()],
+                encoders: vec![model],
+                each_member,
+            };
+            assert_eq!(pooled.rows(), 6);
+            let got = tch::no_grad(|| pooled.unroll(&actions));
+            assert_eq!(got.size(), vec![2 * rows, 4, 8]);
+            for half in 0..2 {
+                let err = (states(&got.narrow(0, half * rows, rows)) - states(&want))
+                    .abs()
+                    .max()
+                    .double_value(&[]);
+                assert!(err < 1e-4, "pooled model {half}: {err}");
+            }
+        }
         for block in 0..2 {
             let err = (states(&got.narrow(0, block * rows, rows)) - states(&want))
                 .abs()
@@ -379,10 +400,46 @@ fn an_agent_with_a_state_model_for_dynamics_plays_and_bad_ones_are_refused() {
         "[planning.planner]",
         "dynamics_role = \"join\"\n[planning.planner]",
     );
-    std::fs::write(&agent, joined).unwrap();
+    std::fs::write(&agent, &joined).unwrap();
+    common::assert_ok(&eval(&agent));
+    // Two state models pooled, seen by every encoder of the committee (here the
+    // checkpoint's alone).
+    let run = format!("{:?}", dir.path().join("run").to_str().unwrap());
+    let one = format!("dynamics = {run}");
+    let pooled = joined.replace(
+        &one,
+        &format!("dynamics = [{run}, {run}]\ndynamics_seen_by = \"every\""),
+    );
+    assert_ne!(pooled, joined);
+    std::fs::write(&agent, &pooled).unwrap();
     common::assert_ok(&eval(&agent));
     let lines = std::fs::read_to_string(dir.path().join("eval.jsonl")).unwrap();
     assert_eq!(lines.lines().count(), 2, "{lines}");
+    // The list's missing entry is named by its index.
+    let nowhere = format!("{:?}", dir.path().join("nowhere").to_str().unwrap());
+    let bad = pooled.replace(&format!("[{run}, {run}]"), &format!("[{run}, {nowhere}]"));
+    std::fs::write(&agent, bad).unwrap();
+    let out = eval(&agent);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("planning.dynamics[1]"), "{stderr}");
+    // Whose encoders see the state models is a question only when they join; a number is
+    // not a run folder.
+    for (text, says) in [
+        (
+            joined.replace("dynamics_role = \"join\"", "dynamics_seen_by = \"every\""),
+            "planning.dynamics_seen_by",
+        ),
+        (
+            joined.replace(&one, "dynamics = 3"),
+            "a run folder or a list of run folders",
+        ),
+    ] {
+        let err = AgentFile::parse(&text, Path::new("seen.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(says) && err.contains("seen.toml"), "{err}");
+    }
     // "join" with no state model named.
     let text = AGENT.replace(
         "[planning.planner]",
