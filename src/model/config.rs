@@ -694,7 +694,7 @@ pub fn parse_device(name: &str, path: &Path) -> Result<tch::Device, InputError> 
     match name {
         "cpu" => Ok(tch::Device::Cpu),
         "cuda" => {
-            if tch::Cuda::is_available() {
+            if super::device::cuda_available() {
                 Ok(tch::Device::Cuda(0))
             } else {
                 Err(InputError::new(

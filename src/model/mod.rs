@@ -6,6 +6,7 @@ pub mod config;
 pub mod critic;
 pub mod critic_map;
 pub mod data;
+pub mod device;
 pub mod encoder;
 pub mod losses;
 pub mod plots;
