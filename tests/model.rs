@@ -312,6 +312,16 @@ fn save_then_load_gives_identical_outputs() {
         a.0.equal(&b.0) && a.1.equal(&b.1) && a.2.equal(&b.2),
         "outputs differ after save -> load"
     );
+    // The weights alone (no optimizer state) load for planning, not for resuming.
+    std::fs::remove_file(run.path().join("checkpoint/optimizer.safetensors")).unwrap();
+    let (weights_only, _) = Trainer::load(run.path(), Some(&agent), Device::Cpu).unwrap();
+    let c = outputs(&weights_only);
+    assert!(
+        a.0.equal(&c.0) && a.1.equal(&c.1),
+        "outputs differ without the optimizer state"
+    );
+    let resume = Trainer::load_to_resume(run.path(), &agent, Device::Cpu);
+    assert!(resume.is_err(), "resuming needs the optimizer state");
 }
 
 fn read_weights(run: &Path) -> Vec<(String, Tensor)> {

@@ -470,10 +470,19 @@ impl Trainer {
             load_exact(tvs, &dir.join("target.safetensors"), skip)?;
         }
         let opt_path = dir.join("optimizer.safetensors");
-        let saved_moments: BTreeMap<String, Tensor> = Tensor::read_safetensors(&opt_path)
-            .map_err(|e| InputError::new(&opt_path, "", format!("corrupt optimizer state: {e}")))?
-            .into_iter()
-            .collect();
+        // Planning and probing need no Adam moments: a run shipped as its weights alone
+        // (model.safetensors, meta.json, agent.toml) loads; resuming still needs them.
+        let saved_moments: BTreeMap<String, Tensor> = if !allow_critic_change && !opt_path.exists()
+        {
+            BTreeMap::new()
+        } else {
+            Tensor::read_safetensors(&opt_path)
+                .map_err(|e| {
+                    InputError::new(&opt_path, "", format!("corrupt optimizer state: {e}"))
+                })?
+                .into_iter()
+                .collect()
+        };
         for (name, p) in t.named_trainable() {
             if skip.is_some_and(|prefix| name.starts_with(prefix)) {
                 continue;
