@@ -926,6 +926,10 @@ pub fn assemble_planning_agent(
         None => None,
     };
     agent.level1.action_frame.check_scene(scene, agent_path)?;
+    agent
+        .level1
+        .state_frame
+        .check_scene(&agent, scene, agent_path)?;
     let (space, agent_position) = match agent.level1.action_frame {
         ActionFrame::World => (ActionBox::of_space(&scene.agent.action), None),
         ActionFrame::Agent => {

@@ -132,6 +132,15 @@ pub struct Level1 {
     // Left out when `world`, so files (and batch run ids) from before it read the same.
     #[serde(default, skip_serializing_if = "ActionFrame::is_world")]
     pub action_frame: ActionFrame,
+    /// What a state model's predictors see (`encoder = "identity"` only): `world`, the
+    /// normalised state as it is, or `body`, the agent's position, velocity and PD target
+    /// in the frame of the pushed body (where the agent is against its shape, which decides
+    /// contact), predicting the body's and the agent's motion in that frame. The arena's
+    /// translation and rotation then need no learning, and its errors differ from a world-
+    /// frame predictor's. Needs the state `[AgentPosition, AgentVelocity, BodyPose(_)]`.
+    // Left out when `world`, so files (and batch run ids) from before it read the same.
+    #[serde(default, skip_serializing_if = "StateFrame::is_world")]
+    pub state_frame: StateFrame,
     /// Open-loop rollout length trained against target encodings.
     pub horizon: i64,
     pub anti_collapse: AntiCollapse,
@@ -190,6 +199,68 @@ impl ActionFrame {
             ));
         }
         Ok(())
+    }
+}
+
+/// The frame a state model's level-1 predictors work in (`[level1] state_frame`).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StateFrame {
+    /// The normalised state, as the identity encoder gives it.
+    #[default]
+    World,
+    /// The agent relative to the pushed body, in the body's frame.
+    Body,
+}
+
+impl StateFrame {
+    fn is_world(&self) -> bool {
+        *self == StateFrame::World
+    }
+
+    /// Whether `scene` and the agent file support this frame: a body frame needs the state
+    /// model's identity encoder, world-frame PD-target actions, and the observed state
+    /// `[AgentPosition, AgentVelocity, BodyPose(_)]` (the layout its geometry reads).
+    pub fn check_scene(
+        &self,
+        agent: &AgentFile,
+        scene: &crate::sim::Scene,
+        path: &Path,
+    ) -> Result<(), InputError> {
+        use crate::sim::scene::StateField;
+        if *self == StateFrame::World {
+            return Ok(());
+        }
+        let field = "level1.state_frame";
+        let refuse = |why: String| Err(InputError::new(path, field, why));
+        if agent.perception.encoder != EncoderKind::Identity {
+            return refuse(
+                "\"body\" needs a state model (perception.encoder = \"identity\")".into(),
+            );
+        }
+        if agent.level1.action_frame != ActionFrame::World {
+            return refuse(
+                "\"body\" needs level1.action_frame = \"world\" (PD targets in the arena)".into(),
+            );
+        }
+        if !matches!(
+            scene.agent.actuator,
+            crate::sim::scene::Actuator::PdTarget { .. }
+        ) {
+            return refuse(format!(
+                "\"body\" needs a scene whose agent is driven to position targets (a PdTarget actuator); {} has {:?}",
+                scene.name, scene.agent.actuator
+            ));
+        }
+        match scene.observation.state.as_slice() {
+            [StateField::AgentPosition, StateField::AgentVelocity, StateField::BodyPose(_)] => {
+                Ok(())
+            }
+            other => refuse(format!(
+                "\"body\" needs the observed state [AgentPosition, AgentVelocity, BodyPose(name)]; {} observes {other:?}",
+                scene.name
+            )),
+        }
     }
 }
 

@@ -78,6 +78,10 @@ impl TrainingData {
         let (mut o, mut a) = (0i64, 0i64);
         let mut train_window_groups = Vec::new();
         agent.level1.action_frame.check_scene(&scene, agent_path)?;
+        agent
+            .level1
+            .state_frame
+            .check_scene(agent, &scene, agent_path)?;
         let agent_xy = agent_position_columns(&m.state_names);
         if agent_xy.is_none() && agent.level1.action_frame == ActionFrame::Agent {
             return Err(InputError::new(

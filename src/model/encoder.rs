@@ -44,6 +44,20 @@ impl Mlp {
         mlp
     }
 
+    /// Zeroes the output layer, so the net starts out answering 0 (a residual step that
+    /// starts as the identity).
+    pub fn zero_output(self) -> Mlp {
+        if let Some(last) = self.layers.last() {
+            tch::no_grad(|| {
+                let _ = last.ws.shallow_clone().zero_();
+                if let Some(b) = &last.bs {
+                    let _ = b.shallow_clone().zero_();
+                }
+            });
+        }
+        self
+    }
+
     pub fn forward(&self, x: &Tensor) -> Tensor {
         let mut h = x.shallow_clone();
         for (i, l) in self.layers.iter().enumerate() {
@@ -278,6 +292,11 @@ impl IdentityEncoder {
 
     pub fn encode(&self, states: &Tensor) -> Tensor {
         (state_features(states, &self.angles) - &self.mean) / &self.std
+    }
+
+    /// The training set's feature mean and std that z is normalised with.
+    pub fn stats(&self) -> (&Tensor, &Tensor) {
+        (&self.mean, &self.std)
     }
 
     /// z `[N, D + A]` -> the state vectors `[N, D]` it encodes (for predicted z, the states

@@ -7,7 +7,7 @@
 use tch::nn;
 use tch::Tensor;
 
-use super::config::{ActionFrame, AgentFile, EncoderKind, ObservationKind};
+use super::config::{ActionFrame, AgentFile, EncoderKind, ObservationKind, StateFrame};
 use super::encoder::{Encoder, IdentityEncoder, Mlp, PixelEncoder, StackedMlp, StateEncoder};
 
 /// Shapes of the data the model is built for.
@@ -40,6 +40,8 @@ pub struct WorldModel {
     action_center: Tensor,
     action_scale: Tensor,
     pub latent_dim: i64,
+    /// `[level1] state_frame`: the predictors' input and output frame.
+    state_frame: StateFrame,
 }
 
 #[derive(Debug)]
@@ -122,16 +124,29 @@ impl WorldModel {
                         0 => "predictor1".to_string(),
                         i => format!("predictor1_{i}"),
                     };
+                    // In the body's frame: in the agent's position, velocity and target
+                    // (6), out the agent's and the body's motion (2 + 2 + 2 + 1 angle).
+                    let (inputs, outputs) = match agent.level1.state_frame {
+                        StateFrame::World => (d + 2, d),
+                        StateFrame::Body => (BODY_FRAME_INPUTS, BODY_FRAME_OUTPUTS),
+                    };
                     let sizes = [
-                        vec![d + 2],
+                        vec![inputs],
                         vec![h1; agent.level1.predictor_layers as usize],
-                        vec![d],
+                        vec![outputs],
                     ]
                     .concat();
                     let path = p / name.as_str();
-                    match agent.level1.layer_norm {
+                    let net = match agent.level1.layer_norm {
                         true => Mlp::normed(&path, &sizes),
                         false => Mlp::new(&path, &sizes),
+                    };
+                    // Starting from "nothing moves": a random body-frame step turns the
+                    // body's frame by a random angle, and a rollout of such turns trains
+                    // chaotically (the loss diverged from tch's default initialisation).
+                    match agent.level1.state_frame {
+                        StateFrame::World => net,
+                        StateFrame::Body => net.zero_output(),
                     }
                 })
                 .collect(),
@@ -151,6 +166,7 @@ impl WorldModel {
             .to_device(p.device()),
             action_scale: ((&hi - &lo) / 2.0).clamp_min(1e-6).to_device(p.device()),
             latent_dim: d,
+            state_frame: agent.level1.state_frame,
         }
     }
 
@@ -190,7 +206,7 @@ impl WorldModel {
     pub fn rollout(&self, z0: &Tensor, a_norm: &Tensor) -> Tensor {
         match self.predictors1.as_slice() {
             // One predictor (the planner's inner loop): no stacking over members.
-            [net] => rollout_with(net, z0, a_norm),
+            [net] => self.rollout_with(net, z0, a_norm),
             _ => self
                 .rollout_members(z0, a_norm)
                 .mean_dim([0i64].as_slice(), false, z0.kind()),
@@ -200,7 +216,7 @@ impl WorldModel {
     /// Member `i`'s rollout through its own net alone: `[B, T, D]` (`hjepa bench model`
     /// times it beside the whole ensemble).
     pub fn rollout_member(&self, i: usize, z0: &Tensor, a_norm: &Tensor) -> Tensor {
-        rollout_with(&self.predictors1[i], z0, a_norm)
+        self.rollout_with(&self.predictors1[i], z0, a_norm)
     }
 
     /// Each ensemble member's own open-loop rollout: `[K, B, T, D]`. On a GPU the members
@@ -208,19 +224,103 @@ impl WorldModel {
     /// a CPU one after another, which `hjepa bench model` measured 1.0-1.6x faster than
     /// stacked (a batched matmul gains nothing there).
     pub fn rollout_members(&self, z0: &Tensor, a_norm: &Tensor) -> Tensor {
-        if z0.device().is_cuda() && self.members() > 1 {
+        if z0.device().is_cuda() && self.members() > 1 && self.state_frame == StateFrame::World {
             return self.rollout_members_stacked(z0, a_norm);
         }
         let members: Vec<Tensor> = self
             .predictors1
             .iter()
-            .map(|net| rollout_with(net, z0, a_norm))
+            .map(|net| self.rollout_with(net, z0, a_norm))
             .collect();
         Tensor::stack(&members, 0)
     }
 
+    /// One level-1 predictor's open-loop rollout: z0 `[B, D]`, normalised actions
+    /// `[B, T, 2]` -> `[B, T, D]`.
+    fn rollout_with(&self, net: &Mlp, z0: &Tensor, a_norm: &Tensor) -> Tensor {
+        let steps = a_norm.size()[1];
+        let mut z = z0.shallow_clone();
+        let mut out = Vec::with_capacity(steps as usize);
+        for t in 0..steps {
+            let a = a_norm.select(1, t);
+            z = match self.state_frame {
+                StateFrame::World => &z + net.forward(&Tensor::cat(&[&z, &a], -1)),
+                StateFrame::Body => self.body_frame_step(net, &z, &a),
+            };
+            out.push(z.shallow_clone());
+        }
+        Tensor::stack(&out, 1)
+    }
+
+    /// One step of a state model in the pushed body's frame. z holds the normalised
+    /// features `[agent x, y, vx, vy, body x, y, cos, sin]`; the net reads the agent's
+    /// position, velocity and PD target relative to the body, rotated into its frame, and
+    /// returns the agent's displacement and velocity change and the body's displacement (in
+    /// that frame) and turn; those are rotated back and added.
+    fn body_frame_step(&self, net: &Mlp, z: &Tensor, a_norm: &Tensor) -> Tensor {
+        let Encoder::Identity(e) = &self.encoder else {
+            unreachable!("state_frame = body is refused without the identity encoder")
+        };
+        let (mean, std) = e.stats();
+        let f = z * std + mean;
+        let col = |t: &Tensor, i: i64| t.narrow(1, i, 1);
+        let (ax, ay, vx, vy, bx, by) = (
+            col(&f, 0),
+            col(&f, 1),
+            col(&f, 2),
+            col(&f, 3),
+            col(&f, 4),
+            col(&f, 5),
+        );
+        // A predicted (cos, sin) drifts off the unit circle; the rotation needs it on.
+        let norm = (col(&f, 6).square() + col(&f, 7).square())
+            .sqrt()
+            .clamp_min(1e-6);
+        let (c, s) = (col(&f, 6) / &norm, col(&f, 7) / &norm);
+        let target = a_norm * &self.action_scale + &self.action_center;
+        let into = |x: &Tensor, y: &Tensor| (&c * x + &s * y, &c * y - &s * x);
+        let out_of = |x: &Tensor, y: &Tensor| (&c * x - &s * y, &s * x + &c * y);
+        // Scales from the training set's spread, so the net sees inputs near unit size.
+        let pos = (col(&std.unsqueeze(0), 0) + col(&std.unsqueeze(0), 1)) / 2.0;
+        let vel = (col(&std.unsqueeze(0), 2) + col(&std.unsqueeze(0), 3)) / 2.0;
+        let (px, py) = into(&(&ax - &bx), &(&ay - &by));
+        let (wx, wy) = into(&vx, &vy);
+        let (qx, qy) = into(&(col(&target, 0) - &bx), &(col(&target, 1) - &by));
+        let x = Tensor::cat(
+            &[
+                &px / &pos,
+                &py / &pos,
+                &wx / &vel,
+                &wy / &vel,
+                &qx / &pos,
+                &qy / &pos,
+            ],
+            1,
+        );
+        let o = net.forward(&x);
+        let (dax, day) = out_of(&(col(&o, 0) * &pos), &(col(&o, 1) * &pos));
+        let (dvx, dvy) = out_of(&(col(&o, 2) * &vel), &(col(&o, 3) * &vel));
+        let (dbx, dby) = out_of(&(col(&o, 4) * &pos), &(col(&o, 5) * &pos));
+        let turn = col(&o, 6);
+        let (tc, ts) = (turn.cos(), turn.sin());
+        let next = Tensor::cat(
+            &[
+                ax + dax,
+                ay + day,
+                vx + dvx,
+                vy + dvy,
+                bx + dbx,
+                by + dby,
+                &c * &tc - &s * &ts,
+                &s * &tc + &c * &ts,
+            ],
+            1,
+        );
+        (next - mean) / std
+    }
+
     /// `rollout_members` through one `StackedMlp`: one batched matmul per layer and step for
-    /// all members. Same result up to float rounding.
+    /// all members. Same result up to float rounding (world-frame predictors only).
     pub fn rollout_members_stacked(&self, z0: &Tensor, a_norm: &Tensor) -> Tensor {
         let k = self.members();
         let net = StackedMlp::new(&self.predictors1);
@@ -236,18 +336,11 @@ impl WorldModel {
     }
 }
 
-/// One level-1 predictor's open-loop rollout: z0 `[B, D]`, normalised actions `[B, T, 2]`
-/// -> `[B, T, D]`.
-fn rollout_with(net: &Mlp, z0: &Tensor, a_norm: &Tensor) -> Tensor {
-    let steps = a_norm.size()[1];
-    let mut z = z0.shallow_clone();
-    let mut out = Vec::with_capacity(steps as usize);
-    for t in 0..steps {
-        z = &z + net.forward(&Tensor::cat(&[&z, &a_norm.select(1, t)], -1));
-        out.push(z.shallow_clone());
-    }
-    Tensor::stack(&out, 1)
-}
+/// A body-frame predictor's inputs: the agent's position, velocity and PD target relative
+/// to the body; its outputs: the agent's displacement and velocity change, the body's
+/// displacement and turn.
+const BODY_FRAME_INPUTS: i64 = 6;
+const BODY_FRAME_OUTPUTS: i64 = 7;
 
 /// The critic's net (`[critic] hidden`, `metric_dim`): an MLP on (z, z_goal), or an
 /// embedding z -> phi(z) whose distances are the estimates.
