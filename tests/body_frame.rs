@@ -1,8 +1,9 @@
 //! `[level1] state_frame = "body"`: a state model whose predictors see the agent in the
 //! pushed body's frame. Checked: a predictor that outputs nothing keeps the state as it is,
 //! the prediction is equivariant (rotating and shifting the whole arena, actions included,
-//! rotates and shifts the predicted states the same way), and a learned encoder, agent-frame
-//! actions or a scene with another state layout are refused.
+//! rotates and shifts the predicted states the same way), such a model trains and plays,
+//! and a learned encoder, agent-frame actions or a scene with another state layout are
+//! refused.
 
 mod common;
 
@@ -13,43 +14,10 @@ use hjepa::model::data::TrainingData;
 use hjepa::model::{AgentFile, Trainer};
 use tch::{Device, Kind, Tensor};
 
-const AGENT: &str = r#"
-scene = "push_t"
-
-[perception]
-observation = "state"
-latent_dim = 8
-encoder = "identity"
-
-[level1]
-hidden = 32
-horizon = 2
-state_frame = "body"
-anti_collapse = "vicreg"
-[level1.loss]
-prediction = 1.0
-
-[level2]
-enabled = false
-k = 2
-dim = 4
-macro_dim = 2
-jumps = 1
-hidden = 16
-anti_collapse = "vicreg"
-[level2.loss]
-std = 16.0
-cov = 1.0
-
-[train]
-steps = 4
-batch_size = 8
-learning_rate = 1e-3
-seed = 3
-validate_every = 2
-validation_fraction = 0.5
-threads = 1
-"#;
+/// `common::IDENTITY_AGENT` (a small push_t state model) in the T's frame.
+fn agent_text() -> String {
+    common::IDENTITY_AGENT.replace("[level1]\n", "[level1]\nstate_frame = \"body\"\n")
+}
 
 fn setup(dir: &Path, text: &str) -> (PathBuf, PathBuf) {
     let data = dir.join("data");
@@ -61,7 +29,7 @@ fn setup(dir: &Path, text: &str) -> (PathBuf, PathBuf) {
 
 fn trainer(dir: &Path) -> (Trainer, TrainingData) {
     tch::set_num_threads(1);
-    let (data, path) = setup(dir, AGENT);
+    let (data, path) = setup(dir, &agent_text());
     let agent = AgentFile::load(&path).unwrap();
     let td = TrainingData::load(&Dataset::open(&data).unwrap(), &agent, &path).unwrap();
     let mut t = Trainer::new(agent, &td.shapes, Device::Cpu);
@@ -159,9 +127,9 @@ fn refusal(agent_text: &str, scene: &hjepa::sim::Scene) -> String {
 #[test]
 fn a_learned_encoder_agent_frame_actions_or_another_state_layout_are_refused() {
     let push_t = common::scene("push_t");
-    let learned = AGENT.replace("encoder = \"identity\"\n", "");
+    let learned = agent_text().replace("encoder = \"identity\"\n", "");
     assert!(refusal(&learned, &push_t).contains("identity"));
-    let offsets = AGENT.replace(
+    let offsets = agent_text().replace(
         "state_frame = \"body\"",
         "state_frame = \"body\"\naction_frame = \"agent\"",
     );
@@ -172,12 +140,39 @@ fn a_learned_encoder_agent_frame_actions_or_another_state_layout_are_refused() {
         "state: [AgentPosition, BodyPose(\"tee\")]",
     );
     let no_velocity = hjepa::sim::Scene::parse(&text, Path::new("push_t.ron")).unwrap();
-    assert!(refusal(AGENT, &no_velocity).contains("AgentVelocity"));
+    assert!(refusal(&agent_text(), &no_velocity).contains("AgentVelocity"));
     // The shipped push_t scene is accepted.
-    let agent = AgentFile::parse(AGENT, Path::new("body.toml")).unwrap();
+    let agent = AgentFile::parse(&agent_text(), Path::new("body.toml")).unwrap();
     agent
         .level1
         .state_frame
         .check_scene(&agent, &push_t, Path::new("body.toml"))
         .unwrap();
+}
+
+#[test]
+fn a_body_frame_state_model_trains_and_plays() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = agent_text().replace("CHECKPOINT", dir.path().join("run").to_str().unwrap());
+    let (data, agent) = setup(dir.path(), &text);
+    common::assert_ok(&common::train_cli(
+        &agent,
+        &data,
+        &dir.path().join("run"),
+        &[],
+    ));
+    let results = dir.path().join("eval.jsonl");
+    let out = common::bin()
+        .args(["eval", "--episodes", "2", "--max-steps", "20"])
+        .args(["--no-random-floor", "--success", "tee_pose", "--goals-from"])
+        .arg(&data)
+        .arg("--agent")
+        .arg(&agent)
+        .arg("--out")
+        .arg(&results)
+        .output()
+        .unwrap();
+    common::assert_ok(&out);
+    let lines = std::fs::read_to_string(results).unwrap();
+    assert_eq!(lines.lines().count(), 2, "{lines}");
 }

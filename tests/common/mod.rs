@@ -108,3 +108,52 @@ pub fn train_cli(agent: &Path, data: &Path, out: &Path, extra: &[&str]) -> std::
         .output()
         .unwrap()
 }
+
+/// A small push_t state agent with the identity encoder (state: agent x, y, vx, vy; T x, y,
+/// angle -> 8 features).
+pub const IDENTITY_AGENT: &str = r#"
+scene = "push_t"
+
+[perception]
+observation = "state"
+latent_dim = 8
+encoder = "identity"
+
+[level1]
+hidden = 32
+horizon = 2
+anti_collapse = "vicreg"
+[level1.loss]
+prediction = 1.0
+
+[level2]
+enabled = false
+k = 2
+dim = 4
+macro_dim = 2
+jumps = 1
+hidden = 16
+anti_collapse = "vicreg"
+[level2.loss]
+std = 16.0
+cov = 1.0
+
+[train]
+steps = 4
+batch_size = 8
+learning_rate = 1e-3
+seed = 3
+validate_every = 2
+validation_fraction = 0.5
+threads = 1
+
+[planning]
+checkpoint = "CHECKPOINT"
+[planning.planner]
+kind = "mppi"
+samples = 16
+elites = 4
+iterations = 1
+horizon = 2
+replan_every = 1
+"#;
