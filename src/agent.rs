@@ -66,6 +66,10 @@ pub struct PlanningConfig {
     /// predictors together).
     #[serde(default, skip_serializing_if = "SeenBy::is_checkpoint")]
     pub dynamics_seen_by: SeenBy,
+    /// With `dynamics_role = "join"`, the weight of the state models' cost (each scorer's)
+    /// in the committee's mean, where every other model weighs 1.
+    #[serde(default = "unit_weight", skip_serializing_if = "is_unit_weight")]
+    pub dynamics_weight: f64,
     #[serde(default)]
     pub cost: CostConfig,
     /// The flat planner, or the lower level of the hierarchical one.
@@ -174,6 +178,12 @@ mod one_or_many {
 
 fn first_jump() -> i64 {
     1
+}
+fn unit_weight() -> f64 {
+    1.0
+}
+fn is_unit_weight(w: &f64) -> bool {
+    *w == 1.0
 }
 
 impl PlanningConfig {
@@ -290,6 +300,19 @@ impl PlanningConfig {
             return Err((
                 "planning.dynamics_role".into(),
                 "\"join\" adds the state model of planning.dynamics to the committee: name one there".into(),
+            ));
+        }
+        let weight = self.dynamics_weight;
+        if !(weight.is_finite() && weight > 0.0) {
+            return Err((
+                "planning.dynamics_weight".into(),
+                format!("expected a weight > 0, found {weight}"),
+            ));
+        }
+        if weight != 1.0 && self.dynamics_role != DynamicsRole::Join {
+            return Err((
+                "planning.dynamics_weight".into(),
+                "weighs the state models that join the committee: it needs dynamics_role = \"join\"".into(),
             ));
         }
         if self.dynamics_seen_by != SeenBy::Checkpoint && self.dynamics_role != DynamicsRole::Join {
@@ -1549,6 +1572,7 @@ impl PlanningAgent {
                 goal_z: &m.goal_z,
                 goal_h: m.goal_h.as_ref(),
                 rows: members,
+                weight: 1.0,
             }];
             if committee.is_some() || (on_states.is_some() && !self.peers.is_empty()) {
                 scorers.extend(
@@ -1563,6 +1587,7 @@ impl PlanningAgent {
                                 Some(s) => s.rows(),
                                 None => p.model.members(),
                             },
+                            weight: 1.0,
                         }),
                 );
             }
@@ -1570,11 +1595,13 @@ impl PlanningAgent {
             // peers', seen by every one).
             if let (Some(rows), Some(c)) = (joined_rows, &committee) {
                 let seen_by = c.state_model.as_ref().map_or(0, |s| s.encoders.len());
+                let weight = self.cfg.dynamics_weight;
                 scorers.push(FlatScorer {
                     model,
                     goal_z: &m.goal_z,
                     goal_h: m.goal_h.as_ref(),
                     rows,
+                    weight,
                 });
                 scorers.extend(self.peers.iter().zip(&m.peer_goals).take(seen_by - 1).map(
                     |(p, g)| FlatScorer {
@@ -1582,6 +1609,7 @@ impl PlanningAgent {
                         goal_z: &g.z,
                         goal_h: g.h.as_ref(),
                         rows,
+                        weight,
                     },
                 ));
             }
@@ -1751,11 +1779,14 @@ struct FlatScorer<'a> {
     goal_z: &'a Tensor,
     goal_h: Option<&'a Tensor>,
     rows: i64,
+    /// Its weight in the committee's mean (`planning.dynamics_weight` for a joined state
+    /// model, else 1).
+    weight: f64,
 }
 
 /// The flat planner's cost: the goal terms at its level (latent distance, critic) under
 /// each scorer's model, over its ensemble's members; with several models (a committee), the
-/// mean of their costs.
+/// weighted mean of their costs.
 fn flat_objective<'a>(
     cfg: &PlanningConfig,
     scorers: &[FlatScorer<'a>],
@@ -1790,6 +1821,7 @@ fn flat_objective<'a>(
             CommitteePart {
                 objective: over_members(Box::new(cost), s.rows, disagreement),
                 rows: s.rows,
+                weight: s.weight,
             }
         })
         .collect();

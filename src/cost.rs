@@ -272,17 +272,18 @@ impl Objective for EnsembleCost<'_> {
     }
 }
 
-/// One model's share of a [`CommitteeCost`]: its cost, and how many predictions per
-/// candidate its unroll returns (its ensemble's members, or 1).
+/// One model's share of a [`CommitteeCost`]: its cost, how many predictions per candidate
+/// its unroll returns (its ensemble's members, or 1), and its weight among the models.
 pub struct CommitteePart<'a> {
     pub objective: Box<dyn Objective + 'a>,
     pub rows: i64,
+    pub weight: f64,
 }
 
 /// A cost under a committee of separately trained models, each in its own latent space: the
 /// unroll stacks their predictions model-major (`[sum(rows) * N, H, D]`, see
-/// `agent::CommitteeUnroll`); a candidate costs the mean of the models' own costs plus
-/// `disagreement` times their standard deviation over the models.
+/// `agent::CommitteeUnroll`); a candidate costs the weighted mean of the models' own costs
+/// plus `disagreement` times their (weighted) standard deviation over the models.
 pub struct CommitteeCost<'a> {
     pub parts: Vec<CommitteePart<'a>>,
     pub disagreement: f64,
@@ -304,11 +305,23 @@ impl Objective for CommitteeCost<'_> {
             .map(|(s, p)| p.objective.cost(s, actions))
             .collect();
         let costs = Tensor::stack(&costs, 0);
-        let mean = costs.mean_dim([0i64].as_slice(), false, costs.kind());
+        let total: f64 = self.parts.iter().map(|p| p.weight).sum();
+        let weights: Vec<f32> = self
+            .parts
+            .iter()
+            .map(|p| (p.weight / total) as f32)
+            .collect();
+        let weights = Tensor::from_slice(&weights)
+            .to_device(costs.device())
+            .to_kind(costs.kind())
+            .view([-1, 1]);
+        let mean = (&costs * &weights).sum_dim_intlist([0i64].as_slice(), false, costs.kind());
         if self.disagreement == 0.0 {
             return mean;
         }
-        let spread = costs.std_dim([0i64].as_slice(), false, false);
+        let spread = ((&costs - &mean).square() * &weights)
+            .sum_dim_intlist([0i64].as_slice(), false, costs.kind())
+            .sqrt();
         mean + spread * self.disagreement
     }
 }
@@ -386,6 +399,7 @@ mod tests {
                 CommitteePart {
                     objective: Box::new(SumOfStates),
                     rows: 1,
+                    weight: 1.0,
                 },
                 CommitteePart {
                     objective: Box::new(EnsembleCost {
@@ -394,6 +408,7 @@ mod tests {
                         disagreement: 0.0,
                     }),
                     rows: 2,
+                    weight: 1.0,
                 },
             ],
             disagreement: 0.0,
@@ -409,5 +424,16 @@ mod tests {
         };
         let c = Vec::<f32>::try_from(spread.cost(&states, &actions)).unwrap();
         assert_eq!(c, vec![10.5 + 0.5 * 9.5, 16.0 + 0.5 * 14.0]);
+        // Model B weighing three times model A: means (1 + 3 * 20) / 4 and (2 + 3 * 30) / 4,
+        // and a weighted spread sqrt(1/4 * 3/4) times the gap.
+        let mut weighted = spread;
+        weighted.parts[1].weight = 3.0;
+        let c = Vec::<f32>::try_from(weighted.cost(&states, &actions)).unwrap();
+        let spread = |gap: f32| 0.5 * gap * (0.75f32 * 0.25).sqrt();
+        let want = [15.25 + spread(19.0), 23.0 + spread(28.0)];
+        assert!(
+            c.iter().zip(want).all(|(c, w)| (c - w).abs() < 1e-4),
+            "{c:?} vs {want:?}"
+        );
     }
 }

@@ -5,9 +5,9 @@
 //! or a pixel agent is refused; and `[planning] dynamics`, where such a state model predicts
 //! for a learned encoder's cost: its unroll is the state model's own, encoded, an agent
 //! with it plays (also joining the checkpoint's predictors, `dynamics_role = "join"`, last
-//! in the committee's layout; and several state models pooled, `dynamics = [..]`), and a
-//! run that is not a state model, a missing one, or `dynamics_seen_by` without joining is
-//! refused.
+//! in the committee's layout, and weighed more, `dynamics_weight`; and several state models
+//! pooled, `dynamics = [..]`), and a run that is not a state model, a missing one,
+//! `dynamics_seen_by` or `dynamics_weight` without joining, or a weight of zero is refused.
 
 mod common;
 
@@ -356,6 +356,13 @@ fn an_agent_with_a_state_model_for_dynamics_plays_and_bad_ones_are_refused() {
     );
     std::fs::write(&agent, &joined).unwrap();
     common::assert_ok(&eval(&agent));
+    // The joined state model weighing three models' worth.
+    let weighted = joined.replace(
+        "dynamics_role = \"join\"",
+        "dynamics_role = \"join\"\ndynamics_weight = 3.0",
+    );
+    std::fs::write(&agent, &weighted).unwrap();
+    common::assert_ok(&eval(&agent));
     // Two state models pooled, seen by every encoder of the committee (here the
     // checkpoint's alone).
     let run = format!("{:?}", dir.path().join("run").to_str().unwrap());
@@ -388,6 +395,11 @@ fn an_agent_with_a_state_model_for_dynamics_plays_and_bad_ones_are_refused() {
             joined.replace(&one, "dynamics = 3"),
             "a run folder or a list of run folders",
         ),
+        (
+            joined.replace("dynamics_role = \"join\"", "dynamics_weight = 2.0"),
+            "planning.dynamics_weight",
+        ),
+        (weighted.replace("= 3.0", "= 0.0"), "expected a weight > 0"),
     ] {
         let err = AgentFile::parse(&text, Path::new("seen.toml"))
             .unwrap_err()

@@ -157,6 +157,7 @@ pub fn plan_table(seconds: f64) -> anyhow::Result<String> {
             .map(|i| CommitteePart {
                 objective: Box::new(ensemble_cost(i)),
                 rows: members,
+                weight: 1.0,
             })
             .collect(),
         disagreement: 0.0,
