@@ -305,6 +305,16 @@ impl Objective for CommitteeCost<'_> {
             .map(|(s, p)| p.objective.cost(s, actions))
             .collect();
         let costs = Tensor::stack(&costs, 0);
+        // Equal weights (the usual committee): the plain mean and spread, as before weights
+        // existed, so results measured then stay bit-identical.
+        if self.parts.iter().all(|p| p.weight == self.parts[0].weight) {
+            let mean = costs.mean_dim([0i64].as_slice(), false, costs.kind());
+            if self.disagreement == 0.0 {
+                return mean;
+            }
+            let spread = costs.std_dim([0i64].as_slice(), false, false);
+            return mean + spread * self.disagreement;
+        }
         let total: f64 = self.parts.iter().map(|p| p.weight).sum();
         let weights: Vec<f32> = self
             .parts
