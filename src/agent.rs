@@ -70,6 +70,11 @@ pub struct PlanningConfig {
     /// in the committee's mean, where every other model weighs 1.
     #[serde(default = "unit_weight", skip_serializing_if = "is_unit_weight")]
     pub dynamics_weight: f64,
+    /// With `dynamics_role = "join"` and several state models: each joins the committee as
+    /// a model of its own (its ensemble's mean and disagreement, weighed `dynamics_weight`)
+    /// instead of pooling their predictors into one ensemble.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dynamics_separate: bool,
     #[serde(default)]
     pub cost: CostConfig,
     /// The flat planner, or the lower level of the hierarchical one.
@@ -313,6 +318,17 @@ impl PlanningConfig {
             return Err((
                 "planning.dynamics_weight".into(),
                 "weighs the state models that join the committee: it needs dynamics_role = \"join\"".into(),
+            ));
+        }
+        if self.dynamics_separate
+            && (self.dynamics_role != DynamicsRole::Join || self.dynamics.len() < 2)
+        {
+            return Err((
+                "planning.dynamics_separate".into(),
+                format!(
+                    "makes each of several joined state models a model of the committee: it needs dynamics_role = \"join\" and at least two run folders in planning.dynamics, found {}",
+                    self.dynamics.len()
+                ),
             ));
         }
         if self.dynamics_seen_by != SeenBy::Checkpoint && self.dynamics_role != DynamicsRole::Join {
@@ -1592,26 +1608,30 @@ impl PlanningAgent {
                 );
             }
             // The state models that joined, scored by the checkpoint's encoder (and the
-            // peers', seen by every one).
+            // peers', seen by every one): pooled, one scorer per encoder; separate, one per
+            // encoder and state model, in the unroll's order (encoder-, then model-major).
             if let (Some(rows), Some(c)) = (joined_rows, &committee) {
                 let seen_by = c.state_model.as_ref().map_or(0, |s| s.encoders.len());
                 let weight = self.cfg.dynamics_weight;
-                scorers.push(FlatScorer {
-                    model,
-                    goal_z: &m.goal_z,
-                    goal_h: m.goal_h.as_ref(),
-                    rows,
-                    weight,
-                });
-                scorers.extend(self.peers.iter().zip(&m.peer_goals).take(seen_by - 1).map(
-                    |(p, g)| FlatScorer {
-                        model: &p.model,
-                        goal_z: &g.z,
-                        goal_h: g.h.as_ref(),
+                let encoders = std::iter::once((model, &m.goal_z, m.goal_h.as_ref())).chain(
+                    self.peers
+                        .iter()
+                        .zip(&m.peer_goals)
+                        .map(|(p, g)| (&p.model, &g.z, g.h.as_ref())),
+                );
+                let blocks: Vec<i64> = match self.cfg.dynamics_separate {
+                    true => self.dynamics.iter().map(|d| d.model.members()).collect(),
+                    false => vec![rows],
+                };
+                for (model, goal_z, goal_h) in encoders.take(seen_by) {
+                    scorers.extend(blocks.iter().map(|&rows| FlatScorer {
+                        model,
+                        goal_z,
+                        goal_h,
                         rows,
                         weight,
-                    },
-                ));
+                    }));
+                }
             }
             let objective = flat_objective(&self.cfg, &scorers, search.disagreement);
             m.planner

@@ -19,7 +19,7 @@ use crate::error::InputError;
 use crate::model::AgentFile;
 use crate::plan::PlannerKind;
 use crate::recording::{ProtocolOverrides, RecordedEpisode, Recording};
-use crate::sim::{Env, Observation, Scene};
+use crate::sim::{CriterionStatus, Env, Observation, Scene};
 
 /// `hjepa eval`'s default episode count (default results names leave it out).
 pub const DEFAULT_EPISODES: u64 = 100;
@@ -95,6 +95,8 @@ pub struct EvalEpisode {
     pub final_goal_distance: f32,
     /// The scene's cost at the last step.
     pub final_cost: f32,
+    /// Every success criterion at the last step (why a failure failed: position or angle).
+    pub final_criteria: Vec<CriterionStatus>,
     pub distance_bin: Option<usize>,
     pub replans: usize,
     pub planning_s: f64,
@@ -220,6 +222,7 @@ impl EvalEpisode {
             steps: 0,
             final_goal_distance: f32::NAN,
             final_cost: f32::NAN,
+            final_criteria: Vec::new(),
             distance_bin: None,
             replans: 0,
             planning_s: 0.0,
@@ -255,6 +258,7 @@ impl EvalEpisode {
         self.success = step.info.success;
         self.final_goal_distance = step.info.goal_distance;
         self.final_cost = step.cost;
+        self.final_criteria = step.info.criteria.clone();
         self.distance_bin = step.info.distance_bin;
         Ok((!(step.terminated || step.truncated)).then_some(step.observation))
     }

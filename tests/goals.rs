@@ -274,16 +274,22 @@ fn episodes_from_dataset_goals_are_recorded_and_replay_exactly() {
     for (ep, row) in recording.episodes.iter().zip(&evaluated) {
         assert!(ep.start.is_some(), "episode {} keeps its start", ep.index);
         ep.reset(&mut env);
-        let mut distance = f32::NAN;
+        let mut info = None;
         for a in &ep.actions {
-            distance = env.step(a).unwrap().info.goal_distance;
+            info = Some(env.step(a).unwrap().info);
         }
+        let info = info.unwrap();
         assert_eq!(
-            distance,
+            info.goal_distance,
             row["final_goal_distance"].as_f64().unwrap() as f32,
             "episode {}",
             ep.index
         );
+        // Each criterion's last status (the T's angle error with tee_pose) is in the line.
+        let criteria: Vec<hjepa::sim::CriterionStatus> =
+            serde_json::from_value(row["final_criteria"].clone()).unwrap();
+        assert_eq!(criteria, info.criteria, "episode {}", ep.index);
+        assert!(criteria[0].angle_error.is_some(), "episode {}", ep.index);
     }
     let out = common::bin().arg("replay").arg(&rec).output().unwrap();
     common::assert_ok(&out);
@@ -322,7 +328,7 @@ fn tee_pose_bounds_agent_and_t_errors_together() {
     let tee_pose = |env: &Env| {
         let info = env.info();
         let c = info.criteria.iter().find(|c| c.name == "tee_pose").unwrap();
-        (c.success, c.value)
+        (c.success, c.value, c.angle_error)
     };
     // The agent is moved off its goal away from the T, the T along x.
     let goal = layout.body_goals[0].unwrap();
@@ -335,14 +341,17 @@ fn tee_pose_bounds_agent_and_t_errors_together() {
     layout.body_starts[0] = Pose2::new(goal.x + 0.12, goal.y, goal.angle + 0.1);
     layout.agent_start = (gx + 0.12 * away.0, gy + 0.12 * away.1);
     env.reset_to(layout.clone());
-    let (ok, value) = tee_pose(&env);
+    let (ok, value, angle) = tee_pose(&env);
     assert!(ok && (value - 0.12f32.hypot(0.12)).abs() < 1e-3, "{value}");
+    // The angle error is reported beside the position error (why a failure failed).
+    assert!((angle.unwrap() - 0.1).abs() < 1e-3, "{angle:?}");
     // Each 0.15 m (< 0.2 alone), together 0.21: not yet.
     layout.body_starts[0] = Pose2::new(goal.x + 0.15, goal.y, goal.angle);
     layout.agent_start = (gx + 0.15 * away.0, gy + 0.15 * away.1);
     env.reset_to(layout);
-    let (ok, value) = tee_pose(&env);
+    let (ok, value, angle) = tee_pose(&env);
     assert!(!ok && (value - 0.15f32.hypot(0.15)).abs() < 1e-3, "{value}");
+    assert!(angle.unwrap().abs() < 1e-3, "{angle:?}");
     // A separate agent tolerance beside the joint one is refused, naming the field.
     let text = std::fs::read_to_string(common::scene_path("push_t"))
         .unwrap()

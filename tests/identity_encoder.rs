@@ -6,8 +6,10 @@
 //! for a learned encoder's cost: its unroll is the state model's own, encoded, an agent
 //! with it plays (also joining the checkpoint's predictors, `dynamics_role = "join"`, last
 //! in the committee's layout, and weighed more, `dynamics_weight`; and several state models
-//! pooled, `dynamics = [..]`), and a run that is not a state model, a missing one,
-//! `dynamics_seen_by` or `dynamics_weight` without joining, or a weight of zero is refused.
+//! pooled, `dynamics = [..]`, or each its own model, `dynamics_separate`), and a run that is
+//! not a state model, a missing one, `dynamics_seen_by`, `dynamics_weight` or
+//! `dynamics_separate` without joining (the last also with one state model), or a weight of
+//! zero is refused.
 
 mod common;
 
@@ -376,6 +378,14 @@ fn an_agent_with_a_state_model_for_dynamics_plays_and_bad_ones_are_refused() {
     common::assert_ok(&eval(&agent));
     let lines = std::fs::read_to_string(dir.path().join("eval.jsonl")).unwrap();
     assert_eq!(lines.lines().count(), 2, "{lines}");
+    // The two joining as separate models of the committee, seen by every encoder.
+    let separate = pooled.replace(
+        "dynamics_seen_by = \"every\"",
+        "dynamics_seen_by = \"every\"\ndynamics_separate = true",
+    );
+    assert_ne!(separate, pooled);
+    std::fs::write(&agent, &separate).unwrap();
+    common::assert_ok(&eval(&agent));
     // The list's missing entry is named by its index.
     let nowhere = format!("{:?}", dir.path().join("nowhere").to_str().unwrap());
     let bad = pooled.replace(&format!("[{run}, {run}]"), &format!("[{run}, {nowhere}]"));
@@ -400,6 +410,18 @@ fn an_agent_with_a_state_model_for_dynamics_plays_and_bad_ones_are_refused() {
             "planning.dynamics_weight",
         ),
         (weighted.replace("= 3.0", "= 0.0"), "expected a weight > 0"),
+        // Separate needs several state models, joining.
+        (
+            joined.replace(
+                "dynamics_role = \"join\"",
+                "dynamics_role = \"join\"\ndynamics_separate = true",
+            ),
+            "planning.dynamics_separate",
+        ),
+        (
+            separate.replace("dynamics_role = \"join\"", ""),
+            "planning.dynamics_separate",
+        ),
     ] {
         let err = AgentFile::parse(&text, Path::new("seen.toml"))
             .unwrap_err()

@@ -35,6 +35,9 @@ pub struct CriterionStatus {
     pub success: bool,
     /// The measured quantity: distance (m), coverage or fraction.
     pub value: f32,
+    /// A body pose's angle error (rad), beside its position error in `value`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub angle_error: Option<f32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -410,6 +413,7 @@ impl Env {
                 name: c.name(),
                 success: goal_distance <= *radius,
                 value: goal_distance,
+                angle_error: None,
             },
             Criterion::BodyPose {
                 body,
@@ -433,6 +437,7 @@ impl Env {
                     name: c.name(),
                     success: pos_err < *position_tol && ang_err < *angle_tol && agent_ok,
                     value: pos_err,
+                    angle_error: Some(ang_err),
                 }
             }
             Criterion::Coverage { body, threshold } => {
@@ -441,6 +446,7 @@ impl Env {
                     name: c.name(),
                     success: cov >= *threshold,
                     value: cov,
+                    angle_error: None,
                 }
             }
             Criterion::ParticlesIn {
@@ -462,6 +468,7 @@ impl Env {
                     name: c.name(),
                     success: f >= *fraction,
                     value: f,
+                    angle_error: None,
                 }
             }
         }

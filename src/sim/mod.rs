@@ -9,7 +9,7 @@ pub mod stream;
 pub mod vec_env;
 pub mod world;
 
-pub use env::{check_action, Action, Env, Info, Observation, Snapshot, Step};
+pub use env::{check_action, Action, CriterionStatus, Env, Info, Observation, Snapshot, Step};
 pub use render::Image;
 pub use scene::Scene;
 pub use stream::{Backpressure, Command, Frame, Sandbox, SandboxHandle};
