@@ -1,7 +1,8 @@
 //! `[perception] encoder = "identity"`: no trained encoder, z is the state's features
 //! (angles as cos and sin) normalised by the training set, so the predictors model the state
 //! itself. Checked: z is exactly that and stays so through training, decoding z gives the
-//! state back, such an agent trains and plays, a `latent_dim` that is not the feature count
+//! state back, `[level1] prediction_units = "step"` measures each feature's prediction error
+//! in its one-step change (refused with a learned encoder), such an agent trains and plays, a `latent_dim` that is not the feature count
 //! or a pixel agent is refused; and `[planning] dynamics`, where such a state model predicts
 //! for a learned encoder's cost: its unroll is the state model's own, encoded, an agent
 //! with it plays (also joining the checkpoint's predictors, `dynamics_role = "join"`, last
@@ -128,6 +129,92 @@ fn z_is_the_normalised_state_and_training_leaves_it_so() {
         .double_value(&[]);
     assert!(moved > 0.0, "the predictor did not train");
     assert!(encode(&trainer).equal(&z), "training changed z");
+}
+
+#[test]
+fn step_units_measure_each_features_error_in_its_one_step_change() {
+    tch::set_num_threads(1);
+    let dir = tempfile::tempdir().unwrap();
+    let data = push_t_data(dir.path());
+    let trainer_with = |text: &str| {
+        let path = agent_file(dir.path(), text);
+        let agent = AgentFile::load(&path).unwrap();
+        let td = TrainingData::load(&Dataset::open(&data).unwrap(), &agent, &path).unwrap();
+        let mut t = Trainer::new(agent, &td.shapes, Device::Cpu);
+        t.set_input_statistics(&td);
+        t.set_prediction_units(&td);
+        (t, td)
+    };
+    let (plain, td) = trainer_with(AGENT);
+    assert!(plain.prediction_scale.is_none());
+    let (step, _) =
+        trainer_with(&AGENT.replace("[level1]\n", "[level1]\nprediction_units = \"step\"\n"));
+    let unit = step
+        .prediction_scale
+        .as_ref()
+        .expect("step units set a scale");
+
+    // The unit is the std of z's change between consecutive frames of training episodes
+    // (4 short episodes: every pair).
+    let firsts: Vec<i64> = td
+        .train_episodes
+        .iter()
+        .flat_map(|&(first, frames)| first..first + frames - 1)
+        .collect();
+    let rows = Tensor::from_slice(&firsts);
+    let z = |rows: &Tensor| tch::no_grad(|| plain.model.encode(&td.obs.index_select(0, rows)));
+    let expected = (z(&(&rows + 1)) - z(&rows))
+        .std_dim(0i64, false, false)
+        .clamp_min(1e-3);
+    let err = (unit - &expected).abs().max().double_value(&[]);
+    assert!(err < 1e-5, "unit off by {err}: {unit} vs {expected}");
+    // The agent's velocity changes faster than the T's pose.
+    let u = Vec::<f32>::try_from(unit).unwrap();
+    assert!(u[2] > u[4] && u[3] > u[5], "{u:?}");
+
+    // Same initial weights (same seed), same window: the step-units prediction term is the
+    // members' squared error with each feature divided by its unit.
+    let (obs, actions) = td.batch(&td.train_windows[..1], Device::Cpu);
+    let zs = tch::no_grad(|| plain.model.encode(&obs.flatten(0, 1))).view([1, obs.size()[1], -1]);
+    let a = plain.model.normalize_actions(&actions);
+    let h = 2;
+    let pred = tch::no_grad(|| {
+        plain
+            .model
+            .rollout_members(&zs.select(1, 0), &a.narrow(1, 0, h))
+    })
+    .flatten(0, 1);
+    let target = zs.narrow(1, 1, h);
+    let by_hand = |unit: Option<&Tensor>| {
+        let e = &pred - &target;
+        let e = unit.map_or(e.shallow_clone(), |u| e / u);
+        e.square().mean(Kind::Float).double_value(&[])
+    };
+    let in_state = plain.losses(&obs, &actions).1.level1.prediction;
+    let in_steps = step.losses(&obs, &actions).1.level1.prediction;
+    assert!(
+        (in_state - by_hand(None)).abs() < 1e-6 * in_state.max(1.0),
+        "{in_state}"
+    );
+    assert!(
+        (in_steps - by_hand(Some(unit))).abs() < 1e-5 * in_steps.max(1.0),
+        "{in_steps} vs {}",
+        by_hand(Some(unit))
+    );
+    assert!(
+        (in_steps / in_state - 1.0).abs() > 0.1,
+        "{in_steps} vs {in_state}"
+    );
+}
+
+#[test]
+fn step_units_with_a_learned_encoder_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = AGENT
+        .replace("encoder = \"identity\"\n", "")
+        .replace("[level1]\n", "[level1]\nprediction_units = \"step\"\n");
+    let err = AgentFile::load(&agent_file(dir.path(), &text)).unwrap_err();
+    assert_eq!(err.location, "level1.prediction_units", "{err}");
 }
 
 #[test]

@@ -141,6 +141,15 @@ pub struct Level1 {
     // Left out when `world`, so files (and batch run ids) from before it read the same.
     #[serde(default, skip_serializing_if = "StateFrame::is_world")]
     pub state_frame: StateFrame,
+    /// The units of the prediction error (`encoder = "identity"` only): `state`, each
+    /// normalised feature as it is (its spread over the data), or `step`, each feature in
+    /// units of its typical change over one env step in the training data. A pushed body
+    /// moves a few centimetres a step while the agent's velocity swings by metres per
+    /// second, so under `state` the body's motion is a tiny share of the error; `step`
+    /// weighs every feature's motion alike.
+    // Left out when `state`, so files (and batch run ids) from before it read the same.
+    #[serde(default, skip_serializing_if = "PredictionUnits::is_state")]
+    pub prediction_units: PredictionUnits,
     /// Open-loop rollout length trained against target encodings.
     pub horizon: i64,
     pub anti_collapse: AntiCollapse,
@@ -199,6 +208,23 @@ impl ActionFrame {
             ));
         }
         Ok(())
+    }
+}
+
+/// The units of a state model's level-1 prediction error (`[level1] prediction_units`).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PredictionUnits {
+    /// The normalised state's units (each feature's spread over the data).
+    #[default]
+    State,
+    /// Each feature's typical change over one env step.
+    Step,
+}
+
+impl PredictionUnits {
+    fn is_state(&self) -> bool {
+        *self == PredictionUnits::State
     }
 }
 
@@ -542,6 +568,14 @@ impl AgentFile {
             return bad(
                 "perception.hidden",
                 format!("expected a positive width, got {}", p.hidden),
+            );
+        }
+        if self.level1.prediction_units == PredictionUnits::Step
+            && p.encoder != EncoderKind::Identity
+        {
+            return bad(
+                "level1.prediction_units",
+                "\"step\" needs a state model (perception.encoder = \"identity\"): a learned encoder's steps change as it trains".into(),
             );
         }
         if p.encoder == EncoderKind::Identity && p.observation != ObservationKind::State {

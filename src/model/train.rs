@@ -16,7 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Tensor};
 
-use super::config::{AgentFile, AntiCollapse, LrSchedule};
+use super::config::{AgentFile, AntiCollapse, LrSchedule, PredictionUnits};
 use super::critic::{fit_critic, CriticFit};
 use super::data::TrainingData;
 use super::losses::{level_loss, LevelOutputs, LossTerms};
@@ -70,6 +70,9 @@ pub struct Trainer {
     pub step: i64,
     /// Set once the critic's fitting stage has run on the final weights.
     pub critic_fit: Option<CriticFit>,
+    /// `[D]`: each feature's typical one-step change, the unit of the level-1 prediction
+    /// error under `[level1] prediction_units = "step"`.
+    pub prediction_scale: Option<Tensor>,
 }
 
 /// Losses of one training step, per level.
@@ -142,7 +145,33 @@ impl Trainer {
             moments: BTreeMap::new(),
             step: 0,
             critic_fit: None,
+            prediction_scale: None,
         }
+    }
+
+    /// Under `[level1] prediction_units = "step"`, sets each feature's unit of prediction
+    /// error to the std of its change over one env step, over (up to 8192 evenly spaced)
+    /// consecutive pairs of training frames. The identity encoder's statistics must be set.
+    pub fn set_prediction_units(&mut self, data: &TrainingData) {
+        if self.agent.level1.prediction_units != PredictionUnits::Step {
+            self.prediction_scale = None;
+            return;
+        }
+        let firsts: Vec<i64> = data
+            .train_episodes
+            .iter()
+            .flat_map(|&(first, frames)| first..first + frames - 1)
+            .collect();
+        let stride = (firsts.len() / 8192).max(1);
+        let rows: Vec<i64> = firsts.iter().step_by(stride).copied().collect();
+        let rows = Tensor::from_slice(&rows);
+        let z = |rows: &Tensor| {
+            let obs = data.obs.index_select(0, rows).to_device(self.device);
+            tch::no_grad(|| self.model.encode(&obs))
+        };
+        let change = z(&(&rows + 1)) - z(&rows);
+        // A feature that never changes would turn any error into a huge one.
+        self.prediction_scale = Some(change.std_dim(0i64, false, false).clamp_min(1e-3));
     }
 
     /// Sets the encoder's input normalisation from the training data.
@@ -180,6 +209,10 @@ impl Trainer {
             _ => z.narrow(1, 1, h1),
         }
         .repeat([members, 1, 1]);
+        let (pred, targets) = match &self.prediction_scale {
+            Some(unit) => (pred / unit, targets / unit),
+            None => (pred, targets),
+        };
         let idm = (l1.anti_collapse == AntiCollapse::Vicreg && l1.loss.idm > 0.0).then(|| {
             let pair = Tensor::cat(&[z.narrow(1, 0, l - 1), z.narrow(1, 1, l - 1)], -1);
             (m.idm1.forward(&pair), a.shallow_clone())
@@ -758,6 +791,13 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainSummary> {
         t.set_input_statistics(&data);
         t
     };
+    trainer.set_prediction_units(&data);
+    if let Some(unit) = &trainer.prediction_scale {
+        tracing::info!(
+            "prediction error in units of one step's change per feature: {:?}",
+            Vec::<f32>::try_from(unit.to_device(Device::Cpu)).unwrap_or_default()
+        );
+    }
     let total = opts.steps.unwrap_or(agent.train.steps);
     if agent.train.lr_schedule == LrSchedule::Cosine && total > agent.train.steps {
         return Err(InputError::new(
