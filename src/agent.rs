@@ -580,6 +580,16 @@ impl StateModelUnroll<'_> {
             1
         }
     }
+
+    /// How one encoder's block of rows per candidate splits into committee models, in the
+    /// unroll's order: pooled, one model of all [`rows`](Self::rows); `separate`
+    /// (`planning.dynamics_separate`), one model per state model, of its members.
+    pub fn scorer_blocks(&self, separate: bool) -> Vec<i64> {
+        match separate && self.each_member {
+            true => self.dynamics.iter().map(|d| d.members()).collect(),
+            false => vec![self.rows()],
+        }
+    }
 }
 
 impl Unroll for StateModelUnroll<'_> {
@@ -1530,7 +1540,6 @@ impl PlanningAgent {
             true => (None, on_states),
             false => (on_states, None),
         };
-        let joined_rows = joining.as_ref().map(StateModelUnroll::rows);
         // Under the sandbox diagnostic the committee's predictors are replaced too.
         let committee = (sandbox.is_none()
             && on_states.is_none()
@@ -1610,8 +1619,8 @@ impl PlanningAgent {
             // The state models that joined, scored by the checkpoint's encoder (and the
             // peers', seen by every one): pooled, one scorer per encoder; separate, one per
             // encoder and state model, in the unroll's order (encoder-, then model-major).
-            if let (Some(rows), Some(c)) = (joined_rows, &committee) {
-                let seen_by = c.state_model.as_ref().map_or(0, |s| s.encoders.len());
+            if let Some(joined) = committee.as_ref().and_then(|c| c.state_model.as_ref()) {
+                let seen_by = joined.encoders.len();
                 let weight = self.cfg.dynamics_weight;
                 let encoders = std::iter::once((model, &m.goal_z, m.goal_h.as_ref())).chain(
                     self.peers
@@ -1619,10 +1628,7 @@ impl PlanningAgent {
                         .zip(&m.peer_goals)
                         .map(|(p, g)| (&p.model, &g.z, g.h.as_ref())),
                 );
-                let blocks: Vec<i64> = match self.cfg.dynamics_separate {
-                    true => self.dynamics.iter().map(|d| d.model.members()).collect(),
-                    false => vec![rows],
-                };
+                let blocks = joined.scorer_blocks(self.cfg.dynamics_separate);
                 for (model, goal_z, goal_h) in encoders.take(seen_by) {
                     scorers.extend(blocks.iter().map(|&rows| FlatScorer {
                         model,

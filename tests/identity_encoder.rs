@@ -7,7 +7,8 @@
 //! for a learned encoder's cost: its unroll is the state model's own, encoded, an agent
 //! with it plays (also joining the checkpoint's predictors, `dynamics_role = "join"`, last
 //! in the committee's layout, and weighed more, `dynamics_weight`; and several state models
-//! pooled, `dynamics = [..]`, or each its own model, `dynamics_separate`), and a run that is
+//! pooled, `dynamics = [..]`, or each its own model, `dynamics_separate`, scoring just its own
+//! block of the unroll), and a run that is
 //! not a state model, a missing one, `dynamics_seen_by`, `dynamics_weight` or
 //! `dynamics_separate` without joining (the last also with one state model), or a weight of
 //! zero is refused.
@@ -296,6 +297,22 @@ fn features_decode_back_to_the_state_across_the_angle_wrap() {
     assert!(err < 1e-5);
 }
 
+/// `AGENT` with `members` predictors and training seed `seed`, three training steps on `data`.
+fn three_steps_of(dir: &Path, data: &Path, members: i64, seed: u64) -> (Trainer, TrainingData) {
+    let text = AGENT
+        .replace("[level1]", &format!("[level1]\nensemble = {members}"))
+        .replace("seed = 3", &format!("seed = {seed}"));
+    let path = agent_file(dir, &text);
+    let agent = AgentFile::load(&path).unwrap();
+    let td = TrainingData::load(&Dataset::open(data).unwrap(), &agent, &path).unwrap();
+    let mut trainer = Trainer::new(agent, &td.shapes, Device::Cpu);
+    trainer.set_input_statistics(&td);
+    for _ in 0..3 {
+        trainer.train_step(&td);
+    }
+    (trainer, td)
+}
+
 #[test]
 fn the_state_models_unroll_encoded_by_itself_is_its_own_unroll() {
     // Encoded by the state model's own (identity) encoder, the unroll must stand for the
@@ -304,17 +321,7 @@ fn the_state_models_unroll_encoded_by_itself_is_its_own_unroll() {
     tch::set_num_threads(1);
     let dir = tempfile::tempdir().unwrap();
     let data = push_t_data(dir.path());
-    let path = agent_file(
-        dir.path(),
-        &AGENT.replace("[level1]", "[level1]\nensemble = 3"),
-    );
-    let agent = AgentFile::load(&path).unwrap();
-    let td = TrainingData::load(&Dataset::open(&data).unwrap(), &agent, &path).unwrap();
-    let mut trainer = Trainer::new(agent, &td.shapes, Device::Cpu);
-    trainer.set_input_statistics(&td);
-    for _ in 0..3 {
-        trainer.train_step(&td);
-    }
+    let (trainer, td) = three_steps_of(dir.path(), &data, 3, 3);
     let model = &trainer.model;
     let s0 = tch::no_grad(|| model.encode(&td.obs.narrow(0, 5, 1)));
     let actions = Tensor::rand([7, 4, 2], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
@@ -392,6 +399,69 @@ fn the_state_models_unroll_encoded_by_itself_is_its_own_unroll() {
             );
         }
     }
+}
+
+#[test]
+fn separate_state_models_each_score_their_own_block() {
+    // `dynamics_separate`: the committee model made of each state model must be handed
+    // exactly that model's predictions. Two state models of 3 and 2 members (trained from
+    // different initialisations) share one unroll; its scorer blocks must cut it where
+    // each model's own predictions lie, pooled as one block of all five otherwise.
+    tch::set_num_threads(1);
+    let dir = tempfile::tempdir().unwrap();
+    let data = push_t_data(dir.path());
+    let (a, td) = three_steps_of(dir.path(), &data, 3, 0);
+    let (b, _) = three_steps_of(dir.path(), &data, 2, 1);
+    let (a, b) = (&a.model, &b.model);
+    let s0 = |m: &hjepa::model::WorldModel| tch::no_grad(|| m.encode(&td.obs.narrow(0, 5, 1)));
+    let actions = Tensor::rand([7, 4, 2], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
+    let both = StateModelUnroll {
+        dynamics: vec![a, b],
+        s0: vec![s0(a), s0(b)],
+        encoders: vec![a],
+        each_member: true,
+    };
+    assert_eq!(both.scorer_blocks(true), vec![3, 2]);
+    assert_eq!(both.scorer_blocks(false), vec![5]);
+    let got = tch::no_grad(|| both.unroll(&actions));
+    assert_eq!(got.size(), vec![5 * 7, 4, 8]);
+    let states =
+        |m: &hjepa::model::WorldModel, z: &Tensor| m.decode_state(&z.flatten(0, 1)).unwrap();
+    let mut start = 0;
+    for (model, rows) in [a, b].into_iter().zip(both.scorer_blocks(true)) {
+        let own = tch::no_grad(|| {
+            LatentUnroll {
+                model,
+                z0: s0(model),
+                offset: None,
+                each_member: true,
+            }
+            .unroll(&actions)
+        });
+        let block = got.narrow(0, start * 7, rows * 7);
+        let err = (states(a, &block) - states(model, &own))
+            .abs()
+            .max()
+            .double_value(&[]);
+        assert!(err < 1e-4, "block at row {start} is not its model's: {err}");
+        start += rows;
+    }
+    // The two models predict differently, so a block cut in the wrong place would show.
+    let a_own = tch::no_grad(|| {
+        LatentUnroll {
+            model: a,
+            z0: s0(a),
+            offset: None,
+            each_member: true,
+        }
+        .unroll(&actions)
+    });
+    let swapped = got.narrow(0, 2 * 7, 3 * 7);
+    let diff = (states(a, &swapped) - states(a, &a_own))
+        .abs()
+        .max()
+        .double_value(&[]);
+    assert!(diff > 1e-3, "the models should differ: {diff}");
 }
 
 /// A learned-encoder agent (the shipped push_t kind, small) whose `[planning] dynamics` is
