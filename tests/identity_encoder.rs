@@ -427,37 +427,29 @@ fn separate_state_models_each_score_their_own_block() {
     assert_eq!(got.size(), vec![5 * 7, 4, 8]);
     let states =
         |m: &hjepa::model::WorldModel, z: &Tensor| m.decode_state(&z.flatten(0, 1)).unwrap();
-    let mut start = 0;
-    for (model, rows) in [a, b].into_iter().zip(both.scorer_blocks(true)) {
-        let own = tch::no_grad(|| {
-            LatentUnroll {
+    // Each model's own unroll, member-major as the state model's block lays it out.
+    let own: Vec<Tensor> = [a, b]
+        .into_iter()
+        .map(|model| {
+            let unroll = LatentUnroll {
                 model,
                 z0: s0(model),
                 offset: None,
                 each_member: true,
-            }
-            .unroll(&actions)
-        });
+            };
+            states(model, &tch::no_grad(|| unroll.unroll(&actions)))
+        })
+        .collect();
+    let mut start = 0;
+    for (own, rows) in own.iter().zip(both.scorer_blocks(true)) {
         let block = got.narrow(0, start * 7, rows * 7);
-        let err = (states(a, &block) - states(model, &own))
-            .abs()
-            .max()
-            .double_value(&[]);
+        let err = (states(a, &block) - own).abs().max().double_value(&[]);
         assert!(err < 1e-4, "block at row {start} is not its model's: {err}");
         start += rows;
     }
     // The two models predict differently, so a block cut in the wrong place would show.
-    let a_own = tch::no_grad(|| {
-        LatentUnroll {
-            model: a,
-            z0: s0(a),
-            offset: None,
-            each_member: true,
-        }
-        .unroll(&actions)
-    });
     let swapped = got.narrow(0, 2 * 7, 3 * 7);
-    let diff = (states(a, &swapped) - states(a, &a_own))
+    let diff = (states(a, &swapped) - &own[0])
         .abs()
         .max()
         .double_value(&[]);
