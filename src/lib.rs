@@ -1,26 +1,24 @@
 //! hjepa: a 2-D physics sandbox (rapier2d) that streams observations to H-JEPA world models
 //! and planners.
 //!
-//! Data flow: [`sim`] (scenes → physics → observations) → [`data`] (datasets, the long-term
-//! memory) → world model → cost → planner → action.
+//! The modules are layers, lowest first; each imports only from those above it in this list
+//! (docs/architecture.md; `tests/layers.rs` keeps it so):
+//! [`error`] → [`sim`] (the sandbox) → [`data`] (datasets, the long-term memory) →
+//! `model` (the world model) → `cost` → `plan` → `agent` → `run` (episodes, eval, batch,
+//! bench) → `viewer` → [`cli`].
 
+#[cfg(feature = "torch")]
 pub mod agent;
-pub mod agent_data;
-pub mod batch;
-pub mod bench;
 pub mod cli;
+#[cfg(feature = "torch")]
 pub mod cost;
 pub mod data;
-pub mod demo;
-pub mod episodes;
 pub mod error;
-pub mod eval;
-pub mod live;
+#[cfg(feature = "torch")]
 pub mod model;
+#[cfg(feature = "torch")]
 pub mod plan;
-pub mod record;
-pub mod recording;
+pub mod run;
 pub mod sim;
-pub mod view;
 #[cfg(feature = "viewer")]
 pub mod viewer;

@@ -7,11 +7,11 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use hjepa::agent::AgentFile;
+use hjepa::data::recording::Recording;
 use hjepa::data::Dataset;
 use hjepa::model::data::TrainingData;
-use hjepa::model::AgentFile;
 use hjepa::plan::ActionBox;
-use hjepa::recording::Recording;
 use tch::Tensor;
 
 /// A small push_t state agent in the agent frame, with a planner (tests only).

@@ -560,19 +560,19 @@ fn shipped_experiments_expand() {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let p = entry.unwrap().path();
         if p.extension().is_some_and(|e| e == "toml") {
-            let grid = hjepa::batch::expand_file(&p).unwrap_or_else(|e| panic!("{e}"));
+            let grid = hjepa::run::batch::expand_file(&p).unwrap_or_else(|e| panic!("{e}"));
             assert!(!grid.runs.is_empty(), "{}", p.display());
             n += 1;
         }
     }
     assert!(n >= 2);
-    let pq = hjepa::batch::expand_file(&dir.join("planning_quality.toml")).unwrap();
+    let pq = hjepa::run::batch::expand_file(&dir.join("planning_quality.toml")).unwrap();
     // 3 models trained, then learned + random + oracle for each of the 3 scenes.
     assert_eq!(pq.runs.len(), 3 + 9);
-    let budget = hjepa::batch::expand_file(&dir.join("planner_budget.toml")).unwrap();
+    let budget = hjepa::run::batch::expand_file(&dir.join("planner_budget.toml")).unwrap();
     // Both cost variants share one model; random is shared by all 6 cells per seed.
     assert_eq!(budget.runs.len(), 1 + 2 * 6 + 2);
-    let hierarchy = hjepa::batch::expand_file(&dir.join("maze_large_hierarchy.toml")).unwrap();
+    let hierarchy = hjepa::run::batch::expand_file(&dir.join("maze_large_hierarchy.toml")).unwrap();
     // One model; the landmark agent and its flat variant on each of 2 seeds.
     assert_eq!(hierarchy.runs.len(), 1 + 2 * 2);
 }

@@ -9,9 +9,10 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use hjepa::agent::AgentFile;
 use hjepa::data::Dataset;
 use hjepa::model::data::TrainingData;
-use hjepa::model::{AgentFile, Trainer};
+use hjepa::model::Trainer;
 use tch::{Device, Kind, Tensor};
 
 /// `common::IDENTITY_AGENT` (a small push_t state model) in the T's frame.
@@ -32,7 +33,7 @@ fn trainer(dir: &Path) -> (Trainer, TrainingData) {
     let (data, path) = setup(dir, &agent_text());
     let agent = AgentFile::load(&path).unwrap();
     let td = TrainingData::load(&Dataset::open(&data).unwrap(), &agent, &path).unwrap();
-    let mut t = Trainer::new(agent, &td.shapes, Device::Cpu);
+    let mut t = Trainer::new(agent.model.clone(), &td.shapes, Device::Cpu);
     t.set_input_statistics(&td);
     (t, td)
 }

@@ -245,3 +245,54 @@ fn view_without_the_viewer_feature_says_how_to_build_it() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// An installed binary (`cargo install --path .` copies it into ~/.cargo/bin) knows the
+/// shipped scenes and agent files without the source checkout: run from an empty folder,
+/// it checks a scene, collects on it and starts training an agent file, all by name.
+#[test]
+fn an_installed_binary_finds_the_shipped_files_from_an_empty_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let installed = dir.path().join("bin/hjepa");
+    std::fs::create_dir_all(installed.parent().unwrap()).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_hjepa"), &installed).unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(&installed)
+            .args(args)
+            .current_dir(&work)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["check", "push_t"]);
+    common::assert_ok(&out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("push_t"));
+    common::assert_ok(&run(&[
+        "collect",
+        "--scene",
+        "point_maze_u",
+        "--episodes",
+        "8",
+        "--threads",
+        "1",
+        "--out",
+        "d",
+    ]));
+    let out = run(&[
+        "train",
+        "--agent",
+        "point_maze_u",
+        "--data",
+        "d",
+        "--out",
+        "r",
+        "--steps",
+        "2",
+    ]);
+    common::assert_ok(&out);
+    assert!(work.join("r/checkpoint/agent.toml").exists());
+    // A name that is neither on disk nor shipped is still an error naming the file.
+    let out = run(&["check", "no_such_scene"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("scenes/no_such_scene.ron"));
+}

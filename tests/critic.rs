@@ -202,13 +202,13 @@ fn tiny_model(
     seed: i64,
 ) -> (
     nn::VarStore,
-    hjepa::model::AgentFile,
+    hjepa::agent::AgentFile,
     hjepa::model::world_model::WorldModel,
 ) {
     use hjepa::model::world_model::{ModelShapes, WorldModel};
     let text = include_str!("data/tiny_agent.toml");
     let mut agent =
-        hjepa::model::AgentFile::parse(text, std::path::Path::new("tiny.toml")).unwrap();
+        hjepa::agent::AgentFile::parse(text, std::path::Path::new("tiny.toml")).unwrap();
     agent.critic.enabled = critic;
     agent.critic.level2 = critic_level2;
     let shapes = ModelShapes {
@@ -395,7 +395,7 @@ fn the_critic_map_scores_every_maze_cell_at_both_levels() {
     use hjepa::sim::Scene;
 
     let scene = std::sync::Arc::new(Scene::load(&Scene::resolve_path("point_maze_u")).unwrap());
-    let mut agent = hjepa::model::AgentFile::parse(
+    let mut agent = hjepa::agent::AgentFile::parse(
         include_str!("data/tiny_agent.toml"),
         std::path::Path::new("tiny.toml"),
     )

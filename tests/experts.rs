@@ -4,8 +4,8 @@
 
 mod common;
 
+use hjepa::data::episodes::run_episodes;
 use hjepa::data::PolicyKind;
-use hjepa::episodes::run_episodes;
 
 #[test]
 fn every_shipped_scene_loads_and_resets() {

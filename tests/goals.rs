@@ -7,8 +7,9 @@ mod common;
 use std::path::Path;
 
 use hjepa::data::{dataset_goals, Dataset, PolicyKind};
-use hjepa::eval::{eval_scene, EvalActor, Starts};
+use hjepa::run::eval::{EvalActor, Starts};
 use hjepa::sim::geometry::Pose2;
+use hjepa::sim::scene::eval_scene;
 use hjepa::sim::{Env, Scene};
 
 fn collect_random(scene: &str, out: &Path, episodes: u64) {
@@ -232,7 +233,7 @@ fn episodes_from_dataset_goals_are_recorded_and_replay_exactly() {
     let data = dir.path().join("data");
     collect_random("push_t", &data, 2);
     // The shipped push_t agent with a tiny budget, planning on the sandbox (no checkpoint).
-    let text = std::fs::read_to_string(hjepa::model::AgentFile::resolve_path("push_t")).unwrap();
+    let text = std::fs::read_to_string(hjepa::agent::AgentFile::resolve_path("push_t")).unwrap();
     let agent = dir.path().join("tiny.toml");
     std::fs::write(
         &agent,
@@ -256,7 +257,7 @@ fn episodes_from_dataset_goals_are_recorded_and_replay_exactly() {
         .output()
         .unwrap();
     common::assert_ok(&out);
-    let recording = hjepa::recording::Recording::load(&rec).unwrap();
+    let recording = hjepa::data::recording::Recording::load(&rec).unwrap();
     assert_eq!(recording.overrides.max_steps, Some(50));
     assert_eq!(recording.overrides.success.as_deref(), Some("tee_pose"));
     let scene = recording.scene(&rec).unwrap();

@@ -17,11 +17,12 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use hjepa::agent::AgentFile;
 use hjepa::agent::{CommitteeUnroll, LatentUnroll, StateModelUnroll};
 use hjepa::data::Dataset;
 use hjepa::model::data::TrainingData;
 use hjepa::model::encoder::{state_features, state_from_features};
-use hjepa::model::{AgentFile, Trainer};
+use hjepa::model::Trainer;
 use hjepa::plan::Unroll;
 use tch::{Device, Kind, Tensor};
 
@@ -70,7 +71,7 @@ fn z_is_the_normalised_state_and_training_leaves_it_so() {
     let path = agent_file(dir.path(), AGENT);
     let agent = AgentFile::load(&path).unwrap();
     let td = TrainingData::load(&Dataset::open(&data).unwrap(), &agent, &path).unwrap();
-    let mut trainer = Trainer::new(agent, &td.shapes, Device::Cpu);
+    let mut trainer = Trainer::new(agent.model.clone(), &td.shapes, Device::Cpu);
     trainer.set_input_statistics(&td);
     assert_eq!(trainer.model.latent_dim, 8);
     let trainable: Vec<String> = trainer
@@ -141,7 +142,7 @@ fn step_units_measure_each_features_error_in_its_one_step_change() {
         let path = agent_file(dir.path(), text);
         let agent = AgentFile::load(&path).unwrap();
         let td = TrainingData::load(&Dataset::open(&data).unwrap(), &agent, &path).unwrap();
-        let mut t = Trainer::new(agent, &td.shapes, Device::Cpu);
+        let mut t = Trainer::new(agent.model.clone(), &td.shapes, Device::Cpu);
         t.set_input_statistics(&td);
         t.set_prediction_units(&td);
         (t, td)
@@ -305,7 +306,7 @@ fn three_steps_of(dir: &Path, data: &Path, members: i64, seed: u64) -> (Trainer,
     let path = agent_file(dir, &text);
     let agent = AgentFile::load(&path).unwrap();
     let td = TrainingData::load(&Dataset::open(data).unwrap(), &agent, &path).unwrap();
-    let mut trainer = Trainer::new(agent, &td.shapes, Device::Cpu);
+    let mut trainer = Trainer::new(agent.model.clone(), &td.shapes, Device::Cpu);
     trainer.set_input_statistics(&td);
     for _ in 0..3 {
         trainer.train_step(&td);

@@ -6,9 +6,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use hjepa::eval::{oracle_actor, EvalActor};
-use hjepa::live::{spawn, Control, LiveActor, LiveFrame, LiveHandle, LiveOptions};
-use hjepa::model::AgentFile;
+use hjepa::agent::AgentFile;
+use hjepa::run::eval::{oracle_actor, EvalActor};
+use hjepa::run::live::{spawn, Control, LiveActor, LiveFrame, LiveHandle, LiveOptions};
 
 fn oracle_session(paused: bool) -> LiveHandle {
     let scene = common::scene("two_rooms");
@@ -48,10 +48,10 @@ fn record_two_rooms(dir: &std::path::Path) -> std::path::PathBuf {
 fn load_recording(
     rec: &std::path::Path,
 ) -> (
-    hjepa::recording::Recording,
+    hjepa::data::recording::Recording,
     std::sync::Arc<hjepa::sim::Scene>,
 ) {
-    let recording = hjepa::recording::Recording::load(rec).unwrap();
+    let recording = hjepa::data::recording::Recording::load(rec).unwrap();
     let scene = recording.scene(rec).unwrap();
     (recording, scene)
 }
@@ -59,7 +59,7 @@ fn load_recording(
 /// A paused session replaying `recording`.
 fn replay_options(
     scene: std::sync::Arc<hjepa::sim::Scene>,
-    recording: hjepa::recording::Recording,
+    recording: hjepa::data::recording::Recording,
 ) -> LiveOptions {
     LiveOptions {
         scene,
@@ -211,7 +211,7 @@ fn replays_scrub_to_the_recorded_state() {
     assert!(text.contains("hjepa-recording/2"));
     let old = dir.path().join("old.json");
     std::fs::write(&old, text.replace("hjepa-recording/2", "hjepa-recording/1")).unwrap();
-    hjepa::recording::Recording::load(&old).unwrap();
+    hjepa::data::recording::Recording::load(&old).unwrap();
     let (recording, scene) = load_recording(&rec);
     let steps = recording.episodes[0].actions.len() as u32;
     assert!(steps >= 4);

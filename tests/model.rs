@@ -7,13 +7,14 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use hjepa::agent::AgentFile;
 use hjepa::data::collect::{collect, CollectOptions};
 use hjepa::data::policy::PolicyKind;
 use hjepa::data::Dataset;
+use hjepa::model::checkpoint::CheckpointMeta;
 use hjepa::model::data::TrainingData;
 use hjepa::model::probe::diagnose;
-use hjepa::model::train::CheckpointMeta;
-use hjepa::model::{AgentFile, Diagnostics, TrainOptions, Trainer};
+use hjepa::model::{Diagnostics, TrainOptions, TrainedModel, Trainer};
 use tch::{Device, Tensor};
 
 /// A small pixel agent for two_rooms: trains in seconds on two cores.
@@ -66,7 +67,7 @@ fn load_data(agent: &AgentFile) -> TrainingData {
 
 fn new_trainer(agent: AgentFile, data: &TrainingData) -> Trainer {
     tch::set_num_threads(1);
-    let mut t = Trainer::new(agent, &data.shapes, Device::Cpu);
+    let mut t = Trainer::new(agent.model.clone(), &data.shapes, Device::Cpu);
     t.set_input_statistics(data);
     t
 }
@@ -278,7 +279,7 @@ fn save_then_load_gives_identical_outputs() {
     }
     let run = tempfile::tempdir().unwrap();
     let meta = CheckpointMeta {
-        format: hjepa::model::train::CHECKPOINT_FORMAT.into(),
+        format: hjepa::model::checkpoint::CHECKPOINT_FORMAT.into(),
         step: t.step,
         seed: 3,
         dataset: fixture().data.clone(),
@@ -295,11 +296,11 @@ fn save_then_load_gives_identical_outputs() {
     assert_eq!(loaded_meta, meta);
     assert_eq!(loaded.step, t.step);
     let (obs, actions) = data.batch(&data.val_windows[..4], Device::Cpu);
-    let outputs = |tr: &Trainer| {
+    let outputs = |m: &hjepa::model::WorldModel| {
         tch::no_grad(|| {
-            let z = tr.model.encode(&obs.select(1, 0));
-            let pred = tr.model.rollout(&z, &tr.model.normalize_actions(&actions));
-            let l2 = tr.model.level2.as_ref().unwrap();
+            let z = m.encode(&obs.select(1, 0));
+            let pred = m.rollout(&z, &m.normalize_actions(&actions));
+            let l2 = m.level2.as_ref().unwrap();
             (
                 z,
                 pred.shallow_clone(),
@@ -307,15 +308,16 @@ fn save_then_load_gives_identical_outputs() {
             )
         })
     };
-    let (a, b) = (outputs(&t), outputs(&loaded));
+    let (a, b) = (outputs(&t.model), outputs(&loaded.model));
     assert!(
         a.0.equal(&b.0) && a.1.equal(&b.1) && a.2.equal(&b.2),
         "outputs differ after save -> load"
     );
     // The weights alone (no optimizer state) load for planning, not for resuming.
     std::fs::remove_file(run.path().join("checkpoint/optimizer.safetensors")).unwrap();
-    let (weights_only, _) = Trainer::load(run.path(), Some(&agent), Device::Cpu).unwrap();
-    let c = outputs(&weights_only);
+    let weights_only = TrainedModel::load(run.path(), Some(&agent), Device::Cpu).unwrap();
+    assert_eq!(weights_only.meta, meta);
+    let c = outputs(&weights_only.model);
     assert!(
         a.0.equal(&c.0) && a.1.equal(&c.1),
         "outputs differ without the optimizer state"
@@ -345,6 +347,7 @@ fn metrics_steps(run: &Path) -> Vec<i64> {
 /// Training `agent` on the fixture's data into `out` up to `steps`, quietly.
 fn train_options(agent: &Path, out: &Path, steps: i64, resume: bool) -> TrainOptions {
     TrainOptions {
+        agent: AgentFile::load(agent).unwrap().model,
         agent_path: agent.to_path_buf(),
         data: vec![fixture().data.clone()],
         shares: None,

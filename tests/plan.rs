@@ -7,10 +7,10 @@ use std::path::Path;
 
 use hjepa::agent::{executed_offset, Actor, OracleAgent};
 use hjepa::cost::Reduce;
-use hjepa::eval::run_episode;
 use hjepa::plan::hierarchical::{plan_lower, plan_upper};
 use hjepa::plan::oracle::{SandboxEncoded, SandboxModel};
 use hjepa::plan::{make_planner, ActionBox, Objective, PlannerConfig, PlannerKind, Unroll};
+use hjepa::run::eval::run_episode;
 use hjepa::sim::{Env, Observation};
 use tch::{Kind, Tensor};
 
@@ -386,7 +386,7 @@ fn mpc_with_the_oracle_model_solves_two_rooms() {
             &mut agent as &mut dyn Actor,
             &mut env,
             i,
-            hjepa::episodes::episode_seed(9, i),
+            hjepa::data::episodes::episode_seed(9, i),
         )
         .unwrap();
         solved += ep.success as usize;

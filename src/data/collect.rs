@@ -14,7 +14,7 @@ use super::dataset::{
     ShardEntry, FORMAT, MANIFEST,
 };
 use super::policy::{make_policy, PolicyKind};
-use crate::episodes::episode_seed;
+use crate::data::episodes::episode_seed;
 use crate::error::InputError;
 use crate::sim::{Env, Scene};
 
@@ -242,9 +242,10 @@ pub(crate) fn list_shard(
 
 pub fn collect(opts: &CollectOptions) -> anyhow::Result<CollectSummary> {
     check_counts(&opts.out, opts.episodes, opts.shard_episodes)?;
-    let source = std::fs::read_to_string(&opts.scene_path).map_err(|e| {
-        InputError::new(&opts.scene_path, "", format!("cannot read scene file: {e}"))
-    })?;
+    let source = crate::sim::shipped::read(&opts.scene_path, crate::sim::shipped::Kind::Scene)
+        .map_err(|e| {
+            InputError::new(&opts.scene_path, "", format!("cannot read scene file: {e}"))
+        })?;
     let scene = Arc::new(Scene::parse(&source, &opts.scene_path)?);
     let fresh = fresh_manifest(
         &scene,

@@ -11,13 +11,16 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use super::dataset::Dataset;
-use crate::episodes::episode_seed;
+use crate::data::episodes::episode_seed;
 use crate::error::InputError;
 use crate::sim::env::sample_layout;
 use crate::sim::geometry::{wrap_angle, Pose2};
 use crate::sim::scene::Criterion;
 use crate::sim::world::Layout;
 use crate::sim::{Env, Scene};
+
+/// `--goal-offset`'s default: DINO-WM's 25 control steps.
+pub const DEFAULT_GOAL_OFFSET: u32 = 25;
 
 /// A body "moves" in a window when its pose changes by more than its pose criterion's
 /// tolerances (so that leaving it where it is would fail), or, for bodies without one, by

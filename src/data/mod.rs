@@ -1,10 +1,13 @@
 //! Long-term memory: datasets of episodes (safetensors shards + a JSON manifest), the
 //! scripted policies that collect them, and evaluation goals drawn from them.
 
+pub mod actor;
 pub mod collect;
 pub mod dataset;
+pub mod episodes;
 pub mod goals;
 pub mod policy;
+pub mod recording;
 
 pub use collect::{collect, CollectOptions, CollectSummary};
 pub use dataset::{Dataset, EpisodeRecord, Manifest};

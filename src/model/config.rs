@@ -1,6 +1,7 @@
-//! Agent files (`agents/*.toml`): the world model's architecture, losses and training
-//! budget. Unknown keys and bad values are errors naming the file, the key and what was
-//! expected.
+//! The world model's part of an agent file (`agents/*.toml`): architecture, losses and
+//! training budget, also saved with every checkpoint (`checkpoint/agent.toml`). The
+//! `[planning]` table is the agent layer's (`crate::agent::config`). Unknown keys and bad
+//! values are errors naming the file, the key and what was expected.
 
 use std::path::Path;
 
@@ -10,7 +11,7 @@ use crate::error::InputError;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct AgentFile {
+pub struct ModelConfig {
     /// The scene this agent is built for (a shipped name or a path).
     pub scene: String,
     pub perception: Perception,
@@ -20,10 +21,6 @@ pub struct AgentFile {
     #[serde(default)]
     pub critic: Critic,
     pub train: Train,
-    /// How the agent acts: checkpoint, cost terms, planner(s). Absent for a model that is
-    /// only trained; not part of what a checkpoint must match.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub planning: Option<crate::agent::PlanningConfig>,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -249,7 +246,7 @@ impl StateFrame {
     /// `[AgentPosition, AgentVelocity, BodyPose(_)]` (the layout its geometry reads).
     pub fn check_scene(
         &self,
-        agent: &AgentFile,
+        agent: &ModelConfig,
         scene: &crate::sim::Scene,
         path: &Path,
     ) -> Result<(), InputError> {
@@ -510,31 +507,16 @@ fn default_device() -> String {
     "cpu".into()
 }
 
-impl AgentFile {
-    /// An agent argument: a path, or the name of a shipped agent (`two_rooms` ->
-    /// `agents/two_rooms.toml`, here or in the source checkout).
-    pub fn resolve_path(arg: &str) -> std::path::PathBuf {
-        let p = std::path::PathBuf::from(arg);
-        if p.exists() || arg.contains('/') || arg.ends_with(".toml") {
-            return p;
-        }
-        let local = Path::new("agents").join(format!("{arg}.toml"));
-        if local.exists() {
-            return local;
-        }
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("agents")
-            .join(format!("{arg}.toml"))
-    }
-
-    pub fn load(path: &Path) -> Result<AgentFile, InputError> {
+impl ModelConfig {
+    /// A saved model configuration (a checkpoint's `agent.toml`).
+    pub fn load(path: &Path) -> Result<ModelConfig, InputError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| InputError::new(path, "", format!("cannot read agent file: {e}")))?;
-        AgentFile::parse(&text, path)
+        ModelConfig::parse(&text, path)
     }
 
-    pub fn parse(text: &str, path: &Path) -> Result<AgentFile, InputError> {
-        let a: AgentFile =
+    pub fn parse(text: &str, path: &Path) -> Result<ModelConfig, InputError> {
+        let a: ModelConfig =
             toml::from_str(text).map_err(|e| InputError::from_toml(path, text, &e))?;
         a.validate(path)?;
         Ok(a)
@@ -555,7 +537,7 @@ impl AgentFile {
         self.level1.horizon.max(l2) + 1
     }
 
-    fn validate(&self, path: &Path) -> Result<(), InputError> {
+    pub fn validate(&self, path: &Path) -> Result<(), InputError> {
         let bad = |key: &str, msg: String| Err(InputError::new(path, key, msg));
         let p = &self.perception;
         if p.latent_dim < 1 || p.latent_dim > 4096 {
@@ -739,19 +721,7 @@ impl AgentFile {
             );
         }
         parse_device(&t.device, path)?;
-        if let Some(p) = &self.planning {
-            p.validate(self)
-                .map_err(|(key, msg)| InputError::new(path, key, msg))?;
-        }
         Ok(())
-    }
-
-    /// The parts a checkpoint is bound to (everything but `planning`).
-    pub fn model_part(&self) -> AgentFile {
-        AgentFile {
-            planning: None,
-            ..self.clone()
-        }
     }
 }
 

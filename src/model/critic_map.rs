@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 
 use super::config::ObservationKind;
+use super::encoder::observation_tensor;
 use super::world_model::WorldModel;
-use crate::agent::observation_tensor;
 use crate::sim::env::sample_layout;
 use crate::sim::{Env, Scene};
 

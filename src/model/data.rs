@@ -5,7 +5,7 @@ use std::path::Path;
 
 use tch::{Device, Kind, Tensor};
 
-use super::config::{ActionFrame, AgentFile, EncoderKind, ObservationKind};
+use super::config::{ActionFrame, EncoderKind, ModelConfig, ObservationKind};
 use super::world_model::ModelShapes;
 use crate::data::Dataset;
 use crate::error::InputError;
@@ -45,7 +45,7 @@ impl TrainingData {
     /// Loads a dataset for an agent; the dataset must carry what the agent observes.
     pub fn load(
         dataset: &Dataset,
-        agent: &AgentFile,
+        agent: &ModelConfig,
         agent_path: &Path,
     ) -> Result<TrainingData, InputError> {
         TrainingData::load_many(std::slice::from_ref(dataset), agent, agent_path)
@@ -56,7 +56,7 @@ impl TrainingData {
     /// and held-out episodes by itself, so every one is represented in both.
     pub fn load_many(
         datasets: &[Dataset],
-        agent: &AgentFile,
+        agent: &ModelConfig,
         agent_path: &Path,
     ) -> Result<TrainingData, InputError> {
         let first = datasets.first().expect("at least one dataset");
@@ -330,7 +330,7 @@ impl TrainingData {
 /// and the scene's env step and observation fields as they are now.
 fn check_dataset(
     dataset: &Dataset,
-    agent: &AgentFile,
+    agent: &ModelConfig,
     agent_path: &Path,
     scene: &crate::sim::Scene,
     names: &[String],

@@ -2,7 +2,10 @@
 //! struct built from an `nn::Path` with named sub-paths so checkpoint names stay stable.
 
 use tch::nn::{self, Module};
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
+
+use super::config::ObservationKind;
+use crate::sim::Observation;
 
 /// An MLP with ReLU between layers: `sizes = [in, hidden..., out]`; or, built with
 /// `Mlp::normed`, LayerNorm then Mish after each hidden layer (TD-MPC2's `NormedLinear`).
@@ -321,5 +324,23 @@ impl Encoder {
             Encoder::State(e) => e.encode(obs),
             Encoder::Identity(e) => e.encode(obs),
         }
+    }
+}
+
+/// An observation as a batch of one, in the layout the encoder reads.
+pub fn observation_tensor(obs: &Observation, kind: ObservationKind, device: Device) -> Tensor {
+    match kind {
+        ObservationKind::Pixels => {
+            let img = obs
+                .image
+                .as_ref()
+                .expect("checked: the scene renders images");
+            Tensor::from_slice(&img.rgb)
+                .view([1, img.height as i64, img.width as i64, 3])
+                .to_device(device)
+        }
+        ObservationKind::State => Tensor::from_slice(&obs.state)
+            .view([1, -1])
+            .to_device(device),
     }
 }

@@ -2,6 +2,7 @@
 //! and a level-2 abstraction + predictor (k steps at once, driven by learned macro-actions),
 //! trained without a decoder against collapse with VICReg, SIGReg or an EMA target.
 
+pub mod checkpoint;
 pub mod config;
 pub mod critic;
 pub mod critic_map;
@@ -14,7 +15,8 @@ pub mod probe;
 pub mod train;
 pub mod world_model;
 
-pub use config::AgentFile;
+pub use checkpoint::{CheckpointMeta, TrainedModel};
+pub use config::ModelConfig;
 pub use probe::Diagnostics;
 pub use train::{train, TrainOptions, Trainer};
 pub use world_model::WorldModel;

@@ -16,50 +16,22 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Tensor};
 
-use super::config::{AgentFile, AntiCollapse, LrSchedule, PredictionUnits};
+use super::checkpoint::{
+    checkpoint_dir, datasets_digest, load_exact, CheckpointMeta, Saved, CHECKPOINT_FORMAT,
+};
+use super::config::{AntiCollapse, LrSchedule, ModelConfig, PredictionUnits};
 use super::critic::{fit_critic, CriticFit};
 use super::data::TrainingData;
 use super::losses::{level_loss, LevelOutputs, LossTerms};
 use super::probe::{diagnose, Diagnostics};
 use super::world_model::{ModelShapes, WorldModel};
-use crate::data::dataset::{sha256_hex, write_atomic};
+use crate::data::dataset::write_atomic;
 use crate::data::Dataset;
 use crate::error::InputError;
-use crate::sim::scene::EnvStep;
-
-pub const CHECKPOINT_FORMAT: &str = "hjepa-checkpoint/1";
-
-/// What a checkpoint says about itself (`meta.json`).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct CheckpointMeta {
-    pub format: String,
-    pub step: i64,
-    pub seed: u64,
-    pub dataset: PathBuf,
-    /// Datasets trained on together with `dataset` (`hjepa train --data A --data B`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub more_datasets: Vec<PathBuf>,
-    /// Each dataset's share of the batches (`hjepa train --shares`), when given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shares: Option<Vec<f64>>,
-    /// SHA-256 over the dataset's shard hashes (with several datasets, over their digests in
-    /// order): the exact data trained on.
-    pub dataset_digest: String,
-    pub shapes: ModelShapes,
-    pub diagnostics: Option<Diagnostics>,
-    /// The critic's fitting stage, once done (it runs after the last training step).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub critic: Option<CriticFit>,
-    /// The scene's env step the model learned (absent in checkpoints from before it was
-    /// recorded): planning in a scene stepped otherwise is refused.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub env_step: Option<EnvStep>,
-}
 
 /// The model, its EMA target (when a level asks for one) and the optimiser state.
 pub struct Trainer {
-    pub agent: AgentFile,
+    pub agent: ModelConfig,
     pub device: Device,
     pub vs: nn::VarStore,
     pub model: WorldModel,
@@ -83,44 +55,12 @@ pub struct StepLosses {
     pub total: f64,
 }
 
-pub fn dataset_digest(ds: &Dataset) -> String {
-    let joined: String = ds
-        .manifest
-        .shards
-        .iter()
-        .map(|s| s.sha256.as_str())
-        .collect::<Vec<_>>()
-        .join(",");
-    sha256_hex(joined.as_bytes())
-}
-
-/// [`dataset_digest`] of one dataset; of several, the digest of their digests in order.
-pub fn datasets_digest(datasets: &[Dataset]) -> String {
-    match datasets {
-        [one] => dataset_digest(one),
-        many => sha256_hex(
-            many.iter()
-                .map(dataset_digest)
-                .collect::<Vec<_>>()
-                .join(",")
-                .as_bytes(),
-        ),
-    }
-}
-
-impl CheckpointMeta {
-    /// Every dataset the run was trained on, in order.
-    pub fn datasets(&self) -> Vec<PathBuf> {
-        [vec![self.dataset.clone()], self.more_datasets.clone()].concat()
-    }
-}
-
 fn step_seed(seed: u64, step: i64) -> u64 {
-    crate::episodes::episode_seed(seed, step as u64)
+    crate::data::episodes::episode_seed(seed, step as u64)
 }
 
 impl Trainer {
-    pub fn new(agent: AgentFile, shapes: &ModelShapes, device: Device) -> Trainer {
+    pub fn new(agent: ModelConfig, shapes: &ModelShapes, device: Device) -> Trainer {
         tch::manual_seed(agent.train.seed as i64);
         let vs = nn::VarStore::new(device);
         let model = WorldModel::new(&vs.root(), &agent, shapes);
@@ -418,7 +358,7 @@ impl Trainer {
     /// Shapes and names must match the agent file exactly.
     pub fn load(
         run: &Path,
-        agent: Option<&AgentFile>,
+        agent: Option<&ModelConfig>,
         device: Device,
     ) -> Result<(Trainer, CheckpointMeta), InputError> {
         Trainer::load_with(run, agent, device, false)
@@ -429,7 +369,7 @@ impl Trainer {
     /// training on the frozen encoder), without retraining the world model.
     pub fn load_to_resume(
         run: &Path,
-        agent: &AgentFile,
+        agent: &ModelConfig,
         device: Device,
     ) -> Result<(Trainer, CheckpointMeta), InputError> {
         Trainer::load_with(run, Some(agent), device, true)
@@ -437,66 +377,17 @@ impl Trainer {
 
     fn load_with(
         run: &Path,
-        agent: Option<&AgentFile>,
+        agent: Option<&ModelConfig>,
         device: Device,
         allow_critic_change: bool,
     ) -> Result<(Trainer, CheckpointMeta), InputError> {
-        let dir = checkpoint_dir(run)?;
-        let meta_path = dir.join("meta.json");
-        let text = std::fs::read_to_string(&meta_path)
-            .map_err(|e| InputError::new(&meta_path, "", format!("cannot read: {e}")))?;
-        let meta: CheckpointMeta = serde_json::from_str(&text).map_err(|e| {
-            InputError::new(
-                &meta_path,
-                format!("line {}, column {}", e.line(), e.column()),
-                e.to_string(),
-            )
-        })?;
-        let agent_path = dir.join("agent.toml");
-        let mut saved = AgentFile::load(&agent_path)?;
-        // What the fit did, not the defaults of fields newer than the checkpoint's file.
-        if let Some(fit) = &meta.critic {
-            saved.critic.predicted = fit.predicted;
-            if fit.predicted_steps > 0 {
-                saved.critic.predicted_steps = fit.predicted_steps;
-            }
-        }
-        // A changed [critic] table alone is allowed: the critic is fitted after training on
-        // the frozen encoder, so it is refitted without retraining the world model.
-        let mut refit_critic = false;
-        if let Some(a) = agent {
-            let without_critic = |x: &AgentFile| AgentFile {
-                critic: if allow_critic_change {
-                    Default::default()
-                } else {
-                    x.critic.clone()
-                },
-                ..x.model_part()
-            };
-            let (mut a_wo, saved_wo) = (without_critic(a), without_critic(&saved));
-            // Planning with a checkpoint trained with `--seed` (a committee's peer, or one
-            // training of several) needs no agent file per seed; resuming keeps the seed.
-            if !allow_critic_change {
-                a_wo.train.seed = saved_wo.train.seed;
-            }
-            if a_wo != saved_wo {
-                let field = first_difference(&a_wo, &saved_wo);
-                let why = if field.starts_with("critic.") {
-                    "the checkpoint's critic was fitted with different [critic] settings than the ones given (`hjepa train --resume` refits it without retraining the model)"
-                } else {
-                    "the checkpoint was trained with a different agent configuration than the one given"
-                };
-                return Err(InputError::new(&agent_path, field, why));
-            }
-            if a.critic != saved.critic {
-                refit_critic = true;
-                saved.critic = a.critic.clone();
-            }
-        }
-        // An unfitted critic (training stopped before the fitting stage) has nothing to keep.
-        // The prefix covers both critics (`critic.`, `critic2.`).
-        let skip =
-            (refit_critic || (allow_critic_change && meta.critic.is_none())).then_some("critic");
+        let Saved {
+            dir,
+            meta,
+            config: saved,
+            refit_critic,
+            skip,
+        } = Saved::read(run, agent, allow_critic_change)?;
         let mut t = Trainer::new(saved, &meta.shapes, device);
         load_exact(&mut t.vs, &dir.join("model.safetensors"), skip)?;
         if let Some(tvs) = &mut t.target_vs {
@@ -549,101 +440,11 @@ impl Trainer {
     }
 }
 
-pub fn checkpoint_dir(run: &Path) -> Result<PathBuf, InputError> {
-    for name in ["checkpoint", "checkpoint.old"] {
-        let d = run.join(name);
-        if d.join("meta.json").exists() {
-            return Ok(d);
-        }
-    }
-    Err(InputError::new(
-        run,
-        "",
-        "no checkpoint in this run folder (expected checkpoint/meta.json)",
-    ))
-}
-
-/// The first top-level key where two agent configs differ, for error messages.
-fn first_difference(a: &AgentFile, b: &AgentFile) -> String {
-    let (ta, tb) = (toml::Value::try_from(a).ok(), toml::Value::try_from(b).ok());
-    fn walk(prefix: &str, a: &toml::Value, b: &toml::Value) -> Option<String> {
-        match (a, b) {
-            (toml::Value::Table(x), toml::Value::Table(y)) => {
-                for (k, va) in x {
-                    let key = if prefix.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{prefix}.{k}")
-                    };
-                    match y.get(k) {
-                        Some(vb) => {
-                            if let Some(d) = walk(&key, va, vb) {
-                                return Some(d);
-                            }
-                        }
-                        None => return Some(key),
-                    }
-                }
-                None
-            }
-            _ if a != b => Some(format!("{prefix} (checkpoint: {b}, given: {a})")),
-            _ => None,
-        }
-    }
-    match (ta, tb) {
-        (Some(x), Some(y)) => walk("", &x, &y).unwrap_or_default(),
-        _ => String::new(),
-    }
-}
-
-/// Loads weights, refusing any missing, extra or differently shaped tensor (tch's own load
-/// would broadcast a [1] tensor into a [64] variable without a word). Variables under `skip`
-/// (a name prefix) keep their fresh values and the checkpoint's may differ or be absent.
-fn load_exact(vs: &mut nn::VarStore, path: &Path, skip: Option<&str>) -> Result<(), InputError> {
-    let saved: BTreeMap<String, Tensor> = Tensor::read_safetensors(path)
-        .map_err(|e| InputError::new(path, "", format!("corrupt or truncated weights: {e}")))?
-        .into_iter()
-        .collect();
-    let skipped = |name: &str| skip.is_some_and(|p| name.starts_with(p));
-    let vars: BTreeMap<String, Tensor> = vs.variables().into_iter().collect();
-    for (name, var) in vars.iter().filter(|(n, _)| !skipped(n)) {
-        match saved.get(name) {
-            None => {
-                return Err(InputError::new(
-                    path,
-                    name,
-                    "tensor missing from the checkpoint",
-                ))
-            }
-            Some(s) if s.size() != var.size() => {
-                return Err(InputError::new(
-                    path,
-                    name,
-                    format!(
-                        "shape {:?} in the checkpoint, {:?} in the model",
-                        s.size(),
-                        var.size()
-                    ),
-                ))
-            }
-            Some(s) => {
-                tch::no_grad(|| var.shallow_clone().copy_(s));
-            }
-        }
-    }
-    if let Some(extra) = saved.keys().find(|k| !vars.contains_key(*k) && !skipped(k)) {
-        return Err(InputError::new(
-            path,
-            extra,
-            "tensor in the checkpoint that the model does not have",
-        ));
-    }
-    Ok(())
-}
-
 /// Options of `hjepa train`.
 #[derive(Clone, Debug)]
 pub struct TrainOptions {
+    /// The agent file's model configuration, and where it was read (for messages).
+    pub agent: ModelConfig,
     pub agent_path: PathBuf,
     /// One dataset or several trained on as one (at least one).
     pub data: Vec<PathBuf>,
@@ -717,7 +518,7 @@ fn truncate_metrics(path: &Path, step: i64) -> anyhow::Result<()> {
 /// The flat training loop: load, (resume,) step, validate and checkpoint every
 /// `validate_every` steps and at the end.
 pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainSummary> {
-    let mut agent = AgentFile::load(&opts.agent_path)?;
+    let mut agent = opts.agent.clone();
     if let Some(seed) = opts.seed {
         agent.train.seed = seed;
     }
@@ -954,7 +755,7 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainSummary> {
 pub fn probe(run: &Path, data: Option<&Path>, device: Option<&str>) -> anyhow::Result<Diagnostics> {
     let dir = checkpoint_dir(run)?;
     let agent_path = dir.join("agent.toml");
-    let agent = AgentFile::load(&agent_path)?;
+    let agent = ModelConfig::load(&agent_path)?;
     let device = agent.device(&agent_path, device)?;
     let (trainer, meta) = Trainer::load(run, None, device)?;
     let dirs = match data {
@@ -981,7 +782,7 @@ pub fn probe(run: &Path, data: Option<&Path>, device: Option<&str>) -> anyhow::R
     // The critic map encodes the scene's own observations: only when it still gives what
     // the checkpoint was trained on (a scene edited since is reported, not a crash).
     let scene = crate::sim::Scene::load(&crate::sim::Scene::resolve_path(&agent.scene))?;
-    match crate::agent::check_scene_matches(&scene, &agent, &meta, run) {
+    match super::checkpoint::check_scene_matches(&scene, &agent, &meta, run) {
         Ok(()) => {
             d.critic_map = super::critic_map::critic_map(
                 &trainer.model,

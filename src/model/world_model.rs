@@ -7,7 +7,7 @@
 use tch::nn;
 use tch::Tensor;
 
-use super::config::{ActionFrame, AgentFile, EncoderKind, ObservationKind, StateFrame};
+use super::config::{ActionFrame, EncoderKind, ModelConfig, ObservationKind, StateFrame};
 use super::encoder::{Encoder, IdentityEncoder, Mlp, PixelEncoder, StackedMlp, StateEncoder};
 
 /// Shapes of the data the model is built for.
@@ -60,7 +60,7 @@ pub struct Level2Nets {
 }
 
 impl WorldModel {
-    pub fn new(p: &nn::Path, agent: &AgentFile, shapes: &ModelShapes) -> WorldModel {
+    pub fn new(p: &nn::Path, agent: &ModelConfig, shapes: &ModelShapes) -> WorldModel {
         let identity = agent.perception.encoder == EncoderKind::Identity;
         // The identity encoder's z is the state's features (checked against `latent_dim`
         // when the data is loaded).

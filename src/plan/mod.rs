@@ -39,10 +39,8 @@ pub trait Unroll {
     }
 }
 
-/// Scores candidates: predicted states `[N, H, D]` and actions `[N, H, A]` -> cost `[N]`.
-pub trait Objective {
-    fn cost(&self, states: &Tensor, actions: &Tensor) -> Tensor;
-}
+/// What planners minimise; the cost module (one layer down) defines and implements it.
+pub use crate::cost::Objective;
 
 /// The executable action set in normalised coordinates: x in [-1, 1]^A maps to
 /// `center + scale * x` in scene units, clipped to the box and then, when `max_norm` is

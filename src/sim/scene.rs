@@ -535,24 +535,19 @@ impl Scene {
     /// Reads, parses and validates a scene file; errors name the file, the line/column or
     /// field, and what was expected.
     pub fn load(path: &Path) -> Result<Scene, InputError> {
-        let text = std::fs::read_to_string(path)
+        let text = super::shipped::read(path, super::shipped::Kind::Scene)
             .map_err(|e| InputError::new(path, "", format!("cannot read scene file: {e}")))?;
         Scene::parse(&text, path)
     }
 
+    /// A scene argument (a path or a shipped name), resolved, loaded and shared.
+    pub fn load_arg(arg: &str) -> Result<std::sync::Arc<Scene>, InputError> {
+        Ok(std::sync::Arc::new(Scene::load(&Scene::resolve_path(arg))?))
+    }
+
     /// Resolves a scene argument: a path, or the name of a shipped scene (`two_rooms`).
     pub fn resolve_path(arg: &str) -> PathBuf {
-        let p = PathBuf::from(arg);
-        if p.exists() || arg.contains('/') || arg.ends_with(".ron") {
-            return p;
-        }
-        let local = PathBuf::from("scenes").join(format!("{arg}.ron"));
-        if local.exists() {
-            return local;
-        }
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("scenes")
-            .join(format!("{arg}.ron"))
+        super::shipped::resolve(arg, super::shipped::Kind::Scene)
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Scene, InputError> {
@@ -1155,4 +1150,40 @@ fn validate_shape(s: &Shape, field: &str, path: &Path) -> Result<(), InputError>
             Ok(())
         }
     }
+}
+
+/// The scene as evaluated: `max_steps` replaces its episode budget and `success` names the
+/// criterion that decides success (moved first; the others are still reported).
+pub fn eval_scene(
+    mut scene: Scene,
+    path: &Path,
+    max_steps: Option<u32>,
+    success: Option<&str>,
+) -> Result<Scene, InputError> {
+    if let Some(n) = max_steps {
+        if n == 0 {
+            return Err(InputError::new(
+                path,
+                "episode_steps",
+                "--max-steps: expected at least 1 step",
+            ));
+        }
+        scene.episode_steps = n;
+    }
+    if let Some(name) = success {
+        let names: Vec<String> = scene.goal.success.iter().map(|c| c.name()).collect();
+        let i = names.iter().position(|n| n == name).ok_or_else(|| {
+            InputError::new(
+                path,
+                "goal.success",
+                format!(
+                    "--success {name}: no such criterion; expected one of {}",
+                    names.join(", ")
+                ),
+            )
+        })?;
+        let c = scene.goal.success.remove(i);
+        scene.goal.success.insert(0, c);
+    }
+    Ok(scene)
 }

@@ -8,7 +8,7 @@ use bevy::window::PrimaryWindow;
 use super::hud::HelpShown;
 use super::world_view::WorldCamera;
 use super::{plot_strip, screenshot_path, Live};
-use crate::live::Control;
+use crate::run::live::Control;
 
 pub struct ControlsPlugin;
 

@@ -1,5 +1,5 @@
 //! `hjepa view` (cargo feature `viewer`): a Bevy window onto a live session
-//! ([`crate::live`]). The sandbox and its agent run in their own thread; the viewer only
+//! ([`crate::run::live`]). The sandbox and its agent run in their own thread; the viewer only
 //! reads the frames they stream and sends controls back, so the sandbox never depends on
 //! Bevy. Each module is one plugin:
 //!
@@ -24,9 +24,9 @@ use std::time::Duration;
 use bevy::prelude::*;
 use bevy::window::WindowResolution;
 
-use crate::live::{spawn, Control, LiveFrame, LiveHandle, LiveOptions};
+use crate::run::live::{spawn, Control, LiveFrame, LiveHandle, LiveOptions};
 
-pub use crate::view::ViewOptions;
+pub use crate::run::view::ViewOptions;
 
 /// The session's channels and the newest frame.
 #[derive(Resource)]

@@ -10,7 +10,7 @@ use bevy::prelude::*;
 use bevy::window::PrimaryWindow;
 
 use super::{plot_strip, Live, Projection2d};
-use crate::live::{BodyShape, EpisodeView};
+use crate::run::live::{BodyShape, EpisodeView};
 
 pub struct WorldViewPlugin;
 

@@ -1,0 +1,179 @@
+//! The upper level's memory with `[planning.landmarks]`: level-2 states placed among the
+//! frames the data visited, and the graph the level-2 critic draws between them.
+
+use std::path::Path;
+
+use tch::{Device, Kind, Tensor};
+
+use crate::data::Dataset;
+use crate::error::InputError;
+use crate::model::critic::encode_all;
+use crate::model::data::TrainingData;
+use crate::model::world_model::CriticNet;
+use crate::model::CheckpointMeta;
+use crate::model::WorldModel;
+use crate::plan::landmarks::{
+    farthest_points, kmeans, LandmarkConfig, LandmarkGraph, Placement, Subgoal,
+};
+use crate::plan::Unroll;
+
+use super::config::AgentFile;
+use super::load::*;
+use super::planning_agent::*;
+
+/// The upper level's memory with `[planning.landmarks]`: level-2 states placed among the
+/// frames the data visited, and the graph the level-2 critic draws between them.
+pub(super) struct Landmarks {
+    pub(super) cfg: LandmarkConfig,
+    /// `[L, dh]`.
+    pub(super) states: Tensor,
+    pub(super) graph: LandmarkGraph,
+}
+
+/// The level-2 critic's estimates in data steps from each row of `from` to each of `to`, as
+/// rows of a matrix.
+pub(super) fn critic_steps(
+    critic2: &CriticNet,
+    max_steps: i64,
+    from: &Tensor,
+    to: &Tensor,
+) -> Vec<Vec<f32>> {
+    let steps = tch::no_grad(|| critic2.pairwise(from, to)) * max_steps as f64;
+    let cols = to.size()[0] as usize;
+    let flat = Vec::<f32>::try_from(
+        steps
+            .to_kind(Kind::Float)
+            .to_device(Device::Cpu)
+            .flatten(0, -1),
+    )
+    .expect("f32 estimates");
+    flat.chunks(cols).map(<[f32]>::to_vec).collect()
+}
+
+impl Landmarks {
+    /// Places the landmarks among the training frames of the dataset and joins them.
+    pub(super) fn load(
+        cfg: &LandmarkConfig,
+        agent: &AgentFile,
+        agent_path: &Path,
+        meta: &CheckpointMeta,
+        model: &WorldModel,
+        device: Device,
+    ) -> Result<Landmarks, InputError> {
+        let dir = match &cfg.data {
+            Some(d) => resolve_run(d, agent_path),
+            None => meta.dataset.clone(),
+        };
+        if !dir.join(crate::data::dataset::MANIFEST).exists() {
+            return Err(InputError::new(
+                agent_path,
+                "planning.landmarks.data",
+                format!(
+                    "no dataset at {}{} (landmarks are frames of a dataset of this scene)",
+                    dir.display(),
+                    if cfg.data.is_none() {
+                        ", where the checkpoint was trained"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+        let data = TrainingData::load(&Dataset::open(&dir)?, agent, agent_path)?;
+        if data.shapes.observation != meta.shapes.observation {
+            return Err(InputError::new(
+                agent_path,
+                "planning.landmarks.data",
+                format!(
+                    "the dataset at {} has observations of shape {:?}, the checkpoint's model reads {:?}",
+                    dir.display(),
+                    data.shapes.observation,
+                    meta.shapes.observation
+                ),
+            ));
+        }
+        let l2 = model.level2.as_ref().expect("validated: level 2");
+        let critic2 = model.critic2.as_ref().expect("validated: [critic] level2");
+        // Every floor(N / 20 000)-th training frame (20 000 to 40 000 of them) to place them among.
+        let stride = (data.train_frames.len() / 20_000).max(1);
+        let rows: Vec<i64> = data.train_frames.iter().step_by(stride).copied().collect();
+        let obs = data.obs.index_select(0, &Tensor::from_slice(&rows));
+        let h = tch::no_grad(|| l2.abstract_state(&encode_all(model, &obs, device)));
+        let seeds = h.index_select(
+            0,
+            &Tensor::from_slice(&farthest_points(&h, cfg.count)).to_device(device),
+        );
+        let states = match cfg.placement {
+            Placement::Frames => seeds,
+            Placement::Centroids => tch::no_grad(|| kmeans(&h, &seeds, 20)),
+        };
+        let cost = critic_steps(critic2, model.critic_max_steps, &states, &states);
+        let graph = LandmarkGraph::new(&cost, cfg.max_edge as f32);
+        Ok(Landmarks {
+            cfg: cfg.clone(),
+            states,
+            graph,
+        })
+    }
+
+    /// When a choice is due (`replan_every` steps since the last), sets the subgoal of `m`
+    /// to the goal or a landmark, and its way ahead to the landmark path and the goal.
+    pub(super) fn refresh_subgoal(&self, model: &WorldModel, m: &mut Memory, z0: &Tensor) {
+        if m.subgoal.is_some() && m.upper_age < self.cfg.replan_every {
+            return;
+        }
+        let l2 = model.level2.as_ref().expect("validated: level 2");
+        let critic2 = model.critic2.as_ref().expect("validated: [critic] level2");
+        let h0 = tch::no_grad(|| l2.abstract_state(z0));
+        let goal_h = m.goal_h.as_ref().expect("level 2 enabled");
+        let to_goal = m.landmarks_to_goal.as_ref().expect("set at reset");
+        let (subgoal, path) = self.subgoal(critic2, model.critic_max_steps, &h0, goal_h, to_goal);
+        m.subgoal = Some(subgoal);
+        m.upper_states = Some(path);
+        m.upper_age = 0;
+    }
+
+    /// Each landmark's cost to the goal `[1, dh]` along the graph.
+    pub(super) fn to_goal(&self, critic2: &CriticNet, max_steps: i64, goal_h: &Tensor) -> Vec<f32> {
+        let direct: Vec<f32> = critic_steps(critic2, max_steps, &self.states, goal_h)
+            .into_iter()
+            .map(|row| row[0])
+            .collect();
+        self.graph.to_goal(&direct)
+    }
+
+    /// The subgoal for the agent at `h0` `[1, dh]` (the goal, or a landmark), and the states
+    /// from it to the goal along the graph `[P, dh]`.
+    fn subgoal(
+        &self,
+        critic2: &CriticNet,
+        max_steps: i64,
+        h0: &Tensor,
+        goal_h: &Tensor,
+        to_goal: &[f32],
+    ) -> (Tensor, Tensor) {
+        let from = critic_steps(critic2, max_steps, h0, &self.states).remove(0);
+        let direct = critic_steps(critic2, max_steps, h0, goal_h)[0][0];
+        match self
+            .graph
+            .choose(&from, direct, to_goal, self.cfg.reach as f32)
+        {
+            Subgoal::Goal => (goal_h.shallow_clone(), goal_h.shallow_clone()),
+            Subgoal::Landmark(i) => {
+                let path: Vec<i64> = self
+                    .graph
+                    .path(i, to_goal)
+                    .into_iter()
+                    .map(|j| j as i64)
+                    .collect();
+                let on_path = self
+                    .states
+                    .index_select(0, &Tensor::from_slice(&path).to_device(h0.device()));
+                (
+                    self.states.get(i as i64).unsqueeze(0),
+                    Tensor::cat(&[on_path, goal_h.shallow_clone()], 0),
+                )
+            }
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! The configurator and the agent: an agent file's `[planning]` table names the world-model
+//! checkpoint, the cost terms and the planner(s); [`PlanningAgent`] assembles them and acts
+//! closed loop (receding-horizon MPC, warm-started from the shifted previous plan).
+//! [`OracleAgent`] runs the same planner with the sandbox as its model.
+
+pub mod config;
+mod landmarks;
+pub mod load;
+mod objective;
+pub mod oracle;
+pub mod planning_agent;
+pub mod subgoal_probe;
+mod subgoals;
+pub mod unroll;
+
+pub use crate::data::actor::{ActTiming, Actor, ScriptedActor};
+pub use config::{AgentFile, DynamicsRole, PlanningConfig, SeenBy};
+pub use load::{
+    assemble_planning_agent, committee_members, load_planning_agent, resolve_run, CommitteeMember,
+};
+pub use oracle::OracleAgent;
+pub use planning_agent::PlanningAgent;
+pub use subgoal_probe::SubgoalProbe;
+pub use unroll::{
+    executed_offset, AbstractUnroll, CommitteeUnroll, LatentUnroll, StateModelUnroll,
+};

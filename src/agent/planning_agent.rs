@@ -1,0 +1,492 @@
+//! The planning agent: receding-horizon MPC over the world model, one short-term memory per
+//! sandbox it serves, warm-started from the shifted previous plan.
+
+use std::time::Instant;
+
+use tch::{Device, Kind, Tensor};
+
+use crate::model::{TrainedModel, WorldModel};
+use crate::plan::oracle::{SandboxEncoded, SandboxModel};
+use crate::plan::{make_planner, shift_plan, ActionBox, Objective, Planner, Unroll};
+use crate::sim::{Env, Observation};
+
+use super::config::{AgentFile, DynamicsRole, PlanningConfig, SeenBy};
+use super::landmarks::*;
+use super::objective::*;
+use super::subgoals::*;
+use super::unroll::*;
+use crate::data::actor::{ActTiming, Actor};
+
+/// Short-term memory of one sandbox the agent serves: its goal, current plans, how much of
+/// each was executed, the subgoal, and its own seeded planners.
+pub(super) struct Memory {
+    pub(super) goal_z: Tensor,
+    pub(super) goal_h: Option<Tensor>,
+    /// The goal as each peer (`planning.peers`) encodes it: z, and h with level 2.
+    pub(super) peer_goals: Vec<PeerGoal>,
+    pub(super) plan: Option<Tensor>,
+    pub(super) executed: i64,
+    pub(super) upper_plan: Option<Tensor>,
+    pub(super) upper_age: i64,
+    pub(super) subgoal: Option<Tensor>,
+    /// The upper level's way ahead `[H, dh]`, subgoal first: the states its plan predicts, or
+    /// the landmarks of the path and then the goal.
+    pub(super) upper_states: Option<Tensor>,
+    pub(super) planner: Box<dyn Planner>,
+    pub(super) upper: Option<Box<dyn Planner>>,
+    /// z at the last replan (for the offset correction).
+    pub(super) replanned_from: Option<Tensor>,
+    /// With landmarks: each landmark's cost to this episode's goal along the graph.
+    pub(super) landmarks_to_goal: Option<Vec<f32>>,
+    /// The last action taken (scene units), from which the rest of the plan is drawn.
+    pub(super) last_action: [f32; 2],
+}
+
+/// The goal as one peer of the committee encodes it.
+pub(super) struct PeerGoal {
+    pub(super) z: Tensor,
+    /// Its level-2 state (with level 2).
+    pub(super) h: Option<Tensor>,
+}
+
+impl Memory {
+    /// Whether the lower level replans at this step (no plan yet, or `every` steps of it run).
+    fn replan_due(&self, every: i64) -> bool {
+        self.plan.is_none() || self.executed >= every
+    }
+}
+
+/// A loaded agent: world model, cost, planner(s), and one short-term memory per sandbox it
+/// serves. Observations of all sandboxes that replan in a step go through the encoder as one
+/// batch (`act_batch`).
+pub struct PlanningAgent {
+    pub agent: AgentFile,
+    pub cfg: PlanningConfig,
+    pub(super) trainer: TrainedModel,
+    pub(super) device: Device,
+    pub(super) space: ActionBox,
+    /// Where `agent.x` (then `agent.y`) sits in the observed state, when the model's actions
+    /// are offsets from the agent.
+    pub(super) agent_position: Option<usize>,
+    pub(super) memories: Vec<Option<Memory>>,
+    /// The committee's further models (`planning.peers`), in the file's order.
+    pub(super) peers: Vec<TrainedModel>,
+    /// Diagnostic (`hjepa eval --waypoint-subgoals`): a hierarchical agent's subgoal is the
+    /// abstract state of the agent at rest at the scene expert's next waypoint, read from the
+    /// true state in `Actor::act`, instead of the upper level's plan.
+    pub waypoint_subgoals: bool,
+    /// The landmark graph (`[planning.landmarks]`).
+    pub(super) landmarks: Option<Landmarks>,
+    /// Diagnostic (`hjepa eval --sandbox-dynamics`): level 1 plans on the sandbox's own
+    /// dynamics (candidates replayed on it, their observations encoded) instead of the
+    /// predictor's, with the agent's cost; read from the env in `Actor::act`.
+    pub sandbox_dynamics: bool,
+    /// The sandbox at sandbox 0's last replan (with `sandbox_dynamics`).
+    pub(super) sandbox: Option<SandboxModel>,
+    /// The state models that predict the candidates (`planning.dynamics`), in the file's order.
+    pub(super) dynamics: Vec<TrainedModel>,
+}
+
+impl PlanningAgent {
+    pub fn model(&self) -> &WorldModel {
+        &self.trainer.model
+    }
+
+    /// Level-2 states h of observations `[n, dh]` (None without level 2).
+    pub fn abstract_states(&self, obs: &[&Observation]) -> Option<Tensor> {
+        let l2 = self.trainer.model.level2.as_ref()?;
+        let z = self.encode_batch(obs);
+        Some(tch::no_grad(|| l2.abstract_state(&z)))
+    }
+
+    /// The hierarchical planner's way ahead at level 2, subgoal first `[H, dh]`: the states
+    /// its upper plan predicts, or its landmark path and the goal (sandbox 0; None for a flat
+    /// planner or before the first plan).
+    pub fn upper_states(&self) -> Option<Tensor> {
+        self.memories
+            .first()?
+            .as_ref()?
+            .upper_states
+            .as_ref()
+            .map(|t| t.shallow_clone())
+    }
+
+    /// Whether sandbox 0 replans its lower level at this step (the single-sandbox
+    /// diagnostics read the env just before).
+    fn first_replan_due(&self) -> bool {
+        let every = self.cfg.planner.replan_every;
+        self.memories
+            .first()
+            .and_then(|m| m.as_ref())
+            .is_some_and(|m| m.replan_due(every))
+    }
+
+    /// Before a lower-level replan of sandbox 0, sets its subgoal to the abstract state of the
+    /// agent at rest at the next waypoint (other bodies where the episode started them).
+    fn set_waypoint_subgoal(&mut self, env: &Env) {
+        if !self.first_replan_due() {
+            return;
+        }
+        let mut layout = env.layout().clone();
+        layout.agent_start = crate::data::policy::next_waypoint(env);
+        let waypoint = Env::new(env.scene().clone()).reset_to(layout);
+        let h = self
+            .abstract_states(&[&waypoint])
+            .expect("validated: hierarchical");
+        let m = self.memories[0].as_mut().expect("due");
+        m.upper_states = Some(h.shallow_clone());
+        m.subgoal = Some(h);
+    }
+
+    /// Encodes observations `[n]` in one forward pass: `[n, D]`.
+    fn encode_batch(&self, obs: &[&Observation]) -> Tensor {
+        encode_observations(
+            &self.trainer.model,
+            self.agent.perception.observation,
+            self.device,
+            obs,
+        )
+    }
+
+    /// Before a lower-level replan of sandbox 0, snapshots the env for planning on its
+    /// dynamics (`sandbox_dynamics`).
+    fn snapshot_sandbox(&mut self, env: &Env) {
+        if !self.first_replan_due() {
+            return;
+        }
+        let scratch = match self.sandbox.take() {
+            Some(s) => s.into_scratch(),
+            None => SandboxModel::seeing_scratch_env(env.scene()),
+        };
+        self.sandbox = Some(SandboxModel::new(env, scratch, self.space.clone()));
+    }
+
+    /// Starts an episode in sandbox `slot` toward the goal shown by `goal`; planners are
+    /// seeded from `seed`, so an episode plans the same whatever else the agent serves.
+    pub fn reset_slot(&mut self, slot: usize, goal: &Observation, seed: u64) {
+        let goal_z = self.encode_batch(&[goal]);
+        let goal_h = abstract_goal(&self.trainer.model, &goal_z);
+        let kind = self.agent.perception.observation;
+        let peer_goals = self
+            .peers
+            .iter()
+            .map(|p| {
+                let z = encode_observations(&p.model, kind, self.device, &[goal]);
+                PeerGoal {
+                    h: abstract_goal(&p.model, &z),
+                    z,
+                }
+            })
+            .collect();
+        if self.memories.len() <= slot {
+            self.memories.resize_with(slot + 1, || None);
+        }
+        self.memories[slot] = Some(Memory {
+            goal_z,
+            goal_h,
+            peer_goals,
+            plan: None,
+            executed: 0,
+            upper_plan: None,
+            upper_age: 0,
+            subgoal: None,
+            upper_states: None,
+            planner: make_planner(&self.cfg.planner, seed),
+            upper: self
+                .cfg
+                .upper
+                .as_ref()
+                .map(|u| make_planner(u, seed ^ 0x0A11)),
+            replanned_from: None,
+            landmarks_to_goal: None,
+            last_action: [0.0; 2],
+        });
+        if let (Some(lm), Some(m)) = (&self.landmarks, self.memories[slot].as_mut()) {
+            let model = &self.trainer.model;
+            let critic2 = model.critic2.as_ref().expect("validated: [critic] level2");
+            let goal_h = m.goal_h.as_ref().expect("validated: level 2");
+            m.landmarks_to_goal = Some(lm.to_goal(critic2, model.critic_max_steps, goal_h));
+        }
+    }
+
+    /// The next action of each listed sandbox (scene units) and its planning time. The
+    /// sandboxes that must replan are encoded together, then planned one by one.
+    pub fn act_batch(
+        &mut self,
+        slots: &[usize],
+        obs: &[&Observation],
+    ) -> Vec<([f32; 2], ActTiming)> {
+        let every = self.cfg.planner.replan_every;
+        let due: Vec<usize> = (0..slots.len())
+            .filter(|&i| {
+                self.memories[slots[i]]
+                    .as_ref()
+                    .is_some_and(|m| m.replan_due(every))
+            })
+            .collect();
+        let mut timing = vec![ActTiming::default(); slots.len()];
+        if !due.is_empty() {
+            let t = Instant::now();
+            let batch: Vec<&Observation> = due.iter().map(|&i| obs[i]).collect();
+            let z = self.encode_batch(&batch);
+            let kind = self.agent.perception.observation;
+            let peer_z: Vec<Tensor> = self
+                .peers
+                .iter()
+                .map(|p| encode_observations(&p.model, kind, self.device, &batch))
+                .collect();
+            let state_z: Vec<Tensor> = self
+                .dynamics
+                .iter()
+                .map(|d| encode_observations(&d.model, kind, self.device, &batch))
+                .collect();
+            let encode_share = t.elapsed().as_secs_f64() / due.len() as f64;
+            for (row, &i) in due.iter().enumerate() {
+                let t = Instant::now();
+                let row = row as i64;
+                let peers_z0 = peer_z.iter().map(|z| z.narrow(0, row, 1)).collect();
+                let s0 = state_z.iter().map(|z| z.narrow(0, row, 1)).collect();
+                self.replan(slots[i], z.narrow(0, row, 1), peers_z0, s0);
+                timing[i] = ActTiming {
+                    planning_s: encode_share + t.elapsed().as_secs_f64(),
+                    replanned: true,
+                };
+            }
+        }
+        slots
+            .iter()
+            .zip(obs)
+            .zip(timing)
+            .map(|((&slot, obs), timing)| {
+                let m = self.memories[slot].as_mut().expect("reset_slot called");
+                let plan = m.plan.as_ref().expect("planned");
+                let x: Vec<f32> = Vec::try_from(
+                    plan.get(m.executed)
+                        .to_kind(Kind::Float)
+                        .to_device(Device::Cpu),
+                )
+                .expect("float plan");
+                m.executed += 1;
+                m.upper_age += 1;
+                // Offsets are taken from the agent's observed position (its proprioception).
+                let at = self
+                    .agent_position
+                    .map_or([0.0; 2], |i| [obs.state[i], obs.state[i + 1]]);
+                let a = self.space.to_scene(&x, at);
+                m.last_action = [a[0], a[1]];
+                (m.last_action, timing)
+            })
+            .collect()
+    }
+
+    /// Replans sandbox `slot` from its encoded observation `z0` `[1, D]` (both levels when
+    /// due), each peer's encoding of it `peers_z0`, and each state model's `s0` (with
+    /// `planning.dynamics`).
+    fn replan(&mut self, slot: usize, z0: Tensor, peers_z0: Vec<Tensor>, s0: Vec<Tensor>) {
+        let model = &self.trainer.model;
+        let m = self.memories[slot].as_mut().expect("reset_slot called");
+        // Sandbox 0 under the diagnostic plans on the sandbox's own dynamics, which need no
+        // correction.
+        let sandbox = self
+            .sandbox
+            .as_ref()
+            .filter(|_| self.sandbox_dynamics && slot == 0);
+        let correct = self.cfg.offset_correction && sandbox.is_none();
+        let offset = match (&m.replanned_from, &m.plan) {
+            (Some(z_prev), Some(plan)) if correct && m.executed > 0 => {
+                let from_last = LatentUnroll {
+                    model,
+                    z0: z_prev.shallow_clone(),
+                    offset: None,
+                    each_member: false,
+                };
+                let taken = self.space.project(&plan.narrow(0, 0, m.executed));
+                Some(executed_offset(&from_last, &taken, &z0))
+            }
+            _ => None,
+        };
+        m.replanned_from = Some(z0.shallow_clone());
+        let latent = LatentUnroll {
+            model,
+            z0: z0.shallow_clone(),
+            offset,
+            each_member: model.members() > 1,
+        };
+        let (kind, device) = (self.agent.perception.observation, self.device);
+        let encode = |obs: &[&Observation]| encode_observations(model, kind, device, obs);
+        // The state models (`planning.dynamics`) predict for every scorer's encoder, or
+        // join the committee as one more model seen through the checkpoint's encoder (or,
+        // `dynamics_seen_by = "every"`, through each model's).
+        let join = self.cfg.dynamics_role == DynamicsRole::Join;
+        let every_encoder = !join || self.cfg.dynamics_seen_by == SeenBy::Every;
+        let on_states = (sandbox.is_none() && !self.dynamics.is_empty()).then(|| {
+            let dynamics: Vec<&WorldModel> = self.dynamics.iter().map(|d| &d.model).collect();
+            StateModelUnroll {
+                each_member: dynamics.iter().map(|d| d.members()).sum::<i64>() > 1,
+                dynamics,
+                s0,
+                encoders: match every_encoder {
+                    false => vec![model],
+                    true => std::iter::once(model)
+                        .chain(self.peers.iter().map(|p| &p.model))
+                        .collect(),
+                },
+            }
+        });
+        let (on_states, joining) = match join {
+            true => (None, on_states),
+            false => (on_states, None),
+        };
+        // Under the sandbox diagnostic the committee's predictors are replaced too.
+        let committee = (sandbox.is_none()
+            && on_states.is_none()
+            && (!self.peers.is_empty() || joining.is_some()))
+        .then(|| CommitteeUnroll {
+            models: std::iter::once(latent.shallow())
+                .chain(self.peers.iter().zip(&peers_z0).map(|(p, z)| LatentUnroll {
+                    model: &p.model,
+                    z0: z.shallow_clone(),
+                    offset: None,
+                    each_member: p.model.members() > 1,
+                }))
+                .collect(),
+            state_model: joining,
+        });
+        let on_sandbox;
+        let (unroll, members): (&dyn Unroll, i64) = match sandbox {
+            Some(sandbox) => {
+                on_sandbox = SandboxEncoded {
+                    sandbox,
+                    encode: &encode,
+                    device,
+                };
+                (&on_sandbox, 1)
+            }
+            // The cost must take the members apart exactly when the unroll returns them.
+            None => match (&on_states, &committee) {
+                (Some(s), _) => (s, s.rows()),
+                (None, Some(c)) => (c, latent.rows()),
+                (None, None) => (&latent, latent.rows()),
+            },
+        };
+        let warm = m.plan.as_ref().map(|p| shift_plan(p, m.executed));
+        let search = LowerSearch {
+            unroll,
+            members,
+            disagreement: self.cfg.cost.disagreement,
+            space: &self.space,
+            warm: warm.as_ref(),
+        };
+        let plan = if self.cfg.hierarchical() {
+            // The upper level, at its own rate: a landmark of the graph, or the first state
+            // of a macro-action plan (unless the waypoint diagnostic set the subgoal).
+            if !self.waypoint_subgoals {
+                if let Some(lm) = &self.landmarks {
+                    lm.refresh_subgoal(model, m, &z0);
+                }
+                refresh_macro_subgoal(&self.cfg, model, m, &z0);
+            }
+            plan_toward_subgoal(&self.cfg, model, m, &search)
+        } else {
+            // The checkpoint's model, then the peers (when the unroll runs them).
+            let mut scorers = vec![FlatScorer {
+                model,
+                goal_z: &m.goal_z,
+                goal_h: m.goal_h.as_ref(),
+                rows: members,
+                weight: 1.0,
+            }];
+            if committee.is_some() || (on_states.is_some() && !self.peers.is_empty()) {
+                scorers.extend(
+                    self.peers
+                        .iter()
+                        .zip(&m.peer_goals)
+                        .map(|(p, g)| FlatScorer {
+                            model: &p.model,
+                            goal_z: &g.z,
+                            goal_h: g.h.as_ref(),
+                            rows: match &on_states {
+                                Some(s) => s.rows(),
+                                None => p.model.members(),
+                            },
+                            weight: 1.0,
+                        }),
+                );
+            }
+            // The state models that joined, scored by the checkpoint's encoder (and the
+            // peers', seen by every one): pooled, one scorer per encoder; separate, one per
+            // encoder and state model, in the unroll's order (encoder-, then model-major).
+            if let Some(joined) = committee.as_ref().and_then(|c| c.state_model.as_ref()) {
+                let seen_by = joined.encoders.len();
+                let weight = self.cfg.dynamics_weight;
+                let encoders = std::iter::once((model, &m.goal_z, m.goal_h.as_ref())).chain(
+                    self.peers
+                        .iter()
+                        .zip(&m.peer_goals)
+                        .map(|(p, g)| (&p.model, &g.z, g.h.as_ref())),
+                );
+                let blocks = joined.scorer_blocks(self.cfg.dynamics_separate);
+                for (model, goal_z, goal_h) in encoders.take(seen_by) {
+                    scorers.extend(blocks.iter().map(|&rows| FlatScorer {
+                        model,
+                        goal_z,
+                        goal_h,
+                        rows,
+                        weight,
+                    }));
+                }
+            }
+            let objective = flat_objective(&self.cfg, &scorers, search.disagreement);
+            m.planner
+                .plan(search.unroll, objective.as_ref(), search.space, search.warm)
+        };
+        m.plan = Some(plan.actions);
+        m.executed = 0;
+    }
+}
+
+impl Actor for PlanningAgent {
+    fn reset(&mut self, env: &mut Env, seed: u64) {
+        let goal = env.goal_observation();
+        self.reset_slot(0, &goal, seed);
+    }
+
+    fn act(&mut self, env: &Env, obs: &Observation) -> ([f32; 2], ActTiming) {
+        if self.waypoint_subgoals {
+            self.set_waypoint_subgoal(env);
+        }
+        if self.sandbox_dynamics {
+            self.snapshot_sandbox(env);
+        }
+        self.act_batch(&[0], &[obs])[0]
+    }
+
+    fn planned_actions(&self) -> Vec<[f32; 2]> {
+        match self.memories.first().and_then(|m| m.as_ref()) {
+            Some(m) => remaining(m.plan.as_ref(), m.executed, &self.space, m.last_action),
+            None => Vec::new(),
+        }
+    }
+}
+
+/// Rows `from..` of a plan `[H, A]` in normalised units, mapped to scene units. Offsets
+/// from the agent are chained from `agent`, taking each target as where the agent will be
+/// when the next is set (a PD target is reached within an env step).
+pub(super) fn remaining(
+    plan: Option<&Tensor>,
+    from: i64,
+    space: &ActionBox,
+    mut agent: [f32; 2],
+) -> Vec<[f32; 2]> {
+    let Some(plan) = plan else { return Vec::new() };
+    let rows: Vec<Vec<f32>> =
+        Vec::try_from(plan.to_kind(Kind::Float).to_device(Device::Cpu)).unwrap_or_default();
+    rows.iter()
+        .skip(from.max(0) as usize)
+        .map(|x| {
+            let a = space.to_scene(x, agent);
+            agent = [a[0], a[1]];
+            agent
+        })
+        .collect()
+}

@@ -1,0 +1,170 @@
+//! `hjepa collect`: record a dataset with a scripted policy, or with a planning agent.
+
+use std::path::PathBuf;
+
+use crate::data::{CollectSummary, PolicyKind};
+use crate::error::InputError;
+use crate::sim::Scene;
+
+// The flags of `hjepa collect` (its --help text is the doc comment on `Command::Collect`).
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Scene (default: two_rooms, or the agent file's with --agent).
+    #[arg(long)]
+    scene: Option<String>,
+    #[arg(long, default_value_t = 100)]
+    episodes: u64,
+    /// Scripted policy (default smooth-walk); not with --agent.
+    #[arg(long, value_enum)]
+    policy: Option<PolicyKind>,
+    /// Dataset folder (created if missing; default data/<scene>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, default_value_t = 0.3)]
+    noise: f32,
+    /// Episodes per shard file.
+    #[arg(long, default_value_t = 50)]
+    shard_episodes: u64,
+    /// Worker threads (default: all cores; scripted policies).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// A planning agent plays instead of a scripted policy (an agent file, or a shipped
+    /// agent's name).
+    #[arg(long, requires = "goals_from", requires = "max_steps")]
+    agent: Option<String>,
+    /// With --agent: draw start/goal windows from this dataset's trajectories (the
+    /// agent's training data, not the held-out data it is evaluated on).
+    #[arg(long, requires = "agent")]
+    goals_from: Option<PathBuf>,
+    /// With --agent: control steps from a window's start to its goal.
+    #[arg(long, default_value_t = crate::data::goals::DEFAULT_GOAL_OFFSET, requires = "agent")]
+    goal_offset: u32,
+    /// With --agent: every episode's length in control steps (it runs on after a success).
+    #[arg(long, requires = "agent")]
+    max_steps: Option<u32>,
+    /// With --agent: the criterion that decides success (e.g. `tee_pose`).
+    #[arg(long, requires = "agent")]
+    success: Option<String>,
+    /// With --agent: sandboxes the agent serves at once (see `eval --parallel`).
+    #[arg(long, default_value_t = 1, requires = "agent")]
+    parallel: usize,
+    /// With --agent: cpu or cuda (overrides the agent file).
+    #[arg(long, requires = "agent")]
+    device: Option<String>,
+}
+
+pub fn run(mut args: Args) -> anyhow::Result<()> {
+    let (s, out) = match args.agent.take() {
+        Some(agent) => with_agent(&agent, args)?,
+        None => scripted(args)?,
+    };
+    println!(
+        "{}: {} episodes ({} recorded now, {} steps, {} shards written) in {:.1} s",
+        out.display(),
+        s.episodes_total,
+        s.episodes_recorded,
+        s.steps_recorded,
+        s.shards_written,
+        s.seconds
+    );
+    Ok(())
+}
+
+/// `--agent`: the agent file's planner plays its own scene toward `--goals-from`'s windows.
+#[cfg(feature = "torch")]
+fn with_agent(agent: &str, args: Args) -> anyhow::Result<(CollectSummary, PathBuf)> {
+    let Args {
+        scene,
+        episodes,
+        policy,
+        out,
+        seed,
+        shard_episodes,
+        goals_from,
+        goal_offset,
+        max_steps,
+        success,
+        parallel,
+        device,
+        ..
+    } = args;
+    let agent_path = crate::agent::AgentFile::resolve_path(agent);
+    if policy.is_some() || scene.is_some() {
+        return Err(InputError::new(
+            &agent_path,
+            if policy.is_some() { "--policy" } else { "--scene" },
+            "--agent plays the agent file's own scene with its planner: leave out --policy and --scene",
+        )
+        .into());
+    }
+    let Some(out) = out else {
+        return Err(InputError::new(
+            &agent_path,
+            "--out",
+            "--agent needs an --out folder for its dataset",
+        )
+        .into());
+    };
+    let opts = crate::run::agent_data::AgentCollectOptions {
+        agent_path,
+        goals_from: goals_from.expect("clap requires it"),
+        goal_offset,
+        max_steps: max_steps.expect("clap requires it"),
+        success,
+        out,
+        episodes,
+        seed,
+        shard_episodes,
+        parallel: parallel.max(1),
+        device,
+        progress: true,
+    };
+    Ok((crate::run::agent_data::collect_with_agent(&opts)?, opts.out))
+}
+
+/// A scripted policy (default smooth-walk) on `--scene` (default two_rooms), on all cores.
+/// Without torch there is no planning agent to play.
+#[cfg(not(feature = "torch"))]
+fn with_agent(agent: &str, _args: Args) -> anyhow::Result<(CollectSummary, PathBuf)> {
+    Err(InputError::new(
+        std::path::Path::new(agent),
+        "--agent",
+        "this hjepa was built without torch (--no-default-features): collect with a scripted --policy",
+    )
+    .into())
+}
+
+fn scripted(args: Args) -> anyhow::Result<(CollectSummary, PathBuf)> {
+    let Args {
+        scene,
+        episodes,
+        policy,
+        out,
+        seed,
+        noise,
+        shard_episodes,
+        threads,
+        ..
+    } = args;
+    let scene = scene.unwrap_or_else(|| "two_rooms".into());
+    let opts = crate::data::CollectOptions {
+        scene_path: Scene::resolve_path(&scene),
+        out: out.unwrap_or_else(|| {
+            let name = std::path::Path::new(&scene)
+                .file_stem()
+                .map_or("data".into(), |n| n.to_string_lossy());
+            PathBuf::from("data").join(name.as_ref())
+        }),
+        episodes,
+        policy: policy.unwrap_or(PolicyKind::SmoothWalk),
+        noise,
+        seed,
+        shard_episodes,
+        threads: threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        progress: true,
+    };
+    Ok((crate::data::collect(&opts)?, opts.out))
+}

@@ -1,0 +1,80 @@
+//! `hjepa record`: play one episode headless and write it as an animated GIF.
+
+use std::path::PathBuf;
+
+use crate::data::PolicyKind;
+
+// The flags of `hjepa record` (its --help text is the doc comment on `Command::Record`).
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Scene (default: the agent's, else two_rooms).
+    #[arg(long)]
+    scene: Option<String>,
+    /// Agent file with a [planning] table (a path, or a shipped agent's name); without
+    /// one, --policy acts.
+    #[arg(long)]
+    agent: Option<String>,
+    #[arg(long, value_enum, default_value = "waypoint")]
+    policy: PolicyKind,
+    /// Plan with the sandbox as the model (with --agent).
+    #[arg(long)]
+    oracle: bool,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Episode of the seeded sequence (the pairs `hjepa eval --seed` plays).
+    #[arg(long, default_value_t = 0)]
+    episode: u64,
+    /// The GIF to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Also write the frames as PNGs into this folder.
+    #[arg(long)]
+    frames: Option<PathBuf>,
+    /// Also save the episode as a recording (for `hjepa replay` / `hjepa view --replay`).
+    #[arg(long)]
+    recording: Option<PathBuf>,
+    /// Longest side of the frames, pixels.
+    #[arg(long, default_value_t = 320)]
+    size: u32,
+    #[arg(long)]
+    device: Option<String>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let Args {
+        scene,
+        agent,
+        policy,
+        oracle,
+        seed,
+        episode,
+        out,
+        frames,
+        recording,
+        size,
+        device,
+    } = args;
+    let s = crate::run::record::record(&crate::run::record::RecordOptions {
+        scene,
+        agent: agent.map(|a| crate::agent::AgentFile::resolve_path(&a)),
+        policy,
+        oracle,
+        seed,
+        episode,
+        gif: out.clone(),
+        frames,
+        recording,
+        size,
+        device,
+    })?;
+    println!(
+        "{}: {} on {}, episode {episode} of seed {seed}: {} after {} steps; {} frames",
+        out.display(),
+        s.actor,
+        s.scene,
+        if s.success { "success" } else { "no success" },
+        s.steps,
+        s.frames
+    );
+    Ok(())
+}

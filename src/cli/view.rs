@@ -1,0 +1,100 @@
+//! `hjepa view`: watch a scene live in a window (the Bevy viewer, `--features viewer`).
+
+use std::path::PathBuf;
+
+// The flags of `hjepa view` (its --help text is the doc comment on `Command::View`).
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[arg(long)]
+    scene: Option<String>,
+    /// Agent file with a [planning] table (a path, or a shipped agent's name); without
+    /// one, you drive the agent.
+    #[arg(long)]
+    agent: Option<String>,
+    /// Run the agent file's planner with the sandbox as its model.
+    #[arg(long)]
+    oracle: bool,
+    /// A recording to play (hjepa eval --record, hjepa record --recording).
+    #[arg(long)]
+    replay: Option<PathBuf>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Start paused.
+    #[arg(long)]
+    paused: bool,
+    /// Simulation speed relative to real time (0.125 to 16; + and - change it).
+    #[arg(long, default_value_t = 1.0)]
+    speed: f32,
+    /// Exit after this many frames (scripted captures, tests).
+    #[arg(long)]
+    frames: Option<u32>,
+    /// With --frames: save a screenshot (PNG) and a JSON sidecar with the projection.
+    #[arg(long)]
+    screenshot: Option<PathBuf>,
+    #[arg(long, default_value_t = 960)]
+    width: u32,
+    #[arg(long, default_value_t = 720)]
+    height: u32,
+    #[arg(long)]
+    device: Option<String>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let Args {
+        scene,
+        agent,
+        oracle,
+        replay,
+        seed,
+        paused,
+        speed,
+        frames,
+        screenshot,
+        width,
+        height,
+        device,
+    } = args;
+    anyhow::ensure!(
+        screenshot.is_none() || frames.is_some(),
+        "--screenshot needs --frames N (the frame to capture)"
+    );
+    view(&crate::run::view::ViewOptions {
+        scene,
+        agent: agent.map(|a| crate::agent::AgentFile::resolve_path(&a)),
+        oracle,
+        replay,
+        seed,
+        paused,
+        speed,
+        frames,
+        screenshot,
+        width,
+        height,
+        device,
+    })
+}
+
+/// `hjepa view`.
+pub fn view(opts: &crate::run::view::ViewOptions) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        opts.width >= 200 && opts.height >= 150,
+        "--width/--height: expected at least 200 x 150 pixels"
+    );
+    anyhow::ensure!(
+        opts.speed.is_finite() && opts.speed > 0.0,
+        "--speed: expected a positive number, got {}",
+        opts.speed
+    );
+    let live = crate::run::view::live_options(opts)?;
+    #[cfg(feature = "viewer")]
+    {
+        crate::viewer::run(opts, live)
+    }
+    #[cfg(not(feature = "viewer"))]
+    {
+        drop(live);
+        anyhow::bail!(
+            "this hjepa was built without the viewer: build it with `cargo build --release --features viewer` (Bevy; about 10 minutes the first time on 2 cores)"
+        )
+    }
+}

@@ -1,0 +1,131 @@
+//! `hjepa demo`, the main job: collect -> train -> evaluate on the agent's scene (two_rooms
+//! by default), then the oracle model and the random floor on the same start/goal pairs.
+//! Every stage reuses finished work: the dataset resumes, training resumes from its
+//! checkpoint, so a rerun goes straight to the evaluation.
+
+use std::path::PathBuf;
+
+use crate::agent::AgentFile;
+use crate::data::{collect, CollectOptions, Dataset, PolicyKind};
+use crate::model::{train, TrainOptions};
+use crate::run::eval::{eval, EvalOptions, EvalSummary};
+use crate::sim::Scene;
+
+#[derive(Clone, Debug)]
+pub struct DemoOptions {
+    pub agent_path: PathBuf,
+    pub collect_episodes: u64,
+    pub train_steps: Option<i64>,
+    pub episodes: u64,
+    pub out: PathBuf,
+}
+
+/// What the demo measured.
+pub struct DemoSummary {
+    pub learned: EvalSummary,
+    pub oracle: EvalSummary,
+}
+
+pub fn demo(opts: &DemoOptions) -> anyhow::Result<DemoSummary> {
+    let agent = AgentFile::load(&opts.agent_path)?;
+    let scene_path = Scene::resolve_path(&agent.scene);
+    let (data, run) = (opts.out.join("data"), opts.out.join("run"));
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+
+    println!(
+        "== 1/4 collect: {} smooth-random-walk episodes of {} -> {}",
+        opts.collect_episodes,
+        agent.scene,
+        data.display()
+    );
+    let c = collect(&CollectOptions {
+        scene_path,
+        out: data.clone(),
+        episodes: opts.collect_episodes,
+        policy: PolicyKind::SmoothWalk,
+        noise: 0.3,
+        seed: 1,
+        shard_episodes: 50,
+        threads,
+        progress: true,
+    })?;
+    Dataset::open(&data)?.verify()?;
+    println!(
+        "{} episodes ({} recorded now, {} steps) in {:.1} s, verified\n",
+        c.episodes_total, c.episodes_recorded, c.steps_recorded, c.seconds
+    );
+
+    println!(
+        "== 2/4 train the world model ({}) -> {}",
+        opts.agent_path.display(),
+        run.display()
+    );
+    let t = train(&TrainOptions {
+        agent: AgentFile::load(&opts.agent_path)?.model,
+        agent_path: opts.agent_path.clone(),
+        data: vec![data.clone()],
+        shares: None,
+        out: run.clone(),
+        resume: true,
+        device: None,
+        steps: opts.train_steps,
+        seed: None,
+        progress: true,
+    })?;
+    println!(
+        "{} steps; {:.1} s this time\n{}\n",
+        t.steps,
+        t.seconds,
+        t.diagnostics.summary()
+    );
+
+    let eval_opts = |oracle: bool| EvalOptions {
+        agent_path: opts.agent_path.clone(),
+        scene: None,
+        episodes: opts.episodes,
+        seed: 0,
+        oracle,
+        waypoint_subgoals: false,
+        sandbox_dynamics: false,
+        only: Vec::new(),
+        checkpoint: Some(run.clone()),
+        device: None,
+        out: Some(opts.out.join(if oracle {
+            "eval-oracle.jsonl"
+        } else {
+            "eval.jsonl"
+        })),
+        random_floor: !oracle,
+        record: Some(opts.out.join(if oracle {
+            "episodes-oracle.json"
+        } else {
+            "episodes.json"
+        })),
+        parallel: 1,
+        progress: true,
+        goals_from: None,
+        goal_offset: 0,
+        max_steps: None,
+        success: None,
+    };
+    println!(
+        "== 3/4 closed-loop evaluation of the planning agent, {} episodes",
+        opts.episodes
+    );
+    let learned = eval(&eval_opts(false))?;
+    println!("{}\n", learned.report());
+    println!("== 4/4 the same planner with the sandbox as its model (oracle)");
+    let oracle = eval(&eval_opts(true))?;
+    println!("{}\n", oracle.report());
+    let (k, n) = learned.random_floor.unwrap_or((0, 0));
+    println!(
+        "summary on {}: learned world model {:.1} % | random floor {:.1} % | oracle model {:.1} %  ({} episodes each; per-episode results in {})",
+        learned.scene,
+        100.0 * learned.rate(),
+        100.0 * k as f64 / n.max(1) as f64,
+        100.0 * oracle.rate(),
+        opts.episodes,
+        opts.out.display()
+    );
+    Ok(DemoSummary { learned, oracle })
+}
