@@ -17,7 +17,7 @@ CARGO_FLAGS ?= --release
 # The viewer's test runs it under Xvfb on Mesa's software Vulkan (lavapipe).
 VIEWER_PACKAGES := xvfb xauth mesa-vulkan-drivers libvulkan1
 
-.PHONY: demo test test-viewer viewer-deps torch bench build clean-venv
+.PHONY: demo test test-no-torch test-viewer viewer-deps torch bench build clean-venv
 
 demo: $(STAMP)
 	$(CARGO) run $(CARGO_FLAGS) --bin hjepa -- demo
@@ -27,7 +27,22 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(CARGO) fmt --check
 	HJEPA_PYTHON=$(VENV)/bin/python HJEPA_REQUIRE_PYTHON=1 $(CARGO) test $(CARGO_FLAGS)
+	$(MAKE) test-no-torch
 	$(MAKE) test-viewer
+
+# The sandbox and datasets without libtorch (`--no-default-features`, the base of the Python
+# package): built in its own target folder, then run: no libtorch linked, and the torch-free
+# subcommands work.
+NO_TORCH_DIR = $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/no-torch
+test-no-torch:
+	$(CARGO) build $(CARGO_FLAGS) --no-default-features --target-dir $(NO_TORCH_DIR)
+	! ldd $(NO_TORCH_DIR)/release/hjepa | grep -q torch
+	cd $$(mktemp -d) && $(NO_TORCH_DIR)/release/hjepa check push_t >/dev/null \
+	  && $(NO_TORCH_DIR)/release/hjepa run --scene two_rooms --episodes 2 >/dev/null \
+	  && $(NO_TORCH_DIR)/release/hjepa collect --scene wall --episodes 2 --out d >/dev/null \
+	  && $(NO_TORCH_DIR)/release/hjepa inspect d >/dev/null \
+	  && $(NO_TORCH_DIR)/release/hjepa bench sim --seconds 0.2 >/dev/null \
+	  && echo "no-torch build: check, run, collect, inspect, bench sim ok"
 
 # The viewer (cargo feature `viewer`, Bevy) under a virtual X server: builds it once and runs
 # tests/viewer.rs, which starts `hjepa view` for a fixed number of frames and checks its

@@ -77,7 +77,11 @@ fn documented_keys() -> BTreeSet<String> {
     page.lines()
         .filter_map(|l| l.strip_prefix("| `"))
         .filter_map(|l| l.split('`').next())
-        .filter(|k| !k.starts_with('['))
+        // Key rows only (other tables on the page list files, `[sections]`, values).
+        .filter(|k| {
+            k.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.')
+        })
         .map(str::to_string)
         .collect()
 }

@@ -795,3 +795,18 @@ fn batches_follow_the_datasets_shares() {
     let err = data.set_shares(&[1.0, 0.0], &f.data).unwrap_err();
     assert!(err.to_string().contains("positive"), "{err}");
 }
+
+/// Checkpoints saved before the agent file was split into its model and planning parts hold
+/// the whole agent file, `[planning]` included: they still load, to the same model
+/// configuration, and a table the model does not know is still refused.
+#[test]
+fn a_checkpoint_config_with_a_planning_table_loads() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("agents/wall.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("[planning]"));
+    let model = hjepa::model::ModelConfig::parse(&text, &path).unwrap();
+    assert_eq!(model, AgentFile::load(&path).unwrap().model);
+    let err = hjepa::model::ModelConfig::parse(&format!("{text}\n[nonsense]\nx = 1\n"), &path)
+        .unwrap_err();
+    assert!(err.message.contains("nonsense"), "{err}");
+}

@@ -2,16 +2,13 @@
 //! (with offset correction), a committee of models, a state model read back and encoded,
 //! and level 2's abstract predictor.
 
-use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use crate::model::config::ObservationKind;
 use crate::model::encoder::observation_tensor;
 use crate::model::WorldModel;
-use crate::plan::{Objective, Planner, Unroll};
+use crate::plan::Unroll;
 use crate::sim::Observation;
-
-use crate::data::actor::Actor;
 
 /// Encodes observations `[n]` in one forward pass: `[n, D]`.
 pub(super) fn encode_observations(

@@ -56,7 +56,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } = args;
     let s = crate::run::record::record(&crate::run::record::RecordOptions {
         scene,
-        agent: agent.map(|a| crate::agent::AgentFile::resolve_path(&a)),
+        agent: agent.map(|a| crate::sim::shipped::resolve(&a, crate::sim::shipped::Kind::Agent)),
         policy,
         oracle,
         seed,

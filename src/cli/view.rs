@@ -60,7 +60,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     view(&crate::run::view::ViewOptions {
         scene,
-        agent: agent.map(|a| crate::agent::AgentFile::resolve_path(&a)),
+        agent: agent.map(|a| crate::sim::shipped::resolve(&a, crate::sim::shipped::Kind::Agent)),
         oracle,
         replay,
         seed,

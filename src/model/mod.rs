@@ -4,6 +4,7 @@
 
 pub mod checkpoint;
 pub mod config;
+mod config_check;
 pub mod critic;
 pub mod critic_map;
 pub mod data;

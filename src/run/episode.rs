@@ -300,6 +300,8 @@ impl EvalActor {
         parallel: usize,
         mut done: impl FnMut(EvalEpisode) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
+        #[cfg(not(feature = "torch"))]
+        let _ = parallel; // only a learned agent serves several sandboxes
         #[cfg(feature = "torch")]
         if let (EvalActor::Learned(learned), true) = (&mut *self, parallel > 1) {
             return run_parallel(learned, scene, starts, parallel, done);

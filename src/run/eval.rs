@@ -14,8 +14,8 @@ pub use super::actors::{choose_agent, oracle_actor, AgentChoice};
 pub use super::episode::{
     run_episode, run_episode_observed, run_parallel, EvalActor, EvalEpisode, Starts,
 };
+use crate::agent::load_planning_agent;
 use crate::agent::AgentFile;
-use crate::agent::{load_planning_agent, OracleAgent};
 use crate::data::dataset_goals;
 use crate::data::episodes::wilson_interval;
 use crate::data::recording::{ProtocolOverrides, RecordedEpisode, Recording};

@@ -199,6 +199,7 @@ struct Session {
     episodes_done: u64,
     successes: u64,
     drag: Option<(Option<usize>, V2)>,
+    #[cfg_attr(not(feature = "torch"), allow(dead_code))]
     probe: Option<SubgoalProbe>,
     manual: [f32; 2],
     episode_pause: Duration,

@@ -5,6 +5,7 @@ pub mod env;
 pub mod geometry;
 pub mod render;
 pub mod scene;
+mod scene_check;
 pub mod shipped;
 pub mod stream;
 pub mod vec_env;

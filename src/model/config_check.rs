@@ -1,0 +1,237 @@
+//! Checking a model configuration: ranges, weights and the device, each refusal naming the
+//! file, the key and what was expected.
+
+use std::path::Path;
+
+use super::config::*;
+use crate::error::InputError;
+
+impl ModelConfig {
+    /// Checks every table; errors name the key.
+    pub fn validate(&self, path: &Path) -> Result<(), InputError> {
+        let bad = |key: &str, msg: String| Err(InputError::new(path, key, msg));
+        let p = &self.perception;
+        if p.latent_dim < 1 || p.latent_dim > 4096 {
+            return bad(
+                "perception.latent_dim",
+                format!("expected 1..=4096, got {}", p.latent_dim),
+            );
+        }
+        if p.hidden < 1 {
+            return bad(
+                "perception.hidden",
+                format!("expected a positive width, got {}", p.hidden),
+            );
+        }
+        if self.level1.prediction_units == PredictionUnits::Step
+            && p.encoder != EncoderKind::Identity
+        {
+            return bad(
+                "level1.prediction_units",
+                "\"step\" needs a state model (perception.encoder = \"identity\"): a learned encoder's steps change as it trains".into(),
+            );
+        }
+        if p.encoder == EncoderKind::Identity && p.observation != ObservationKind::State {
+            return bad(
+                "perception.encoder",
+                "expected \"learned\" for pixel observations (\"identity\" reads a state vector)"
+                    .into(),
+            );
+        }
+        if p.observation == ObservationKind::Pixels
+            && (p.channels.is_empty() || p.channels.iter().any(|c| *c < 1))
+        {
+            return bad(
+                "perception.channels",
+                format!(
+                    "expected a non-empty list of positive channel counts, got {:?}",
+                    p.channels
+                ),
+            );
+        }
+        if self.level1.horizon < 1 {
+            return bad(
+                "level1.horizon",
+                format!("expected at least 1, got {}", self.level1.horizon),
+            );
+        }
+        if self.level1.hidden < 1 {
+            return bad(
+                "level1.hidden",
+                format!("expected a positive width, got {}", self.level1.hidden),
+            );
+        }
+        if !(1..=8).contains(&self.level1.predictor_layers) {
+            return bad(
+                "level1.predictor_layers",
+                format!(
+                    "expected 1 to 8 hidden layers, got {}",
+                    self.level1.predictor_layers
+                ),
+            );
+        }
+        if !(1..=16).contains(&self.level1.ensemble) {
+            return bad(
+                "level1.ensemble",
+                format!("expected 1 to 16 predictors, got {}", self.level1.ensemble),
+            );
+        }
+        check_weights(&self.level1.loss, "level1.loss", path)?;
+        let l2 = &self.level2;
+        if l2.enabled {
+            for (k, v) in [
+                ("k", l2.k),
+                ("dim", l2.dim),
+                ("macro_dim", l2.macro_dim),
+                ("jumps", l2.jumps),
+                ("hidden", l2.hidden),
+            ] {
+                if v < 1 {
+                    return bad(
+                        &format!("level2.{k}"),
+                        format!("expected at least 1, got {v}"),
+                    );
+                }
+            }
+            check_weights(&l2.loss, "level2.loss", path)?;
+        }
+        let c = &self.critic;
+        if c.enabled {
+            for (key, v) in [
+                ("hidden", c.hidden),
+                ("max_steps", c.max_steps),
+                ("node_stride", c.node_stride),
+                ("neighbours", c.neighbours),
+                ("sources", c.sources),
+                ("predicted_steps", c.predicted_steps),
+                ("steps", c.steps),
+                ("batch_size", c.batch_size),
+            ] {
+                if v < 1 {
+                    return bad(
+                        &format!("critic.{key}"),
+                        format!("expected at least 1, got {v}"),
+                    );
+                }
+            }
+            if c.metric_dim < 0 {
+                return bad(
+                    "critic.metric_dim",
+                    format!(
+                        "expected 0 (an MLP on both) or a dimension >= 1, got {}",
+                        c.metric_dim
+                    ),
+                );
+            }
+            if !(c.radius.is_finite() && c.radius > 0.0) {
+                return bad(
+                    "critic.radius",
+                    format!("expected a length > 0 (data steps), got {}", c.radius),
+                );
+            }
+            if !(c.input_noise.is_finite() && c.input_noise >= 0.0) {
+                return bad(
+                    "critic.input_noise",
+                    format!("expected a std >= 0 (data steps), got {}", c.input_noise),
+                );
+            }
+            if !(c.predicted.is_finite() && (0.0..=1.0).contains(&c.predicted)) {
+                return bad(
+                    "critic.predicted",
+                    format!("expected a fraction in [0, 1], got {}", c.predicted),
+                );
+            }
+            if !(c.learning_rate.is_finite() && c.learning_rate > 0.0) {
+                return bad(
+                    "critic.learning_rate",
+                    format!("expected a value > 0, got {}", c.learning_rate),
+                );
+            }
+        }
+        let t = &self.train;
+        if t.steps < 1 {
+            return bad(
+                "train.steps",
+                format!("expected at least 1, got {}", t.steps),
+            );
+        }
+        if t.batch_size < 2 {
+            return bad(
+                "train.batch_size",
+                format!(
+                    "expected at least 2 (variance needs a batch), got {}",
+                    t.batch_size
+                ),
+            );
+        }
+        if !(t.learning_rate.is_finite() && t.learning_rate > 0.0) {
+            return bad(
+                "train.learning_rate",
+                format!("expected a positive number, got {}", t.learning_rate),
+            );
+        }
+        if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
+            return bad(
+                "train.weight_decay",
+                format!("expected a number >= 0, got {}", t.weight_decay),
+            );
+        }
+        if t.validate_every < 1 {
+            return bad(
+                "train.validate_every",
+                format!("expected at least 1, got {}", t.validate_every),
+            );
+        }
+        if !(t.validation_fraction > 0.0 && t.validation_fraction < 1.0) {
+            return bad(
+                "train.validation_fraction",
+                format!(
+                    "expected a fraction in (0, 1), got {}",
+                    t.validation_fraction
+                ),
+            );
+        }
+        parse_device(&t.device, path)?;
+        Ok(())
+    }
+}
+
+fn check_weights(w: &LossWeights, key: &str, path: &Path) -> Result<(), InputError> {
+    for (k, v) in [
+        ("prediction", w.prediction),
+        ("std", w.std),
+        ("cov", w.cov),
+        ("time_sim", w.time_sim),
+        ("idm", w.idm),
+    ] {
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(InputError::new(
+                path,
+                format!("{key}.{k}"),
+                format!("expected a weight >= 0, got {v}"),
+            ));
+        }
+    }
+    if !(w.sigreg > 0.0 && w.sigreg < 1.0) {
+        return Err(InputError::new(
+            path,
+            format!("{key}.sigreg"),
+            format!("expected lambda in (0, 1), got {}", w.sigreg),
+        ));
+    }
+    if w.sigreg_projections < 1 {
+        return Err(InputError::new(
+            path,
+            format!("{key}.sigreg_projections"),
+            format!("expected at least 1, got {}", w.sigreg_projections),
+        ));
+    }
+    if !(w.ema_decay > 0.0 && w.ema_decay < 1.0) {
+        return Err(InputError::new(
+            path,
+            format!("{key}.ema_decay"),
+            format!("expected a decay in (0, 1), got {}", w.ema_decay),
+        ));
+    }
+    Ok(())
+}
