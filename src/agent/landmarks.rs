@@ -15,7 +15,6 @@ use crate::model::WorldModel;
 use crate::plan::landmarks::{
     farthest_points, kmeans, LandmarkConfig, LandmarkGraph, Placement, Subgoal,
 };
-use crate::plan::Unroll;
 
 use super::config::AgentFile;
 use super::load::*;

@@ -9,7 +9,7 @@ use crate::error::InputError;
 use crate::model::checkpoint::check_scene_matches;
 use crate::model::config::{ActionFrame, EncoderKind, ObservationKind};
 use crate::model::{ModelConfig, TrainedModel};
-use crate::plan::{ActionBox, Objective, Planner, Unroll};
+use crate::plan::ActionBox;
 use crate::sim::{Env, Scene};
 
 use super::config::{AgentFile, PlanningConfig};

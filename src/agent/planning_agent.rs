@@ -7,7 +7,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::model::{TrainedModel, WorldModel};
 use crate::plan::oracle::{SandboxEncoded, SandboxModel};
-use crate::plan::{make_planner, shift_plan, ActionBox, Objective, Planner, Unroll};
+use crate::plan::{make_planner, shift_plan, ActionBox, Planner, Unroll};
 use crate::sim::{Env, Observation};
 
 use super::config::{AgentFile, DynamicsRole, PlanningConfig, SeenBy};

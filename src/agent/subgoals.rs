@@ -6,7 +6,7 @@ use tch::Tensor;
 use crate::cost::{CostConfig, EnsembleCost, GoalCost, SubgoalCost};
 use crate::model::WorldModel;
 use crate::plan::hierarchical::{plan_lower, plan_upper};
-use crate::plan::{shift_plan, ActionBox, Objective, Plan, Planner, Unroll};
+use crate::plan::{shift_plan, ActionBox, Objective, Plan, Unroll};
 
 use super::config::PlanningConfig;
 use super::planning_agent::*;

@@ -41,37 +41,28 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let Args {
-        scene,
-        agent,
-        policy,
-        oracle,
-        seed,
-        episode,
-        out,
-        frames,
-        recording,
-        size,
-        device,
-    } = args;
     let s = crate::run::record::record(&crate::run::record::RecordOptions {
-        scene,
-        agent: agent.map(|a| crate::sim::shipped::resolve(&a, crate::sim::shipped::Kind::Agent)),
-        policy,
-        oracle,
-        seed,
-        episode,
-        gif: out.clone(),
-        frames,
-        recording,
-        size,
-        device,
+        scene: args.scene,
+        agent: args
+            .agent
+            .map(|a| crate::sim::shipped::resolve(&a, crate::sim::shipped::Kind::Agent)),
+        policy: args.policy,
+        oracle: args.oracle,
+        seed: args.seed,
+        episode: args.episode,
+        gif: args.out.clone(),
+        frames: args.frames,
+        recording: args.recording,
+        size: args.size,
+        device: args.device,
     })?;
     println!(
-        "{}: {} on {}, episode {episode} of seed {seed}: {} after {} steps; {} frames",
-        out.display(),
+        "{}: {} on {}, episode {} of seed {}: {} after {} steps; {} frames",
+        args.out.display(),
         s.actor,
         s.scene,
+        args.episode,
+        args.seed,
         if s.success { "success" } else { "no success" },
         s.steps,
         s.frames

@@ -40,37 +40,25 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let Args {
-        scene,
-        agent,
-        oracle,
-        replay,
-        seed,
-        paused,
-        speed,
-        frames,
-        screenshot,
-        width,
-        height,
-        device,
-    } = args;
     anyhow::ensure!(
-        screenshot.is_none() || frames.is_some(),
+        args.screenshot.is_none() || args.frames.is_some(),
         "--screenshot needs --frames N (the frame to capture)"
     );
     view(&crate::run::view::ViewOptions {
-        scene,
-        agent: agent.map(|a| crate::sim::shipped::resolve(&a, crate::sim::shipped::Kind::Agent)),
-        oracle,
-        replay,
-        seed,
-        paused,
-        speed,
-        frames,
-        screenshot,
-        width,
-        height,
-        device,
+        scene: args.scene,
+        agent: args
+            .agent
+            .map(|a| crate::sim::shipped::resolve(&a, crate::sim::shipped::Kind::Agent)),
+        oracle: args.oracle,
+        replay: args.replay,
+        seed: args.seed,
+        paused: args.paused,
+        speed: args.speed,
+        frames: args.frames,
+        screenshot: args.screenshot,
+        width: args.width,
+        height: args.height,
+        device: args.device,
     })
 }
 
