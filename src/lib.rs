@@ -3,7 +3,7 @@
 //!
 //! The modules are layers, lowest first; each imports only from those above it in this list
 //! (docs/architecture.md; `tests/layers.rs` keeps it so):
-//! [`error`] → [`sim`] (the sandbox) → [`data`] (datasets, the long-term memory) →
+//! [`error`] → [`device`] → [`sim`] (the sandbox) → [`data`] (datasets, the long-term memory) →
 //! `model` (the world model) → `cost` → `plan` → `agent` → `run` (episodes, eval, batch,
 //! bench) → `viewer` → [`cli`].
 
@@ -13,6 +13,7 @@ pub mod cli;
 #[cfg(feature = "torch")]
 pub mod cost;
 pub mod data;
+pub mod device;
 pub mod error;
 #[cfg(feature = "torch")]
 pub mod model;

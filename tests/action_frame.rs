@@ -2,6 +2,8 @@
 //! the agent (DINO-WM's relative Push-T actions). Training data is converted from the
 //! recorded targets, the agent turns planned offsets back into targets from its observed
 //! position, and a scene without position targets is refused.
+// Needs the world model (the default `torch` feature).
+#![cfg(feature = "torch")]
 
 mod common;
 

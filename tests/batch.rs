@@ -1,6 +1,8 @@
 //! `hjepa batch`, `merge` and `report`: resume after SIGKILL, shards merged equal the whole
 //! grid, the report agrees with the database, a training stage feeds the learned runs, and
 //! bad input is refused with exit 2 and the database untouched.
+// Needs the world model (the default `torch` feature).
+#![cfg(feature = "torch")]
 
 mod common;
 

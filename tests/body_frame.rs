@@ -4,6 +4,8 @@
 //! rotates and shifts the predicted states the same way), such a model trains and plays,
 //! and a learned encoder, agent-frame actions or a scene with another state layout are
 //! refused.
+// Needs the world model (the default `torch` feature).
+#![cfg(feature = "torch")]
 
 mod common;
 

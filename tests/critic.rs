@@ -1,6 +1,8 @@
 //! The critic's fitting stage on synthetic encodings: random walks in two rooms joined by a
 //! door, with z = position. The fitted cost-to-go must follow the path around the wall
 //! (what a planner needs), not the straight line through it.
+// Needs the world model (the default `torch` feature).
+#![cfg(feature = "torch")]
 
 use hjepa::model::config::Critic;
 use hjepa::model::critic::fit_critic_on;

@@ -1,5 +1,7 @@
 //! The reference pages stay true to the parser: every key an agent file may hold is listed in
 //! docs/agents.md, and every key listed there is one the parser accepts.
+// Needs the world model (the default `torch` feature).
+#![cfg(feature = "torch")]
 
 use std::collections::BTreeSet;
 use std::path::Path;

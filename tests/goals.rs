@@ -1,6 +1,8 @@
 //! Start/goal pairs from recorded trajectories (`hjepa eval --goals-from`, DINO-WM's
 //! protocol): windows start and aim exactly at recorded frames, are reproducible, never
 //! start at their goal, and bad datasets or criteria are named.
+// Needs the world model (the default `torch` feature).
+#![cfg(feature = "torch")]
 
 mod common;
 

@@ -12,6 +12,8 @@
 //! not a state model, a missing one, `dynamics_seen_by`, `dynamics_weight` or
 //! `dynamics_separate` without joining (the last also with one state model), or a weight of
 //! zero is refused.
+// Needs the world model (the default `torch` feature).
+#![cfg(feature = "torch")]
 
 mod common;
 

@@ -1,6 +1,8 @@
 //! The live session a viewer reads (no Bevy): frames carry the scene's geometry, the poses,
 //! the agent's expected path; controls pause, step, reset, change the seed, drag bodies and
 //! scrub replays.
+// Needs the world model (the default `torch` feature).
+#![cfg(feature = "torch")]
 
 mod common;
 

@@ -1,6 +1,8 @@
 //! The world model: training lowers the loss, the collapse alarm tells a collapsed encoder
 //! from a trained one, checkpoints round-trip exactly, resume equals an uninterrupted run,
 //! a trained encoder carries the agent's position, and bad input is refused with exit 2.
+// Needs the world model (the default `torch` feature).
+#![cfg(feature = "torch")]
 
 mod common;
 

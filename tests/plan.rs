@@ -1,5 +1,7 @@
 //! Planners against mock models with known minima, the hierarchical hand-down, warm start,
 //! MPC with the oracle model, the configurator's errors, and eval reproducibility.
+// Needs the world model (the default `torch` feature).
+#![cfg(feature = "torch")]
 
 mod common;
 
@@ -9,7 +11,7 @@ use hjepa::agent::{executed_offset, Actor, OracleAgent};
 use hjepa::cost::Reduce;
 use hjepa::plan::hierarchical::{plan_lower, plan_upper};
 use hjepa::plan::oracle::{SandboxEncoded, SandboxModel};
-use hjepa::plan::{make_planner, ActionBox, Objective, PlannerConfig, PlannerKind, Unroll};
+use hjepa::plan::{make_planner, ActionBox, Objective, PlannerConfig, PlannerKind, Search, Unroll};
 use hjepa::run::eval::run_episode;
 use hjepa::sim::{Env, Observation};
 use tch::{Kind, Tensor};
@@ -124,7 +126,12 @@ fn random_shooting_the_extension_example_reaches_a_target() {
         gain: 0.5,
     };
     let mut p = make_planner(&config(PlannerKind::Shooting, 500, 8, 3), 11);
-    let plan = p.plan(&unroll, &ReachLast { target }, &ActionBox::unit(2), None);
+    let plan = p.plan(Search {
+        unroll: &unroll,
+        objective: &ReachLast { target },
+        space: &ActionBox::unit(2),
+        warm: None,
+    });
     assert!(plan.cost_trace.windows(2).all(|w| w[1] <= w[0]));
     assert!(plan.cost < 0.05, "cost {}", plan.cost);
 }
@@ -147,7 +154,13 @@ fn plan_each(
                 (300, sampling_iterations)
             };
             let mut p = make_planner(&config(kind, samples, iterations, horizon), 7);
-            (kind, p.plan(unroll, objective, &ActionBox::unit(2), None))
+            let search = Search {
+                unroll,
+                objective,
+                space: &ActionBox::unit(2),
+                warm: None,
+            };
+            (kind, p.plan(search))
         })
         .collect()
 }
@@ -356,7 +369,12 @@ fn a_warm_start_needs_fewer_iterations_on_a_smooth_problem() {
     };
     let iterations_to = |warm: Option<&Tensor>| {
         let mut p = make_planner(&config(PlannerKind::Cem, 100, 40, 8), 5);
-        let plan = p.plan(&unroll, &objective, &ActionBox::unit(2), warm);
+        let plan = p.plan(Search {
+            unroll: &unroll,
+            objective: &objective,
+            space: &ActionBox::unit(2),
+            warm,
+        });
         plan.cost_trace
             .iter()
             .position(|c| *c < 0.05)

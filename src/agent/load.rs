@@ -21,7 +21,7 @@ use super::planning_agent::*;
 pub fn load_planning_agent(
     agent_path: &Path,
     scene: &Scene,
-    device: Option<&str>,
+    device: Option<crate::device::Device>,
     checkpoint: Option<&Path>,
 ) -> Result<PlanningAgent, InputError> {
     assemble_planning_agent(
@@ -39,7 +39,7 @@ pub fn assemble_planning_agent(
     agent: AgentFile,
     agent_path: &Path,
     scene: &Scene,
-    device: Option<&str>,
+    device: Option<crate::device::Device>,
     checkpoint: Option<&Path>,
 ) -> Result<PlanningAgent, InputError> {
     let Some(cfg) = agent.planning.clone() else {
@@ -53,36 +53,9 @@ pub fn assemble_planning_agent(
     let run = checkpoint
         .map(Path::to_path_buf)
         .unwrap_or_else(|| resolve_run(&cfg.checkpoint, agent_path));
-    if !run.join("checkpoint/meta.json").exists() && !run.join("checkpoint.old/meta.json").exists()
-    {
-        return Err(InputError::new(
-            agent_path,
-            "planning.checkpoint",
-            format!(
-                "no checkpoint at {} (train one with `hjepa train --agent {} --out {}`)",
-                run.display(),
-                agent_path.display(),
-                run.display()
-            ),
-        ));
-    }
     let device = agent.device(agent_path, device)?;
-    let trainer = TrainedModel::load(&run, Some(&agent.model), device)?;
+    let trainer = load_checkpoint(&run, &cfg, &agent, agent_path, device)?;
     let meta = trainer.meta.clone();
-    if (cfg.cost.critic > 0.0 || cfg.subgoal_critic > 0.0) && meta.critic.is_none() {
-        return Err(InputError::new(
-            agent_path,
-            if cfg.cost.critic > 0.0 {
-                "planning.cost.critic"
-            } else {
-                "planning.subgoal_critic"
-            },
-            format!(
-                "the critic of {} was never fitted (training stopped before its fitting stage): finish it with `hjepa train --resume`",
-                run.display()
-            ),
-        ));
-    }
     check_scene_matches(scene, &agent, &meta, &run)?;
     let peers = load_peers(&cfg, &agent, agent_path, scene, device)?;
     let dynamics = load_dynamics(&cfg, &agent, agent_path, scene, device)?;
@@ -102,17 +75,7 @@ pub fn assemble_planning_agent(
         .level1
         .state_frame
         .check_scene(&agent, scene, agent_path)?;
-    let (space, agent_position) = match agent.level1.action_frame {
-        ActionFrame::World => (ActionBox::of_space(&scene.agent.action), None),
-        ActionFrame::Agent => {
-            let names = Env::new(std::sync::Arc::new(scene.clone())).observation_state_names();
-            let x = names.iter().position(|n| n == "agent.x");
-            (
-                ActionBox::agent_offsets(&scene.agent.action),
-                Some(x.expect("checked: AgentPosition observed")),
-            )
-        }
-    };
+    let (space, agent_position) = action_space(&agent, scene);
     Ok(PlanningAgent {
         agent,
         cfg,
@@ -122,12 +85,67 @@ pub fn assemble_planning_agent(
         agent_position,
         memories: Vec::new(),
         peers,
-        waypoint_subgoals: false,
+        diagnostic: Diagnostic::None,
         landmarks,
-        sandbox_dynamics: false,
         sandbox: None,
         dynamics,
     })
+}
+
+/// The checkpoint of `run` (the agent file's, or the one given), weights only, with the
+/// critic the planning table asks for.
+fn load_checkpoint(
+    run: &Path,
+    cfg: &PlanningConfig,
+    agent: &AgentFile,
+    agent_path: &Path,
+    device: Device,
+) -> Result<TrainedModel, InputError> {
+    if !run.join("checkpoint/meta.json").exists() && !run.join("checkpoint.old/meta.json").exists()
+    {
+        return Err(InputError::new(
+            agent_path,
+            "planning.checkpoint",
+            format!(
+                "no checkpoint at {} (train one with `hjepa train --agent {} --out {}`)",
+                run.display(),
+                agent_path.display(),
+                run.display()
+            ),
+        ));
+    }
+    let trainer = TrainedModel::load(run, Some(&agent.model), device)?;
+    if (cfg.cost.critic > 0.0 || cfg.subgoal_critic > 0.0) && trainer.meta.critic.is_none() {
+        return Err(InputError::new(
+            agent_path,
+            if cfg.cost.critic > 0.0 {
+                "planning.cost.critic"
+            } else {
+                "planning.subgoal_critic"
+            },
+            format!(
+                "the critic of {} was never fitted (training stopped before its fitting stage): finish it with `hjepa train --resume`",
+                run.display()
+            ),
+        ));
+    }
+    Ok(trainer)
+}
+
+/// The box plans are searched in, and (acting in the agent's frame) where the agent's
+/// position sits in the observed state.
+fn action_space(agent: &AgentFile, scene: &Scene) -> (ActionBox, Option<usize>) {
+    match agent.level1.action_frame {
+        ActionFrame::World => (ActionBox::of_space(&scene.agent.action), None),
+        ActionFrame::Agent => {
+            let names = Env::new(std::sync::Arc::new(scene.clone())).observation_state_names();
+            let x = names.iter().position(|n| n == "agent.x");
+            (
+                ActionBox::agent_offsets(&scene.agent.action),
+                Some(x.expect("checked: AgentPosition observed")),
+            )
+        }
+    }
 }
 
 /// Loads the state models of `planning.dynamics` and checks that each can predict for the
@@ -140,9 +158,10 @@ pub(super) fn load_dynamics(
     scene: &Scene,
     device: Device,
 ) -> Result<Vec<TrainedModel>, InputError> {
-    let mut models = Vec::with_capacity(cfg.dynamics.len());
-    for (i, run) in cfg.dynamics.iter().enumerate() {
-        let key = match cfg.dynamics.len() {
+    let runs = cfg.dynamics.runs();
+    let mut models = Vec::with_capacity(runs.len());
+    for (i, run) in runs.iter().enumerate() {
+        let key = match runs.len() {
             1 => "planning.dynamics".to_string(),
             _ => format!("planning.dynamics[{i}]"),
         };

@@ -4,6 +4,7 @@
 //! [`OracleAgent`] runs the same planner with the sandbox as its model.
 
 pub mod config;
+mod dynamics;
 mod landmarks;
 pub mod load;
 mod objective;
@@ -14,12 +15,12 @@ mod subgoals;
 pub mod unroll;
 
 pub use crate::data::actor::{ActTiming, Actor, ScriptedActor};
-pub use config::{AgentFile, DynamicsRole, PlanningConfig, SeenBy};
+pub use config::{AgentFile, Dynamics, DynamicsRole, JoinedDynamics, PlanningConfig, SeenBy};
 pub use load::{
     assemble_planning_agent, committee_members, load_planning_agent, resolve_run, CommitteeMember,
 };
 pub use oracle::OracleAgent;
-pub use planning_agent::PlanningAgent;
+pub use planning_agent::{Diagnostic, PlanningAgent};
 pub use subgoal_probe::SubgoalProbe;
 pub use unroll::{
     executed_offset, AbstractUnroll, CommitteeUnroll, LatentUnroll, StateModelUnroll,

@@ -6,7 +6,9 @@ use tch::Tensor;
 
 use crate::cost::Reduce;
 use crate::plan::oracle::{SandboxModel, TrueCost};
-use crate::plan::{make_planner, shift_plan, ActionBox, Planner, PlannerConfig, PlannerKind};
+use crate::plan::{
+    make_planner, shift_plan, ActionBox, Planner, PlannerConfig, PlannerKind, Search,
+};
 use crate::sim::{Env, Observation, Scene};
 
 use super::planning_agent::*;
@@ -58,14 +60,14 @@ impl Actor for OracleAgent {
                 .unwrap_or_else(|| SandboxModel::scratch_env(env.scene()));
             let model = SandboxModel::new(env, scratch, self.space.clone());
             let warm = self.plan.as_ref().map(|p| shift_plan(p, self.executed));
-            let plan = self.planner.plan(
-                &model,
-                &TrueCost {
+            let plan = self.planner.plan(Search {
+                unroll: &model,
+                objective: &TrueCost {
                     reduce: self.reduce,
                 },
-                &self.space,
-                warm.as_ref(),
-            );
+                space: &self.space,
+                warm: warm.as_ref(),
+            });
             self.scratch = Some(model.into_scratch());
             self.plan = Some(plan.actions);
             self.executed = 0;

@@ -7,10 +7,10 @@ use tch::{Device, Kind, Tensor};
 
 use crate::model::{TrainedModel, WorldModel};
 use crate::plan::oracle::{SandboxEncoded, SandboxModel};
-use crate::plan::{make_planner, shift_plan, ActionBox, Planner, Unroll};
+use crate::plan::{make_planner, shift_plan, ActionBox, Planner, Search, Unroll};
 use crate::sim::{Env, Observation};
 
-use super::config::{AgentFile, DynamicsRole, PlanningConfig, SeenBy};
+use super::config::{AgentFile, PlanningConfig, SeenBy};
 use super::landmarks::*;
 use super::objective::*;
 use super::subgoals::*;
@@ -71,20 +71,31 @@ pub struct PlanningAgent {
     pub(super) memories: Vec<Option<Memory>>,
     /// The committee's further models (`planning.peers`), in the file's order.
     pub(super) peers: Vec<TrainedModel>,
-    /// Diagnostic (`hjepa eval --waypoint-subgoals`): a hierarchical agent's subgoal is the
-    /// abstract state of the agent at rest at the scene expert's next waypoint, read from the
-    /// true state in `Actor::act`, instead of the upper level's plan.
-    pub waypoint_subgoals: bool,
+    /// A diagnostic that replaces a part of the agent by the sandbox's truth, or none.
+    pub diagnostic: Diagnostic,
     /// The landmark graph (`[planning.landmarks]`).
     pub(super) landmarks: Option<Landmarks>,
-    /// Diagnostic (`hjepa eval --sandbox-dynamics`): level 1 plans on the sandbox's own
-    /// dynamics (candidates replayed on it, their observations encoded) instead of the
-    /// predictor's, with the agent's cost; read from the env in `Actor::act`.
-    pub sandbox_dynamics: bool,
-    /// The sandbox at sandbox 0's last replan (with `sandbox_dynamics`).
+    /// The sandbox at sandbox 0's last replan (with [`Diagnostic::SandboxDynamics`]).
     pub(super) sandbox: Option<SandboxModel>,
     /// The state models that predict the candidates (`planning.dynamics`), in the file's order.
     pub(super) dynamics: Vec<TrainedModel>,
+}
+
+/// Diagnostics that replace a part of the learned agent by the sandbox's truth, to tell
+/// whose failure an episode is. Both read the true state in `Actor::act`, so they serve one
+/// sandbox at a time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Diagnostic {
+    #[default]
+    None,
+    /// `hjepa eval --waypoint-subgoals`: a hierarchical agent's subgoal is the abstract state
+    /// of the agent at rest at the scene expert's next waypoint, instead of the upper
+    /// level's plan.
+    WaypointSubgoals,
+    /// `hjepa eval --sandbox-dynamics`: level 1 plans on the sandbox's own dynamics
+    /// (candidates replayed on it, their observations encoded) instead of the predictor's,
+    /// with the agent's cost.
+    SandboxDynamics,
 }
 
 impl PlanningAgent {
@@ -149,7 +160,7 @@ impl PlanningAgent {
     }
 
     /// Before a lower-level replan of sandbox 0, snapshots the env for planning on its
-    /// dynamics (`sandbox_dynamics`).
+    /// dynamics ([`Diagnostic::SandboxDynamics`]).
     fn snapshot_sandbox(&mut self, env: &Env) {
         if !self.first_replan_due() {
             return;
@@ -290,21 +301,11 @@ impl PlanningAgent {
         let sandbox = self
             .sandbox
             .as_ref()
-            .filter(|_| self.sandbox_dynamics && slot == 0);
+            .filter(|_| self.diagnostic == Diagnostic::SandboxDynamics && slot == 0);
         let correct = self.cfg.offset_correction && sandbox.is_none();
-        let offset = match (&m.replanned_from, &m.plan) {
-            (Some(z_prev), Some(plan)) if correct && m.executed > 0 => {
-                let from_last = LatentUnroll {
-                    model,
-                    z0: z_prev.shallow_clone(),
-                    offset: None,
-                    each_member: false,
-                };
-                let taken = self.space.project(&plan.narrow(0, 0, m.executed));
-                Some(executed_offset(&from_last, &taken, &z0))
-            }
-            _ => None,
-        };
+        let offset = correct
+            .then(|| offset_since_last_replan(model, &self.space, m, &z0))
+            .flatten();
         m.replanned_from = Some(z0.shallow_clone());
         let latent = LatentUnroll {
             model,
@@ -314,44 +315,15 @@ impl PlanningAgent {
         };
         let (kind, device) = (self.agent.perception.observation, self.device);
         let encode = |obs: &[&Observation]| encode_observations(model, kind, device, obs);
-        // The state models (`planning.dynamics`) predict for every scorer's encoder, or
-        // join the committee as one more model seen through the checkpoint's encoder (or,
-        // `dynamics_seen_by = "every"`, through each model's).
-        let join = self.cfg.dynamics_role == DynamicsRole::Join;
-        let every_encoder = !join || self.cfg.dynamics_seen_by == SeenBy::Every;
-        let on_states = (sandbox.is_none() && !self.dynamics.is_empty()).then(|| {
-            let dynamics: Vec<&WorldModel> = self.dynamics.iter().map(|d| &d.model).collect();
-            StateModelUnroll {
-                each_member: dynamics.iter().map(|d| d.members()).sum::<i64>() > 1,
-                dynamics,
-                s0,
-                encoders: match every_encoder {
-                    false => vec![model],
-                    true => std::iter::once(model)
-                        .chain(self.peers.iter().map(|p| &p.model))
-                        .collect(),
-                },
-            }
-        });
-        let (on_states, joining) = match join {
-            true => (None, on_states),
-            false => (on_states, None),
+        let (on_states, joining) = match sandbox {
+            Some(_) => (None, None),
+            None => state_model_unrolls(&self.cfg, model, &self.dynamics, &self.peers, s0),
         };
         // Under the sandbox diagnostic the committee's predictors are replaced too.
         let committee = (sandbox.is_none()
             && on_states.is_none()
             && (!self.peers.is_empty() || joining.is_some()))
-        .then(|| CommitteeUnroll {
-            models: std::iter::once(latent.shallow())
-                .chain(self.peers.iter().zip(&peers_z0).map(|(p, z)| LatentUnroll {
-                    model: &p.model,
-                    z0: z.shallow_clone(),
-                    offset: None,
-                    each_member: p.model.members() > 1,
-                }))
-                .collect(),
-            state_model: joining,
-        });
+        .then(|| committee_unroll(&latent, &self.peers, &peers_z0, joining));
         let on_sandbox;
         let (unroll, members): (&dyn Unroll, i64) = match sandbox {
             Some(sandbox) => {
@@ -380,7 +352,7 @@ impl PlanningAgent {
         let plan = if self.cfg.hierarchical() {
             // The upper level, at its own rate: a landmark of the graph, or the first state
             // of a macro-action plan (unless the waypoint diagnostic set the subgoal).
-            if !self.waypoint_subgoals {
+            if self.diagnostic != Diagnostic::WaypointSubgoals {
                 if let Some(lm) = &self.landmarks {
                     lm.refresh_subgoal(model, m, &z0);
                 }
@@ -388,61 +360,173 @@ impl PlanningAgent {
             }
             plan_toward_subgoal(&self.cfg, model, m, &search)
         } else {
-            // The checkpoint's model, then the peers (when the unroll runs them).
-            let mut scorers = vec![FlatScorer {
+            let goals = Goals {
+                z: &m.goal_z,
+                h: m.goal_h.as_ref(),
+                peers: &m.peer_goals,
+            };
+            let scorers = flat_scorers(
+                &self.cfg,
                 model,
-                goal_z: &m.goal_z,
-                goal_h: m.goal_h.as_ref(),
-                rows: members,
-                weight: 1.0,
-            }];
-            if committee.is_some() || (on_states.is_some() && !self.peers.is_empty()) {
-                scorers.extend(
-                    self.peers
-                        .iter()
-                        .zip(&m.peer_goals)
-                        .map(|(p, g)| FlatScorer {
-                            model: &p.model,
-                            goal_z: &g.z,
-                            goal_h: g.h.as_ref(),
-                            rows: match &on_states {
-                                Some(s) => s.rows(),
-                                None => p.model.members(),
-                            },
-                            weight: 1.0,
-                        }),
-                );
-            }
-            // The state models that joined, scored by the checkpoint's encoder (and the
-            // peers', seen by every one): pooled, one scorer per encoder; separate, one per
-            // encoder and state model, in the unroll's order (encoder-, then model-major).
-            if let Some(joined) = committee.as_ref().and_then(|c| c.state_model.as_ref()) {
-                let seen_by = joined.encoders.len();
-                let weight = self.cfg.dynamics_weight;
-                let encoders = std::iter::once((model, &m.goal_z, m.goal_h.as_ref())).chain(
-                    self.peers
-                        .iter()
-                        .zip(&m.peer_goals)
-                        .map(|(p, g)| (&p.model, &g.z, g.h.as_ref())),
-                );
-                let blocks = joined.scorer_blocks(self.cfg.dynamics_separate);
-                for (model, goal_z, goal_h) in encoders.take(seen_by) {
-                    scorers.extend(blocks.iter().map(|&rows| FlatScorer {
-                        model,
-                        goal_z,
-                        goal_h,
-                        rows,
-                        weight,
-                    }));
-                }
-            }
+                &self.peers,
+                goals,
+                members,
+                committee.as_ref(),
+                on_states.as_ref(),
+            );
             let objective = flat_objective(&self.cfg, &scorers, search.disagreement);
-            m.planner
-                .plan(search.unroll, objective.as_ref(), search.space, search.warm)
+            m.planner.plan(Search {
+                unroll: search.unroll,
+                objective: objective.as_ref(),
+                space: search.space,
+                warm: search.warm,
+            })
         };
         m.plan = Some(plan.actions);
         m.executed = 0;
     }
+}
+
+/// The state models' unroll (`planning.dynamics`), from their states `s0`: predicting for
+/// every scorer's encoder (replacing the predictors; first), or joining the committee as one
+/// more model seen through the checkpoint's encoder (or, `dynamics_seen_by = "every"`,
+/// through each model's; second).
+fn state_model_unrolls<'a>(
+    cfg: &PlanningConfig,
+    model: &'a WorldModel,
+    dynamics: &'a [TrainedModel],
+    peers: &'a [TrainedModel],
+    s0: Vec<Tensor>,
+) -> (Option<StateModelUnroll<'a>>, Option<StateModelUnroll<'a>>) {
+    let joined = cfg.dynamics.joined();
+    let every_encoder = joined.is_none_or(|j| j.seen_by == SeenBy::Every);
+    let on_states = (!dynamics.is_empty()).then(|| {
+        let dynamics: Vec<&WorldModel> = dynamics.iter().map(|d| &d.model).collect();
+        StateModelUnroll {
+            each_member: dynamics.iter().map(|d| d.members()).sum::<i64>() > 1,
+            dynamics,
+            s0,
+            encoders: match every_encoder {
+                false => vec![model],
+                true => std::iter::once(model)
+                    .chain(peers.iter().map(|p| &p.model))
+                    .collect(),
+            },
+        }
+    });
+    match joined.is_some() {
+        true => (None, on_states),
+        false => (on_states, None),
+    }
+}
+
+/// The checkpoint's latent unroll, the peers' from their own encodings `peers_z0`, and the
+/// state models that join them (last).
+fn committee_unroll<'a>(
+    latent: &LatentUnroll<'a>,
+    peers: &'a [TrainedModel],
+    peers_z0: &[Tensor],
+    joining: Option<StateModelUnroll<'a>>,
+) -> CommitteeUnroll<'a> {
+    CommitteeUnroll {
+        models: std::iter::once(latent.shallow())
+            .chain(peers.iter().zip(peers_z0).map(|(p, z)| LatentUnroll {
+                model: &p.model,
+                z0: z.shallow_clone(),
+                offset: None,
+                each_member: p.model.members() > 1,
+            }))
+            .collect(),
+        state_model: joining,
+    }
+}
+
+/// Offset-free MPC: the gap between the observed `z0` and what the model predicted for it
+/// from the last replan's z and the actions taken since (per step); None before that.
+fn offset_since_last_replan(
+    model: &WorldModel,
+    space: &ActionBox,
+    m: &Memory,
+    z0: &Tensor,
+) -> Option<Tensor> {
+    let (Some(z_prev), Some(plan)) = (&m.replanned_from, &m.plan) else {
+        return None;
+    };
+    if m.executed == 0 {
+        return None;
+    }
+    let from_last = LatentUnroll {
+        model,
+        z0: z_prev.shallow_clone(),
+        offset: None,
+        each_member: false,
+    };
+    let taken = space.project(&plan.narrow(0, 0, m.executed));
+    Some(executed_offset(&from_last, &taken, z0))
+}
+
+/// The goal as each scorer's encoder sees it (borrowed from a sandbox's memory).
+#[derive(Clone, Copy)]
+struct Goals<'a> {
+    z: &'a Tensor,
+    h: Option<&'a Tensor>,
+    peers: &'a [PeerGoal],
+}
+
+/// Who scores a flat plan's candidates: the checkpoint's model, then the peers (when the
+/// unroll runs them), then the state models that joined, scored by the checkpoint's
+/// encoder (and the peers', seen by every one): pooled, one scorer per encoder; separate,
+/// one per encoder and state model, in the unroll's order (encoder-, then model-major).
+fn flat_scorers<'a>(
+    cfg: &PlanningConfig,
+    model: &'a WorldModel,
+    peers: &'a [TrainedModel],
+    goals: Goals<'a>,
+    members: i64,
+    committee: Option<&CommitteeUnroll>,
+    on_states: Option<&StateModelUnroll>,
+) -> Vec<FlatScorer<'a>> {
+    let mut scorers = vec![FlatScorer {
+        model,
+        goal_z: goals.z,
+        goal_h: goals.h,
+        rows: members,
+        weight: 1.0,
+    }];
+    if committee.is_some() || (on_states.is_some() && !peers.is_empty()) {
+        scorers.extend(peers.iter().zip(goals.peers).map(|(p, g)| FlatScorer {
+            model: &p.model,
+            goal_z: &g.z,
+            goal_h: g.h.as_ref(),
+            rows: match on_states {
+                Some(s) => s.rows(),
+                None => p.model.members(),
+            },
+            weight: 1.0,
+        }));
+    }
+    if let Some(joined) = committee.and_then(|c| c.state_model.as_ref()) {
+        let seen_by = joined.encoders.len();
+        let config = cfg.dynamics.joined();
+        let weight = config.map_or(1.0, |j| j.weight);
+        let encoders = std::iter::once((model, goals.z, goals.h)).chain(
+            peers
+                .iter()
+                .zip(goals.peers)
+                .map(|(p, g)| (&p.model, &g.z, g.h.as_ref())),
+        );
+        let blocks = joined.scorer_blocks(config.is_some_and(|j| j.separate));
+        for (model, goal_z, goal_h) in encoders.take(seen_by) {
+            scorers.extend(blocks.iter().map(|&rows| FlatScorer {
+                model,
+                goal_z,
+                goal_h,
+                rows,
+                weight,
+            }));
+        }
+    }
+    scorers
 }
 
 impl Actor for PlanningAgent {
@@ -452,11 +536,10 @@ impl Actor for PlanningAgent {
     }
 
     fn act(&mut self, env: &Env, obs: &Observation) -> ([f32; 2], ActTiming) {
-        if self.waypoint_subgoals {
-            self.set_waypoint_subgoal(env);
-        }
-        if self.sandbox_dynamics {
-            self.snapshot_sandbox(env);
+        match self.diagnostic {
+            Diagnostic::None => {}
+            Diagnostic::WaypointSubgoals => self.set_waypoint_subgoal(env),
+            Diagnostic::SandboxDynamics => self.snapshot_sandbox(env),
         }
         self.act_batch(&[0], &[obs])[0]
     }

@@ -43,9 +43,9 @@ pub enum BenchCommand {
         /// Seconds to run each row.
         #[arg(long, default_value_t = 2.0)]
         seconds: f64,
-        /// cpu or cuda (default: the agent file's).
+        /// cpu, cuda or cuda:N (default: the agent file's).
         #[arg(long)]
-        device: Option<String>,
+        device: Option<crate::device::Device>,
     },
 }
 
@@ -64,10 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         #[cfg(feature = "torch")]
         BenchCommand::Model { seconds, device } => {
-            println!(
-                "{}",
-                crate::run::bench::model_table(seconds, device.as_deref())?
-            );
+            println!("{}", crate::run::bench::model_table(seconds, device)?);
         }
     }
     Ok(())

@@ -1,5 +1,6 @@
 //! `hjepa collect`: record a dataset with a scripted policy, or with a planning agent.
 
+use crate::device::Device;
 use std::path::PathBuf;
 
 use crate::data::{CollectSummary, PolicyKind};
@@ -50,9 +51,9 @@ pub struct Args {
     /// With --agent: sandboxes the agent serves at once (see `eval --parallel`).
     #[arg(long, default_value_t = 1, requires = "agent")]
     parallel: usize,
-    /// With --agent: cpu or cuda (overrides the agent file).
+    /// With --agent: cpu, cuda or cuda:N (overrides the agent file).
     #[arg(long, requires = "agent")]
-    device: Option<String>,
+    device: Option<Device>,
 }
 
 pub fn run(mut args: Args) -> anyhow::Result<()> {
@@ -75,31 +76,21 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
 /// `--agent`: the agent file's planner plays its own scene toward `--goals-from`'s windows.
 #[cfg(feature = "torch")]
 fn with_agent(agent: &str, args: Args) -> anyhow::Result<(CollectSummary, PathBuf)> {
-    let Args {
-        scene,
-        episodes,
-        policy,
-        out,
-        seed,
-        shard_episodes,
-        goals_from,
-        goal_offset,
-        max_steps,
-        success,
-        parallel,
-        device,
-        ..
-    } = args;
     let agent_path = crate::agent::AgentFile::resolve_path(agent);
-    if policy.is_some() || scene.is_some() {
+    if args.policy.is_some() || args.scene.is_some() {
+        let flag = if args.policy.is_some() {
+            "--policy"
+        } else {
+            "--scene"
+        };
         return Err(InputError::new(
             &agent_path,
-            if policy.is_some() { "--policy" } else { "--scene" },
+            flag,
             "--agent plays the agent file's own scene with its planner: leave out --policy and --scene",
         )
         .into());
     }
-    let Some(out) = out else {
+    let Some(out) = args.out else {
         return Err(InputError::new(
             &agent_path,
             "--out",
@@ -109,16 +100,16 @@ fn with_agent(agent: &str, args: Args) -> anyhow::Result<(CollectSummary, PathBu
     };
     let opts = crate::run::agent_data::AgentCollectOptions {
         agent_path,
-        goals_from: goals_from.expect("clap requires it"),
-        goal_offset,
-        max_steps: max_steps.expect("clap requires it"),
-        success,
+        goals_from: args.goals_from.expect("clap requires it"),
+        goal_offset: args.goal_offset,
+        max_steps: args.max_steps.expect("clap requires it"),
+        success: args.success,
         out,
-        episodes,
-        seed,
-        shard_episodes,
-        parallel: parallel.max(1),
-        device,
+        episodes: args.episodes,
+        seed: args.seed,
+        shard_episodes: args.shard_episodes,
+        parallel: args.parallel.max(1),
+        device: args.device,
         progress: true,
     };
     Ok((crate::run::agent_data::collect_with_agent(&opts)?, opts.out))
@@ -137,32 +128,22 @@ fn with_agent(agent: &str, _args: Args) -> anyhow::Result<(CollectSummary, PathB
 }
 
 fn scripted(args: Args) -> anyhow::Result<(CollectSummary, PathBuf)> {
-    let Args {
-        scene,
-        episodes,
-        policy,
-        out,
-        seed,
-        noise,
-        shard_episodes,
-        threads,
-        ..
-    } = args;
-    let scene = scene.unwrap_or_else(|| "two_rooms".into());
+    let scene = args.scene.unwrap_or_else(|| "two_rooms".into());
     let opts = crate::data::CollectOptions {
         scene_path: Scene::resolve_path(&scene),
-        out: out.unwrap_or_else(|| {
+        out: args.out.unwrap_or_else(|| {
             let name = std::path::Path::new(&scene)
                 .file_stem()
                 .map_or("data".into(), |n| n.to_string_lossy());
             PathBuf::from("data").join(name.as_ref())
         }),
-        episodes,
-        policy: policy.unwrap_or(PolicyKind::SmoothWalk),
-        noise,
-        seed,
-        shard_episodes,
-        threads: threads
+        episodes: args.episodes,
+        policy: args.policy.unwrap_or(PolicyKind::SmoothWalk),
+        noise: args.noise,
+        seed: args.seed,
+        shard_episodes: args.shard_episodes,
+        threads: args
+            .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         progress: true,
     };

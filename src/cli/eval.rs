@@ -1,5 +1,8 @@
 //! `hjepa eval`: closed-loop evaluation of a planning agent.
 
+use crate::agent::Diagnostic;
+use crate::device::Device;
+use crate::run::eval::{EvalMode, EvalOptions};
 use std::path::PathBuf;
 
 // The flags of `hjepa eval` (its --help text is the doc comment on `Command::Eval`).
@@ -38,9 +41,9 @@ pub struct Args {
     /// Skip the random-policy floor.
     #[arg(long)]
     no_random_floor: bool,
-    /// cpu or cuda (overrides the agent file).
+    /// cpu, cuda or cuda:N (overrides the agent file).
     #[arg(long)]
-    device: Option<String>,
+    device: Option<Device>,
     /// Per-episode results file (JSON lines).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -78,45 +81,30 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// The evaluation the flags ask for, with a progress bar.
-fn options(args: Args) -> crate::run::eval::EvalOptions {
-    let Args {
-        agent,
-        scene,
-        episodes,
-        seed,
-        oracle,
-        waypoint_subgoals,
-        sandbox_dynamics,
-        only,
-        no_random_floor,
-        device,
-        out,
-        record,
-        parallel,
-        goals_from,
-        goal_offset,
-        max_steps,
-        success,
-    } = args;
-    crate::run::eval::EvalOptions {
-        agent_path: crate::agent::AgentFile::resolve_path(&agent),
-        scene,
-        episodes,
-        seed,
-        oracle,
-        waypoint_subgoals,
-        sandbox_dynamics,
-        only,
+fn options(args: Args) -> EvalOptions {
+    let mode = match (args.oracle, args.waypoint_subgoals, args.sandbox_dynamics) {
+        (true, _, _) => EvalMode::Oracle,
+        (_, true, _) => EvalMode::Diagnose(Diagnostic::WaypointSubgoals),
+        (_, _, true) => EvalMode::Diagnose(Diagnostic::SandboxDynamics),
+        _ => EvalMode::Learned,
+    };
+    EvalOptions {
+        agent_path: crate::agent::AgentFile::resolve_path(&args.agent),
+        scene: args.scene,
+        episodes: args.episodes,
+        seed: args.seed,
+        mode,
+        only: args.only,
         checkpoint: None,
-        device,
-        out,
-        random_floor: !no_random_floor,
-        record,
-        parallel: parallel.max(1),
+        device: args.device,
+        out: args.out,
+        random_floor: !args.no_random_floor,
+        record: args.record,
+        parallel: args.parallel.max(1),
         progress: true,
-        goals_from,
-        goal_offset,
-        max_steps,
-        success,
+        goals_from: args.goals_from,
+        goal_offset: args.goal_offset,
+        max_steps: args.max_steps,
+        success: args.success,
     }
 }

@@ -10,10 +10,10 @@ pub fn run() -> anyhow::Result<()> {
         "libtorch: ok (sum of [1, 2, 3] = {sum}), {} intra-op threads",
         tch::get_num_threads()
     );
-    let backend = crate::model::device::load_cuda_backend();
+    let backend = crate::model::cuda::load_cuda_backend();
     println!(
         "cuda: available {}, {} device(s){}",
-        crate::model::device::cuda_available(),
+        crate::model::cuda::cuda_available(),
         tch::Cuda::device_count(),
         backend.err().map(|e| format!(" ({e})")).unwrap_or_default()
     );

@@ -29,6 +29,37 @@ pub mod view;
 
 pub use view::view;
 
+/// Who acts in `hjepa record` and `hjepa view` (flattened into their flags).
+#[derive(clap::Args, Debug)]
+pub struct ActorArgs {
+    /// Scene (default: the agent's, else two_rooms).
+    #[arg(long)]
+    scene: Option<String>,
+    /// Agent file with a [planning] table (a path, or a shipped agent's name); without
+    /// one, a scripted --policy acts (record) or you drive (view).
+    #[arg(long)]
+    agent: Option<String>,
+    /// Plan with the sandbox itself as the model (with --agent).
+    #[arg(long)]
+    oracle: bool,
+    /// cpu, cuda or cuda:N (overrides the agent file).
+    #[arg(long)]
+    device: Option<crate::device::Device>,
+}
+
+impl From<ActorArgs> for crate::run::actors::ActorSpec {
+    fn from(a: ActorArgs) -> Self {
+        crate::run::actors::ActorSpec {
+            scene: a.scene,
+            agent: a
+                .agent
+                .map(|a| crate::sim::shipped::resolve(&a, crate::sim::shipped::Kind::Agent)),
+            oracle: a.oracle,
+            device: a.device,
+        }
+    }
+}
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};

@@ -1,5 +1,6 @@
 //! `hjepa probe`: diagnose a trained run and plot its training curves.
 
+use crate::device::Device;
 use std::path::PathBuf;
 
 // The flags of `hjepa probe` (its --help text is the doc comment on `Command::Probe`).
@@ -10,13 +11,14 @@ pub struct Args {
     /// Dataset to probe on (default: the one the run was trained on).
     #[arg(long)]
     data: Option<PathBuf>,
+    /// cpu, cuda or cuda:N (overrides the agent file).
     #[arg(long)]
-    device: Option<String>,
+    device: Option<Device>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let Args { run, data, device } = args;
-    let d = crate::model::train::probe(&run, data.as_deref(), device.as_deref())?;
+    let d = crate::model::train::probe(&run, data.as_deref(), device)?;
     println!("{}", d.summary());
     // The curves over training come from the run's metrics log, when it has one.
     if run.join("metrics.jsonl").exists() {

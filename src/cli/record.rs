@@ -7,18 +7,10 @@ use crate::data::PolicyKind;
 // The flags of `hjepa record` (its --help text is the doc comment on `Command::Record`).
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Scene (default: the agent's, else two_rooms).
-    #[arg(long)]
-    scene: Option<String>,
-    /// Agent file with a [planning] table (a path, or a shipped agent's name); without
-    /// one, --policy acts.
-    #[arg(long)]
-    agent: Option<String>,
+    #[command(flatten)]
+    actor: super::ActorArgs,
     #[arg(long, value_enum, default_value = "waypoint")]
     policy: PolicyKind,
-    /// Plan with the sandbox as the model (with --agent).
-    #[arg(long)]
-    oracle: bool,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Episode of the seeded sequence (the pairs `hjepa eval --seed` plays).
@@ -36,25 +28,18 @@ pub struct Args {
     /// Longest side of the frames, pixels.
     #[arg(long, default_value_t = 320)]
     size: u32,
-    #[arg(long)]
-    device: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let s = crate::run::record::record(&crate::run::record::RecordOptions {
-        scene: args.scene,
-        agent: args
-            .agent
-            .map(|a| crate::sim::shipped::resolve(&a, crate::sim::shipped::Kind::Agent)),
+        actor: args.actor.into(),
         policy: args.policy,
-        oracle: args.oracle,
         seed: args.seed,
         episode: args.episode,
         gif: args.out.clone(),
         frames: args.frames,
         recording: args.recording,
         size: args.size,
-        device: args.device,
     })?;
     println!(
         "{}: {} on {}, episode {} of seed {}: {} after {} steps; {} frames",

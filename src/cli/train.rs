@@ -1,5 +1,6 @@
 //! `hjepa train`: train an agent file's world model, or its whole committee.
 
+use crate::device::Device;
 use std::path::{Path, PathBuf};
 
 // The flags of `hjepa train` (its --help text is the doc comment on `Command::Train`).
@@ -35,9 +36,9 @@ pub struct Args {
     /// no further steps, ones not begun start).
     #[arg(long)]
     resume: bool,
-    /// cpu or cuda (overrides the agent file).
+    /// cpu, cuda or cuda:N (overrides the agent file).
     #[arg(long)]
-    device: Option<String>,
+    device: Option<Device>,
     /// Total steps to reach (default: the agent file's train.steps; a cosine learning-rate
     /// schedule still runs over train.steps, so --steps may not exceed it then).
     #[arg(long)]
@@ -87,7 +88,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             shares: shares.clone(),
             out: out.clone(),
             resume,
-            device: device.clone(),
+            device,
             steps,
             seed,
             progress: true,

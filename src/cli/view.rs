@@ -5,15 +5,8 @@ use std::path::PathBuf;
 // The flags of `hjepa view` (its --help text is the doc comment on `Command::View`).
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    #[arg(long)]
-    scene: Option<String>,
-    /// Agent file with a [planning] table (a path, or a shipped agent's name); without
-    /// one, you drive the agent.
-    #[arg(long)]
-    agent: Option<String>,
-    /// Run the agent file's planner with the sandbox as its model.
-    #[arg(long)]
-    oracle: bool,
+    #[command(flatten)]
+    actor: super::ActorArgs,
     /// A recording to play (hjepa eval --record, hjepa record --recording).
     #[arg(long)]
     replay: Option<PathBuf>,
@@ -35,8 +28,6 @@ pub struct Args {
     width: u32,
     #[arg(long, default_value_t = 720)]
     height: u32,
-    #[arg(long)]
-    device: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -45,11 +36,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "--screenshot needs --frames N (the frame to capture)"
     );
     view(&crate::run::view::ViewOptions {
-        scene: args.scene,
-        agent: args
-            .agent
-            .map(|a| crate::sim::shipped::resolve(&a, crate::sim::shipped::Kind::Agent)),
-        oracle: args.oracle,
+        actor: args.actor.into(),
         replay: args.replay,
         seed: args.seed,
         paused: args.paused,
@@ -58,7 +45,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         screenshot: args.screenshot,
         width: args.width,
         height: args.height,
-        device: args.device,
     })
 }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crossbeam_channel::unbounded;
+use crossbeam_channel::{unbounded, Receiver, Sender};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::dataset::{
@@ -240,13 +240,10 @@ pub(crate) fn list_shard(
     manifest.save(out)
 }
 
+/// Records the dataset `opts` asks for, or the shards it still lacks.
 pub fn collect(opts: &CollectOptions) -> anyhow::Result<CollectSummary> {
     check_counts(&opts.out, opts.episodes, opts.shard_episodes)?;
-    let source = crate::sim::shipped::read(&opts.scene_path, crate::sim::shipped::Kind::Scene)
-        .map_err(|e| {
-            InputError::new(&opts.scene_path, "", format!("cannot read scene file: {e}"))
-        })?;
-    let scene = Arc::new(Scene::parse(&source, &opts.scene_path)?);
+    let (source, scene) = read_scene(&opts.scene_path)?;
     let fresh = fresh_manifest(
         &scene,
         &source,
@@ -267,8 +264,36 @@ pub fn collect(opts: &CollectOptions) -> anyhow::Result<CollectSummary> {
     let bar = collect_bar(opts.progress, &manifest, format!("collect {}", scene.name));
 
     let start = Instant::now();
+    let (shards_written, steps_recorded) = record_shards(opts, &scene, &mut manifest, &todo, &bar)?;
+    bar.finish_and_clear();
+    Ok(CollectSummary {
+        episodes_total: manifest.episodes,
+        episodes_recorded: to_record,
+        shards_written,
+        steps_recorded,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// The scene file's text (kept in the manifest) and the scene parsed from it.
+fn read_scene(path: &Path) -> Result<(String, Arc<Scene>), InputError> {
+    let source = crate::sim::shipped::read(path, crate::sim::shipped::Kind::Scene)
+        .map_err(|e| InputError::new(path, "", format!("cannot read scene file: {e}")))?;
+    let scene = Arc::new(Scene::parse(&source, path)?);
+    Ok((source, scene))
+}
+
+/// Records the shards `todo` on worker threads; the main thread lists each in the manifest
+/// once it is on disk. Returns the shards written and the steps recorded.
+fn record_shards(
+    opts: &CollectOptions,
+    scene: &Arc<Scene>,
+    manifest: &mut Manifest,
+    todo: &[u64],
+    bar: &ProgressBar,
+) -> anyhow::Result<(u64, u64)> {
     let (job_tx, job_rx) = unbounded::<u64>();
-    for k in &todo {
+    for k in todo {
         job_tx.send(*k).expect("queue");
     }
     drop(job_tx);
@@ -283,23 +308,7 @@ pub fn collect(opts: &CollectOptions) -> anyhow::Result<CollectSummary> {
             let (job_rx, done_tx, scene, bar) =
                 (job_rx.clone(), done_tx.clone(), scene.clone(), bar.clone());
             let m = &frozen;
-            scope.spawn(move || {
-                let mut env = Env::new(scene);
-                let mut policy = make_policy(opts.policy, opts.noise);
-                for k in job_rx.iter() {
-                    let (first, end) = m.shard_range(k);
-                    let mut eps = Vec::new();
-                    for i in first..end {
-                        eps.push(record_episode(&mut env, policy.as_mut(), opts.seed, i));
-                        bar.inc(1);
-                    }
-                    let r = write_shard(&opts.out, k, &eps, m);
-                    let failed = r.is_err();
-                    if done_tx.send(r).is_err() || failed {
-                        break;
-                    }
-                }
-            });
+            scope.spawn(move || record_worker(opts, scene, m, job_rx, done_tx, bar));
         }
         drop(done_tx);
         // The main thread owns the manifest: it lists each shard once the shard is on disk.
@@ -307,19 +316,39 @@ pub fn collect(opts: &CollectOptions) -> anyhow::Result<CollectSummary> {
             let entry = r?;
             steps_recorded += entry.steps;
             shards_written += 1;
-            list_shard(&mut manifest, &opts.out, entry)?;
+            list_shard(manifest, &opts.out, entry)?;
         }
         Ok(())
     });
     result?;
-    bar.finish_and_clear();
-    Ok(CollectSummary {
-        episodes_total: manifest.episodes,
-        episodes_recorded: to_record,
-        shards_written,
-        steps_recorded,
-        seconds: start.elapsed().as_secs_f64(),
-    })
+    Ok((shards_written, steps_recorded))
+}
+
+/// One worker: records and writes the shards it takes from `jobs` with its own env and
+/// policy, until the queue is empty, a write fails or the main thread has stopped listening.
+fn record_worker(
+    opts: &CollectOptions,
+    scene: Arc<Scene>,
+    m: &Manifest,
+    jobs: Receiver<u64>,
+    done: Sender<anyhow::Result<ShardEntry>>,
+    bar: ProgressBar,
+) {
+    let mut env = Env::new(scene);
+    let mut policy = make_policy(opts.policy, opts.noise);
+    for k in jobs.iter() {
+        let (first, end) = m.shard_range(k);
+        let mut eps = Vec::new();
+        for i in first..end {
+            eps.push(record_episode(&mut env, policy.as_mut(), opts.seed, i));
+            bar.inc(1);
+        }
+        let r = write_shard(&opts.out, k, &eps, m);
+        let failed = r.is_err();
+        if done.send(r).is_err() || failed {
+            break;
+        }
+    }
 }
 
 /// Writes shard `k` of the dataset in `dir` atomically; the entry for its manifest.

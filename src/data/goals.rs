@@ -44,6 +44,9 @@ pub struct GoalWindow {
     pub layout: Layout,
 }
 
+/// A recorded episode's index, seed and physical states, one per recorded frame.
+type Recorded = (u64, u64, Vec<Vec<f32>>);
+
 /// Draws `count` windows `offset` control steps long (`offset / frameskip` recorded frames,
 /// so that DINO-WM's 25 steps mean the same time at any frameskip) from the dataset in
 /// `dir`, window i from
@@ -57,6 +60,31 @@ pub fn dataset_goals(
     count: u64,
     seed: u64,
 ) -> Result<Vec<GoalWindow>, InputError> {
+    let (dataset, mut env) = open_for_scene(scene, dir)?;
+    let offset = frame_offset(scene, dir, offset_steps)?;
+    let episodes = long_episodes(&dataset, dir, offset, offset_steps)?;
+    let mut windows = Vec::with_capacity(count as usize);
+    for i in 0..count {
+        let mut rng = ChaCha8Rng::seed_from_u64(episode_seed(seed, i));
+        let found =
+            (0..MAX_TRIES).find_map(|_| draw_window(scene, &mut env, &episodes, offset, &mut rng));
+        windows.push(found.ok_or_else(|| {
+            InputError::new(
+                dir,
+                "episodes",
+                format!(
+                    "{MAX_TRIES} windows of {offset_steps} steps all start already at their goal: \
+                     nothing to evaluate"
+                ),
+            )
+        })?);
+    }
+    Ok(windows)
+}
+
+/// Opens the dataset in `dir` and an env of `scene`, refusing a dataset recorded on another
+/// scene, at another env step or with another physical-state layout.
+fn open_for_scene(scene: &Arc<Scene>, dir: &Path) -> Result<(Dataset, Env), InputError> {
     let dataset = Dataset::open(dir)?;
     let manifest_path = dir.join(super::dataset::MANIFEST);
     if dataset.manifest.scene != scene.name {
@@ -70,7 +98,7 @@ pub fn dataset_goals(
         ));
     }
     dataset.manifest.check_env_step(&manifest_path, scene)?;
-    let mut env = Env::new(scene.clone());
+    let env = Env::new(scene.clone());
     if dataset.manifest.state_names != env.physical_state_names() {
         return Err(InputError::new(
             &manifest_path,
@@ -82,6 +110,12 @@ pub fn dataset_goals(
             ),
         ));
     }
+    Ok((dataset, env))
+}
+
+/// The goal offset in recorded frames: `offset_steps` must be a positive multiple of the
+/// scene's frameskip.
+fn frame_offset(scene: &Scene, dir: &Path, offset_steps: u32) -> Result<u32, InputError> {
     let frameskip = scene.physics.frameskip.max(1);
     if offset_steps == 0 || offset_steps % frameskip != 0 {
         return Err(InputError::new(
@@ -93,7 +127,16 @@ pub fn dataset_goals(
             ),
         ));
     }
-    let offset = offset_steps / frameskip;
+    Ok(offset_steps / frameskip)
+}
+
+/// The dataset's episodes longer than `offset` frames; refused when there is none.
+fn long_episodes(
+    dataset: &Dataset,
+    dir: &Path,
+    offset: u32,
+    offset_steps: u32,
+) -> Result<Vec<Recorded>, InputError> {
     let episodes: Vec<_> = dataset
         .episodes_without_images()?
         .into_iter()
@@ -110,38 +153,31 @@ pub fn dataset_goals(
             ),
         ));
     }
-    let mut windows = Vec::with_capacity(count as usize);
-    for i in 0..count {
-        let mut rng = ChaCha8Rng::seed_from_u64(episode_seed(seed, i));
-        let mut found = None;
-        for _ in 0..MAX_TRIES {
-            let (index, ep_seed, states) = &episodes[rng.random_range(0..episodes.len())];
-            let frame = rng.random_range(0..states.len() - offset as usize);
-            let (start, goal) = (&states[frame], &states[frame + offset as usize]);
-            let layout = window_layout(scene, *ep_seed, start, goal);
-            env.reset_to(layout.clone());
-            if !env.info().success {
-                found = Some(GoalWindow {
-                    episode: *index,
-                    frame: frame as u32,
-                    body_moves: body_moves(scene, start, goal),
-                    layout,
-                });
-                break;
-            }
-        }
-        windows.push(found.ok_or_else(|| {
-            InputError::new(
-                dir,
-                "episodes",
-                format!(
-                    "{MAX_TRIES} windows of {offset_steps} steps all start already at their goal: \
-                     nothing to evaluate"
-                ),
-            )
-        })?);
+    Ok(episodes)
+}
+
+/// One draw: an episode, then a start frame; the window, unless its start already succeeds.
+fn draw_window(
+    scene: &Scene,
+    env: &mut Env,
+    episodes: &[Recorded],
+    offset: u32,
+    rng: &mut ChaCha8Rng,
+) -> Option<GoalWindow> {
+    let (index, ep_seed, states) = &episodes[rng.random_range(0..episodes.len())];
+    let frame = rng.random_range(0..states.len() - offset as usize);
+    let (start, goal) = (&states[frame], &states[frame + offset as usize]);
+    let layout = window_layout(scene, *ep_seed, start, goal);
+    env.reset_to(layout.clone());
+    if env.info().success {
+        return None;
     }
-    Ok(windows)
+    Some(GoalWindow {
+        episode: *index,
+        frame: frame as u32,
+        body_moves: body_moves(scene, start, goal),
+        layout,
+    })
 }
 
 /// The recorded episode's layout (its doors) with the agent and every body placed as in

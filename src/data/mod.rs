@@ -6,8 +6,10 @@ pub mod collect;
 pub mod dataset;
 pub mod episodes;
 pub mod goals;
+pub mod oracle;
 pub mod policy;
 pub mod recording;
+pub mod shard;
 
 pub use collect::{collect, CollectOptions, CollectSummary};
 pub use dataset::{Dataset, EpisodeRecord, Manifest};

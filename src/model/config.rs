@@ -7,6 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::device::Device;
 use crate::error::InputError;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -437,9 +438,9 @@ pub struct Train {
     #[serde(default)]
     pub weight_decay: f64,
     pub seed: u64,
-    /// "cpu" or "cuda" (`--device` overrides).
-    #[serde(default = "default_device")]
-    pub device: String,
+    /// `cpu`, `cuda` or `cuda:N` (`--device` overrides).
+    #[serde(default)]
+    pub device: Device,
     pub validate_every: i64,
     /// Fraction of episodes held out for validation and probes.
     pub validation_fraction: f64,
@@ -503,9 +504,6 @@ fn default_projections() -> i64 {
 fn default_ema() -> f64 {
     0.99
 }
-fn default_device() -> String {
-    "cpu".into()
-}
 
 impl ModelConfig {
     /// A saved model configuration (a checkpoint's `agent.toml`).
@@ -535,9 +533,18 @@ impl ModelConfig {
         Ok(a)
     }
 
-    /// The torch device named by the file (or an override).
-    pub fn device(&self, path: &Path, overridden: Option<&str>) -> Result<tch::Device, InputError> {
-        parse_device(overridden.unwrap_or(&self.train.device), path)
+    /// The torch device named by `[train] device`, or by `overridden` (`--device`); an
+    /// error names the key it came from.
+    pub fn device(
+        &self,
+        path: &Path,
+        overridden: Option<Device>,
+    ) -> Result<tch::Device, InputError> {
+        let (device, key) = match overridden {
+            Some(d) => (d, "--device"),
+            None => (self.train.device, "train.device"),
+        };
+        super::cuda::tch_device(device).map_err(|why| InputError::new(path, key, why))
     }
 
     /// Frames per training window: enough for the level-1 horizon and the level-2 jumps.
@@ -548,28 +555,6 @@ impl ModelConfig {
             0
         };
         self.level1.horizon.max(l2) + 1
-    }
-}
-
-pub fn parse_device(name: &str, path: &Path) -> Result<tch::Device, InputError> {
-    match name {
-        "cpu" => Ok(tch::Device::Cpu),
-        "cuda" => {
-            if super::device::cuda_available() {
-                Ok(tch::Device::Cuda(0))
-            } else {
-                Err(InputError::new(
-                    path,
-                    "train.device",
-                    "\"cuda\" asked for, but libtorch sees no CUDA device",
-                ))
-            }
-        }
-        other => Err(InputError::new(
-            path,
-            "train.device",
-            format!("expected \"cpu\" or \"cuda\", got {other:?}"),
-        )),
     }
 }
 

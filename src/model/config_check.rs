@@ -1,4 +1,4 @@
-//! Checking a model configuration: ranges, weights and the device, each refusal naming the
+//! Checking a model configuration: ranges and weights, each refusal naming the
 //! file, the key and what was expected.
 
 use std::path::Path;
@@ -9,6 +9,15 @@ use crate::error::InputError;
 impl ModelConfig {
     /// Checks every table; errors name the key.
     pub fn validate(&self, path: &Path) -> Result<(), InputError> {
+        self.check_perception(path)?;
+        self.check_level1(path)?;
+        self.check_level2(path)?;
+        self.check_critic(path)?;
+        self.check_train(path)
+    }
+
+    /// `[perception]`: sizes, and the encoder the observations allow.
+    fn check_perception(&self, path: &Path) -> Result<(), InputError> {
         let bad = |key: &str, msg: String| Err(InputError::new(path, key, msg));
         let p = &self.perception;
         if p.latent_dim < 1 || p.latent_dim > 4096 {
@@ -49,6 +58,12 @@ impl ModelConfig {
                 ),
             );
         }
+        Ok(())
+    }
+
+    /// `[level1]`: horizon, widths, depth and ensemble.
+    fn check_level1(&self, path: &Path) -> Result<(), InputError> {
+        let bad = |key: &str, msg: String| Err(InputError::new(path, key, msg));
         if self.level1.horizon < 1 {
             return bad(
                 "level1.horizon",
@@ -77,6 +92,12 @@ impl ModelConfig {
             );
         }
         check_weights(&self.level1.loss, "level1.loss", path)?;
+        Ok(())
+    }
+
+    /// `[level2]`, when enabled.
+    fn check_level2(&self, path: &Path) -> Result<(), InputError> {
+        let bad = |key: &str, msg: String| Err(InputError::new(path, key, msg));
         let l2 = &self.level2;
         if l2.enabled {
             for (k, v) in [
@@ -95,6 +116,12 @@ impl ModelConfig {
             }
             check_weights(&l2.loss, "level2.loss", path)?;
         }
+        Ok(())
+    }
+
+    /// `[critic]`, when enabled.
+    fn check_critic(&self, path: &Path) -> Result<(), InputError> {
+        let bad = |key: &str, msg: String| Err(InputError::new(path, key, msg));
         let c = &self.critic;
         if c.enabled {
             for (key, v) in [
@@ -148,6 +175,12 @@ impl ModelConfig {
                 );
             }
         }
+        Ok(())
+    }
+
+    /// `[train]`: budget, rates and the validation split. (`device` is a `Device` already: whether this machine has it is asked where a model is built, so a GPU-trained checkpoint still loads for a CPU eval.)
+    fn check_train(&self, path: &Path) -> Result<(), InputError> {
+        let bad = |key: &str, msg: String| Err(InputError::new(path, key, msg));
         let t = &self.train;
         if t.steps < 1 {
             return bad(
@@ -191,7 +224,6 @@ impl ModelConfig {
                 ),
             );
         }
-        parse_device(&t.device, path)?;
         Ok(())
     }
 }

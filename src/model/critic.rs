@@ -300,105 +300,34 @@ pub fn fit_critic_on(
     bar.set_message("building the memory graph");
     let (nodes, graph) = build_graph(z, episodes, cfg, unit);
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xC817_1C);
-    // Shortest paths from sampled sources: rows of `lengths` are sources, in data steps,
-    // capped at max_steps (unreachable ones too).
-    let cap = cfg.max_steps as f32;
-    let sources: Vec<usize> = (0..cfg.sources)
-        .map(|_| rng.random_range(0..nodes.len()))
-        .collect();
-    let mut lengths = vec![cap; sources.len() * nodes.len()];
-    let mut reached = 0usize;
-    for (r, &s) in sources.iter().enumerate() {
-        bar.set_message(format!("shortest paths {}/{}", r + 1, sources.len()));
-        for (node, d) in dijkstra(&graph, NodeIndex::new(s), None, |e| *e.weight()) {
-            lengths[r * nodes.len() + node.index()] = d.min(cap);
-            reached += 1;
-        }
-    }
-    let connected = reached as f64 / lengths.len() as f64;
+    let paths = ShortestPaths::sample(&graph, nodes.len(), cfg, &mut rng, bar);
     let node_rows = Tensor::from_slice(&nodes).to_device(device);
     let node_z = z.index_select(0, &node_rows);
     let node_pred = predicted.map(|p| p.index_select(0, &node_rows));
-    let lengths = Tensor::from_slice(&lengths).to_device(device) / cap as f64;
+    let lengths = Tensor::from_slice(&paths.lengths).to_device(device) / paths.cap as f64;
 
     tch::manual_seed(seed as i64);
     let fit_vs = nn::VarStore::new(device);
     let net = CriticNet::new(&(fit_vs.root() / "critic"), z.size()[1], cfg);
     let mut opt = nn::Adam::default().build(&fit_vs, cfg.learning_rate)?;
+    let sources = &paths.sources;
     let (n_src, n_nodes) = (sources.len() as i64, nodes.len() as i64);
     let src_rows = Tensor::from_slice(&sources.iter().map(|&s| s as i64).collect::<Vec<_>>())
         .to_device(device);
-    let mut tail = Vec::new();
+    let regression = Regression {
+        net: &net,
+        cfg,
+        unit,
+        device,
+        node_z,
+        node_pred,
+        lengths,
+        src_rows,
+        n_src,
+        n_nodes,
+    };
     bar.set_length(cfg.steps as u64);
-    for step in 0..cfg.steps {
-        let b = cfg.batch_size;
-        let r = Tensor::from_slice(
-            &(0..b)
-                .map(|_| rng.random_range(0..n_src))
-                .collect::<Vec<_>>(),
-        )
-        .to_device(device);
-        let c = Tensor::from_slice(
-            &(0..b)
-                .map(|_| rng.random_range(0..n_nodes))
-                .collect::<Vec<_>>(),
-        )
-        .to_device(device);
-        let target = lengths.index_select(0, &(&r * n_nodes + &c));
-        let (za, zb) = (
-            node_z.index_select(0, &src_rows.index_select(0, &r)),
-            node_z.index_select(0, &c),
-        );
-        // Both orders: path lengths are symmetric, the network need not be.
-        let swap = step % 2 == 1;
-        let (za, zb) = if swap { (zb, za) } else { (za, zb) };
-        // The queried state (first argument) is sometimes the predictor's version of it;
-        // the goal is always an encoding, as when planning.
-        let za = match &node_pred {
-            Some(pred) if cfg.predicted > 0.0 => {
-                let first = if swap {
-                    c.shallow_clone()
-                } else {
-                    src_rows.index_select(0, &r)
-                };
-                let (k_max, d) = (pred.size()[1], pred.size()[2]);
-                let k: Vec<i64> = (0..b).map(|_| rng.random_range(0..k_max)).collect();
-                let mask: Vec<bool> = (0..b).map(|_| rng.random_bool(cfg.predicted)).collect();
-                let zp = pred
-                    .index_select(0, &first)
-                    .gather(
-                        1,
-                        &Tensor::from_slice(&k)
-                            .to_device(device)
-                            .view([b, 1, 1])
-                            .expand([b, 1, d], false),
-                        false,
-                    )
-                    .squeeze_dim(1);
-                let mask = Tensor::from_slice(&mask).to_device(device).view([b, 1]);
-                zp.where_self(&mask, &za)
-            }
-            _ => za,
-        };
-        // Planners query predicted z's, which stray off the data manifold: noise on the
-        // inputs keeps the estimate smooth around it.
-        let noise = cfg.input_noise * unit;
-        let (za, zb) = if noise > 0.0 {
-            (&za + za.randn_like() * noise, &zb + zb.randn_like() * noise)
-        } else {
-            (za, zb)
-        };
-        let pred = net.distance(&za, &zb);
-        let loss = (pred - target).square().mean(Kind::Float);
-        opt.backward_step(&loss);
-        if step >= cfg.steps - (cfg.steps / 10).max(1) {
-            tail.push(loss.double_value(&[]));
-        }
-        if step % 100 == 0 {
-            bar.set_position(step as u64);
-            bar.set_message(format!("critic loss {:.5}", loss.double_value(&[])));
-        }
-    }
+    let tail = regression.fit(&mut opt, &mut rng, bar);
     bar.set_position(cfg.steps as u64);
     let fit = CriticFit {
         steps: cfg.steps,
@@ -406,7 +335,7 @@ pub fn fit_critic_on(
         nodes: nodes.len(),
         edges: graph.edge_count(),
         step_length: unit,
-        connected,
+        connected: paths.connected,
         final_loss: tail.iter().sum::<f64>() / tail.len().max(1) as f64,
         predicted: if predicted.is_some() {
             cfg.predicted
@@ -417,4 +346,167 @@ pub fn fit_critic_on(
         level2: None,
     };
     Ok((fit_vs, fit))
+}
+
+/// Shortest paths from sampled sources through the memory graph.
+struct ShortestPaths {
+    /// The sources' node indices.
+    sources: Vec<usize>,
+    /// `[sources * nodes]`: rows are sources, in data steps, capped at `cap` (unreachable
+    /// ones too).
+    lengths: Vec<f32>,
+    /// `max_steps`.
+    cap: f32,
+    /// Fraction of (source, node) pairs the graph connects.
+    connected: f64,
+}
+
+impl ShortestPaths {
+    /// Dijkstra from `cfg.sources` nodes drawn from `rng`.
+    fn sample(
+        graph: &UnGraph<(), f32>,
+        n_nodes: usize,
+        cfg: &Critic,
+        rng: &mut ChaCha8Rng,
+        bar: &ProgressBar,
+    ) -> ShortestPaths {
+        let cap = cfg.max_steps as f32;
+        let sources: Vec<usize> = (0..cfg.sources)
+            .map(|_| rng.random_range(0..n_nodes))
+            .collect();
+        let mut lengths = vec![cap; sources.len() * n_nodes];
+        let mut reached = 0usize;
+        for (r, &s) in sources.iter().enumerate() {
+            bar.set_message(format!("shortest paths {}/{}", r + 1, sources.len()));
+            for (node, d) in dijkstra(graph, NodeIndex::new(s), None, |e| *e.weight()) {
+                lengths[r * n_nodes + node.index()] = d.min(cap);
+                reached += 1;
+            }
+        }
+        let connected = reached as f64 / lengths.len() as f64;
+        ShortestPaths {
+            sources,
+            lengths,
+            cap,
+            connected,
+        }
+    }
+}
+
+/// The critic's regression onto path lengths: its net and data, and how batches are drawn.
+struct Regression<'a> {
+    net: &'a CriticNet,
+    cfg: &'a Critic,
+    /// Latent length of one data step (the unit of lengths; it scales the input noise).
+    unit: f64,
+    device: Device,
+    /// The nodes' encodings `[nodes, D]`, and their predicted versions `[nodes, K, D]`.
+    node_z: Tensor,
+    node_pred: Option<Tensor>,
+    /// `[sources * nodes]` path lengths in units of `max_steps`.
+    lengths: Tensor,
+    /// The sources' node indices.
+    src_rows: Tensor,
+    n_src: i64,
+    n_nodes: i64,
+}
+
+impl Regression<'_> {
+    /// `cfg.steps` Adam steps; returns the losses of the last 10 % of them.
+    fn fit(&self, opt: &mut nn::Optimizer, rng: &mut ChaCha8Rng, bar: &ProgressBar) -> Vec<f64> {
+        let cfg = self.cfg;
+        let mut tail = Vec::new();
+        for step in 0..cfg.steps {
+            let (za, zb, target) = self.batch(step, rng);
+            let pred = self.net.distance(&za, &zb);
+            let loss = (pred - target).square().mean(Kind::Float);
+            opt.backward_step(&loss);
+            if step >= cfg.steps - (cfg.steps / 10).max(1) {
+                tail.push(loss.double_value(&[]));
+            }
+            if step % 100 == 0 {
+                bar.set_position(step as u64);
+                bar.set_message(format!("critic loss {:.5}", loss.double_value(&[])));
+            }
+        }
+        tail
+    }
+
+    /// One batch of (source, node) pairs: the queried states, the goals and the targets.
+    fn batch(&self, step: i64, rng: &mut ChaCha8Rng) -> (Tensor, Tensor, Tensor) {
+        let (cfg, device) = (self.cfg, self.device);
+        let b = cfg.batch_size;
+        let r = Tensor::from_slice(
+            &(0..b)
+                .map(|_| rng.random_range(0..self.n_src))
+                .collect::<Vec<_>>(),
+        )
+        .to_device(device);
+        let c = Tensor::from_slice(
+            &(0..b)
+                .map(|_| rng.random_range(0..self.n_nodes))
+                .collect::<Vec<_>>(),
+        )
+        .to_device(device);
+        let target = self.lengths.index_select(0, &(&r * self.n_nodes + &c));
+        let (za, zb) = (
+            self.node_z
+                .index_select(0, &self.src_rows.index_select(0, &r)),
+            self.node_z.index_select(0, &c),
+        );
+        // Both orders: path lengths are symmetric, the network need not be.
+        let swap = step % 2 == 1;
+        let (za, zb) = if swap { (zb, za) } else { (za, zb) };
+        // The queried state (first argument) is sometimes the predictor's version of it;
+        // the goal is always an encoding, as when planning.
+        let za = match &self.node_pred {
+            Some(pred) if cfg.predicted > 0.0 => {
+                let first = if swap {
+                    c.shallow_clone()
+                } else {
+                    self.src_rows.index_select(0, &r)
+                };
+                self.predicted_queries(pred, &first, &za, rng)
+            }
+            _ => za,
+        };
+        // Planners query predicted z's, which stray off the data manifold: noise on the
+        // inputs keeps the estimate smooth around it.
+        let noise = cfg.input_noise * self.unit;
+        let (za, zb) = if noise > 0.0 {
+            (&za + za.randn_like() * noise, &zb + zb.randn_like() * noise)
+        } else {
+            (za, zb)
+        };
+        (za, zb, target)
+    }
+
+    /// `za`, each row replaced with probability `cfg.predicted` by the prediction of its
+    /// node (`first`) from a random number of steps back.
+    fn predicted_queries(
+        &self,
+        pred: &Tensor,
+        first: &Tensor,
+        za: &Tensor,
+        rng: &mut ChaCha8Rng,
+    ) -> Tensor {
+        let (cfg, device) = (self.cfg, self.device);
+        let b = cfg.batch_size;
+        let (k_max, d) = (pred.size()[1], pred.size()[2]);
+        let k: Vec<i64> = (0..b).map(|_| rng.random_range(0..k_max)).collect();
+        let mask: Vec<bool> = (0..b).map(|_| rng.random_bool(cfg.predicted)).collect();
+        let zp = pred
+            .index_select(0, first)
+            .gather(
+                1,
+                &Tensor::from_slice(&k)
+                    .to_device(device)
+                    .view([b, 1, 1])
+                    .expand([b, 1, d], false),
+                false,
+            )
+            .squeeze_dim(1);
+        let mask = Tensor::from_slice(&mask).to_device(device).view([b, 1]);
+        zp.where_self(&mask, za)
+    }
 }

@@ -7,7 +7,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::config::{ActionFrame, EncoderKind, ModelConfig, ObservationKind};
 use super::world_model::ModelShapes;
-use crate::data::Dataset;
+use crate::data::{Dataset, EpisodeRecord, Manifest};
 use crate::error::InputError;
 use crate::sim::scene::EnvStep;
 
@@ -69,14 +69,7 @@ impl TrainingData {
         let env_step = scene.physics.env_step();
         let names =
             crate::sim::Env::new(std::sync::Arc::new(scene.clone())).observation_state_names();
-        let (mut obs_u8, mut obs_f32, mut actions, mut states) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let (mut train_windows, mut val_windows, mut train_frames, mut val_frames) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let (mut train_episodes, mut val_episodes) = (Vec::new(), Vec::new());
-        let mut train_episode_actions = Vec::new();
-        let (mut o, mut a) = (0i64, 0i64);
-        let mut train_window_groups = Vec::new();
+        let mut rows = Stacked::default();
         agent.level1.action_frame.check_scene(&scene, agent_path)?;
         agent
             .level1
@@ -91,159 +84,28 @@ impl TrainingData {
             ));
         }
         for dataset in datasets {
-            let group_start = train_windows.len();
-            let manifest_path = dataset.dir.join(crate::data::dataset::MANIFEST);
             check_dataset(dataset, agent, agent_path, &scene, &names)?;
-            // Later datasets must be shaped like the first, to be stacked with it.
-            let dm = &dataset.manifest;
-            let same = [
-                ("obs_state_names", dm.obs_state_names == m.obs_state_names),
-                ("state_names", dm.state_names == m.state_names),
-                ("action_low", dm.action_low == m.action_low),
-                ("action_high", dm.action_high == m.action_high),
-                (
-                    "image_shape",
-                    kind == ObservationKind::State || dm.image_shape == m.image_shape,
-                ),
-            ];
-            if let Some((field, _)) = same.iter().find(|(_, same)| !same) {
-                return Err(InputError::new(
-                    &manifest_path,
-                    *field,
-                    format!(
-                        "differs from the first dataset's ({}): datasets trained on together must record the same fields",
-                        first.dir.display()
-                    ),
-                ));
-            }
-            let episodes = match kind {
-                ObservationKind::Pixels => dataset.episodes()?,
-                ObservationKind::State => dataset.episodes_without_images()?,
-            };
-            let n_val =
-                ((episodes.len() as f64 * agent.train.validation_fraction).ceil() as usize).max(1);
-            if episodes.len() < n_val + 1 {
-                return Err(InputError::new(
-                    &manifest_path,
-                    "episodes",
-                    format!(
-                        "need at least 2 episodes (training + held out), found {}",
-                        episodes.len()
-                    ),
-                ));
-            }
-            let split = episodes.len() - n_val;
-            for (i, e) in episodes.iter().enumerate() {
-                let t = e.action.len() as i64;
-                let (windows, frames) = if i < split {
-                    (&mut train_windows, &mut train_frames)
-                } else {
-                    (&mut val_windows, &mut val_frames)
-                };
-                windows.extend((0..(t + 2 - window).max(0)).map(|s| (o + s, a + s)));
-                if i < split {
-                    train_episode_actions.push(a);
-                    &mut train_episodes
-                } else {
-                    &mut val_episodes
-                }
-                .push((o, t + 1));
-                frames.extend(o..o + t + 1);
-                match kind {
-                    ObservationKind::Pixels => e
-                        .obs_image
-                        .iter()
-                        .for_each(|im| obs_u8.extend_from_slice(im)),
-                    ObservationKind::State => e
-                        .obs_state
-                        .iter()
-                        .for_each(|s| obs_f32.extend_from_slice(s)),
-                }
-                e.state.iter().for_each(|s| states.extend_from_slice(s));
-                match agent.level1.action_frame {
-                    ActionFrame::World => {
-                        e.action.iter().for_each(|x| actions.extend_from_slice(x))
-                    }
-                    // Each target as an offset from where the agent was when it was set.
-                    ActionFrame::Agent => {
-                        let agent_xy = agent_xy.expect("checked above");
-                        for (x, s) in e.action.iter().zip(&e.state) {
-                            actions.extend([x[0] - s[agent_xy.0], x[1] - s[agent_xy.1]]);
-                        }
-                    }
-                }
-                o += t + 1;
-                a += t;
-            }
-            train_window_groups.push(group_start..train_windows.len());
+            check_same_fields(dataset, first, kind)?;
+            rows.push_dataset(dataset, agent, window, agent_xy)?;
         }
         let manifest_path = first.dir.join(crate::data::dataset::MANIFEST);
-        if train_windows.is_empty() || val_windows.is_empty() {
+        if rows.train_windows.is_empty() || rows.val_windows.is_empty() {
             return Err(InputError::new(
                 &manifest_path,
                 "episodes",
                 format!("no episode is long enough for a {window}-frame window in the training or held-out split"),
             ));
         }
-        let (obs, obs_shape) = match kind {
-            ObservationKind::Pixels => {
-                let [h, w, c] = m.image_shape.expect("checked above").map(|x| x as i64);
-                (
-                    Tensor::from_slice(&obs_u8).view([o, h, w, c]),
-                    vec![h, w, c],
-                )
-            }
-            ObservationKind::State => {
-                let d = m.obs_state_names.len() as i64;
-                (Tensor::from_slice(&obs_f32).view([o, d]), vec![d])
-            }
+        let (obs, obs_shape) = rows.observations(kind, m);
+        let angle_inputs = angle_inputs(kind, m);
+        check_identity_width(agent, agent_path, &obs_shape, &angle_inputs)?;
+        let shapes = ModelShapes {
+            observation: obs_shape,
+            angle_inputs,
+            action_low: m.action_low,
+            action_high: m.action_high,
         };
-        let angle_inputs = match kind {
-            ObservationKind::Pixels => Vec::new(),
-            ObservationKind::State => m
-                .obs_state_names
-                .iter()
-                .enumerate()
-                .filter(|(_, n)| n.ends_with(".angle"))
-                .map(|(i, _)| i as i64)
-                .collect(),
-        };
-        if agent.perception.encoder == EncoderKind::Identity {
-            let features = obs_shape[0] + angle_inputs.len() as i64;
-            if agent.perception.latent_dim != features {
-                return Err(InputError::new(
-                    agent_path,
-                    "perception.latent_dim",
-                    format!(
-                        "expected {features} with encoder = \"identity\" (z is the state's {} components with each angle as cos and sin), got {}",
-                        obs_shape[0], agent.perception.latent_dim
-                    ),
-                ));
-            }
-        }
-        Ok(TrainingData {
-            env_step,
-            obs,
-            actions: Tensor::from_slice(&actions).view([a, 2]),
-            states: Tensor::from_slice(&states).view([o, m.state_names.len() as i64]),
-            state_names: m.state_names.clone(),
-            train_windows,
-            train_window_groups,
-            shares: None,
-            val_windows,
-            train_frames,
-            val_frames,
-            train_episodes,
-            val_episodes,
-            train_episode_actions,
-            shapes: ModelShapes {
-                observation: obs_shape,
-                angle_inputs,
-                action_low: m.action_low,
-                action_high: m.action_high,
-            },
-            window,
-        })
+        Ok(rows.into_training_data(obs, shapes, m, env_step, window))
     }
 
     /// Draws each batch window from dataset i with probability `shares[i]` (normalised to sum
@@ -389,4 +251,237 @@ pub const PIXEL_STD_FLOOR: f64 = 0.1;
 fn agent_position_columns(state_names: &[String]) -> Option<(usize, usize)> {
     let column = |name: &str| state_names.iter().position(|n| n == name);
     Some((column("agent.x")?, column("agent.y")?))
+}
+
+/// Later datasets must be shaped like the first, to be stacked with it.
+fn check_same_fields(
+    dataset: &Dataset,
+    first: &Dataset,
+    kind: ObservationKind,
+) -> Result<(), InputError> {
+    let manifest_path = dataset.dir.join(crate::data::dataset::MANIFEST);
+    let (dm, m) = (&dataset.manifest, &first.manifest);
+    let same = [
+        ("obs_state_names", dm.obs_state_names == m.obs_state_names),
+        ("state_names", dm.state_names == m.state_names),
+        ("action_low", dm.action_low == m.action_low),
+        ("action_high", dm.action_high == m.action_high),
+        (
+            "image_shape",
+            kind == ObservationKind::State || dm.image_shape == m.image_shape,
+        ),
+    ];
+    if let Some((field, _)) = same.iter().find(|(_, same)| !same) {
+        return Err(InputError::new(
+            &manifest_path,
+            *field,
+            format!(
+                "differs from the first dataset's ({}): datasets trained on together must record the same fields",
+                first.dir.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The state components that are angles (none for pixels).
+fn angle_inputs(kind: ObservationKind, m: &Manifest) -> Vec<i64> {
+    match kind {
+        ObservationKind::Pixels => Vec::new(),
+        ObservationKind::State => m
+            .obs_state_names
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.ends_with(".angle"))
+            .map(|(i, _)| i as i64)
+            .collect(),
+    }
+}
+
+/// The identity encoder's z is the state's features: `latent_dim` must be their number.
+fn check_identity_width(
+    agent: &ModelConfig,
+    agent_path: &Path,
+    obs_shape: &[i64],
+    angle_inputs: &[i64],
+) -> Result<(), InputError> {
+    if agent.perception.encoder == EncoderKind::Identity {
+        let features = obs_shape[0] + angle_inputs.len() as i64;
+        if agent.perception.latent_dim != features {
+            return Err(InputError::new(
+                agent_path,
+                "perception.latent_dim",
+                format!(
+                    "expected {features} with encoder = \"identity\" (z is the state's {} components with each angle as cos and sin), got {}",
+                    obs_shape[0], agent.perception.latent_dim
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Every episode's rows as they are read, stacked (the tensors are built at the end).
+#[derive(Default)]
+struct Stacked {
+    obs_u8: Vec<u8>,
+    obs_f32: Vec<f32>,
+    actions: Vec<f32>,
+    states: Vec<f32>,
+    train_windows: Vec<(i64, i64)>,
+    val_windows: Vec<(i64, i64)>,
+    train_frames: Vec<i64>,
+    val_frames: Vec<i64>,
+    train_episodes: Vec<(i64, i64)>,
+    val_episodes: Vec<(i64, i64)>,
+    train_episode_actions: Vec<i64>,
+    train_window_groups: Vec<std::ops::Range<usize>>,
+    /// The next observation row and action row.
+    o: i64,
+    a: i64,
+}
+
+impl Stacked {
+    /// Stacks one dataset's episodes, its last `validation_fraction` (at least one) held out.
+    fn push_dataset(
+        &mut self,
+        dataset: &Dataset,
+        agent: &ModelConfig,
+        window: i64,
+        agent_xy: Option<(usize, usize)>,
+    ) -> Result<(), InputError> {
+        let group_start = self.train_windows.len();
+        let manifest_path = dataset.dir.join(crate::data::dataset::MANIFEST);
+        let episodes = match agent.perception.observation {
+            ObservationKind::Pixels => dataset.episodes()?,
+            ObservationKind::State => dataset.episodes_without_images()?,
+        };
+        let n_val =
+            ((episodes.len() as f64 * agent.train.validation_fraction).ceil() as usize).max(1);
+        if episodes.len() < n_val + 1 {
+            return Err(InputError::new(
+                &manifest_path,
+                "episodes",
+                format!(
+                    "need at least 2 episodes (training + held out), found {}",
+                    episodes.len()
+                ),
+            ));
+        }
+        let split = episodes.len() - n_val;
+        for (i, e) in episodes.iter().enumerate() {
+            self.push_episode(e, i < split, window);
+            self.push_rows(e, agent, agent_xy);
+            let t = e.action.len() as i64;
+            self.o += t + 1;
+            self.a += t;
+        }
+        self.train_window_groups
+            .push(group_start..self.train_windows.len());
+        Ok(())
+    }
+
+    /// An episode's windows, frames and row ranges, on the training or held-out side.
+    fn push_episode(&mut self, e: &EpisodeRecord, train: bool, window: i64) {
+        let (o, a) = (self.o, self.a);
+        let t = e.action.len() as i64;
+        let (windows, frames) = if train {
+            (&mut self.train_windows, &mut self.train_frames)
+        } else {
+            (&mut self.val_windows, &mut self.val_frames)
+        };
+        windows.extend((0..(t + 2 - window).max(0)).map(|s| (o + s, a + s)));
+        if train {
+            self.train_episode_actions.push(a);
+            &mut self.train_episodes
+        } else {
+            &mut self.val_episodes
+        }
+        .push((o, t + 1));
+        frames.extend(o..o + t + 1);
+    }
+
+    /// An episode's observations, physical states and actions (in the model's action frame).
+    fn push_rows(
+        &mut self,
+        e: &EpisodeRecord,
+        agent: &ModelConfig,
+        agent_xy: Option<(usize, usize)>,
+    ) {
+        match agent.perception.observation {
+            ObservationKind::Pixels => e
+                .obs_image
+                .iter()
+                .for_each(|im| self.obs_u8.extend_from_slice(im)),
+            ObservationKind::State => e
+                .obs_state
+                .iter()
+                .for_each(|s| self.obs_f32.extend_from_slice(s)),
+        }
+        e.state
+            .iter()
+            .for_each(|s| self.states.extend_from_slice(s));
+        match agent.level1.action_frame {
+            ActionFrame::World => e
+                .action
+                .iter()
+                .for_each(|x| self.actions.extend_from_slice(x)),
+            // Each target as an offset from where the agent was when it was set.
+            ActionFrame::Agent => {
+                let agent_xy = agent_xy.expect("checked above");
+                for (x, s) in e.action.iter().zip(&e.state) {
+                    self.actions
+                        .extend([x[0] - s[agent_xy.0], x[1] - s[agent_xy.1]]);
+                }
+            }
+        }
+    }
+
+    /// The observations as one tensor `[N, H, W, C]` (u8) or `[N, D]` (f32), and the shape
+    /// of one.
+    fn observations(&self, kind: ObservationKind, m: &Manifest) -> (Tensor, Vec<i64>) {
+        let o = self.o;
+        match kind {
+            ObservationKind::Pixels => {
+                let [h, w, c] = m.image_shape.expect("checked above").map(|x| x as i64);
+                (
+                    Tensor::from_slice(&self.obs_u8).view([o, h, w, c]),
+                    vec![h, w, c],
+                )
+            }
+            ObservationKind::State => {
+                let d = m.obs_state_names.len() as i64;
+                (Tensor::from_slice(&self.obs_f32).view([o, d]), vec![d])
+            }
+        }
+    }
+
+    /// The training data, from the stacked rows and the observation tensor.
+    fn into_training_data(
+        self,
+        obs: Tensor,
+        shapes: ModelShapes,
+        m: &Manifest,
+        env_step: EnvStep,
+        window: i64,
+    ) -> TrainingData {
+        TrainingData {
+            env_step,
+            obs,
+            actions: Tensor::from_slice(&self.actions).view([self.a, 2]),
+            states: Tensor::from_slice(&self.states).view([self.o, m.state_names.len() as i64]),
+            state_names: m.state_names.clone(),
+            train_windows: self.train_windows,
+            train_window_groups: self.train_window_groups,
+            shares: None,
+            val_windows: self.val_windows,
+            train_frames: self.train_frames,
+            val_frames: self.val_frames,
+            train_episodes: self.train_episodes,
+            val_episodes: self.val_episodes,
+            train_episode_actions: self.train_episode_actions,
+            shapes,
+            window,
+        }
+    }
 }

@@ -144,9 +144,63 @@ pub(crate) fn line_chart_in(
 pub fn write_run_plots(run: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let records = read_metrics(&run.join("metrics.jsonl"))?;
     let mut written = Vec::new();
-    let step = |r: &MetricsRecord| r.step as f64;
-    let log10 = |v: f64| if v > 0.0 { v.log10() } else { f64::NAN };
 
+    let losses = loss_series(&records);
+    let path = run.join("losses.png");
+    line_chart(&path, "Training losses", "step", "log10 loss", &losses)?;
+    written.push(path);
+
+    let validations: Vec<(f64, &Diagnostics)> = records
+        .iter()
+        .filter_map(|r| r.validation.as_ref().map(|v| (step(r), v)))
+        .collect();
+    let Some((_, last)) = validations.last() else {
+        return Ok(written);
+    };
+
+    let probes = probe_series(&validations, last);
+    let path = run.join("probes.png");
+    line_chart(
+        &path,
+        "Linear probe R² on held-out episodes",
+        "step",
+        "R²",
+        &probes,
+    )?;
+    written.push(path);
+
+    let horizon = horizon_series(last);
+    let path = run.join("horizon.png");
+    line_chart(
+        &path,
+        "Open-loop prediction error (relative to variance)",
+        "control steps ahead",
+        "error",
+        &horizon,
+    )?;
+    written.push(path);
+
+    let spread = spread_series(&validations, last);
+    let path = run.join("spread.png");
+    line_chart(
+        &path,
+        "Embedding spread (collapse watch)",
+        "step",
+        "value",
+        &spread,
+    )?;
+    written.push(path);
+    Ok(written)
+}
+
+/// A record's step, as the x of a point.
+fn step(r: &MetricsRecord) -> f64 {
+    r.step as f64
+}
+
+/// The training losses by step, on a log scale (NaN where not positive).
+fn loss_series(records: &[MetricsRecord]) -> Vec<Series> {
+    let log10 = |v: f64| if v > 0.0 { v.log10() } else { f64::NAN };
     let mut losses = vec![
         Series {
             name: "total".into(),
@@ -177,18 +231,11 @@ pub fn write_run_plots(run: &Path) -> anyhow::Result<Vec<PathBuf>> {
                 .collect(),
         });
     }
-    let path = run.join("losses.png");
-    line_chart(&path, "Training losses", "step", "log10 loss", &losses)?;
-    written.push(path);
+    losses
+}
 
-    let validations: Vec<(f64, &Diagnostics)> = records
-        .iter()
-        .filter_map(|r| r.validation.as_ref().map(|v| (step(r), v)))
-        .collect();
-    let Some((_, last)) = validations.last() else {
-        return Ok(written);
-    };
-
+/// Each probe's R² by validation step (the probes of the last validation).
+fn probe_series(validations: &[(f64, &Diagnostics)], last: &Diagnostics) -> Vec<Series> {
     let mut probes: Vec<Series> = Vec::new();
     for (i, p) in last.probes.iter().enumerate() {
         probes.push(Series {
@@ -199,16 +246,11 @@ pub fn write_run_plots(run: &Path) -> anyhow::Result<Vec<PathBuf>> {
                 .collect(),
         });
     }
-    let path = run.join("probes.png");
-    line_chart(
-        &path,
-        "Linear probe R² on held-out episodes",
-        "step",
-        "R²",
-        &probes,
-    )?;
-    written.push(path);
+    probes
+}
 
+/// The last validation's open-loop error by control steps ahead, at each level.
+fn horizon_series(last: &Diagnostics) -> Vec<Series> {
     let mut horizon = vec![Series {
         name: "level 1".into(),
         points: last
@@ -230,16 +272,11 @@ pub fn write_run_plots(run: &Path) -> anyhow::Result<Vec<PathBuf>> {
                 .collect(),
         });
     }
-    let path = run.join("horizon.png");
-    line_chart(
-        &path,
-        "Open-loop prediction error (relative to variance)",
-        "control steps ahead",
-        "error",
-        &horizon,
-    )?;
-    written.push(path);
+    horizon
+}
 
+/// Effective rank (per dimension) and minimum std of the embeddings by validation step.
+fn spread_series(validations: &[(f64, &Diagnostics)], last: &Diagnostics) -> Vec<Series> {
     let mut spread = vec![Series {
         name: "level 1 effective rank / dim".into(),
         points: validations
@@ -272,14 +309,5 @@ pub fn write_run_plots(run: &Path) -> anyhow::Result<Vec<PathBuf>> {
                 .collect(),
         });
     }
-    let path = run.join("spread.png");
-    line_chart(
-        &path,
-        "Embedding spread (collapse watch)",
-        "step",
-        "value",
-        &spread,
-    )?;
-    written.push(path);
-    Ok(written)
+    spread
 }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use super::data::TrainingData;
-use super::world_model::WorldModel;
+use super::world_model::{Level2Nets, WorldModel};
 
 /// Alarm thresholds: a representation whose effective rank is below this fraction of its
 /// dimension (and below 2), or whose mean per-dimension std is below `MIN_STD` relative to
@@ -264,28 +264,40 @@ pub fn diagnose(
     max_windows: usize,
     max_frames: usize,
 ) -> Diagnostics {
-    let stride = |n: usize, cap: usize| (n / cap.max(1)).max(1);
-    let val_w: Vec<(i64, i64)> = data
-        .val_windows
-        .iter()
-        .step_by(stride(data.val_windows.len(), max_windows))
-        .copied()
-        .collect();
-    let train_rows: Vec<i64> = data
-        .train_frames
-        .iter()
-        .step_by(stride(data.train_frames.len(), max_frames))
-        .copied()
-        .collect();
-    let val_rows: Vec<i64> = data
-        .val_frames
-        .iter()
-        .step_by(stride(data.val_frames.len(), max_frames))
-        .copied()
-        .collect();
+    let val_w = every_nth(&data.val_windows, max_windows);
+    let train_rows = every_nth(&data.train_frames, max_frames);
+    let val_rows = every_nth(&data.val_frames, max_frames);
     let mut d = Diagnostics::default();
+    prediction_errors(model, data, &val_w, device, &mut d);
+    if let (Some(_), false) = (&model.critic, data.val_episodes.is_empty()) {
+        d.critic_correlation = Some(critic_correlation(model, data, device));
+    }
+    representation_probes(model, data, &train_rows, &val_rows, device, &mut d);
+    d
+}
+
+/// Evenly spaced items of `items`: every one when there are at most `cap`, else every
+/// `len / cap`-th (so a few more than `cap`).
+fn every_nth<T: Copy>(items: &[T], cap: usize) -> Vec<T> {
+    let stride = |n: usize, cap: usize| (n / cap.max(1)).max(1);
+    items
+        .iter()
+        .step_by(stride(items.len(), cap))
+        .copied()
+        .collect()
+}
+
+/// Open-loop prediction errors on the windows `val_w`, relative to the representation's
+/// variance: level 1 per step, and level 2 per jump with its consistency.
+fn prediction_errors(
+    model: &WorldModel,
+    data: &TrainingData,
+    val_w: &[(i64, i64)],
+    device: Device,
+    d: &mut Diagnostics,
+) {
     tch::no_grad(|| {
-        let (obs, actions) = data.batch(&val_w, device);
+        let (obs, actions) = data.batch(val_w, device);
         let (b, l) = (obs.size()[0], obs.size()[1]);
         let z = model.encode(&obs.flatten(0, 1)).view([b, l, -1]);
         let a = model.normalize_actions(&actions);
@@ -305,43 +317,66 @@ pub fn diagnose(
             })
             .collect();
         if let Some(l2) = &model.level2 {
-            let jumps = (l - 1) / l2.k;
-            d.level2_k = l2.k;
-            let idx: Vec<i64> = (0..=jumps).map(|j| j * l2.k).collect();
-            let h =
-                l2.abstract_state(&z.index_select(1, &Tensor::from_slice(&idx).to_device(device)));
-            let var_h = h
-                .flatten(0, 1)
-                .var_dim(0i64, false, false)
-                .mean(Kind::Float)
-                .clamp_min(1e-12);
-            let chunks = a.narrow(1, 0, jumps * l2.k).reshape([b * jumps, l2.k, 2]);
-            let u = l2.encode_macro(&chunks).view([b, jumps, -1]);
-            let hp = l2.rollout(&h.select(1, 0), &u);
-            d.level2_error = (0..jumps)
-                .map(|j| {
-                    ((hp.select(1, j) - h.select(1, j + 1))
-                        .pow_tensor_scalar(2)
-                        .mean(Kind::Float)
-                        / &var_h)
-                        .double_value(&[])
-                })
-                .collect();
-            let composed = l2.abstract_state(&pred.select(1, l2.k - 1));
-            d.level2_consistency = Some(
-                ((composed - hp.select(1, 0))
-                    .pow_tensor_scalar(2)
-                    .mean(Kind::Float)
-                    / &var_h)
-                    .double_value(&[]),
-            );
+            level2_errors(l2, &z, &a, &pred, device, d);
         }
     });
-    if let (Some(_), false) = (&model.critic, data.val_episodes.is_empty()) {
-        d.critic_correlation = Some(critic_correlation(model, data, device));
-    }
-    let z_train = encode_rows(model, data, &train_rows, device);
-    let z_val = encode_rows(model, data, &val_rows, device);
+}
+
+/// Level 2's error per jump from the encodings `z` `[B, L, D]` and normalised actions `a`,
+/// and the consistency of one jump with k composed level-1 steps (`pred`, the level-1
+/// rollout).
+fn level2_errors(
+    l2: &Level2Nets,
+    z: &Tensor,
+    a: &Tensor,
+    pred: &Tensor,
+    device: Device,
+    d: &mut Diagnostics,
+) {
+    let (b, l) = (z.size()[0], z.size()[1]);
+    let jumps = (l - 1) / l2.k;
+    d.level2_k = l2.k;
+    let idx: Vec<i64> = (0..=jumps).map(|j| j * l2.k).collect();
+    let h = l2.abstract_state(&z.index_select(1, &Tensor::from_slice(&idx).to_device(device)));
+    let var_h = h
+        .flatten(0, 1)
+        .var_dim(0i64, false, false)
+        .mean(Kind::Float)
+        .clamp_min(1e-12);
+    let chunks = a.narrow(1, 0, jumps * l2.k).reshape([b * jumps, l2.k, 2]);
+    let u = l2.encode_macro(&chunks).view([b, jumps, -1]);
+    let hp = l2.rollout(&h.select(1, 0), &u);
+    d.level2_error = (0..jumps)
+        .map(|j| {
+            ((hp.select(1, j) - h.select(1, j + 1))
+                .pow_tensor_scalar(2)
+                .mean(Kind::Float)
+                / &var_h)
+                .double_value(&[])
+        })
+        .collect();
+    let composed = l2.abstract_state(&pred.select(1, l2.k - 1));
+    d.level2_consistency = Some(
+        ((composed - hp.select(1, 0))
+            .pow_tensor_scalar(2)
+            .mean(Kind::Float)
+            / &var_h)
+            .double_value(&[]),
+    );
+}
+
+/// Spread of the held-out representations at both levels, and linear probes from them to
+/// the physical state (fitted on the training frames).
+fn representation_probes(
+    model: &WorldModel,
+    data: &TrainingData,
+    train_rows: &[i64],
+    val_rows: &[i64],
+    device: Device,
+    d: &mut Diagnostics,
+) {
+    let z_train = encode_rows(model, data, train_rows, device);
+    let z_val = encode_rows(model, data, val_rows, device);
     d.level1_spread = spread(&z_val);
     let h_of = |z: &Tensor| {
         model
@@ -353,7 +388,7 @@ pub fn diagnose(
     d.level2_spread = h_val.as_ref().map(spread);
     let sel = |rows: &[i64], t: &Tensor| t.index_select(0, &Tensor::from_slice(rows));
     for (name, y) in probe_targets(data) {
-        let (yt, yv) = (sel(&train_rows, &y), sel(&val_rows, &y));
+        let (yt, yv) = (sel(train_rows, &y), sel(val_rows, &y));
         let mean = |v: Vec<f64>| v.iter().sum::<f64>() / v.len().max(1) as f64;
         d.probes.push(Probe {
             target: name.clone(),
@@ -368,7 +403,6 @@ pub fn diagnose(
             });
         }
     }
-    d
 }
 
 /// Pearson correlation between the critic's output and the clipped temporal distance on

@@ -7,7 +7,7 @@
 use tch::nn;
 use tch::Tensor;
 
-use super::config::{ActionFrame, EncoderKind, ModelConfig, ObservationKind, StateFrame};
+use super::config::{ActionFrame, EncoderKind, Level2, ModelConfig, ObservationKind, StateFrame};
 use super::encoder::{Encoder, IdentityEncoder, Mlp, PixelEncoder, StackedMlp, StateEncoder};
 
 /// Shapes of the data the model is built for.
@@ -60,6 +60,9 @@ pub struct Level2Nets {
 }
 
 impl WorldModel {
+    /// Builds every net under `p` (see the module's checkpoint names). The creation order
+    /// fixes which random numbers initialise which weights: encoder, level 2, level-2
+    /// critic, level-1 predictors, level-1 inverse dynamics, critic.
     pub fn new(p: &nn::Path, agent: &ModelConfig, shapes: &ModelShapes) -> WorldModel {
         let identity = agent.perception.encoder == EncoderKind::Identity;
         // The identity encoder's z is the state's features (checked against `latent_dim`
@@ -68,47 +71,12 @@ impl WorldModel {
             true => shapes.observation[0] + shapes.angle_inputs.len() as i64,
             false => agent.perception.latent_dim,
         };
-        let encoder = match agent.perception.observation {
-            ObservationKind::State if identity => Encoder::Identity(IdentityEncoder::new(
-                &(p / "encoder"),
-                shapes.observation[0],
-                &shapes.angle_inputs,
-            )),
-            ObservationKind::Pixels => Encoder::Pixels(PixelEncoder::new(
-                &(p / "encoder"),
-                shapes.observation[0],
-                shapes.observation[1],
-                &agent.perception.channels,
-                d,
-            )),
-            ObservationKind::State => Encoder::State(StateEncoder::new(
-                &(p / "encoder"),
-                shapes.observation[0],
-                &shapes.angle_inputs,
-                agent.perception.hidden,
-                d,
-            )),
-        };
+        let encoder = new_encoder(&(p / "encoder"), agent, shapes, identity, d);
         let h1 = agent.level1.hidden;
-        let level2 = agent.level2.enabled.then(|| {
-            let l2 = &agent.level2;
-            let q = p / "level2";
-            Level2Nets {
-                abstraction: Mlp::new(&(&q / "abstraction"), &[d, l2.hidden, l2.dim]),
-                macro_encoder: Mlp::new(
-                    &(&q / "macro_encoder"),
-                    &[2 * l2.k, l2.hidden, l2.macro_dim],
-                ),
-                predictor2: Mlp::new(
-                    &(&q / "predictor"),
-                    &[l2.dim + l2.macro_dim, l2.hidden, l2.hidden, l2.dim],
-                ),
-                idm2: Mlp::new(&(&q / "idm"), &[2 * l2.dim, l2.hidden, l2.macro_dim]),
-                k: l2.k,
-                dim: l2.dim,
-                macro_dim: l2.macro_dim,
-            }
-        });
+        let level2 = agent
+            .level2
+            .enabled
+            .then(|| Level2Nets::new(&(p / "level2"), &agent.level2, d));
         let critic2 = level2
             .as_ref()
             .filter(|_| agent.critic.enabled && agent.critic.level2)
@@ -118,37 +86,7 @@ impl WorldModel {
         WorldModel {
             encoder,
             predictors1: (0..agent.level1.ensemble)
-                .map(|i| {
-                    // Member 0 keeps the single predictor's name, so older checkpoints load.
-                    let name = match i {
-                        0 => "predictor1".to_string(),
-                        i => format!("predictor1_{i}"),
-                    };
-                    // In the body's frame: in the agent's position, velocity and target
-                    // (6), out the agent's and the body's motion (2 + 2 + 2 + 1 angle).
-                    let (inputs, outputs) = match agent.level1.state_frame {
-                        StateFrame::World => (d + 2, d),
-                        StateFrame::Body => (BODY_FRAME_INPUTS, BODY_FRAME_OUTPUTS),
-                    };
-                    let sizes = [
-                        vec![inputs],
-                        vec![h1; agent.level1.predictor_layers as usize],
-                        vec![outputs],
-                    ]
-                    .concat();
-                    let path = p / name.as_str();
-                    let net = match agent.level1.layer_norm {
-                        true => Mlp::normed(&path, &sizes),
-                        false => Mlp::new(&path, &sizes),
-                    };
-                    // Starting from "nothing moves": a random body-frame step turns the
-                    // body's frame by a random angle, and a rollout of such turns trains
-                    // chaotically (the loss diverged from tch's default initialisation).
-                    match agent.level1.state_frame {
-                        StateFrame::World => net,
-                        StateFrame::Body => net.zero_output(),
-                    }
-                })
+                .map(|i| new_predictor1(p, agent, d, i))
                 .collect(),
             idm1: Mlp::new(&(p / "idm1"), &[2 * d, h1, 2]),
             level2,
@@ -336,6 +274,71 @@ impl WorldModel {
     }
 }
 
+/// The perception encoder at `p` (`encoder`), with output width `d`.
+fn new_encoder(
+    p: &nn::Path,
+    agent: &ModelConfig,
+    shapes: &ModelShapes,
+    identity: bool,
+    d: i64,
+) -> Encoder {
+    match agent.perception.observation {
+        ObservationKind::State if identity => Encoder::Identity(IdentityEncoder::new(
+            p,
+            shapes.observation[0],
+            &shapes.angle_inputs,
+        )),
+        ObservationKind::Pixels => Encoder::Pixels(PixelEncoder::new(
+            p,
+            shapes.observation[0],
+            shapes.observation[1],
+            &agent.perception.channels,
+            d,
+        )),
+        ObservationKind::State => Encoder::State(StateEncoder::new(
+            p,
+            shapes.observation[0],
+            &shapes.angle_inputs,
+            agent.perception.hidden,
+            d,
+        )),
+    }
+}
+
+/// Ensemble member `i` of the level-1 predictor, under `p`.
+fn new_predictor1(p: &nn::Path, agent: &ModelConfig, d: i64, i: i64) -> Mlp {
+    let h1 = agent.level1.hidden;
+    // Member 0 keeps the single predictor's name, so older checkpoints load.
+    let name = match i {
+        0 => "predictor1".to_string(),
+        i => format!("predictor1_{i}"),
+    };
+    // In the body's frame: in the agent's position, velocity and target
+    // (6), out the agent's and the body's motion (2 + 2 + 2 + 1 angle).
+    let (inputs, outputs) = match agent.level1.state_frame {
+        StateFrame::World => (d + 2, d),
+        StateFrame::Body => (BODY_FRAME_INPUTS, BODY_FRAME_OUTPUTS),
+    };
+    let sizes = [
+        vec![inputs],
+        vec![h1; agent.level1.predictor_layers as usize],
+        vec![outputs],
+    ]
+    .concat();
+    let path = p / name.as_str();
+    let net = match agent.level1.layer_norm {
+        true => Mlp::normed(&path, &sizes),
+        false => Mlp::new(&path, &sizes),
+    };
+    // Starting from "nothing moves": a random body-frame step turns the
+    // body's frame by a random angle, and a rollout of such turns trains
+    // chaotically (the loss diverged from tch's default initialisation).
+    match agent.level1.state_frame {
+        StateFrame::World => net,
+        StateFrame::Body => net.zero_output(),
+    }
+}
+
 /// A body-frame predictor's inputs: the agent's position, velocity and PD target relative
 /// to the body; its outputs: the agent's displacement and velocity change, the body's
 /// displacement and turn.
@@ -398,6 +401,22 @@ impl CriticNet {
 }
 
 impl Level2Nets {
+    /// The level-2 nets under `q` (`level2`), over level-1 states of width `d`.
+    fn new(q: &nn::Path, l2: &Level2, d: i64) -> Level2Nets {
+        Level2Nets {
+            abstraction: Mlp::new(&(q / "abstraction"), &[d, l2.hidden, l2.dim]),
+            macro_encoder: Mlp::new(&(q / "macro_encoder"), &[2 * l2.k, l2.hidden, l2.macro_dim]),
+            predictor2: Mlp::new(
+                &(q / "predictor"),
+                &[l2.dim + l2.macro_dim, l2.hidden, l2.hidden, l2.dim],
+            ),
+            idm2: Mlp::new(&(q / "idm"), &[2 * l2.dim, l2.hidden, l2.macro_dim]),
+            k: l2.k,
+            dim: l2.dim,
+            macro_dim: l2.macro_dim,
+        }
+    }
+
     /// z -> h.
     pub fn abstract_state(&self, z: &Tensor) -> Tensor {
         self.abstraction.forward(z)

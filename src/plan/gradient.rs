@@ -2,50 +2,30 @@
 //! parallel restarts (the warm start and Gaussian perturbations of it), Adam steps,
 //! projection after each step; the best restart wins.
 
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use tch::{Kind, Tensor};
+use tch::Kind;
 
-use super::{
-    initial_mean, normal, ActionBox, Best, Objective, Plan, Planner, PlannerConfig, Unroll,
-};
+use super::{initial_mean, normal, Best, Plan, Planner, PlannerConfig, Search, Seeded};
 
-pub struct GradientDescent {
-    cfg: PlannerConfig,
-    rng: ChaCha8Rng,
-}
-
-impl GradientDescent {
-    pub fn new(cfg: PlannerConfig, seed: u64) -> GradientDescent {
-        GradientDescent {
-            cfg,
-            rng: ChaCha8Rng::seed_from_u64(seed),
-        }
-    }
-}
+/// Built by [`super::make_planner`].
+pub struct GradientDescent(pub(super) Seeded);
 
 impl Planner for GradientDescent {
-    fn plan(
-        &mut self,
-        unroll: &dyn Unroll,
-        objective: &dyn Objective,
-        space: &ActionBox,
-        warm: Option<&Tensor>,
-    ) -> Plan {
+    fn plan(&mut self, search: Search<'_>) -> Plan {
+        let (unroll, objective, space, warm) = search.parts();
         assert!(
             unroll.differentiable(),
             "the gradient planner needs a differentiable model (not the oracle)"
         );
-        let (h, a, n) = (self.cfg.horizon, space.dim, self.cfg.samples);
+        let (h, a, n) = (self.0.cfg.horizon, space.dim, self.0.cfg.samples);
         let mean = initial_mean(warm, h, a, unroll.device());
         let init = mean.unsqueeze(0)
-            + normal(&mut self.rng, &[n, h, a], mean.device()) * self.cfg.init_std;
+            + normal(&mut self.0.rng, &[n, h, a], mean.device()) * self.0.cfg.init_std;
         let _ = init.get(0).copy_(&mean);
         let mut x = space.project(&init).detach().set_requires_grad(true);
         let (mut m, mut v) = (x.zeros_like(), x.zeros_like());
-        let (b1, b2, lr) = (0.9, 0.999, self.cfg.learning_rate);
+        let (b1, b2, lr) = (0.9, 0.999, self.0.cfg.learning_rate);
         let mut best = Best::new(&mean);
-        for t in 1..=self.cfg.iterations {
+        for t in 1..=self.0.cfg.iterations {
             let cost = objective.cost(&unroll.unroll(&x), &x);
             best.offer(&x, &cost);
             best.end_iteration();
@@ -62,10 +42,10 @@ impl Planner for GradientDescent {
             });
         }
         tch::no_grad(|| best.offer(&x, &objective.cost(&unroll.unroll(&x), &x)));
-        best.into_plan(self.cfg.iterations)
+        best.into_plan(self.0.cfg.iterations)
     }
 
     fn config(&self) -> &PlannerConfig {
-        &self.cfg
+        &self.0.cfg
     }
 }

@@ -4,7 +4,7 @@
 
 use tch::Tensor;
 
-use super::{ActionBox, Objective, Plan, Planner, Unroll};
+use super::{ActionBox, Objective, Plan, Planner, Search, Unroll};
 
 /// The upper level's answer: its plan, the abstract states it leads to, and the subgoal.
 #[derive(Debug)]
@@ -28,7 +28,12 @@ pub fn plan_upper(
     warm: Option<&Tensor>,
     subgoal_jump: i64,
 ) -> UpperPlan {
-    let plan = planner.plan(search, objective, space, warm);
+    let plan = planner.plan(Search {
+        unroll: search,
+        objective,
+        space,
+        warm,
+    });
     let states = tch::no_grad(|| predict.unroll(&plan.actions.unsqueeze(0))).squeeze_dim(0);
     let subgoal = states.get(subgoal_jump - 1).unsqueeze(0);
     UpperPlan {
@@ -48,5 +53,10 @@ pub fn plan_lower<'a>(
     warm: Option<&Tensor>,
 ) -> Plan {
     let objective = objective_for(subgoal);
-    planner.plan(unroll, objective.as_ref(), space, warm)
+    planner.plan(Search {
+        unroll,
+        objective: objective.as_ref(),
+        space,
+        warm,
+    })
 }

@@ -18,6 +18,8 @@ use petgraph::visit::EdgeRef;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
+use crate::error::ConfigError;
+
 /// The `[planning.landmarks]` table of an agent file.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -77,28 +79,28 @@ fn default_replan_every() -> i64 {
 
 impl LandmarkConfig {
     /// Checks the numbers; errors name the key.
-    pub fn validate(&self) -> Result<(), (String, String)> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if !(2..=MAX_LANDMARKS).contains(&self.count) {
-            return Err((
-                "planning.landmarks.count".into(),
-                format!(
-                    "expected 2..={MAX_LANDMARKS} landmarks (their costs are a count x count matrix), found {}",
-                    self.count
-                ),
+            return Err(ConfigError::expected(
+                "planning.landmarks.count",
+                format!("2..={MAX_LANDMARKS} landmarks (their costs are a count x count matrix)"),
+                self.count,
             ));
         }
         for (key, v) in [("max_edge", self.max_edge), ("reach", self.reach)] {
             if !(v.is_finite() && v > 0.0) {
-                return Err((
+                return Err(ConfigError::expected(
                     format!("planning.landmarks.{key}"),
-                    format!("expected a length > 0 (data steps), found {v}"),
+                    "a length > 0 (data steps)",
+                    v,
                 ));
             }
         }
         if self.replan_every < 1 {
-            return Err((
-                "planning.landmarks.replan_every".into(),
-                format!("expected at least 1 env step, found {}", self.replan_every),
+            return Err(ConfigError::expected(
+                "planning.landmarks.replan_every",
+                "at least 1 env step",
+                self.replan_every,
             ));
         }
         Ok(())
@@ -393,20 +395,20 @@ mod tests {
         }
         .validate()
         .unwrap_err();
-        assert_eq!(e.0, "planning.landmarks.count");
+        assert_eq!(e.key(), "planning.landmarks.count");
         let e = LandmarkConfig {
             reach: 0.0,
             ..ok.clone()
         }
         .validate()
         .unwrap_err();
-        assert_eq!(e.0, "planning.landmarks.reach");
+        assert_eq!(e.key(), "planning.landmarks.reach");
         let e = LandmarkConfig {
             replan_every: 0,
             ..ok
         }
         .validate()
         .unwrap_err();
-        assert_eq!(e.0, "planning.landmarks.replan_every");
+        assert_eq!(e.key(), "planning.landmarks.replan_every");
     }
 }

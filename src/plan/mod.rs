@@ -14,10 +14,12 @@ pub mod mppi;
 pub mod oracle;
 pub mod shooting;
 
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
+
+use crate::error::ConfigError;
 
 pub use cem::Cem;
 pub use gradient::GradientDescent;
@@ -195,19 +197,17 @@ fn default_lr() -> f64 {
 
 impl PlannerConfig {
     /// Checks the budget; `key` prefixes the field names in errors (`planning.planner`).
-    /// Returns the offending key and what was expected.
-    pub fn validate(&self, key: &str) -> Result<(), (String, String)> {
+    pub fn validate(&self, key: &str) -> Result<(), ConfigError> {
         self.validate_with_jumps(key, 1)
     }
 
     /// The same for a planner whose plan steps are jumps of `k` env steps (the hierarchical
     /// planner's upper level): `replan_every` counts env steps, `horizon` jumps.
-    pub fn validate_with_jumps(&self, key: &str, k: i64) -> Result<(), (String, String)> {
-        self.check(k)
-            .map_err(|(field, msg)| (format!("{key}.{field}"), msg))
+    pub fn validate_with_jumps(&self, key: &str, k: i64) -> Result<(), ConfigError> {
+        self.check(k).map_err(|e| e.under(key))
     }
 
-    fn check(&self, k: i64) -> Result<(), (&'static str, String)> {
+    fn check(&self, k: i64) -> Result<(), ConfigError> {
         let positive = [
             ("samples", self.samples),
             ("iterations", self.iterations),
@@ -216,16 +216,14 @@ impl PlannerConfig {
         ];
         for (name, v) in positive {
             if v < 1 {
-                return Err((name, format!("expected an integer >= 1, found {v}")));
+                return Err(ConfigError::expected(name, "an integer >= 1", v));
             }
         }
         if self.kind == PlannerKind::Cem && !(1..=self.samples).contains(&self.elites) {
-            return Err((
+            return Err(ConfigError::expected(
                 "elites",
-                format!(
-                    "expected 1..=samples ({}), found {}",
-                    self.samples, self.elites
-                ),
+                format!("1..=samples ({})", self.samples),
+                self.elites,
             ));
         }
         if self.replan_every > self.horizon * k {
@@ -234,7 +232,7 @@ impl PlannerConfig {
             } else {
                 self.horizon.to_string()
             };
-            return Err((
+            return Err(ConfigError::needs(
                 "replan_every",
                 format!("{} is longer than the horizon {horizon}", self.replan_every),
             ));
@@ -245,13 +243,14 @@ impl PlannerConfig {
             ("learning_rate", self.learning_rate),
         ] {
             if !(v.is_finite() && v > 0.0) {
-                return Err((name, format!("expected a positive number, found {v}")));
+                return Err(ConfigError::expected(name, "a positive number", v));
             }
         }
         if !(self.min_std.is_finite() && self.min_std >= 0.0) {
-            return Err((
+            return Err(ConfigError::expected(
                 "min_std",
-                format!("expected a number >= 0, found {}", self.min_std),
+                "a number >= 0",
+                self.min_std,
             ));
         }
         Ok(())
@@ -271,27 +270,61 @@ pub struct Plan {
     pub cost_trace: Vec<f64>,
 }
 
+/// What one search is over: the model's unroll, the objective to minimise, the box the
+/// actions live in, and a warm start (`[horizon, A]`, e.g. the previous plan shifted).
+#[derive(Clone, Copy)]
+pub struct Search<'a> {
+    pub unroll: &'a dyn Unroll,
+    pub objective: &'a dyn Objective,
+    pub space: &'a ActionBox,
+    pub warm: Option<&'a Tensor>,
+}
+
+impl<'a> Search<'a> {
+    /// Its four parts, for a planner's body.
+    pub fn parts(
+        self,
+    ) -> (
+        &'a dyn Unroll,
+        &'a dyn Objective,
+        &'a ActionBox,
+        Option<&'a Tensor>,
+    ) {
+        (self.unroll, self.objective, self.space, self.warm)
+    }
+}
+
+/// What every planner holds: its budget and its own random stream (seeded per sandbox, so
+/// plans are reproducible whatever else runs).
+pub struct Seeded {
+    pub cfg: PlannerConfig,
+    pub rng: ChaCha8Rng,
+}
+
+impl Seeded {
+    pub fn new(cfg: PlannerConfig, seed: u64) -> Seeded {
+        Seeded {
+            cfg,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        }
+    }
+}
+
 /// A sampling- or gradient-based search over action sequences.
 pub trait Planner: Send {
     /// Minimises `objective(unroll(a), a)` over sequences `[horizon, A]` in `space`,
-    /// starting from `warm` (`[horizon, A]`, e.g. the previous plan shifted) when given.
-    fn plan(
-        &mut self,
-        unroll: &dyn Unroll,
-        objective: &dyn Objective,
-        space: &ActionBox,
-        warm: Option<&Tensor>,
-    ) -> Plan;
+    /// starting from `warm` when given.
+    fn plan(&mut self, search: Search<'_>) -> Plan;
     fn config(&self) -> &PlannerConfig;
 }
 
 /// Builds the planner an agent file names, with its own seeded noise.
 pub fn make_planner(cfg: &PlannerConfig, seed: u64) -> Box<dyn Planner> {
     match cfg.kind {
-        PlannerKind::Cem => Box::new(Cem::new(cfg.clone(), seed)),
-        PlannerKind::Mppi => Box::new(Mppi::new(cfg.clone(), seed)),
-        PlannerKind::Gradient => Box::new(GradientDescent::new(cfg.clone(), seed)),
-        PlannerKind::Shooting => Box::new(RandomShooting::new(cfg.clone(), seed)),
+        PlannerKind::Cem => Box::new(Cem(Seeded::new(cfg.clone(), seed))),
+        PlannerKind::Mppi => Box::new(Mppi(Seeded::new(cfg.clone(), seed))),
+        PlannerKind::Gradient => Box::new(GradientDescent(Seeded::new(cfg.clone(), seed))),
+        PlannerKind::Shooting => Box::new(RandomShooting(Seeded::new(cfg.clone(), seed))),
     }
 }
 

@@ -3,35 +3,17 @@
 //! their cost spread so one setting works across cost scales, and move the mean and std to
 //! the weighted statistics.
 
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use tch::{Kind, Tensor};
 
-use super::{sampling_search, ActionBox, Objective, Plan, Planner, PlannerConfig, Unroll};
+use super::{sampling_search, Plan, Planner, PlannerConfig, Search, Seeded};
 
-pub struct Mppi {
-    cfg: PlannerConfig,
-    rng: ChaCha8Rng,
-}
-
-impl Mppi {
-    pub fn new(cfg: PlannerConfig, seed: u64) -> Mppi {
-        Mppi {
-            cfg,
-            rng: ChaCha8Rng::seed_from_u64(seed),
-        }
-    }
-}
+/// Built by [`super::make_planner`].
+pub struct Mppi(pub(super) Seeded);
 
 impl Planner for Mppi {
-    fn plan(
-        &mut self,
-        unroll: &dyn Unroll,
-        objective: &dyn Objective,
-        space: &ActionBox,
-        warm: Option<&Tensor>,
-    ) -> Plan {
-        let temperature = self.cfg.temperature;
+    fn plan(&mut self, search: Search<'_>) -> Plan {
+        let (unroll, objective, space, warm) = search.parts();
+        let temperature = self.0.cfg.temperature;
         let refit = |top: &Tensor, elites: &Tensor| {
             let k = top.size()[0];
             let spread = (top.get(k - 1) - top.get(0)).clamp_min(1e-9);
@@ -47,8 +29,8 @@ impl Planner for Mppi {
             (mean, var.sqrt())
         };
         let (mut best, mean) = sampling_search(
-            &self.cfg,
-            &mut self.rng,
+            &self.0.cfg,
+            &mut self.0.rng,
             (unroll, objective, space),
             warm,
             refit,
@@ -58,10 +40,10 @@ impl Planner for Mppi {
             let m = space.project(&mean.unsqueeze(0));
             best.offer(&m, &objective.cost(&unroll.unroll(&m), &m));
         });
-        best.into_plan(self.cfg.iterations)
+        best.into_plan(self.0.cfg.iterations)
     }
 
     fn config(&self) -> &PlannerConfig {
-        &self.cfg
+        &self.0.cfg
     }
 }

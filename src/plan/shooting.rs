@@ -2,38 +2,18 @@
 //! The simplest sampling planner, a baseline for CEM and MPPI, and the worked example of
 //! adding a planner (README, "Adding a planner or cost term").
 
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use tch::{Kind, Tensor};
 
-use super::{
-    initial_mean, sample_elites, ActionBox, Best, Objective, Plan, Planner, PlannerConfig, Unroll,
-};
+use super::{initial_mean, sample_elites, Best, Plan, Planner, PlannerConfig, Search, Seeded};
 
-pub struct RandomShooting {
-    cfg: PlannerConfig,
-    rng: ChaCha8Rng,
-}
-
-impl RandomShooting {
-    pub fn new(cfg: PlannerConfig, seed: u64) -> RandomShooting {
-        RandomShooting {
-            cfg,
-            rng: ChaCha8Rng::seed_from_u64(seed),
-        }
-    }
-}
+/// Built by [`super::make_planner`].
+pub struct RandomShooting(pub(super) Seeded);
 
 impl Planner for RandomShooting {
     /// `samples x iterations` candidates in all, drawn around the same mean (no refit).
-    fn plan(
-        &mut self,
-        unroll: &dyn Unroll,
-        objective: &dyn Objective,
-        space: &ActionBox,
-        warm: Option<&Tensor>,
-    ) -> Plan {
-        let c = &self.cfg;
+    fn plan(&mut self, search: Search<'_>) -> Plan {
+        let (unroll, objective, space, warm) = search.parts();
+        let c = &self.0.cfg;
         let mean = initial_mean(warm, c.horizon, space.dim, unroll.device());
         let std = Tensor::full(
             [c.horizon, space.dim],
@@ -44,7 +24,7 @@ impl Planner for RandomShooting {
         tch::no_grad(|| {
             for _ in 0..c.iterations {
                 let (top, elites) = sample_elites(
-                    &mut self.rng,
+                    &mut self.0.rng,
                     &mean,
                     &std,
                     c.samples,
@@ -61,6 +41,6 @@ impl Planner for RandomShooting {
     }
 
     fn config(&self) -> &PlannerConfig {
-        &self.cfg
+        &self.0.cfg
     }
 }

@@ -39,14 +39,25 @@ pub struct AgentChoice {
     pub actor: Option<(EvalActor, String)>,
 }
 
+/// Who acts in a watched or recorded episode, as the command line names it.
+#[derive(Clone, Debug, Default)]
+pub struct ActorSpec {
+    /// Scene (default: the agent file's, else two_rooms).
+    pub scene: Option<String>,
+    /// Agent file with a [planning] table; without one, a scripted policy or the user acts.
+    pub agent: Option<PathBuf>,
+    /// Run the agent file's planner with the sandbox as its model.
+    pub oracle: bool,
+    /// Overrides the agent file's device.
+    pub device: Option<crate::device::Device>,
+}
+
 #[cfg(feature = "torch")]
-pub fn choose_agent(
-    scene: Option<&str>,
-    agent: Option<&Path>,
-    oracle: bool,
-    device: Option<&str>,
-) -> anyhow::Result<AgentChoice> {
-    let agent = agent
+pub fn choose_agent(spec: &ActorSpec) -> anyhow::Result<AgentChoice> {
+    let (scene, oracle, device) = (spec.scene.as_deref(), spec.oracle, spec.device);
+    let agent = spec
+        .agent
+        .as_deref()
         .map(|p| AgentFile::load(p).map(|a| (p.to_path_buf(), a)))
         .transpose()?;
     let scene_arg = scene
@@ -83,13 +94,9 @@ pub fn choose_agent(
 
 /// Without torch, only a scripted policy can act: `--agent` and `--oracle` are refused.
 #[cfg(not(feature = "torch"))]
-pub fn choose_agent(
-    scene: Option<&str>,
-    agent: Option<&Path>,
-    oracle: bool,
-    _device: Option<&str>,
-) -> anyhow::Result<AgentChoice> {
-    if let Some(path) = agent {
+pub fn choose_agent(spec: &ActorSpec) -> anyhow::Result<AgentChoice> {
+    let (scene, oracle) = (spec.scene.as_deref(), spec.oracle);
+    if let Some(path) = &spec.agent {
         return Err(InputError::new(
             path,
             "--agent",

@@ -11,13 +11,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::agent::AgentFile;
+use indicatif::ProgressBar;
+
 use crate::agent::{load_planning_agent, resolve_run};
+use crate::agent::{AgentFile, PlanningConfig};
 use crate::data::collect::{
     check_counts, collect_bar, fresh_manifest, list_shard, missing_shards, open_manifest,
     write_shard,
 };
-use crate::data::dataset::{sha256_hex, AgentSource, DataPolicy};
+use crate::data::dataset::{sha256_hex, AgentSource, DataPolicy, Manifest};
 use crate::data::{dataset_goals, CollectSummary, Dataset, EpisodeRecord, GoalWindow};
 use crate::error::InputError;
 use crate::model::checkpoint::{checkpoint_dir, dataset_digest, CheckpointMeta};
@@ -45,7 +47,7 @@ pub struct AgentCollectOptions {
     pub shard_episodes: u64,
     /// Sandboxes one agent serves at once (see `hjepa eval --parallel`).
     pub parallel: usize,
-    pub device: Option<String>,
+    pub device: Option<crate::device::Device>,
     pub progress: bool,
 }
 
@@ -57,17 +59,7 @@ pub fn collect_with_agent(opts: &AgentCollectOptions) -> anyhow::Result<CollectS
         InputError::new(&opts.agent_path, "", format!("cannot read agent file: {e}"))
     })?;
     let agent_file = AgentFile::load(&opts.agent_path)?;
-    let scene_path = Scene::resolve_path(&agent_file.scene);
-    let source = shipped::read(&scene_path, shipped::Kind::Scene)
-        .map_err(|e| InputError::new(&scene_path, "", format!("cannot read scene file: {e}")))?;
-    let mut scene = eval_scene(
-        Scene::parse(&source, &scene_path)?,
-        &scene_path,
-        Some(opts.max_steps),
-        opts.success.as_deref(),
-    )?;
-    scene.goal.terminate_on_success = false;
-    let scene = Arc::new(scene);
+    let EvalScene { source, scene } = load_eval_scene(opts, &agent_file)?;
     let windows = dataset_goals(
         &scene,
         &opts.goals_from,
@@ -83,30 +75,8 @@ pub fn collect_with_agent(opts: &AgentCollectOptions) -> anyhow::Result<CollectS
         )
         .into());
     };
-    let agent = load_planning_agent(&opts.agent_path, &scene, opts.device.as_deref(), None)?;
-    let run = resolve_run(&planning.checkpoint, &opts.agent_path);
-    let ckpt = checkpoint_dir(&run)?;
-    let meta_path = ckpt.join("meta.json");
-    let meta: CheckpointMeta = std::fs::read_to_string(&meta_path)
-        .map_err(|e| e.to_string())
-        .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()))
-        .map_err(|e| {
-            InputError::new(&meta_path, "", format!("cannot read checkpoint meta: {e}"))
-        })?;
-    let weights = std::fs::read(ckpt.join("model.safetensors"))
-        .map_err(|e| anyhow::anyhow!("{}: {e}", ckpt.join("model.safetensors").display()))?;
-    let source_of_play = AgentSource {
-        file: opts.agent_path.clone(),
-        file_sha256: sha256_hex(agent_text.as_bytes()),
-        checkpoint: run.clone(),
-        checkpoint_step: meta.step,
-        weights_sha256: sha256_hex(&weights),
-        goals_from: opts.goals_from.clone(),
-        goals_digest: dataset_digest(&Dataset::open(&opts.goals_from)?),
-        goal_offset: opts.goal_offset,
-        max_steps: opts.max_steps,
-        success: scene.goal.success[0].name(),
-    };
+    let agent = load_planning_agent(&opts.agent_path, &scene, opts.device, None)?;
+    let source_of_play = agent_source(opts, &agent_text, planning, &scene)?;
     let fresh = fresh_manifest(
         &scene,
         &source,
@@ -127,44 +97,154 @@ pub fn collect_with_agent(opts: &AgentCollectOptions) -> anyhow::Result<CollectS
         format!("collect {} with its agent", scene.name),
     );
     let start = Instant::now();
-    let mut actor = EvalActor::Learned(agent);
-    let mut env = Env::new(scene.clone());
-    let (mut recorded, mut steps_recorded, mut reached) = (0, 0, 0);
-    for k in todo.iter().copied() {
-        let (first, end) = manifest.shard_range(k);
-        let only: Vec<u64> = (first..end).collect();
-        let starts = Starts {
-            count: opts.episodes,
-            seed: opts.seed,
-            windows: Some(&windows),
-            only: Some(&only),
-        };
-        let mut played = Vec::new();
-        actor.play_from(&scene, starts, opts.parallel, |ep| {
-            played.push(ep);
-            bar.inc(1);
-            Ok(())
-        })?;
-        played.sort_by_key(|e| e.index);
-        let eps = played
-            .iter()
-            .map(|ep| record_played(&mut env, &windows[ep.index as usize], ep))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        reached += eps.iter().filter(|e| e.success).count();
-        recorded += eps.len() as u64;
-        bar.set_message(format!("goal reached {reached}/{recorded}"));
-        let entry = write_shard(&opts.out, k, &eps, &manifest)?;
-        steps_recorded += entry.steps;
-        list_shard(&mut manifest, &opts.out, entry)?;
-    }
+    let play = ShardPlay {
+        opts,
+        scene: &scene,
+        windows: &windows,
+        bar: &bar,
+    };
+    let recorded = play.record(EvalActor::Learned(agent), &todo, &mut manifest)?;
     bar.finish_and_clear();
     Ok(CollectSummary {
         episodes_total: manifest.episodes,
-        episodes_recorded: recorded,
+        episodes_recorded: recorded.episodes,
         shards_written: todo.len() as u64,
-        steps_recorded,
+        steps_recorded: recorded.steps,
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// The agent's scene as evaluation plays it, and the scene file's text (the manifest
+/// keeps it).
+struct EvalScene {
+    source: String,
+    scene: Arc<Scene>,
+}
+
+/// Reads the agent's scene with the run's episode length and success criterion; episodes
+/// go on after a success, so that each is long enough for training windows.
+fn load_eval_scene(
+    opts: &AgentCollectOptions,
+    agent_file: &AgentFile,
+) -> anyhow::Result<EvalScene> {
+    let scene_path = Scene::resolve_path(&agent_file.scene);
+    let source = shipped::read(&scene_path, shipped::Kind::Scene)
+        .map_err(|e| InputError::new(&scene_path, "", format!("cannot read scene file: {e}")))?;
+    let mut scene = eval_scene(
+        Scene::parse(&source, &scene_path)?,
+        &scene_path,
+        Some(opts.max_steps),
+        opts.success.as_deref(),
+    )?;
+    scene.goal.terminate_on_success = false;
+    Ok(EvalScene {
+        source,
+        scene: Arc::new(scene),
+    })
+}
+
+/// Who plays the dataset's episodes, for its manifest: the agent file and checkpoint
+/// (with digests of both), and where the start/goal windows come from.
+fn agent_source(
+    opts: &AgentCollectOptions,
+    agent_text: &str,
+    planning: &PlanningConfig,
+    scene: &Scene,
+) -> anyhow::Result<AgentSource> {
+    let run = resolve_run(&planning.checkpoint, &opts.agent_path);
+    let ckpt = checkpoint_dir(&run)?;
+    let meta_path = ckpt.join("meta.json");
+    let meta: CheckpointMeta = std::fs::read_to_string(&meta_path)
+        .map_err(|e| e.to_string())
+        .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()))
+        .map_err(|e| {
+            InputError::new(&meta_path, "", format!("cannot read checkpoint meta: {e}"))
+        })?;
+    let weights = std::fs::read(ckpt.join("model.safetensors"))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", ckpt.join("model.safetensors").display()))?;
+    Ok(AgentSource {
+        file: opts.agent_path.clone(),
+        file_sha256: sha256_hex(agent_text.as_bytes()),
+        checkpoint: run.clone(),
+        checkpoint_step: meta.step,
+        weights_sha256: sha256_hex(&weights),
+        goals_from: opts.goals_from.clone(),
+        goals_digest: dataset_digest(&Dataset::open(&opts.goals_from)?),
+        goal_offset: opts.goal_offset,
+        max_steps: opts.max_steps,
+        success: scene.goal.success[0].name(),
+    })
+}
+
+/// What a run fixes for every shard it plays: the options, the scene, the start/goal
+/// windows and the progress bar.
+struct ShardPlay<'a> {
+    opts: &'a AgentCollectOptions,
+    scene: &'a Arc<Scene>,
+    windows: &'a [GoalWindow],
+    bar: &'a ProgressBar,
+}
+
+/// What this run recorded.
+struct Recorded {
+    episodes: u64,
+    steps: u64,
+}
+
+impl ShardPlay<'_> {
+    /// Plays and writes the shards `todo` in order, listing each in the manifest as soon
+    /// as it is written (so an interrupted run resumes after it).
+    fn record(
+        &self,
+        mut actor: EvalActor,
+        todo: &[u64],
+        manifest: &mut Manifest,
+    ) -> anyhow::Result<Recorded> {
+        let mut env = Env::new(self.scene.clone());
+        let (mut recorded, mut steps_recorded, mut reached) = (0, 0, 0);
+        for k in todo.iter().copied() {
+            let eps = self.play_shard(&mut actor, &mut env, manifest.shard_range(k))?;
+            reached += eps.iter().filter(|e| e.success).count();
+            recorded += eps.len() as u64;
+            self.bar
+                .set_message(format!("goal reached {reached}/{recorded}"));
+            let entry = write_shard(&self.opts.out, k, &eps, manifest)?;
+            steps_recorded += entry.steps;
+            list_shard(manifest, &self.opts.out, entry)?;
+        }
+        Ok(Recorded {
+            episodes: recorded,
+            steps: steps_recorded,
+        })
+    }
+
+    /// Plays the episodes `first..end` and replays each into a dataset episode, in index
+    /// order.
+    fn play_shard(
+        &self,
+        actor: &mut EvalActor,
+        env: &mut Env,
+        (first, end): (u64, u64),
+    ) -> anyhow::Result<Vec<EpisodeRecord>> {
+        let only: Vec<u64> = (first..end).collect();
+        let starts = Starts {
+            count: self.opts.episodes,
+            seed: self.opts.seed,
+            windows: Some(self.windows),
+            only: Some(&only),
+        };
+        let mut played = Vec::new();
+        actor.play_from(self.scene, starts, self.opts.parallel, |ep| {
+            played.push(ep);
+            self.bar.inc(1);
+            Ok(())
+        })?;
+        played.sort_by_key(|e| e.index);
+        played
+            .iter()
+            .map(|ep| record_played(env, &self.windows[ep.index as usize], ep))
+            .collect::<anyhow::Result<Vec<_>>>()
+    }
 }
 
 /// The played episode `ep` as a dataset episode: its actions replayed from its window's

@@ -3,12 +3,12 @@
 //! Every stage reuses finished work: the dataset resumes, training resumes from its
 //! checkpoint, so a rerun goes straight to the evaluation.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::agent::AgentFile;
 use crate::data::{collect, CollectOptions, Dataset, PolicyKind};
 use crate::model::{train, TrainOptions};
-use crate::run::eval::{eval, EvalOptions, EvalSummary};
+use crate::run::eval::{eval, EvalMode, EvalOptions, EvalSummary};
 use crate::sim::Scene;
 
 #[derive(Clone, Debug)]
@@ -30,8 +30,29 @@ pub fn demo(opts: &DemoOptions) -> anyhow::Result<DemoSummary> {
     let agent = AgentFile::load(&opts.agent_path)?;
     let scene_path = Scene::resolve_path(&agent.scene);
     let (data, run) = (opts.out.join("data"), opts.out.join("run"));
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    collect_stage(opts, &agent, scene_path, &data)?;
+    train_stage(opts, &data, &run)?;
+    println!(
+        "== 3/4 closed-loop evaluation of the planning agent, {} episodes",
+        opts.episodes
+    );
+    let learned = eval(&eval_options(opts, &run, false))?;
+    println!("{}\n", learned.report());
+    println!("== 4/4 the same planner with the sandbox as its model (oracle)");
+    let oracle = eval(&eval_options(opts, &run, true))?;
+    println!("{}\n", oracle.report());
+    print_summary(opts, &learned, &oracle);
+    Ok(DemoSummary { learned, oracle })
+}
 
+/// Stage 1: the scripted dataset (resumed if partly there), verified.
+fn collect_stage(
+    opts: &DemoOptions,
+    agent: &AgentFile,
+    scene_path: PathBuf,
+    data: &Path,
+) -> anyhow::Result<()> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "== 1/4 collect: {} smooth-random-walk episodes of {} -> {}",
         opts.collect_episodes,
@@ -40,7 +61,7 @@ pub fn demo(opts: &DemoOptions) -> anyhow::Result<DemoSummary> {
     );
     let c = collect(&CollectOptions {
         scene_path,
-        out: data.clone(),
+        out: data.to_path_buf(),
         episodes: opts.collect_episodes,
         policy: PolicyKind::SmoothWalk,
         noise: 0.3,
@@ -49,12 +70,16 @@ pub fn demo(opts: &DemoOptions) -> anyhow::Result<DemoSummary> {
         threads,
         progress: true,
     })?;
-    Dataset::open(&data)?.verify()?;
+    Dataset::open(data)?.verify()?;
     println!(
         "{} episodes ({} recorded now, {} steps) in {:.1} s, verified\n",
         c.episodes_total, c.episodes_recorded, c.steps_recorded, c.seconds
     );
+    Ok(())
+}
 
+/// Stage 2: the world model, trained on the dataset (resumed from its checkpoint).
+fn train_stage(opts: &DemoOptions, data: &Path, run: &Path) -> anyhow::Result<()> {
     println!(
         "== 2/4 train the world model ({}) -> {}",
         opts.agent_path.display(),
@@ -63,9 +88,9 @@ pub fn demo(opts: &DemoOptions) -> anyhow::Result<DemoSummary> {
     let t = train(&TrainOptions {
         agent: AgentFile::load(&opts.agent_path)?.model,
         agent_path: opts.agent_path.clone(),
-        data: vec![data.clone()],
+        data: vec![data.to_path_buf()],
         shares: None,
-        out: run.clone(),
+        out: run.to_path_buf(),
         resume: true,
         device: None,
         steps: opts.train_steps,
@@ -78,17 +103,24 @@ pub fn demo(opts: &DemoOptions) -> anyhow::Result<DemoSummary> {
         t.seconds,
         t.diagnostics.summary()
     );
+    Ok(())
+}
 
-    let eval_opts = |oracle: bool| EvalOptions {
+/// Stages 3 and 4: the evaluation of the trained checkpoint in `run`, with the learned
+/// model (and the random floor) or with the sandbox as the model (`oracle`).
+fn eval_options(opts: &DemoOptions, run: &Path, oracle: bool) -> EvalOptions {
+    EvalOptions {
         agent_path: opts.agent_path.clone(),
         scene: None,
         episodes: opts.episodes,
         seed: 0,
-        oracle,
-        waypoint_subgoals: false,
-        sandbox_dynamics: false,
+        mode: if oracle {
+            EvalMode::Oracle
+        } else {
+            EvalMode::Learned
+        },
         only: Vec::new(),
-        checkpoint: Some(run.clone()),
+        checkpoint: Some(run.to_path_buf()),
         device: None,
         out: Some(opts.out.join(if oracle {
             "eval-oracle.jsonl"
@@ -107,16 +139,12 @@ pub fn demo(opts: &DemoOptions) -> anyhow::Result<DemoSummary> {
         goal_offset: 0,
         max_steps: None,
         success: None,
-    };
-    println!(
-        "== 3/4 closed-loop evaluation of the planning agent, {} episodes",
-        opts.episodes
-    );
-    let learned = eval(&eval_opts(false))?;
-    println!("{}\n", learned.report());
-    println!("== 4/4 the same planner with the sandbox as its model (oracle)");
-    let oracle = eval(&eval_opts(true))?;
-    println!("{}\n", oracle.report());
+    }
+}
+
+/// The closing line: the learned model's success rate beside the random floor's and the
+/// oracle's.
+fn print_summary(opts: &DemoOptions, learned: &EvalSummary, oracle: &EvalSummary) {
     let (k, n) = learned.random_floor.unwrap_or((0, 0));
     println!(
         "summary on {}: learned world model {:.1} % | random floor {:.1} % | oracle model {:.1} %  ({} episodes each; per-episode results in {})",
@@ -127,5 +155,4 @@ pub fn demo(opts: &DemoOptions) -> anyhow::Result<DemoSummary> {
         opts.episodes,
         opts.out.display()
     );
-    Ok(DemoSummary { learned, oracle })
 }

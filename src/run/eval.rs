@@ -15,7 +15,7 @@ pub use super::episode::{
     run_episode, run_episode_observed, run_parallel, EvalActor, EvalEpisode, Starts,
 };
 use crate::agent::load_planning_agent;
-use crate::agent::AgentFile;
+use crate::agent::{AgentFile, Diagnostic, PlanningConfig};
 use crate::data::dataset_goals;
 use crate::data::episodes::wilson_interval;
 use crate::data::recording::{ProtocolOverrides, RecordedEpisode, Recording};
@@ -35,20 +35,14 @@ pub struct EvalOptions {
     pub scene: Option<String>,
     pub episodes: u64,
     pub seed: u64,
-    /// Plan with the sandbox as the model (same planner and budget).
-    pub oracle: bool,
-    /// Hierarchical agents: subgoals from the scene's waypoint expert instead of the upper
-    /// level (see `PlanningAgent::waypoint_subgoals`); one sandbox at a time.
-    pub waypoint_subgoals: bool,
-    /// Level 1 plans on the sandbox's dynamics with the agent's cost (see
-    /// `PlanningAgent::sandbox_dynamics`); one sandbox at a time.
-    pub sandbox_dynamics: bool,
+    /// Who plans: the learned agent, the oracle, or the agent under a diagnostic.
+    pub mode: EvalMode,
     /// Only these episodes of `0..episodes` (empty: all), e.g. the failures of an earlier run
     /// under a diagnostic; the default results file names them.
     pub only: Vec<u64>,
     /// Run folder to load instead of the agent file's `planning.checkpoint`.
     pub checkpoint: Option<PathBuf>,
-    pub device: Option<String>,
+    pub device: Option<crate::device::Device>,
     /// Per-episode results (JSON lines); default `<agent run>/eval-<scene>-<seed>.jsonl`
     /// (`eval-<agent>-on-<scene>-<seed>.jsonl` when the agent file is not named after the scene).
     pub out: Option<PathBuf>,
@@ -71,24 +65,37 @@ pub struct EvalOptions {
     pub success: Option<String>,
 }
 
-impl EvalOptions {
+/// Who plans in `hjepa eval`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EvalMode {
+    /// The agent file's learned agent.
+    #[default]
+    Learned,
+    /// The same planner and budget with the sandbox itself as the model.
+    Oracle,
+    /// The learned agent with a part replaced by the sandbox's truth; one sandbox at a time.
+    Diagnose(Diagnostic),
+}
+
+impl EvalMode {
     /// What plans instead of the plain learned agent, if anything: the mark on its results
     /// file and its label.
     fn variant(&self) -> Option<(&'static str, &'static str)> {
-        if self.oracle {
-            Some(("-oracle", "oracle model"))
-        } else if self.waypoint_subgoals {
-            Some(("-waypoint-subgoals", "waypoint subgoals"))
-        } else if self.sandbox_dynamics {
-            Some(("-sandbox-dynamics", "sandbox dynamics"))
-        } else {
-            None
+        match self {
+            EvalMode::Learned | EvalMode::Diagnose(Diagnostic::None) => None,
+            EvalMode::Oracle => Some(("-oracle", "oracle model")),
+            EvalMode::Diagnose(Diagnostic::WaypointSubgoals) => {
+                Some(("-waypoint-subgoals", "waypoint subgoals"))
+            }
+            EvalMode::Diagnose(Diagnostic::SandboxDynamics) => {
+                Some(("-sandbox-dynamics", "sandbox dynamics"))
+            }
         }
     }
 }
 
 /// What `hjepa eval` reports.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct EvalSummary {
     pub scene: String,
     pub agent: String,
@@ -194,17 +201,7 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
 /// `hjepa eval`.
 pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
     let agent_file = AgentFile::load(&opts.agent_path)?;
-    let scene_arg = opts
-        .scene
-        .clone()
-        .unwrap_or_else(|| agent_file.scene.clone());
-    let scene_path = Scene::resolve_path(&scene_arg);
-    let scene = Arc::new(eval_scene(
-        Scene::load(&scene_path)?,
-        &scene_path,
-        opts.max_steps,
-        opts.success.as_deref(),
-    )?);
+    let (scene_path, scene) = scene_to_play(opts, &agent_file)?;
     let windows = match &opts.goals_from {
         Some(dir) => Some(dataset_goals(
             &scene,
@@ -215,27 +212,7 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
         )?),
         None => None,
     };
-    let mut listed = opts.only.clone();
-    listed.sort_unstable();
-    if let Some(w) = listed.windows(2).find(|w| w[0] == w[1]) {
-        return Err(InputError::new(
-            Path::new("--only"),
-            "",
-            format!("episode {} is listed twice", w[0]),
-        )
-        .into());
-    }
-    if let Some(&i) = opts.only.iter().find(|&&i| i >= opts.episodes) {
-        return Err(InputError::new(
-            Path::new("--only"),
-            "",
-            format!(
-                "episode {i} is not among the {} episodes (--episodes; indices from 0)",
-                opts.episodes
-            ),
-        )
-        .into());
-    }
+    check_only(&opts.only, opts.episodes)?;
     let starts = Starts {
         count: opts.episodes,
         seed: opts.seed,
@@ -250,45 +227,12 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
         )
         .into());
     };
-    // The oracle plans on the env itself and runs one sandbox; the learned agent serves
-    // `parallel` sandboxes at once (one at a time when 1).
-    let mut agent = if opts.oracle {
-        oracle_actor(&agent_file, &opts.agent_path, &scene)?
-    } else {
-        let mut learned = load_planning_agent(
-            &opts.agent_path,
-            &scene,
-            opts.device.as_deref(),
-            opts.checkpoint.as_deref(),
-        )?;
-        if opts.waypoint_subgoals {
-            if !planning.hierarchical() {
-                return Err(InputError::new(
-                    &opts.agent_path,
-                    "planning.upper",
-                    "--waypoint-subgoals replaces the upper level of a hierarchical agent: the file has no [planning.upper] or [planning.landmarks]",
-                )
-                .into());
-            }
-            learned.waypoint_subgoals = true;
-        }
-        if opts.sandbox_dynamics && planning.planner.kind == PlannerKind::Gradient {
-            return Err(InputError::new(
-                &opts.agent_path,
-                "planning.planner.kind",
-                "--sandbox-dynamics plans on the sandbox, which is not differentiable: plan it with cem, mppi or shooting",
-            )
-            .into());
-        }
-        learned.sandbox_dynamics = opts.sandbox_dynamics;
-        EvalActor::Learned(learned)
-    };
+    let mut agent = eval_actor(opts, &agent_file, &planning, &scene)?;
     // Waypoints and snapshots come from each sandbox's true state, which the batched loop
     // does not hand the agent: one sandbox at a time.
-    let parallel = if opts.waypoint_subgoals || opts.sandbox_dynamics {
-        1
-    } else {
-        opts.parallel
+    let parallel = match opts.mode {
+        EvalMode::Diagnose(_) => 1,
+        _ => opts.parallel,
     };
     let agent_name = opts
         .agent_path
@@ -296,96 +240,258 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
         .and_then(|s| s.to_str())
         .unwrap_or("agent")
         .to_string();
-    let out = opts.out.clone().unwrap_or_else(|| {
-        let dir = opts
-            .checkpoint
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(&planning.checkpoint));
-        let dir = if dir.is_dir() {
-            dir
-        } else {
-            PathBuf::from(".")
-        };
-        // Everything that changes which episodes are played is in the name, so a run with
-        // other goals or another count never overwrites an earlier run's results.
-        let protocol: String = [
-            (opts.episodes != DEFAULT_EPISODES).then(|| format!("-n{}", opts.episodes)),
-            opts.goals_from.as_ref().map(|data| {
-                let name = data
-                    .file_name()
-                    .map_or("dataset".into(), |n| n.to_string_lossy());
-                format!("-goals-{name}")
-            }),
-            (opts.goals_from.is_some() && opts.goal_offset != DEFAULT_GOAL_OFFSET)
-                .then(|| format!("-offset{}", opts.goal_offset)),
-            opts.max_steps.map(|n| format!("-max{n}")),
-            opts.success.as_ref().map(|c| format!("-{c}")),
-            (!opts.only.is_empty()).then(|| only_suffix(&opts.only)),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        // The agent file's name is part of it (unless it is the scene's), so agents that
-        // share a checkpoint do not overwrite each other's results.
-        let who = if agent_name == scene.name {
-            scene.name.clone()
-        } else {
-            format!("{agent_name}-on-{}", scene.name)
-        };
-        let actor = opts.variant().map_or("", |(mark, _)| mark);
-        dir.join(format!("eval-{who}-{}{protocol}{actor}.jsonl", opts.seed))
-    });
-    if let Some(parent) = out.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let mut file =
-        std::fs::File::create(&out).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
-    let bar = if opts.progress {
-        ProgressBar::new(starts.indices().len() as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template("eval [{bar:25}] {pos}/{len} episodes eta {eta} {msg}")
-            .expect("template")
-            .progress_chars("=> "),
-    );
-    let start = Instant::now();
-    let mut episodes = Vec::new();
-    let actor_name = match opts.variant() {
+    let out = opts
+        .out
+        .clone()
+        .unwrap_or_else(|| default_results_path(opts, &planning, &agent_name, &scene.name));
+    let actor_name = match opts.mode.variant() {
         Some((_, label)) => format!("{agent_name} ({label})"),
         None => agent_name.clone(),
     };
-    let mut recording = match &opts.record {
-        Some(_) => Some(Recording::new(
-            &actor_name,
-            &scene_path,
-            ProtocolOverrides {
-                max_steps: opts.max_steps,
-                success: opts.success.clone(),
-            },
-        )?),
-        None => None,
+    let start = Instant::now();
+    let mut sink = EpisodeSink::open(opts, &out, &actor_name, &scene_path, starts.indices().len())?;
+    agent.play_from(&scene, starts, parallel, |ep| sink.push(ep))?;
+    let episodes = sink.finish()?;
+    let seconds = start.elapsed().as_secs_f64();
+    let random = if opts.random_floor {
+        let mut random = Vec::new();
+        EvalActor::random().play_from(&scene, starts, 1, |e| {
+            random.push(e);
+            Ok(())
+        })?;
+        Some(random)
+    } else {
+        None
     };
-    let mut finish = |ep: EvalEpisode| -> anyhow::Result<()> {
-        writeln!(file, "{}", serde_json::to_string(&ep)?)?;
-        file.flush()?;
-        if let (Some(r), Some(path)) = (&mut recording, &opts.record) {
+    let oracle = opts.mode == EvalMode::Oracle;
+    Ok(summarise(
+        &episodes,
+        random.as_deref(),
+        EvalSummary {
+            scene: scene.name.clone(),
+            // (The oracle's summary says so in its own field.)
+            agent: if oracle { agent_name } else { actor_name },
+            oracle,
+            results: out,
+            seconds,
+            ..EvalSummary::default()
+        },
+    ))
+}
+
+/// The scene's path and the scene with the protocol's overrides (episode budget, success
+/// criterion): `--scene`, or the agent file's.
+fn scene_to_play(
+    opts: &EvalOptions,
+    agent_file: &AgentFile,
+) -> Result<(PathBuf, Arc<Scene>), InputError> {
+    let scene_arg = opts
+        .scene
+        .clone()
+        .unwrap_or_else(|| agent_file.scene.clone());
+    let scene_path = Scene::resolve_path(&scene_arg);
+    let scene = eval_scene(
+        Scene::load(&scene_path)?,
+        &scene_path,
+        opts.max_steps,
+        opts.success.as_deref(),
+    )?;
+    Ok((scene_path, Arc::new(scene)))
+}
+
+/// `--only`: each index once, and among the `episodes` played.
+fn check_only(only: &[u64], episodes: u64) -> Result<(), InputError> {
+    let mut listed = only.to_vec();
+    listed.sort_unstable();
+    if let Some(w) = listed.windows(2).find(|w| w[0] == w[1]) {
+        return Err(InputError::new(
+            Path::new("--only"),
+            "",
+            format!("episode {} is listed twice", w[0]),
+        ));
+    }
+    if let Some(&i) = only.iter().find(|&&i| i >= episodes) {
+        return Err(InputError::new(
+            Path::new("--only"),
+            "",
+            format!(
+                "episode {i} is not among the {episodes} episodes (--episodes; indices from 0)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The actor `opts.mode` asks for. The oracle plans on the env itself and runs one sandbox;
+/// the learned agent serves `parallel` sandboxes at once (one at a time when 1).
+fn eval_actor(
+    opts: &EvalOptions,
+    agent_file: &AgentFile,
+    planning: &PlanningConfig,
+    scene: &Arc<Scene>,
+) -> anyhow::Result<EvalActor> {
+    let diagnostic = match opts.mode {
+        EvalMode::Oracle => return oracle_actor(agent_file, &opts.agent_path, scene),
+        EvalMode::Learned => Diagnostic::None,
+        EvalMode::Diagnose(d) => d,
+    };
+    if diagnostic == Diagnostic::WaypointSubgoals && !planning.hierarchical() {
+        return Err(InputError::new(
+            &opts.agent_path,
+            "planning.upper",
+            "--waypoint-subgoals replaces the upper level of a hierarchical agent: the file has no [planning.upper] or [planning.landmarks]",
+        )
+        .into());
+    }
+    if diagnostic == Diagnostic::SandboxDynamics && planning.planner.kind == PlannerKind::Gradient {
+        return Err(InputError::new(
+            &opts.agent_path,
+            "planning.planner.kind",
+            "--sandbox-dynamics plans on the sandbox, which is not differentiable: plan it with cem, mppi or shooting",
+        )
+        .into());
+    }
+    let mut learned = load_planning_agent(
+        &opts.agent_path,
+        scene,
+        opts.device,
+        opts.checkpoint.as_deref(),
+    )?;
+    learned.diagnostic = diagnostic;
+    Ok(EvalActor::Learned(learned))
+}
+
+/// Where results go by default: beside the checkpoint, named after everything that changes
+/// which episodes are played, so a run with other goals or another count never overwrites
+/// an earlier run's results.
+fn default_results_path(
+    opts: &EvalOptions,
+    planning: &PlanningConfig,
+    agent_name: &str,
+    scene_name: &str,
+) -> PathBuf {
+    let dir = opts
+        .checkpoint
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&planning.checkpoint));
+    let dir = if dir.is_dir() {
+        dir
+    } else {
+        PathBuf::from(".")
+    };
+    let protocol: String = [
+        (opts.episodes != DEFAULT_EPISODES).then(|| format!("-n{}", opts.episodes)),
+        opts.goals_from.as_ref().map(|data| {
+            let name = data
+                .file_name()
+                .map_or("dataset".into(), |n| n.to_string_lossy());
+            format!("-goals-{name}")
+        }),
+        (opts.goals_from.is_some() && opts.goal_offset != DEFAULT_GOAL_OFFSET)
+            .then(|| format!("-offset{}", opts.goal_offset)),
+        opts.max_steps.map(|n| format!("-max{n}")),
+        opts.success.as_ref().map(|c| format!("-{c}")),
+        (!opts.only.is_empty()).then(|| only_suffix(&opts.only)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    // The agent file's name is part of it (unless it is the scene's), so agents that
+    // share a checkpoint do not overwrite each other's results.
+    let who = if agent_name == scene_name {
+        scene_name.to_string()
+    } else {
+        format!("{agent_name}-on-{scene_name}")
+    };
+    let actor = opts.mode.variant().map_or("", |(mark, _)| mark);
+    dir.join(format!("eval-{who}-{}{protocol}{actor}.jsonl", opts.seed))
+}
+
+/// Where finished episodes go as they come: a JSON line each (flushed, so an interrupted
+/// eval keeps what it played), the recording for `hjepa replay`, and the progress bar.
+struct EpisodeSink<'a> {
+    file: std::fs::File,
+    recording: Option<(Recording, &'a Path)>,
+    bar: ProgressBar,
+    episodes: Vec<EvalEpisode>,
+}
+
+impl<'a> EpisodeSink<'a> {
+    fn open(
+        opts: &'a EvalOptions,
+        out: &Path,
+        actor_name: &str,
+        scene_path: &Path,
+        count: usize,
+    ) -> anyhow::Result<EpisodeSink<'a>> {
+        if let Some(parent) = out.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let file =
+            std::fs::File::create(out).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
+        let bar = if opts.progress {
+            ProgressBar::new(count as u64)
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(
+            ProgressStyle::with_template("eval [{bar:25}] {pos}/{len} episodes eta {eta} {msg}")
+                .expect("template")
+                .progress_chars("=> "),
+        );
+        let recording = match &opts.record {
+            Some(path) => Some((
+                Recording::new(
+                    actor_name,
+                    scene_path,
+                    ProtocolOverrides {
+                        max_steps: opts.max_steps,
+                        success: opts.success.clone(),
+                    },
+                )?,
+                path.as_path(),
+            )),
+            None => None,
+        };
+        Ok(EpisodeSink {
+            file,
+            recording,
+            bar,
+            episodes: Vec::new(),
+        })
+    }
+
+    fn push(&mut self, ep: EvalEpisode) -> anyhow::Result<()> {
+        writeln!(self.file, "{}", serde_json::to_string(&ep)?)?;
+        self.file.flush()?;
+        if let Some((r, path)) = &mut self.recording {
             r.episodes.push(RecordedEpisode::from(&ep));
             r.save(path)?;
         }
-        episodes.push(ep);
-        let k = episodes.iter().filter(|e| e.success).count();
-        bar.set_message(format!("success {k}/{}", episodes.len()));
-        bar.inc(1);
+        self.episodes.push(ep);
+        let k = self.episodes.iter().filter(|e| e.success).count();
+        self.bar
+            .set_message(format!("success {k}/{}", self.episodes.len()));
+        self.bar.inc(1);
         Ok(())
-    };
-    agent.play_from(&scene, starts, parallel, &mut finish)?;
-    drop(finish);
-    episodes.sort_by_key(|e| e.index);
-    file.sync_all()?;
-    bar.finish_and_clear();
-    let seconds = start.elapsed().as_secs_f64();
+    }
+
+    /// The episodes in index order, once the results file is on disk.
+    fn finish(mut self) -> anyhow::Result<Vec<EvalEpisode>> {
+        self.episodes.sort_by_key(|e| e.index);
+        self.file.sync_all()?;
+        self.bar.finish_and_clear();
+        Ok(self.episodes)
+    }
+}
+
+/// `summary` (its names, results file and time) completed with the figures of `episodes`
+/// and of the random policy's on the same pairs.
+fn summarise(
+    episodes: &[EvalEpisode],
+    random: Option<&[EvalEpisode]>,
+    summary: EvalSummary,
+) -> EvalSummary {
     let successes = episodes.iter().filter(|e| e.success).count();
     let mut steps: Vec<f64> = episodes
         .iter()
@@ -398,25 +504,29 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
         .flat_map(|e| e.replan_ms.iter().copied())
         .collect();
     replan.sort_by(f64::total_cmp);
-    let random = if opts.random_floor {
-        let mut random = Vec::new();
-        EvalActor::random().play_from(&scene, starts, 1, |e| {
-            random.push(e);
-            Ok(())
-        })?;
-        Some(random)
-    } else {
-        None
-    };
-    let random_floor = random
-        .as_ref()
-        .map(|r| (r.iter().filter(|e| e.success).count(), r.len()));
-    let random_by_body_motion = random.as_deref().and_then(split_by_body_motion);
+    EvalSummary {
+        by_distance_bin: by_distance_bin(episodes),
+        by_body_motion: split_by_body_motion(episodes),
+        random_by_body_motion: random.and_then(split_by_body_motion),
+        episodes: episodes.len(),
+        successes,
+        success_ci95: wilson_interval(successes, episodes.len()),
+        median_steps_to_success: (!steps.is_empty()).then(|| percentile(&steps, 0.5)),
+        replan_ms_median: percentile(&replan, 0.5),
+        replan_ms_p95: percentile(&replan, 0.95),
+        planning_s_per_episode: episodes.iter().map(|e| e.planning_s).sum::<f64>()
+            / episodes.len().max(1) as f64,
+        random_floor: random.map(|r| (r.iter().filter(|e| e.success).count(), r.len())),
+        ..summary
+    }
+}
+
+/// (bin, successes, episodes, mean planning seconds) per start/goal distance bin.
+fn by_distance_bin(episodes: &[EvalEpisode]) -> Vec<(usize, usize, usize, f64)> {
     let mut bins: Vec<usize> = episodes.iter().filter_map(|e| e.distance_bin).collect();
     bins.sort_unstable();
     bins.dedup();
-    let by_distance_bin = bins
-        .into_iter()
+    bins.into_iter()
         .map(|b| {
             let in_bin: Vec<&EvalEpisode> = episodes
                 .iter()
@@ -431,27 +541,7 @@ pub fn eval(opts: &EvalOptions) -> anyhow::Result<EvalSummary> {
                 plan_s,
             )
         })
-        .collect();
-    Ok(EvalSummary {
-        by_distance_bin,
-        by_body_motion: split_by_body_motion(&episodes),
-        random_by_body_motion,
-        scene: scene.name.clone(),
-        // (The oracle's summary says so in its own field.)
-        agent: if opts.oracle { agent_name } else { actor_name },
-        oracle: opts.oracle,
-        episodes: episodes.len(),
-        successes,
-        success_ci95: wilson_interval(successes, episodes.len()),
-        median_steps_to_success: (!steps.is_empty()).then(|| percentile(&steps, 0.5)),
-        replan_ms_median: percentile(&replan, 0.5),
-        replan_ms_p95: percentile(&replan, 0.95),
-        planning_s_per_episode: episodes.iter().map(|e| e.planning_s).sum::<f64>()
-            / episodes.len().max(1) as f64,
-        random_floor,
-        results: out,
-        seconds,
-    })
+        .collect()
 }
 
 /// The results file's mark for `--only`: the indices themselves, or for more than 8 their

@@ -20,7 +20,8 @@ use crate::run::episode::EvalActor;
 /// Without torch there is no planning agent to probe.
 #[cfg(not(feature = "torch"))]
 enum SubgoalProbe {}
-use crate::sim::geometry::{goal_polygons, shape_polygons, wall_polygons, Pose2};
+use crate::run::live_frame::episode_view;
+pub use crate::run::live_frame::{BodyShape, EpisodeView, LiveFrame};
 use crate::sim::scene::V2;
 use crate::sim::{Env, Observation, Scene};
 
@@ -32,62 +33,6 @@ pub enum LiveActor {
     Manual,
     /// A recording's episodes, replayed and scrubbable.
     Replay(Recording),
-}
-
-/// A body as the viewer draws it: convex parts in the body's frame, and its colour.
-#[derive(Clone, Debug)]
-pub struct BodyShape {
-    pub name: String,
-    pub parts: Vec<Vec<V2>>,
-    pub color: [u8; 3],
-}
-
-/// What stays fixed during an episode.
-#[derive(Clone, Debug)]
-pub struct EpisodeView {
-    pub scene: String,
-    /// Width and height of the arena (metres; origin at its lower-left corner).
-    pub world_size: V2,
-    pub episode: u64,
-    /// The seed its start and goal were sampled from (None: a start recorded from a dataset).
-    pub seed: Option<u64>,
-    pub walls: Vec<Vec<V2>>,
-    pub wall_color: [u8; 3],
-    pub background: [u8; 3],
-    pub goal: Vec<Vec<V2>>,
-    pub goal_color: [u8; 3],
-    pub agent_goal: V2,
-    pub agent: BodyShape,
-    /// One per body copy, in the order of `LiveFrame::bodies`.
-    pub bodies: Vec<BodyShape>,
-    /// Steps in the episode being replayed (replays only).
-    pub replay_steps: Option<u32>,
-}
-
-/// One step of the session.
-#[derive(Clone, Debug)]
-pub struct LiveFrame {
-    pub view: Arc<EpisodeView>,
-    pub step: u32,
-    pub agent: V2,
-    pub bodies: Vec<Pose2>,
-    /// Where the agent expects to go: its remaining plan replayed in a snapshot.
-    pub plan: Vec<V2>,
-    /// The hierarchical planner's level-2 subgoals (the abstract states its upper plan
-    /// predicts), placed in the arena by a linear probe from h to the agent's position.
-    pub subgoals: Vec<V2>,
-    pub cost: f32,
-    pub success: bool,
-    pub done: bool,
-    pub paused: bool,
-    /// Simulation speed relative to real time.
-    pub speed: f32,
-    pub episodes_done: u64,
-    pub successes: u64,
-    pub actor: String,
-    /// Why the session stopped (an agent's error, a refused action): it then holds this
-    /// frame, paused, until the viewer quits, and `LiveHandle::stop` returns the error.
-    pub error: Option<String>,
 }
 
 /// What a viewer can ask.
@@ -206,6 +151,16 @@ struct Session {
     done_at: Option<Instant>,
 }
 
+/// What a batch of the viewer's controls leaves the session loop to do.
+enum Controlled {
+    /// Go on; `single_step`: a `Step` asked for one control step.
+    Go { single_step: bool },
+    /// The viewer quit.
+    Quit,
+    /// A seek failed: halt on this error.
+    Failed(anyhow::Error),
+}
+
 impl Session {
     fn new(opts: LiveOptions) -> Session {
         let scene = opts.scene;
@@ -309,77 +264,108 @@ impl Session {
         };
         send(self.frame());
         loop {
-            // Controls first, waiting at most until the next step is due.
-            let wait = next.saturating_duration_since(Instant::now());
-            let mut single_step = false;
-            let mut changed = false;
-            let first = if self.paused {
-                controls.recv_timeout(Duration::from_millis(50))
-            } else {
-                controls.recv_timeout(wait)
+            let Some(pending) = self.pending_controls(&controls, next) else {
+                return Ok(());
             };
-            let mut pending: Vec<Control> = match first {
-                Ok(c) => vec![c],
-                Err(crossbeam_channel::RecvTimeoutError::Timeout) => Vec::new(),
-                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return Ok(()),
+            let mut changed = !pending.is_empty();
+            let single_step = match self.apply_controls(pending) {
+                Controlled::Go { single_step } => single_step,
+                Controlled::Quit => return Ok(()),
+                Controlled::Failed(e) => return self.halt(e, &send, &controls),
             };
-            pending.extend(controls.try_iter());
-            for c in pending {
-                changed = true;
-                match c {
-                    Control::Quit => return Ok(()),
-                    Control::TogglePause => self.paused = !self.paused,
-                    Control::Step => {
-                        self.paused = true;
-                        single_step = true;
-                    }
-                    Control::Reset => self.start_episode(self.episode),
-                    Control::NewSeed => self.start_episode(self.episode + 1),
-                    Control::Speed(f) => self.speed = (self.speed * f).clamp(0.125, 16.0),
-                    Control::Drag(None) => self.drag = None,
-                    Control::Drag(Some((at, to))) => {
-                        let body = match self.drag {
-                            Some((b, _)) => b,
-                            None => self.nearest_body(at),
-                        };
-                        self.drag = Some((body, to));
-                    }
-                    Control::Manual(a) => {
-                        self.manual = [a[0].clamp(-1.0, 1.0), a[1].clamp(-1.0, 1.0)]
-                    }
-                    Control::Seek(t) => {
-                        if let Err(e) = self.seek(t) {
-                            return self.halt(e, &send, &controls);
-                        }
-                    }
-                }
-            }
             let due = !self.paused && Instant::now() >= next;
             if due || single_step {
-                if self.done {
-                    // Show the end of an episode for a moment, then go on.
-                    let ended = *self.done_at.get_or_insert_with(Instant::now);
-                    if single_step || ended.elapsed() >= self.episode_pause {
-                        self.start_episode(self.episode + 1);
-                    }
-                } else if let Err(e) = self.advance() {
+                if let Err(e) = self.tick(single_step) {
                     return self.halt(e, &send, &controls);
                 }
-                // On a fixed schedule, so planning time does not slow the clock; a step that
-                // took longer than a period (slow planning, a pause) is followed at once,
-                // without a burst of catching up.
-                let period = Duration::from_secs_f32(1.0 / (self.rate() * self.speed));
-                let now = Instant::now();
-                next = if single_step {
-                    now + period
-                } else {
-                    (next + period).max(now)
-                };
+                next = self.next_due(next, single_step);
                 changed = true;
             }
             if changed {
                 send(self.frame());
             }
+        }
+    }
+
+    /// The controls sent since the last look, waiting at most until the next step is due
+    /// (paused: 50 ms); None when the controls' senders are gone.
+    fn pending_controls(
+        &self,
+        controls: &Receiver<Control>,
+        next: Instant,
+    ) -> Option<Vec<Control>> {
+        let wait = next.saturating_duration_since(Instant::now());
+        let first = if self.paused {
+            controls.recv_timeout(Duration::from_millis(50))
+        } else {
+            controls.recv_timeout(wait)
+        };
+        let mut pending: Vec<Control> = match first {
+            Ok(c) => vec![c],
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => Vec::new(),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return None,
+        };
+        pending.extend(controls.try_iter());
+        Some(pending)
+    }
+
+    /// Applies the viewer's controls in the order sent; stops at `Quit` or a failed seek.
+    fn apply_controls(&mut self, pending: Vec<Control>) -> Controlled {
+        let mut single_step = false;
+        for c in pending {
+            match c {
+                Control::Quit => return Controlled::Quit,
+                Control::TogglePause => self.paused = !self.paused,
+                Control::Step => {
+                    self.paused = true;
+                    single_step = true;
+                }
+                Control::Reset => self.start_episode(self.episode),
+                Control::NewSeed => self.start_episode(self.episode + 1),
+                Control::Speed(f) => self.speed = (self.speed * f).clamp(0.125, 16.0),
+                Control::Drag(None) => self.drag = None,
+                Control::Drag(Some((at, to))) => {
+                    let body = match self.drag {
+                        Some((b, _)) => b,
+                        None => self.nearest_body(at),
+                    };
+                    self.drag = Some((body, to));
+                }
+                Control::Manual(a) => self.manual = [a[0].clamp(-1.0, 1.0), a[1].clamp(-1.0, 1.0)],
+                Control::Seek(t) => {
+                    if let Err(e) = self.seek(t) {
+                        return Controlled::Failed(e);
+                    }
+                }
+            }
+        }
+        Controlled::Go { single_step }
+    }
+
+    /// One step of the session clock: a control step, or at an episode's end, after showing
+    /// it for a moment, the next episode.
+    fn tick(&mut self, single_step: bool) -> anyhow::Result<()> {
+        if self.done {
+            let ended = *self.done_at.get_or_insert_with(Instant::now);
+            if single_step || ended.elapsed() >= self.episode_pause {
+                self.start_episode(self.episode + 1);
+            }
+            Ok(())
+        } else {
+            self.advance()
+        }
+    }
+
+    /// When the step after one due at `next` is due. On a fixed schedule, so planning time
+    /// does not slow the clock; a step that took longer than a period (slow planning, a
+    /// pause) is followed at once, without a burst of catching up.
+    fn next_due(&self, next: Instant, single_step: bool) -> Instant {
+        let period = Duration::from_secs_f32(1.0 / (self.rate() * self.speed));
+        let now = Instant::now();
+        if single_step {
+            now + period
+        } else {
+            (next + period).max(now)
         }
     }
 
@@ -572,54 +558,5 @@ impl Session {
             actor: self.actor_name.clone(),
             error: None,
         }
-    }
-}
-
-/// Builds the static view of the env's current episode.
-fn episode_view(
-    env: &Env,
-    episode: u64,
-    seed: Option<u64>,
-    replay_steps: Option<u32>,
-) -> EpisodeView {
-    let scene = env.scene();
-    let layout = env.layout();
-    let style = scene
-        .observation
-        .image
-        .clone()
-        .unwrap_or_else(|| crate::sim::scene::ImageSpec::default_with_size(1, 1));
-    let origin = Pose2::new(0.0, 0.0, 0.0);
-    let world = env.world();
-    let bodies = world
-        .bodies()
-        .iter()
-        .map(|b| {
-            let def = &scene.bodies[b.def];
-            BodyShape {
-                name: def.name.clone(),
-                parts: shape_polygons(&def.shape, &origin),
-                color: def.color,
-            }
-        })
-        .collect();
-    EpisodeView {
-        scene: scene.name.clone(),
-        world_size: scene.world.size,
-        episode,
-        seed,
-        walls: wall_polygons(scene, &layout.doors),
-        wall_color: style.obstacle_color,
-        background: style.background,
-        goal: goal_polygons(scene, layout),
-        goal_color: style.goal_color,
-        agent_goal: layout.agent_goal,
-        agent: BodyShape {
-            name: "agent".into(),
-            parts: shape_polygons(&scene.agent.shape, &origin),
-            color: scene.agent.color,
-        },
-        bodies,
-        replay_steps,
     }
 }

@@ -14,5 +14,6 @@ pub mod episode;
 #[cfg(feature = "torch")]
 pub mod eval;
 pub mod live;
+mod live_frame;
 pub mod record;
 pub mod view;

@@ -8,20 +8,16 @@ use crate::data::actor::ScriptedActor;
 use crate::data::episodes::episode_seed;
 use crate::data::recording::{write_gif, RecordedEpisode, Recording};
 use crate::data::{make_policy, PolicyKind};
-use crate::run::actors::choose_agent;
+use crate::run::actors::{choose_agent, ActorSpec};
 use crate::run::episode::{run_episode_observed, EvalActor};
 use crate::sim::render::Renderer;
 use crate::sim::{Env, Image, Scene};
 
 #[derive(Clone, Debug)]
 pub struct RecordOptions {
-    /// Scene (default: the agent file's, else two_rooms).
-    pub scene: Option<String>,
-    /// Agent file with a [planning] table; without one, `policy` acts.
-    pub agent: Option<PathBuf>,
+    /// Scene, agent file (without one, `policy` acts), oracle, device.
+    pub actor: ActorSpec,
     pub policy: PolicyKind,
-    /// Plan with the sandbox as the model (needs `agent`).
-    pub oracle: bool,
     pub seed: u64,
     /// Which episode of the seeded sequence (the same pairs as `hjepa eval --seed`).
     pub episode: u64,
@@ -30,7 +26,6 @@ pub struct RecordOptions {
     pub recording: Option<PathBuf>,
     /// Longest side of the frames in pixels.
     pub size: u32,
-    pub device: Option<String>,
 }
 
 #[derive(Debug)]
@@ -65,12 +60,7 @@ pub fn record(opts: &RecordOptions) -> anyhow::Result<RecordSummary> {
         "--size: expected at least 16 pixels, got {}",
         opts.size
     );
-    let choice = choose_agent(
-        opts.scene.as_deref(),
-        opts.agent.as_deref(),
-        opts.oracle,
-        opts.device.as_deref(),
-    )?;
+    let choice = choose_agent(&opts.actor)?;
     let (scene_path, scene) = (choice.scene_path, choice.scene);
     let (mut actor, name) = choice.actor.unwrap_or_else(|| {
         (

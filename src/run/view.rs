@@ -6,16 +6,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::data::recording::Recording;
-use crate::run::actors::choose_agent;
+use crate::run::actors::{choose_agent, ActorSpec};
 use crate::run::live::{LiveActor, LiveOptions};
 
 #[derive(Clone, Debug)]
 pub struct ViewOptions {
     /// Scene (default: the agent's or the recording's, else two_rooms).
-    pub scene: Option<String>,
-    pub agent: Option<PathBuf>,
-    /// Run the agent file's planner on the sandbox (the oracle model).
-    pub oracle: bool,
+    /// Scene, agent file (without one, you drive), oracle, device.
+    pub actor: ActorSpec,
     /// Play a recording (from `hjepa eval --record`, `hjepa record --recording`).
     pub replay: Option<PathBuf>,
     pub seed: u64,
@@ -27,13 +25,12 @@ pub struct ViewOptions {
     pub screenshot: Option<PathBuf>,
     pub width: u32,
     pub height: u32,
-    pub device: Option<String>,
 }
 
 /// The live session `opts` asks for; every file is read and checked here.
 pub fn live_options(opts: &ViewOptions) -> anyhow::Result<LiveOptions> {
     anyhow::ensure!(
-        !(opts.replay.is_some() && opts.agent.is_some()),
+        !(opts.replay.is_some() && opts.actor.agent.is_some()),
         "--replay plays a recording; it takes no --agent"
     );
     if let Some(path) = &opts.replay {
@@ -54,12 +51,7 @@ pub fn live_options(opts: &ViewOptions) -> anyhow::Result<LiveOptions> {
             episode_pause: Duration::from_millis(800),
         });
     }
-    let choice = choose_agent(
-        opts.scene.as_deref(),
-        opts.agent.as_deref(),
-        opts.oracle,
-        opts.device.as_deref(),
-    )?;
+    let choice = choose_agent(&opts.actor)?;
     let scene = choice.scene;
     let (actor, name) = match choice.actor {
         Some((a, name)) => (LiveActor::Agent(a), name),

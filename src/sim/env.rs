@@ -3,18 +3,17 @@
 
 use std::sync::Arc;
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::geometry::{overlap_area, point_in_static, shape_polygons, wrap_angle, Grid, Pose2};
+use super::geometry::{overlap_area, shape_polygons, wrap_angle, Grid, Pose2};
+use super::layout::dist;
 use super::render::{Image, Renderer};
-use super::scene::{
-    ActionSpace, CostKind, Criterion, Obstacle, OutOfRange, Range, Sample, Scene, StartGoal,
-    StateField, V2,
-};
+use super::scene::{ActionSpace, CostKind, Criterion, OutOfRange, Scene, StateField};
 use super::world::{Layout, World, WorldSnapshot};
 use crate::error::ActionError;
+
+// Layouts are drawn and checked in `layout`; their old paths here keep working.
+pub use super::layout::{check_layout, sample_layout};
 
 /// A 2-D action in the scene's action space.
 pub type Action = [f32; 2];
@@ -92,9 +91,6 @@ pub struct Env {
     steps: u32,
     done: bool,
 }
-
-/// Samples tried before giving up on a collision-free start.
-const MAX_SAMPLE_TRIES: usize = 1000;
 
 impl Env {
     /// Creates an environment and resets it with seed 0.
@@ -548,10 +544,6 @@ fn copy_name(scene: &Scene, name: &str, i: usize) -> String {
     }
 }
 
-fn dist(a: V2, b: V2) -> f32 {
-    ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt()
-}
-
 /// Validates an action against the scene's action space: non-finite values are refused,
 /// out-of-range ones clipped or refused as the scene declares. Returns the action to apply
 /// and whether it was clipped.
@@ -576,236 +568,4 @@ pub fn check_action(space: &ActionSpace, a: &Action) -> Result<(Action, bool), A
         });
     }
     Ok((out, clipped))
-}
-
-fn sample_range(rng: &mut ChaCha8Rng, r: &Range) -> f32 {
-    if r.0 == r.1 {
-        r.0
-    } else {
-        rng.random_range(r.0..=r.1)
-    }
-}
-
-fn sample_point(rng: &mut ChaCha8Rng, s: &Sample, grid: Option<&Grid>) -> V2 {
-    match s {
-        Sample::Fixed(p) => *p,
-        Sample::Uniform { min, max } => (
-            sample_range(rng, &Range(min.0, max.0)),
-            sample_range(rng, &Range(min.1, max.1)),
-        ),
-        Sample::Cells { cells, noise } => {
-            let g = grid.expect("validated: Cells needs a grid");
-            let all;
-            let choices = if cells.is_empty() {
-                all = g.free_cells();
-                &all
-            } else {
-                cells
-            };
-            let (r, c) = choices[rng.random_range(0..choices.len())];
-            jitter(rng, g.cell_center(r, c), *noise)
-        }
-    }
-}
-
-fn jitter(rng: &mut ChaCha8Rng, p: V2, noise: f32) -> V2 {
-    if noise == 0.0 {
-        return p;
-    }
-    (
-        p.0 + rng.random_range(-noise..=noise),
-        p.1 + rng.random_range(-noise..=noise),
-    )
-}
-
-/// Whether a shape placed at `pose` keeps clear of the static geometry (its vertices and
-/// centre tested against every obstacle, doorways counted as walls).
-fn clear_of_static(scene: &Scene, shape: &super::scene::Shape, pose: &Pose2) -> bool {
-    let (w, h) = scene.world.size;
-    shape_polygons(shape, pose)
-        .iter()
-        .flatten()
-        .chain(std::iter::once(&(pose.x, pose.y)))
-        .all(|p| p.0 >= 0.0 && p.1 >= 0.0 && p.0 <= w && p.1 <= h && !point_in_static(scene, *p))
-}
-
-/// Whether `layout` fits `scene` (a door per door wall, a start per body copy, a goal where
-/// a body has one): the first mismatch, named.
-pub fn check_layout(scene: &Scene, layout: &Layout) -> Result<(), String> {
-    let doors = scene
-        .obstacles
-        .iter()
-        .filter(|o| matches!(o, Obstacle::DoorWall { .. }))
-        .count();
-    let copies: usize = scene.bodies.iter().map(|b| b.count as usize).sum();
-    let finite = |v: &[f32]| v.iter().all(|x| x.is_finite());
-    if layout.doors.len() != doors {
-        return Err(format!(
-            "doors: expected {doors} (one per door wall), found {}",
-            layout.doors.len()
-        ));
-    }
-    if layout.body_starts.len() != copies {
-        return Err(format!(
-            "body_starts: expected {copies} (one per body copy), found {}",
-            layout.body_starts.len()
-        ));
-    }
-    if layout.body_goals.len() != scene.bodies.len() {
-        return Err(format!(
-            "body_goals: expected {} (one per body), found {}",
-            scene.bodies.len(),
-            layout.body_goals.len()
-        ));
-    }
-    for (i, (b, g)) in scene.bodies.iter().zip(&layout.body_goals).enumerate() {
-        if b.goal.is_some() != g.is_some() {
-            return Err(format!(
-                "body_goals[{i}]: expected {} for body {:?}",
-                if b.goal.is_some() { "a goal" } else { "none" },
-                b.name
-            ));
-        }
-    }
-    let poses = layout
-        .body_starts
-        .iter()
-        .chain(layout.body_goals.iter().flatten());
-    let numbers: Vec<f32> = layout
-        .doors
-        .iter()
-        .copied()
-        .chain([
-            layout.agent_start.0,
-            layout.agent_start.1,
-            layout.agent_goal.0,
-            layout.agent_goal.1,
-        ])
-        .chain(poses.flat_map(|p| [p.x, p.y, p.angle]))
-        .collect();
-    if !finite(&numbers) {
-        return Err("expected finite positions and angles".into());
-    }
-    Ok(())
-}
-
-/// Draws an episode layout from the scene's distributions; deterministic in `seed`.
-pub fn sample_layout(scene: &Scene, seed: u64) -> Layout {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let grid = scene.grid();
-    let doors = scene
-        .obstacles
-        .iter()
-        .filter_map(|o| match o {
-            Obstacle::DoorWall { door_center, .. } => Some(sample_range(&mut rng, door_center)),
-            _ => None,
-        })
-        .collect();
-    let agent_shape = &scene.agent.shape;
-    let agent_ok = |p: V2| clear_of_static(scene, agent_shape, &Pose2::new(p.0, p.1, 0.0));
-    let mut distance_bin = None;
-    let (agent_start, agent_goal) = match &scene.start_goal {
-        StartGoal::Independent {
-            start,
-            goal,
-            min_distance,
-        } => {
-            let mut pair = (
-                sample_point(&mut rng, start, grid.as_ref()),
-                sample_point(&mut rng, goal, grid.as_ref()),
-            );
-            for _ in 0..MAX_SAMPLE_TRIES {
-                if agent_ok(pair.0)
-                    && point_ok(scene, pair.1)
-                    && dist(pair.0, pair.1) >= *min_distance
-                {
-                    break;
-                }
-                pair = (
-                    sample_point(&mut rng, start, grid.as_ref()),
-                    sample_point(&mut rng, goal, grid.as_ref()),
-                );
-            }
-            pair
-        }
-        StartGoal::OneOf(pairs) => {
-            let (s, g) = &pairs[rng.random_range(0..pairs.len())];
-            (
-                sample_until(&mut rng, |r| sample_point(r, s, grid.as_ref()), agent_ok),
-                sample_until(
-                    &mut rng,
-                    |r| sample_point(r, g, grid.as_ref()),
-                    |p| point_ok(scene, p),
-                ),
-            )
-        }
-        StartGoal::CellDistanceBins { bins, noise } => {
-            let g = grid.as_ref().expect("validated: bins need a grid");
-            let bin = rng.random_range(0..bins.len());
-            distance_bin = Some(bin);
-            let pairs = g.pairs_in(bins[bin].0, bins[bin].1);
-            let (s, t) = pairs[rng.random_range(0..pairs.len())];
-            (
-                sample_until(
-                    &mut rng,
-                    |r| jitter(r, g.cell_center(s.0, s.1), *noise),
-                    agent_ok,
-                ),
-                jitter(&mut rng, g.cell_center(t.0, t.1), *noise),
-            )
-        }
-    };
-
-    // Bodies: clear of walls, of the agent and of each other (bounding discs).
-    let agent_r = agent_shape.bounding_radius();
-    let mut placed: Vec<(V2, f32)> = vec![(agent_start, agent_r)];
-    let mut body_starts = Vec::new();
-    let mut body_goals = Vec::new();
-    for b in &scene.bodies {
-        let r = b.shape.bounding_radius();
-        for _ in 0..b.count {
-            let mut pose = Pose2::default();
-            for _ in 0..MAX_SAMPLE_TRIES {
-                let p = sample_point(&mut rng, &b.start.position, grid.as_ref());
-                pose = Pose2::new(p.0, p.1, sample_range(&mut rng, &b.start.angle));
-                let free = placed.iter().all(|(q, rq)| dist(p, *q) > r + rq);
-                if free && clear_of_static(scene, &b.shape, &pose) {
-                    break;
-                }
-            }
-            placed.push(((pose.x, pose.y), r));
-            body_starts.push(pose);
-        }
-        body_goals.push(b.goal.as_ref().map(|g| {
-            let p = sample_point(&mut rng, &g.position, grid.as_ref());
-            Pose2::new(p.0, p.1, sample_range(&mut rng, &g.angle))
-        }));
-    }
-    Layout {
-        doors,
-        agent_start,
-        agent_goal,
-        body_starts,
-        body_goals,
-        distance_bin,
-    }
-}
-
-fn point_ok(scene: &Scene, p: V2) -> bool {
-    !point_in_static(scene, p)
-}
-
-fn sample_until(
-    rng: &mut ChaCha8Rng,
-    mut draw: impl FnMut(&mut ChaCha8Rng) -> V2,
-    ok: impl Fn(V2) -> bool,
-) -> V2 {
-    let mut p = draw(rng);
-    for _ in 0..MAX_SAMPLE_TRIES {
-        if ok(p) {
-            break;
-        }
-        p = draw(rng);
-    }
-    p
 }

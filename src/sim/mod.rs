@@ -3,9 +3,13 @@
 
 pub mod env;
 pub mod geometry;
+pub mod layout;
 pub mod render;
 pub mod scene;
+mod scene_agent;
 mod scene_check;
+mod scene_check_sample;
+mod scene_goal;
 pub mod shipped;
 pub mod stream;
 pub mod vec_env;

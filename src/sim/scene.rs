@@ -12,6 +12,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::InputError;
 
+// The agent's and the goal's parts of a scene live in their own files; their paths here
+// (`scene::Criterion`, `scene::ActionSpace`, ...) are the public ones.
+pub use super::scene_agent::{
+    ActionSpace, Actuator, Agent, ImageSpec, ObservationSpec, OutOfRange, StateField,
+};
+pub use super::scene_goal::{CostKind, Criterion, Goal, PoseSample, Sample, StartGoal};
+
 /// A 2-D point or vector in scene files: `(x, y)` in metres.
 pub type V2 = (f32, f32);
 
@@ -223,254 +230,7 @@ pub struct Body {
     pub color: [u8; 3],
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PoseSample {
-    pub position: Sample,
-    #[serde(default = "zero_range")]
-    pub angle: Range,
-}
-
-/// A seeded distribution over positions.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum Sample {
-    Fixed(V2),
-    Uniform {
-        min: V2,
-        max: V2,
-    },
-    /// A free cell of the scene's `Grid` obstacle, chosen uniformly from `cells`
-    /// (row, col) or from all free cells when empty, plus uniform noise of +-`noise` metres.
-    Cells {
-        #[serde(default)]
-        cells: Vec<(u32, u32)>,
-        #[serde(default)]
-        noise: f32,
-    },
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Agent {
-    pub shape: Shape,
-    #[serde(default = "default_material_name")]
-    pub material: String,
-    pub actuator: Actuator,
-    pub action: ActionSpace,
-    #[serde(default = "default_agent_color")]
-    pub color: [u8; 3],
-}
-
-/// How an action moves the agent.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub enum Actuator {
-    /// Commanded velocity = `gain` x action (m/s), held during the control step.
-    Velocity { gain: f32 },
-    /// Force = `gain` x action (N); speed is clipped to `max_speed` (PointMaze).
-    Force { gain: f32, max_speed: f32 },
-    /// The action is a target position; acceleration = kp (target - pos) + kv (0 - vel),
-    /// integrated every physics step (gym-pusht's PD control).
-    PdTarget { kp: f32, kv: f32 },
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ActionSpace {
-    pub low: V2,
-    pub high: V2,
-    /// Bound on the action's Euclidean norm (Two-Rooms' step norm).
-    #[serde(default)]
-    pub max_norm: Option<f32>,
-    /// What to do with a finite action outside the bounds. NaN/inf is always rejected.
-    #[serde(default)]
-    pub out_of_range: OutOfRange,
-}
-
-impl ActionSpace {
-    /// The nearest action inside the box, then scaled onto the norm ball when `max_norm` is set.
-    pub fn project(&self, a: [f32; 2]) -> [f32; 2] {
-        let mut out = [
-            a[0].clamp(self.low.0, self.high.0),
-            a[1].clamp(self.low.1, self.high.1),
-        ];
-        if let Some(n) = self.max_norm {
-            let norm = (out[0] * out[0] + out[1] * out[1]).sqrt();
-            if norm > n {
-                out = [out[0] * n / norm, out[1] * n / norm];
-            }
-        }
-        out
-    }
-}
-
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub enum OutOfRange {
-    #[default]
-    Clip,
-    Reject,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Goal {
-    /// Success criteria, all reported in `info`; the first one decides `success`.
-    pub success: Vec<Criterion>,
-    /// End the episode (`terminated`) on success.
-    #[serde(default = "default_true")]
-    pub terminate_on_success: bool,
-    /// Cost returned by `step`.
-    #[serde(default)]
-    pub cost: CostKind,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub enum Criterion {
-    /// The agent's centre is within `radius` of the goal point.
-    AgentReach { radius: f32 },
-    /// A body is within `position_tol` and `angle_tol` of its goal pose and, when
-    /// `agent_tol` is set, the agent is within it of the goal point. With `joint_position`
-    /// the body's and the agent's position errors are bounded together instead: the norm of
-    /// both, `hypot(body error, agent error)`, within `position_tol` (DINO-WM's and
-    /// stable-worldmodel's Push-T: `norm(goal[:4] - cur[:4]) < 20 px`, angle `< pi/9`).
-    BodyPose {
-        body: String,
-        position_tol: f32,
-        angle_tol: f32,
-        agent_tol: Option<f32>,
-        #[serde(default)]
-        joint_position: bool,
-    },
-    /// The body's area overlapping its goal pose is at least `threshold` of its area (gym-pusht).
-    Coverage { body: String, threshold: f32 },
-    /// At least `fraction` of the copies of `body` have their centre inside the box.
-    ParticlesIn {
-        body: String,
-        min: V2,
-        max: V2,
-        fraction: f32,
-    },
-}
-
-impl Criterion {
-    /// The name `info.criteria` reports it under (`agent_reach`, `tee_pose`, `tee_coverage`,
-    /// `ball_in_region`), also what `hjepa eval --success` takes.
-    pub fn name(&self) -> String {
-        match self {
-            Criterion::AgentReach { .. } => "agent_reach".into(),
-            Criterion::BodyPose { body, .. } => format!("{body}_pose"),
-            Criterion::Coverage { body, .. } => format!("{body}_coverage"),
-            Criterion::ParticlesIn { body, .. } => format!("{body}_in_region"),
-        }
-    }
-
-    /// Whether success also asks for the agent at its goal point.
-    pub fn places_agent(&self) -> bool {
-        matches!(
-            self,
-            Criterion::BodyPose {
-                agent_tol: Some(_),
-                ..
-            } | Criterion::BodyPose {
-                joint_position: true,
-                ..
-            }
-        )
-    }
-}
-
-/// The scalar returned as `cost` by `step` (lower is better).
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub enum CostKind {
-    /// Distance of the first criterion's quantity to success (goal distance, 1 - coverage, ...).
-    #[default]
-    GoalDistance,
-    /// 0 on success, 1 otherwise.
-    Sparse,
-}
-
-/// How the agent's start and goal points are drawn at reset.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum StartGoal {
-    /// Start and goal drawn independently, redrawn until at least `min_distance` apart.
-    Independent {
-        start: Sample,
-        goal: Sample,
-        #[serde(default)]
-        min_distance: f32,
-    },
-    /// One of several (start, goal) pairs of samplers, picked uniformly (Two-Rooms:
-    /// left -> right or right -> left).
-    OneOf(Vec<(Sample, Sample)>),
-    /// Maze start/goal cells whose shortest path (in cells, 4-connected) falls in one of the
-    /// bins; the bin is picked uniformly and reported in `info.distance_bin`.
-    CellDistanceBins {
-        bins: Vec<(u32, u32)>,
-        #[serde(default)]
-        noise: f32,
-    },
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ObservationSpec {
-    /// Fields of the state vector, in order.
-    pub state: Vec<StateField>,
-    #[serde(default)]
-    pub image: Option<ImageSpec>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub enum StateField {
-    AgentPosition,
-    AgentVelocity,
-    GoalPosition,
-    /// x, y, angle of a body (of every copy, for particles).
-    BodyPose(String),
-    /// vx, vy, angular velocity of a body.
-    BodyVelocity(String),
-    /// x, y, angle of a body's goal pose.
-    BodyGoalPose(String),
-    /// The agent's position and velocity in a body's frame (x, y, vx, vy; of every copy):
-    /// where the agent is relative to the body's shape, which decides contact, without the
-    /// rotation a model would otherwise have to learn from the two poses.
-    AgentInBodyFrame(String),
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ImageSpec {
-    pub width: u32,
-    pub height: u32,
-    #[serde(default = "default_background")]
-    pub background: [u8; 3],
-    #[serde(default = "default_obstacle_color")]
-    pub obstacle_color: [u8; 3],
-    /// Draw the goal (agent goal point, body goal outlines) into the image.
-    #[serde(default)]
-    pub draw_goal: bool,
-    #[serde(default = "default_goal_color")]
-    pub goal_color: [u8; 3],
-    /// Anti-aliased edges look nicer; off gives crisp, cheaper masks.
-    #[serde(default = "default_true")]
-    pub anti_alias: bool,
-}
-
-impl ImageSpec {
-    /// The default style (background, colours, anti-aliasing) at a given size.
-    pub fn default_with_size(width: u32, height: u32) -> ImageSpec {
-        ImageSpec {
-            width,
-            height,
-            background: default_background(),
-            obstacle_color: default_obstacle_color(),
-            draw_goal: false,
-            goal_color: default_goal_color(),
-            anti_alias: true,
-        }
-    }
-}
-
-fn default_true() -> bool {
+pub(super) fn default_true() -> bool {
     true
 }
 fn default_one() -> u32 {
@@ -488,26 +248,11 @@ fn default_wall_thickness() -> f32 {
 fn default_solver_iterations() -> u32 {
     4
 }
-fn default_material_name() -> String {
+pub(super) fn default_material_name() -> String {
     "default".into()
-}
-fn zero_range() -> Range {
-    Range(0.0, 0.0)
 }
 fn default_body_color() -> [u8; 3] {
     [119, 136, 153]
-}
-fn default_agent_color() -> [u8; 3] {
-    [65, 105, 225]
-}
-fn default_background() -> [u8; 3] {
-    [255, 255, 255]
-}
-fn default_obstacle_color() -> [u8; 3] {
-    [40, 40, 40]
-}
-fn default_goal_color() -> [u8; 3] {
-    [144, 238, 144]
 }
 
 impl Shape {

@@ -7,17 +7,34 @@ use super::scene::*;
 use crate::error::InputError;
 
 impl Scene {
+    /// Checks every part of the scene in file order; the first failing check is reported.
     pub(super) fn validate(&self, path: &Path) -> Result<(), InputError> {
-        let err = |field: &str, msg: String| Err(InputError::new(path, field, msg));
+        self.validate_world(path)?;
+        self.validate_physics(path)?;
+        self.validate_materials(path)?;
+        validate_shape(&self.agent.shape, "agent.shape", path)?;
+        self.check_material("agent.material", &self.agent.material, path)?;
+        self.validate_action(path)?;
+        self.validate_obstacles(path)?;
+        self.validate_bodies(path)?;
+        self.validate_start_goal(path)?;
+        self.validate_goal(path)?;
+        self.validate_observation(path)
+    }
+
+    /// The arena's size and wall thickness.
+    fn validate_world(&self, path: &Path) -> Result<(), InputError> {
         let (w, h) = self.world.size;
         if !(w.is_finite() && h.is_finite() && w > 0.0 && h > 0.0) {
             return err(
+                path,
                 "world.size",
                 format!("expected two positive finite numbers, got ({w}, {h})"),
             );
         }
         if !(self.world.wall_thickness.is_finite() && self.world.wall_thickness > 0.0) {
             return err(
+                path,
                 "world.wall_thickness",
                 format!(
                     "expected a positive number, got {}",
@@ -25,26 +42,46 @@ impl Scene {
                 ),
             );
         }
+        Ok(())
+    }
+
+    /// The time step, the step counts and the episode length.
+    fn validate_physics(&self, path: &Path) -> Result<(), InputError> {
         let p = &self.physics;
         if !(p.dt.is_finite() && p.dt > 0.0 && p.dt <= 0.1) {
             return err(
+                path,
                 "physics.dt",
                 format!("expected a time step in (0, 0.1] s, got {}", p.dt),
             );
         }
         if p.substeps == 0 || p.frameskip == 0 || p.solver_iterations == 0 {
             return err(
+                path,
                 "physics",
                 "substeps, frameskip and solver_iterations must be at least 1".into(),
             );
         }
         if self.episode_steps == 0 {
-            return err("episode_steps", "expected at least 1 control step".into());
+            return err(
+                path,
+                "episode_steps",
+                "expected at least 1 control step".into(),
+            );
         }
+        Ok(())
+    }
+
+    /// Every named material's density and coefficients.
+    fn validate_materials(&self, path: &Path) -> Result<(), InputError> {
         for (name, m) in &self.materials {
             let f = format!("materials.{name}");
             if !(m.density.is_finite() && m.density > 0.0) {
-                return err(&f, format!("density must be positive, got {}", m.density));
+                return err(
+                    path,
+                    &f,
+                    format!("density must be positive, got {}", m.density),
+                );
             }
             for (k, v) in [
                 ("friction", m.friction),
@@ -54,27 +91,31 @@ impl Scene {
             ] {
                 if !(v.is_finite() && v >= 0.0) {
                     return err(
+                        path,
                         &format!("{f}.{k}"),
                         format!("expected a finite number >= 0, got {v}"),
                     );
                 }
             }
         }
-        let check_material = |field: &str, m: &str| {
-            if m != "default" && !self.materials.contains_key(m) {
-                let known: Vec<_> = self.materials.keys().cloned().collect();
-                return Err(InputError::new(
-                    path,
-                    field,
-                    format!("unknown material {m:?}; known: {known:?}"),
-                ));
-            }
-            Ok(())
-        };
-        validate_shape(&self.agent.shape, "agent.shape", path)?;
-        check_material("agent.material", &self.agent.material)?;
-        self.validate_action(path)?;
+        Ok(())
+    }
 
+    /// A material name must be `default` or one the scene declares.
+    fn check_material(&self, field: &str, m: &str, path: &Path) -> Result<(), InputError> {
+        if m != "default" && !self.materials.contains_key(m) {
+            let known: Vec<_> = self.materials.keys().cloned().collect();
+            return Err(InputError::new(
+                path,
+                field,
+                format!("unknown material {m:?}; known: {known:?}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every obstacle, and at most one maze grid.
+    fn validate_obstacles(&self, path: &Path) -> Result<(), InputError> {
         let mut grids = 0;
         for (i, o) in self.obstacles.iter().enumerate() {
             let f = format!("obstacles[{i}]");
@@ -84,211 +125,220 @@ impl Scene {
                     finite2(*at, &format!("{f}.at"), path)?;
                     finite(*angle, &format!("{f}.angle"), path)?;
                 }
-                Obstacle::DoorWall {
-                    axis,
-                    at,
-                    thickness,
-                    door_width,
-                    door_center,
-                } => {
-                    let across = if *axis == Axis::Vertical { w } else { h };
-                    let along = if *axis == Axis::Vertical { h } else { w };
-                    if !(at.is_finite() && *at > 0.0 && *at < across) {
-                        return err(
-                            &format!("{f}.at"),
-                            format!(
-                                "expected a coordinate inside the world (0, {across}), got {at}"
-                            ),
-                        );
-                    }
-                    if !(thickness.is_finite()
-                        && *thickness > 0.0
-                        && door_width.is_finite()
-                        && *door_width > 0.0)
-                    {
-                        return err(&f, "thickness and door_width must be positive".into());
-                    }
-                    validate_range(door_center, &format!("{f}.door_center"), path)?;
-                    if door_center.0 - door_width / 2.0 < 0.0
-                        || door_center.1 + door_width / 2.0 > along
-                    {
-                        return err(&format!("{f}.door_center"), format!("the door ({door_width} wide) must fit inside the wall's length {along}"));
-                    }
-                }
-                Obstacle::Grid { cell, origin, rows } => {
+                Obstacle::DoorWall { .. } => self.validate_door_wall(o, &f, path)?,
+                Obstacle::Grid { .. } => {
                     grids += 1;
-                    if !(cell.is_finite() && *cell > 0.0) {
-                        return err(
-                            &format!("{f}.cell"),
-                            format!("expected a positive cell size, got {cell}"),
-                        );
-                    }
-                    finite2(*origin, &format!("{f}.origin"), path)?;
-                    if rows.is_empty()
-                        || rows
-                            .iter()
-                            .any(|r| r.chars().count() != rows[0].chars().count())
-                    {
-                        return err(
-                            &format!("{f}.rows"),
-                            "expected a non-empty list of rows of equal length".into(),
-                        );
-                    }
-                    let gw = origin.0 + cell * rows[0].chars().count() as f32;
-                    let gh = origin.1 + cell * rows.len() as f32;
-                    if gw > w + 1e-4 || gh > h + 1e-4 {
-                        return err(
-                            &format!("{f}.rows"),
-                            format!(
-                                "the maze ({gw} x {gh} m) does not fit in the world ({w} x {h} m)"
-                            ),
-                        );
-                    }
+                    self.validate_grid(o, &f, path)?;
                 }
             }
         }
         if grids > 1 {
-            return err("obstacles", "at most one Grid obstacle per scene".into());
+            return err(
+                path,
+                "obstacles",
+                "at most one Grid obstacle per scene".into(),
+            );
         }
+        Ok(())
+    }
+
+    /// A door wall (field `f`) inside the world, its door inside the wall (other obstacles
+    /// have nothing to check here).
+    fn validate_door_wall(&self, o: &Obstacle, f: &str, path: &Path) -> Result<(), InputError> {
+        let Obstacle::DoorWall {
+            axis,
+            at,
+            thickness,
+            door_width,
+            door_center,
+        } = o
+        else {
+            return Ok(());
+        };
+        let (w, h) = self.world.size;
+        let across = if *axis == Axis::Vertical { w } else { h };
+        let along = if *axis == Axis::Vertical { h } else { w };
+        if !(at.is_finite() && *at > 0.0 && *at < across) {
+            return err(
+                path,
+                &format!("{f}.at"),
+                format!("expected a coordinate inside the world (0, {across}), got {at}"),
+            );
+        }
+        if !(thickness.is_finite()
+            && *thickness > 0.0
+            && door_width.is_finite()
+            && *door_width > 0.0)
+        {
+            return err(path, f, "thickness and door_width must be positive".into());
+        }
+        validate_range(door_center, &format!("{f}.door_center"), path)?;
+        if door_center.0 - door_width / 2.0 < 0.0 || door_center.1 + door_width / 2.0 > along {
+            return err(
+                path,
+                &format!("{f}.door_center"),
+                format!("the door ({door_width} wide) must fit inside the wall's length {along}"),
+            );
+        }
+        Ok(())
+    }
+
+    /// A maze grid (field `f`): positive cells, equal rows, inside the world (other obstacles
+    /// have nothing to check here).
+    fn validate_grid(&self, o: &Obstacle, f: &str, path: &Path) -> Result<(), InputError> {
+        let Obstacle::Grid { cell, origin, rows } = o else {
+            return Ok(());
+        };
+        let (w, h) = self.world.size;
+        if !(cell.is_finite() && *cell > 0.0) {
+            return err(
+                path,
+                &format!("{f}.cell"),
+                format!("expected a positive cell size, got {cell}"),
+            );
+        }
+        finite2(*origin, &format!("{f}.origin"), path)?;
+        if rows.is_empty()
+            || rows
+                .iter()
+                .any(|r| r.chars().count() != rows[0].chars().count())
+        {
+            return err(
+                path,
+                &format!("{f}.rows"),
+                "expected a non-empty list of rows of equal length".into(),
+            );
+        }
+        let gw = origin.0 + cell * rows[0].chars().count() as f32;
+        let gh = origin.1 + cell * rows.len() as f32;
+        if gw > w + 1e-4 || gh > h + 1e-4 {
+            return err(
+                path,
+                &format!("{f}.rows"),
+                format!("the maze ({gw} x {gh} m) does not fit in the world ({w} x {h} m)"),
+            );
+        }
+        Ok(())
+    }
+
+    /// Every body: a unique name, then its shape, material, count and samplers.
+    fn validate_bodies(&self, path: &Path) -> Result<(), InputError> {
         let mut names = std::collections::BTreeSet::new();
         for (i, b) in self.bodies.iter().enumerate() {
             let f = format!("bodies[{i}]");
             if !names.insert(b.name.clone()) {
                 return err(
+                    path,
                     &format!("{f}.name"),
                     format!("duplicate body name {:?}", b.name),
                 );
             }
-            validate_shape(&b.shape, &format!("{f}.shape"), path)?;
-            check_material(&format!("{f}.material"), &b.material)?;
-            if b.count == 0 {
-                return err(&format!("{f}.count"), "expected at least 1".into());
-            }
-            self.validate_sample(&b.start.position, &format!("{f}.start.position"), path)?;
-            validate_range(&b.start.angle, &format!("{f}.start.angle"), path)?;
-            if let Some(g) = &b.goal {
-                self.validate_sample(&g.position, &format!("{f}.goal.position"), path)?;
-                validate_range(&g.angle, &format!("{f}.goal.angle"), path)?;
-            }
+            self.validate_body(b, &f, path)?;
         }
-        match &self.start_goal {
-            StartGoal::Independent {
-                start,
-                goal,
-                min_distance,
-            } => {
-                self.validate_sample(start, "start_goal.start", path)?;
-                self.validate_sample(goal, "start_goal.goal", path)?;
-                finite(*min_distance, "start_goal.min_distance", path)?;
-            }
-            StartGoal::OneOf(pairs) => {
-                if pairs.is_empty() {
-                    return err(
-                        "start_goal",
-                        "OneOf needs at least one (start, goal) pair".into(),
-                    );
-                }
-                for (i, (s, g)) in pairs.iter().enumerate() {
-                    self.validate_sample(s, &format!("start_goal[{i}].0"), path)?;
-                    self.validate_sample(g, &format!("start_goal[{i}].1"), path)?;
-                }
-            }
-            StartGoal::CellDistanceBins { bins, noise } => {
-                let Some(grid) = self.grid() else {
-                    return err(
-                        "start_goal",
-                        "CellDistanceBins needs a Grid obstacle".into(),
-                    );
-                };
-                if bins.is_empty() || bins.iter().any(|(lo, hi)| lo > hi) {
-                    return err(
-                        "start_goal.bins",
-                        "expected non-empty (lo, hi) bins with lo <= hi".into(),
-                    );
-                }
-                finite(*noise, "start_goal.noise", path)?;
-                for (lo, hi) in bins {
-                    if !grid.has_pair_in(*lo, *hi) {
-                        return err(
-                            "start_goal.bins",
-                            format!(
-                                "no pair of free cells is {lo}..={hi} cells apart in this maze"
-                            ),
-                        );
-                    }
-                }
-            }
+        Ok(())
+    }
+
+    /// One body (field `f`) past its name.
+    fn validate_body(&self, b: &Body, f: &str, path: &Path) -> Result<(), InputError> {
+        validate_shape(&b.shape, &format!("{f}.shape"), path)?;
+        self.check_material(&format!("{f}.material"), &b.material, path)?;
+        if b.count == 0 {
+            return err(path, &format!("{f}.count"), "expected at least 1".into());
         }
+        self.validate_sample(&b.start.position, &format!("{f}.start.position"), path)?;
+        validate_range(&b.start.angle, &format!("{f}.start.angle"), path)?;
+        if let Some(g) = &b.goal {
+            self.validate_sample(&g.position, &format!("{f}.goal.position"), path)?;
+            validate_range(&g.angle, &format!("{f}.goal.angle"), path)?;
+        }
+        Ok(())
+    }
+
+    /// Every success criterion, then that there is at least one.
+    fn validate_goal(&self, path: &Path) -> Result<(), InputError> {
         for (i, c) in self.goal.success.iter().enumerate() {
-            let f = format!("goal.success[{i}]");
-            let body_ok = |b: &str| -> Result<(), InputError> {
-                if self.bodies.iter().any(|x| x.name == b) {
-                    Ok(())
-                } else {
-                    Err(InputError::new(path, &f, format!("unknown body {b:?}")))
-                }
-            };
-            match c {
-                Criterion::AgentReach { radius } => {
-                    positive(*radius, &format!("{f}.radius"), path)?
-                }
-                Criterion::BodyPose {
-                    body,
-                    position_tol,
-                    angle_tol,
-                    agent_tol,
-                    joint_position,
-                } => {
-                    body_ok(body)?;
-                    positive(*position_tol, &format!("{f}.position_tol"), path)?;
-                    positive(*angle_tol, &format!("{f}.angle_tol"), path)?;
-                    if let Some(a) = agent_tol {
-                        positive(*a, &format!("{f}.agent_tol"), path)?;
-                        if *joint_position {
-                            return Err(InputError::new(
-                                path,
-                                &format!("{f}.agent_tol"),
-                                "expected no agent_tol with joint_position: true (position_tol \
-                                 then bounds the body's and the agent's errors together)",
-                            ));
-                        }
-                    }
-                    self.require_body_goal(body, &f, path)?;
-                }
-                Criterion::Coverage { body, threshold } => {
-                    body_ok(body)?;
-                    if !(*threshold > 0.0 && *threshold <= 1.0) {
-                        return err(
-                            &format!("{f}.threshold"),
-                            format!("expected a fraction in (0, 1], got {threshold}"),
-                        );
-                    }
-                    self.require_body_goal(body, &f, path)?;
-                }
-                Criterion::ParticlesIn {
-                    body,
-                    min,
-                    max,
-                    fraction,
-                } => {
-                    body_ok(body)?;
-                    finite2(*min, &format!("{f}.min"), path)?;
-                    finite2(*max, &format!("{f}.max"), path)?;
-                    if !(*fraction > 0.0 && *fraction <= 1.0) {
-                        return err(
-                            &format!("{f}.fraction"),
-                            format!("expected a fraction in (0, 1], got {fraction}"),
-                        );
-                    }
-                }
-            }
+            self.validate_criterion(c, &format!("goal.success[{i}]"), path)?;
         }
         if self.goal.success.is_empty() {
             return err(
+                path,
                 "goal.success",
                 "expected at least one success criterion".into(),
             );
         }
+        Ok(())
+    }
+
+    /// One success criterion (field `f`): its body, tolerances and the goal pose it needs.
+    fn validate_criterion(&self, c: &Criterion, f: &str, path: &Path) -> Result<(), InputError> {
+        match c {
+            Criterion::AgentReach { radius } => positive(*radius, &format!("{f}.radius"), path)?,
+            Criterion::BodyPose {
+                body,
+                position_tol,
+                angle_tol,
+                agent_tol,
+                joint_position,
+            } => {
+                self.known_body(body, f, path)?;
+                positive(*position_tol, &format!("{f}.position_tol"), path)?;
+                positive(*angle_tol, &format!("{f}.angle_tol"), path)?;
+                if let Some(a) = agent_tol {
+                    positive(*a, &format!("{f}.agent_tol"), path)?;
+                    if *joint_position {
+                        return Err(InputError::new(
+                            path,
+                            format!("{f}.agent_tol"),
+                            "expected no agent_tol with joint_position: true (position_tol \
+                             then bounds the body's and the agent's errors together)",
+                        ));
+                    }
+                }
+                self.require_body_goal(body, f, path)?;
+            }
+            Criterion::Coverage { body, threshold } => {
+                self.known_body(body, f, path)?;
+                if !(*threshold > 0.0 && *threshold <= 1.0) {
+                    return err(
+                        path,
+                        &format!("{f}.threshold"),
+                        format!("expected a fraction in (0, 1], got {threshold}"),
+                    );
+                }
+                self.require_body_goal(body, f, path)?;
+            }
+            Criterion::ParticlesIn {
+                body,
+                min,
+                max,
+                fraction,
+            } => {
+                self.known_body(body, f, path)?;
+                finite2(*min, &format!("{f}.min"), path)?;
+                finite2(*max, &format!("{f}.max"), path)?;
+                if !(*fraction > 0.0 && *fraction <= 1.0) {
+                    return err(
+                        path,
+                        &format!("{f}.fraction"),
+                        format!("expected a fraction in (0, 1], got {fraction}"),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A criterion (field `f`) must name a declared body.
+    fn known_body(&self, b: &str, f: &str, path: &Path) -> Result<(), InputError> {
+        if self.bodies.iter().any(|x| x.name == b) {
+            Ok(())
+        } else {
+            Err(InputError::new(path, f, format!("unknown body {b:?}")))
+        }
+    }
+
+    /// State fields naming declared bodies (with goals where needed), and the image size.
+    fn validate_observation(&self, path: &Path) -> Result<(), InputError> {
         for (i, s) in self.observation.state.iter().enumerate() {
             if let StateField::BodyPose(b)
             | StateField::BodyVelocity(b)
@@ -297,6 +347,7 @@ impl Scene {
             {
                 if !self.bodies.iter().any(|x| &x.name == b) {
                     return err(
+                        path,
                         &format!("observation.state[{i}]"),
                         format!("unknown body {b:?}"),
                     );
@@ -309,6 +360,7 @@ impl Scene {
         if let Some(img) = &self.observation.image {
             if img.width == 0 || img.height == 0 || img.width > 1024 || img.height > 1024 {
                 return err(
+                    path,
                     "observation.image",
                     format!(
                         "expected a size in 1..=1024 pixels, got {}x{}",
@@ -362,99 +414,14 @@ impl Scene {
             }
         }
     }
-
-    /// Checks a sampler's numbers, that it stays in the world, and that it can produce a
-    /// point outside the obstacles (a start inside a wall is a scene error, not a hang).
-    fn validate_sample(&self, s: &Sample, field: &str, path: &Path) -> Result<(), InputError> {
-        let (w, h) = self.world.size;
-        let inside = |p: V2| p.0 >= 0.0 && p.1 >= 0.0 && p.0 <= w && p.1 <= h;
-        match s {
-            Sample::Fixed(p) => {
-                finite2(*p, field, path)?;
-                if !inside(*p) {
-                    return Err(InputError::new(
-                        path,
-                        field,
-                        format!("({}, {}) is outside the world (0..{w}, 0..{h})", p.0, p.1),
-                    ));
-                }
-                if super::geometry::point_in_static(self, *p) {
-                    return Err(InputError::new(
-                        path,
-                        field,
-                        format!("({}, {}) is inside an obstacle", p.0, p.1),
-                    ));
-                }
-            }
-            Sample::Uniform { min, max } => {
-                finite2(*min, field, path)?;
-                finite2(*max, field, path)?;
-                if min.0 > max.0 || min.1 > max.1 {
-                    return Err(InputError::new(
-                        path,
-                        field,
-                        "expected min <= max in both coordinates",
-                    ));
-                }
-                if !inside(*min) || !inside(*max) {
-                    return Err(InputError::new(
-                        path,
-                        field,
-                        format!("the box {min:?}..{max:?} leaves the world (0..{w}, 0..{h})"),
-                    ));
-                }
-                let free = (0..=8)
-                    .flat_map(|i| (0..=8).map(move |j| (i, j)))
-                    .any(|(i, j)| {
-                        let p = (
-                            min.0 + (max.0 - min.0) * i as f32 / 8.0,
-                            min.1 + (max.1 - min.1) * j as f32 / 8.0,
-                        );
-                        !super::geometry::point_in_static(self, p)
-                    });
-                if !free {
-                    return Err(InputError::new(
-                        path,
-                        field,
-                        format!("the box {min:?}..{max:?} lies inside obstacles"),
-                    ));
-                }
-            }
-            Sample::Cells { cells, noise } => {
-                finite(*noise, field, path)?;
-                let Some(grid) = self.grid() else {
-                    return Err(InputError::new(
-                        path,
-                        field,
-                        "Cells needs a Grid obstacle in the scene",
-                    ));
-                };
-                if *noise < 0.0 || *noise >= grid.cell / 2.0 {
-                    return Err(InputError::new(
-                        path,
-                        field,
-                        format!("noise must be in [0, {}) (half a cell)", grid.cell / 2.0),
-                    ));
-                }
-                for c in cells {
-                    if !grid.is_free(c.0 as i64, c.1 as i64) {
-                        return Err(InputError::new(
-                            path,
-                            field,
-                            format!("cell {c:?} is a wall or outside the maze"),
-                        ));
-                    }
-                }
-                if grid.free_cells().is_empty() {
-                    return Err(InputError::new(path, field, "the maze has no free cell"));
-                }
-            }
-        }
-        Ok(())
-    }
 }
 
-fn finite(v: f32, field: &str, path: &Path) -> Result<(), InputError> {
+/// Refuses with `msg` at `field`.
+pub(super) fn err(path: &Path, field: &str, msg: String) -> Result<(), InputError> {
+    Err(InputError::new(path, field, msg))
+}
+
+pub(super) fn finite(v: f32, field: &str, path: &Path) -> Result<(), InputError> {
     if v.is_finite() {
         Ok(())
     } else {
@@ -478,7 +445,7 @@ fn positive(v: f32, field: &str, path: &Path) -> Result<(), InputError> {
     }
 }
 
-fn finite2(v: V2, field: &str, path: &Path) -> Result<(), InputError> {
+pub(super) fn finite2(v: V2, field: &str, path: &Path) -> Result<(), InputError> {
     finite(v.0, field, path)?;
     finite(v.1, field, path)
 }

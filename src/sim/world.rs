@@ -66,9 +66,10 @@ pub struct World {
 #[derive(Clone)]
 pub struct WorldSnapshot(PhysicsState);
 
-impl World {
-    pub fn build(scene: &Scene, layout: &Layout) -> World {
-        let mut s = PhysicsState {
+impl PhysicsState {
+    /// Empty rapier sets, pipeline stage state and solvers.
+    fn new() -> PhysicsState {
+        PhysicsState {
             islands: IslandManager::new(),
             broad_phase: BroadPhaseBvh::new(),
             narrow_phase: NarrowPhase::new(),
@@ -78,37 +79,55 @@ impl World {
             multibody_joints: MultibodyJointSet::new(),
             soft_bodies: SoftBodySet::new(),
             ccd_solver: CCDSolver::new(),
-        };
+        }
+    }
+
+    /// A static box collider with the default material's friction.
+    fn add_static_box(&mut self, center: V2, half: V2, friction: f32) {
+        self.colliders.insert(
+            ColliderBuilder::cuboid(half.0, half.1)
+                .translation(Vector::new(center.0, center.1))
+                .friction(friction),
+        );
+    }
+
+    /// The arena walls, fixed obstacles, then door walls and maze cells: the static
+    /// geometry, inserted in this order so collider handles match across builds.
+    fn add_static_geometry(&mut self, scene: &Scene, layout: &Layout) {
         let static_friction = scene.material("default").friction;
-        let add_static_box = |s: &mut PhysicsState, center: V2, half: V2| {
-            s.colliders.insert(
-                ColliderBuilder::cuboid(half.0, half.1)
-                    .translation(Vector::new(center.0, center.1))
-                    .friction(static_friction),
-            );
-        };
         let (w, h) = scene.world.size;
         if scene.world.walls {
             let t = scene.world.wall_thickness;
-            add_static_box(&mut s, (w / 2.0, -t / 2.0), (w / 2.0 + t, t / 2.0));
-            add_static_box(&mut s, (w / 2.0, h + t / 2.0), (w / 2.0 + t, t / 2.0));
-            add_static_box(&mut s, (-t / 2.0, h / 2.0), (t / 2.0, h / 2.0 + t));
-            add_static_box(&mut s, (w + t / 2.0, h / 2.0), (t / 2.0, h / 2.0 + t));
+            self.add_static_box((w / 2.0, -t / 2.0), (w / 2.0 + t, t / 2.0), static_friction);
+            self.add_static_box(
+                (w / 2.0, h + t / 2.0),
+                (w / 2.0 + t, t / 2.0),
+                static_friction,
+            );
+            self.add_static_box((-t / 2.0, h / 2.0), (t / 2.0, h / 2.0 + t), static_friction);
+            self.add_static_box(
+                (w + t / 2.0, h / 2.0),
+                (t / 2.0, h / 2.0 + t),
+                static_friction,
+            );
         }
         for o in &scene.obstacles {
             if let Obstacle::Fixed { shape, at, angle } = o {
                 let pose = Pose2::new(at.0, at.1, *angle);
                 for c in colliders_for(shape) {
                     let world_pose = pose_compose(&pose, &c);
-                    s.colliders
+                    self.colliders
                         .insert(c.position(world_pose).friction(static_friction));
                 }
             }
         }
         for (c, hf) in obstacle_boxes(scene, &layout.doors) {
-            add_static_box(&mut s, c, hf);
+            self.add_static_box(c, hf, static_friction);
         }
+    }
 
+    /// One dynamic rigid body per body copy at its layout start, in scene order.
+    fn add_bodies(&mut self, scene: &Scene, layout: &Layout) -> Vec<BodyRef> {
         let mut bodies = Vec::new();
         let mut starts = layout.body_starts.iter();
         for (def, b) in scene.bodies.iter().enumerate() {
@@ -121,21 +140,27 @@ impl World {
                     .linear_damping(m.linear_damping)
                     .angular_damping(m.angular_damping)
                     .can_sleep(false);
-                let handle = s.bodies.insert(rb);
+                let handle = self.bodies.insert(rb);
                 for c in colliders_for(&b.shape) {
                     let c = c
                         .density(m.density)
                         .friction(m.friction)
                         .restitution(m.restitution);
-                    s.colliders.insert_with_parent(c, handle, &mut s.bodies);
+                    self.colliders
+                        .insert_with_parent(c, handle, &mut self.bodies);
                 }
                 bodies.push(BodyRef { def, handle });
             }
         }
+        bodies
+    }
 
+    /// The agent: a non-rotating dynamic body with CCD (it can be driven fast), and its
+    /// first collider, which contact counts refer to.
+    fn add_agent(&mut self, scene: &Scene, layout: &Layout) -> (RigidBodyHandle, ColliderHandle) {
         let m = scene.material(&scene.agent.material);
         let a = layout.agent_start;
-        let agent = s.bodies.insert(
+        let agent = self.bodies.insert(
             RigidBodyBuilder::dynamic()
                 .translation(Vector::new(a.0, a.1))
                 .linear_damping(m.linear_damping)
@@ -149,9 +174,23 @@ impl World {
                 .density(m.density)
                 .friction(m.friction)
                 .restitution(m.restitution);
-            agent_collider.get_or_insert(s.colliders.insert_with_parent(c, agent, &mut s.bodies));
+            agent_collider.get_or_insert(self.colliders.insert_with_parent(
+                c,
+                agent,
+                &mut self.bodies,
+            ));
         }
+        (agent, agent_collider.expect("agent has a collider"))
+    }
+}
 
+impl World {
+    /// Builds the rapier world of an episode: static geometry, bodies, then the agent.
+    pub fn build(scene: &Scene, layout: &Layout) -> World {
+        let mut s = PhysicsState::new();
+        s.add_static_geometry(scene, layout);
+        let bodies = s.add_bodies(scene, layout);
+        let (agent, agent_collider) = s.add_agent(scene, layout);
         let params = IntegrationParameters {
             dt: scene.physics.dt,
             num_solver_iterations: scene.physics.solver_iterations as usize,
@@ -162,7 +201,7 @@ impl World {
             params,
             state: s,
             agent,
-            agent_collider: agent_collider.expect("agent has a collider"),
+            agent_collider,
             bodies,
             actuator: scene.agent.actuator.clone(),
             substeps: scene.physics.substeps,

@@ -6,7 +6,7 @@
 //! actor, seed, episodes), so cells that would play the same episodes — the random floor,
 //! or the oracle under a model-only override — share one run.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -14,10 +14,15 @@ use sha2::{Digest, Sha256};
 
 use crate::agent::AgentFile;
 use crate::data::PolicyKind;
+use crate::device::Device;
 use crate::error::InputError;
 use crate::model::ModelConfig;
-use crate::sim::shipped;
-use crate::sim::Scene;
+
+mod cells;
+mod expand;
+mod resolve;
+
+pub use expand::expand;
 
 /// An experiment file, as written.
 #[derive(Clone, Debug, Deserialize)]
@@ -42,9 +47,9 @@ pub struct ExperimentFile {
     /// Sandboxes one learned agent serves at once (`hjepa eval --parallel`).
     #[serde(default = "one")]
     pub parallel: usize,
-    /// cpu or cuda for the learned agents and training (default: the agent files').
+    /// cpu, cuda or cuda:N for the learned agents and training (default: the agent files').
     #[serde(default)]
-    pub device: Option<String>,
+    pub device: Option<Device>,
     /// Axes of agent-file keys (dotted paths) and the values to try: the grid is their
     /// Cartesian product.
     #[serde(default)]
@@ -140,7 +145,7 @@ pub enum RunConfig {
         scene: String,
         scene_sha256: String,
         collect: CollectConfig,
-        device: Option<String>,
+        device: Option<Device>,
     },
     /// Closed-loop episodes of one actor.
     Eval {
@@ -155,7 +160,7 @@ pub enum RunConfig {
         seed: u64,
         episodes: u64,
         parallel: usize,
-        device: Option<String>,
+        device: Option<Device>,
     },
 }
 
@@ -275,451 +280,6 @@ impl ExperimentFile {
 pub fn expand_file(path: &Path) -> Result<Grid, InputError> {
     let (file, text) = ExperimentFile::load(path)?;
     expand(&file, &text, path)
-}
-
-/// A dotted key (`planning.planner.samples`) split into its parts.
-fn key_parts(key: &str) -> Vec<&str> {
-    key.split('.').collect()
-}
-
-fn lookup<'a>(root: &'a toml::Value, key: &str) -> Option<&'a toml::Value> {
-    key_parts(key)
-        .iter()
-        .try_fold(root, |v, part| v.as_table()?.get(*part))
-}
-
-/// Sets or removes `key` in `root`; the key must exist in `known` (the agent file with all
-/// defaults filled in), so a typo is an error rather than a silently ignored setting.
-fn apply(
-    root: &mut toml::Value,
-    known: &toml::Value,
-    key: &str,
-    value: Option<&toml::Value>,
-) -> Result<(), String> {
-    if lookup(known, key).is_none() {
-        return Err(format!(
-            "unknown agent-file key {key:?} (keys are dotted paths such as \"planning.planner.samples\"; an optional table must be in the agent file to be changed or removed)"
-        ));
-    }
-    let parts = key_parts(key);
-    let (last, parents) = parts.split_last().expect("split gives one part");
-    let mut table = root;
-    for p in parents {
-        table = table
-            .as_table_mut()
-            .and_then(|t| t.get_mut(*p))
-            .ok_or_else(|| format!("{key:?}: {p} is missing from the agent file"))?;
-    }
-    let t = table
-        .as_table_mut()
-        .ok_or_else(|| format!("{key:?}: not inside a table"))?;
-    match value {
-        Some(v) => {
-            t.insert((*last).to_string(), v.clone());
-        }
-        None => {
-            t.remove(*last);
-        }
-    }
-    Ok(())
-}
-
-fn show_value(v: &toml::Value) -> String {
-    match v {
-        toml::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// Expands the grid deterministically (agents, scenes, variants, override combinations,
-/// seeds, actors — in that nesting order).
-pub fn expand(file: &ExperimentFile, text: &str, path: &Path) -> Result<Grid, InputError> {
-    let bad = |key: &str, msg: String| InputError::new(path, key, msg);
-    if file.name.trim().is_empty()
-        || !file
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
-    {
-        return Err(bad(
-            "name",
-            format!(
-                "expected a non-empty name of letters, digits, '_', '-' or '.', got {:?}",
-                file.name
-            ),
-        ));
-    }
-    let empty = |key: &str| {
-        bad(
-            key,
-            "is empty, so the grid expands to zero runs".to_string(),
-        )
-    };
-    if file.agents.is_empty() {
-        return Err(empty("agents"));
-    }
-    if file.seeds.is_empty() {
-        return Err(empty("seeds"));
-    }
-    if file.actors.is_empty() {
-        return Err(empty("actors"));
-    }
-    let mut seen_seeds = std::collections::HashSet::new();
-    if let Some(d) = file.seeds.iter().find(|s| !seen_seeds.insert(**s)) {
-        return Err(bad("seeds", format!("seed {d} is listed twice")));
-    }
-    let mut seen_actors = std::collections::HashSet::new();
-    if let Some(d) = file.actors.iter().find(|a| !seen_actors.insert(**a)) {
-        return Err(bad(
-            "actors",
-            format!("actor {:?} is listed twice", d.name()),
-        ));
-    }
-    if file.episodes == 0 {
-        return Err(bad(
-            "episodes",
-            "expected at least 1 (0 episodes expands to zero runs)".into(),
-        ));
-    }
-    if file.parallel == 0 {
-        return Err(bad("parallel", "expected at least 1".into()));
-    }
-    for (k, vals) in &file.overrides {
-        if vals.is_empty() {
-            return Err(empty(&format!("overrides.\"{k}\"")));
-        }
-    }
-    let mut seen = std::collections::HashSet::new();
-    for v in &file.variants {
-        if !seen.insert(v.name.as_str()) {
-            return Err(bad(
-                "variants",
-                format!("two variants are named {:?}", v.name),
-            ));
-        }
-    }
-    if let Some(dev) = &file.device {
-        crate::model::config::parse_device(dev, path).map_err(|e| bad("device", e.message))?;
-    }
-    let variants: Vec<Variant> = if file.variants.is_empty() {
-        vec![Variant {
-            name: "default".into(),
-            set: BTreeMap::new(),
-            remove: Vec::new(),
-        }]
-    } else {
-        file.variants.clone()
-    };
-    // The Cartesian product of the override axes, in key order.
-    let mut combos: Vec<Vec<(&String, &toml::Value)>> = vec![Vec::new()];
-    for (k, vals) in &file.overrides {
-        combos = combos
-            .into_iter()
-            .flat_map(|c| {
-                vals.iter().map(move |v| {
-                    let mut c = c.clone();
-                    c.push((k, v));
-                    c
-                })
-            })
-            .collect();
-    }
-
-    let mut runs: Vec<Run> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut train_runs: Vec<Run> = Vec::new();
-    let mut entries = Vec::new();
-    let mut scene_cache: HashMap<String, (PathBuf, String, String)> = HashMap::new();
-    let mut scene_info = |name: &str, key: &str| -> Result<(PathBuf, String, String), InputError> {
-        if let Some(s) = scene_cache.get(name) {
-            return Ok(s.clone());
-        }
-        let p = Scene::resolve_path(name);
-        let scene_text = shipped::read(&p, shipped::Kind::Scene).map_err(|e| {
-            bad(
-                key,
-                format!("scene {name:?}: cannot read {}: {e}", p.display()),
-            )
-        })?;
-        let scene = Scene::parse(&scene_text, &p)?;
-        let info = (p, scene.name.clone(), sha256_hex(scene_text.as_bytes()));
-        scene_cache.insert(name.to_string(), info.clone());
-        Ok(info)
-    };
-    let mut fingerprints: HashMap<PathBuf, String> = HashMap::new();
-    let mut cell = 0usize;
-
-    for (ai, agent_arg) in file.agents.iter().enumerate() {
-        let agent_path = AgentFile::resolve_path(agent_arg);
-        let agent_key = format!("agents[{ai}]");
-        let base = AgentFile::load(&agent_path)
-            .map_err(|e| bad(&agent_key, format!("agent {agent_arg:?}: {e}")))?;
-        let agent_name = agent_path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or(agent_arg)
-            .to_string();
-        let base_text = shipped::read(&agent_path, shipped::Kind::Agent)
-            .map_err(|e| bad(&agent_key, format!("{}: {e}", agent_path.display())))?;
-        let base_value: toml::Value = toml::from_str(&base_text)
-            .map_err(|e| bad(&agent_key, format!("{}: {e}", agent_path.display())))?;
-        let known = toml::Value::try_from(&base).expect("agent files serialise");
-        let scenes: Vec<String> = if file.scenes.is_empty() {
-            vec![base.scene.clone()]
-        } else {
-            file.scenes.clone()
-        };
-        for variant in &variants {
-            for combo in &combos {
-                // The agent file with this variant and override combination applied.
-                let mut value = base_value.clone();
-                let vkey = format!("variants[{:?}]", variant.name);
-                for k in &variant.remove {
-                    apply(&mut value, &known, k, None)
-                        .map_err(|m| bad(&format!("{vkey}.remove"), m))?;
-                }
-                for (k, v) in &variant.set {
-                    apply(&mut value, &known, k, Some(v))
-                        .map_err(|m| bad(&format!("{vkey}.set.\"{k}\""), m))?;
-                }
-                for (k, v) in combo {
-                    apply(&mut value, &known, k, Some(v))
-                        .map_err(|m| bad(&format!("overrides.\"{k}\""), m))?;
-                }
-                let resolved_text = toml::to_string(&value).expect("a TOML table serialises");
-                let what =
-                    if combo.is_empty() && variant.set.is_empty() && variant.remove.is_empty() {
-                        format!("agent {agent_arg:?}")
-                    } else {
-                        format!(
-                            "agent {agent_arg:?}, variant {:?}{}",
-                            variant.name,
-                            combo
-                                .iter()
-                                .map(|(k, v)| format!(", {k} = {}", show_value(v)))
-                                .collect::<String>()
-                        )
-                    };
-                let agent = AgentFile::parse(&resolved_text, &agent_path)
-                    .map_err(|e| bad(&vkey_or_overrides(variant, combo), format!("{what}: {e}")))?;
-                // Axes with one value are settings, not axes: they stay out of the label.
-                let overrides_label = combo
-                    .iter()
-                    .filter(|(k, _)| file.overrides[*k].len() > 1)
-                    .map(|(k, v)| format!("{k}={}", show_value(v)))
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                // Where the learned runs' weights come from.
-                let needs_model = file.actors.contains(&ActorKind::Learned);
-                let needs_planning = file
-                    .actors
-                    .iter()
-                    .any(|a| matches!(a, ActorKind::Learned | ActorKind::Oracle));
-                let planning = agent.planning.as_ref();
-                if needs_planning && planning.is_none() {
-                    return Err(bad(
-                        &agent_key,
-                        format!("{what}: the agent file has no [planning] table, which the learned and oracle actors need"),
-                    ));
-                }
-                let model = if !needs_model {
-                    None
-                } else if let Some(stage) = &file.train {
-                    let (scene_path, scene_name, scene_sha) = scene_info(&agent.scene, &agent_key)?;
-                    let collect = CollectConfig {
-                        episodes: *stage
-                            .collect_episodes_per_scene
-                            .get(&scene_name)
-                            .unwrap_or(&stage.collect_episodes),
-                        seed: stage.collect_seed,
-                        policy: stage.policy,
-                        noise: stage.noise,
-                    };
-                    if collect.episodes == 0 {
-                        return Err(bad("train.collect_episodes", "expected at least 1".into()));
-                    }
-                    let config = RunConfig::Train {
-                        agent: agent.model.clone(),
-                        scene: scene_name.clone(),
-                        scene_sha256: scene_sha,
-                        collect,
-                        device: file.device.clone(),
-                    };
-                    let (id, hash) = run_id(&config);
-                    if !train_runs.iter().any(|r| r.id == id) {
-                        train_runs.push(Run {
-                            id: id.clone(),
-                            config_hash: hash,
-                            config,
-                            ordinal: 0,
-                            label: CellLabel {
-                                scene: scene_name,
-                                agent: agent_name.clone(),
-                                variant: variant.name.clone(),
-                                overrides: overrides_label.clone(),
-                            },
-                            agent_path: Some(agent_path.clone()),
-                            scene_path,
-                        });
-                    }
-                    Some(ModelSource::Trained { run_id: id })
-                } else {
-                    // Without a training stage the learned runs use the agent's checkpoint,
-                    // which an override of the model part would not match.
-                    if agent.model != base.model {
-                        return Err(bad(
-                            &vkey_or_overrides(variant, combo),
-                            format!("{what}: this changes the world model (not only [planning]), so the checkpoint in planning.checkpoint does not fit it; add a [train] stage to train one per model"),
-                        ));
-                    }
-                    let cfg = planning.expect("checked above");
-                    let run = crate::agent::resolve_run(&cfg.checkpoint, &agent_path);
-                    let weights_file = run.join("checkpoint/model.safetensors");
-                    let weights = match fingerprints.get(&run) {
-                        Some(w) => w.clone(),
-                        None => {
-                            let bytes = std::fs::read(&weights_file).map_err(|e| {
-                                bad(
-                                    &agent_key,
-                                    format!("{what}: planning.checkpoint: no trained model at {} ({e}); train it with `hjepa train --agent {} --out {}`, or add a [train] stage to the experiment", weights_file.display(), agent_path.display(), run.display()),
-                                )
-                            })?;
-                            let w = sha256_hex(&bytes);
-                            fingerprints.insert(run.clone(), w.clone());
-                            w
-                        }
-                    };
-                    Some(ModelSource::Checkpoint { run, weights })
-                };
-                for scene_arg in &scenes {
-                    let (scene_path, scene_name, scene_sha) = scene_info(scene_arg, "scenes")?;
-                    if needs_planning {
-                        let scene = Scene::load(&scene_path)?;
-                        planning
-                            .expect("checked above")
-                            .check_horizons(&agent, &scene, &agent_path)
-                            .map_err(|e| {
-                                bad(&vkey_or_overrides(variant, combo), format!("{what}: {e}"))
-                            })?;
-                    }
-                    let label = CellLabel {
-                        scene: scene_name.clone(),
-                        agent: agent_name.clone(),
-                        variant: variant.name.clone(),
-                        overrides: overrides_label.clone(),
-                    };
-                    for &seed in &file.seeds {
-                        for &actor in &file.actors {
-                            let config = RunConfig::Eval {
-                                actor,
-                                scene: scene_name.clone(),
-                                scene_sha256: scene_sha.clone(),
-                                agent: (actor == ActorKind::Learned).then(|| agent.clone()),
-                                oracle: (actor == ActorKind::Oracle)
-                                    .then(|| oracle_part(&agent))
-                                    .flatten(),
-                                model: (actor == ActorKind::Learned)
-                                    .then(|| model.clone())
-                                    .flatten(),
-                                seed,
-                                episodes: file.episodes,
-                                parallel: if actor == ActorKind::Learned {
-                                    file.parallel
-                                } else {
-                                    1
-                                },
-                                device: (actor == ActorKind::Learned)
-                                    .then(|| file.device.clone())
-                                    .flatten(),
-                            };
-                            let (id, hash) = run_id(&config);
-                            if !index.contains_key(&id) {
-                                index.insert(id.clone(), runs.len());
-                                runs.push(Run {
-                                    id: id.clone(),
-                                    config_hash: hash,
-                                    config,
-                                    ordinal: runs.len(),
-                                    label: label.clone(),
-                                    agent_path: (actor != ActorKind::Random)
-                                        .then(|| agent_path.clone()),
-                                    scene_path: scene_path.clone(),
-                                });
-                            }
-                            entries.push(GridEntry {
-                                cell,
-                                label: label.clone(),
-                                actor,
-                                seed,
-                                episodes: file.episodes,
-                                run_id: id,
-                            });
-                        }
-                    }
-                    cell += 1;
-                }
-            }
-        }
-    }
-    // Training runs come first; every run keeps its place for sharding.
-    let train_count = train_runs.len();
-    for (i, r) in train_runs.iter_mut().enumerate() {
-        r.ordinal = i;
-    }
-    for r in runs.iter_mut() {
-        r.ordinal += train_count;
-    }
-    let mut all = train_runs;
-    all.extend(runs);
-    let mut h = Sha256::new();
-    h.update(file.name.as_bytes());
-    for e in &entries {
-        h.update(
-            format!(
-                "\n{}|{}|{}|{}|{}|{}|{}|{}",
-                e.cell,
-                e.label.scene,
-                e.label.agent,
-                e.label.variant,
-                e.label.overrides,
-                e.actor.name(),
-                e.seed,
-                e.run_id
-            )
-            .as_bytes(),
-        );
-    }
-    for r in all
-        .iter()
-        .filter(|r| matches!(r.config, RunConfig::Train { .. }))
-    {
-        h.update(format!("\ntrain|{}", r.id).as_bytes());
-    }
-    Ok(Grid {
-        name: file.name.clone(),
-        description: file.description.clone(),
-        hash: h.finalize().iter().map(|b| format!("{b:02x}")).collect(),
-        runs: all,
-        entries,
-        file_text: text.to_string(),
-        train: file.train.clone(),
-    })
-}
-
-fn vkey_or_overrides(variant: &Variant, combo: &[(&String, &toml::Value)]) -> String {
-    match combo.last() {
-        Some((k, _)) => format!("overrides.\"{k}\""),
-        None => format!("variants[{:?}]", variant.name),
-    }
-}
-
-/// What of an agent file the oracle depends on: its planner and cost reduction (the model,
-/// the upper level and the other cost terms do not enter).
-fn oracle_part(agent: &AgentFile) -> Option<OracleConfig> {
-    agent.planning.as_ref().map(|p| OracleConfig {
-        planner: p.planner.clone(),
-        reduce: p.cost.reduce,
-    })
 }
 
 /// The run's id (16 hex digits) and full hash: SHA-256 of its canonical JSON.

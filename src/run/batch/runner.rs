@@ -10,21 +10,19 @@
 //! them (exit 130) — they rerun next time, everything committed stays.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 use std::time::Instant;
 
-use crossbeam_channel::{unbounded, Sender};
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::MultiProgress;
 
-use super::experiment::{expand_file, ActorKind, ModelSource, Run, RunConfig, Shard};
+use super::experiment::{expand_file, Run, RunConfig, Shard};
 use super::store::{unix_now, Finished, Provenance, Store};
-use crate::agent::{assemble_planning_agent, OracleAgent};
 use crate::data::episodes::wilson_interval;
-use crate::data::{collect, CollectOptions};
-use crate::model::{train, TrainOptions};
-use crate::run::eval::{EvalActor, EvalEpisode};
-use crate::sim::Scene;
+use crate::run::eval::EvalEpisode;
+
+mod play;
+mod workers;
 
 #[derive(Clone, Debug)]
 pub struct BatchOptions {
@@ -92,6 +90,29 @@ fn interrupts() -> &'static AtomicUsize {
     })
 }
 
+/// Ctrl-C presses since a point in time: any stops the batch from starting more runs.
+#[derive(Clone, Copy)]
+struct Interrupt {
+    presses: &'static AtomicUsize,
+    seen: usize,
+}
+
+impl Interrupt {
+    /// Installs the handler (once per process) and counts the presses from now on.
+    fn since_now() -> Interrupt {
+        let presses = interrupts();
+        Interrupt {
+            presses,
+            seen: presses.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Whether Ctrl-C was pressed since.
+    fn stopped(&self) -> bool {
+        self.presses.load(Ordering::SeqCst) > self.seen
+    }
+}
+
 /// What a finished run hands back.
 struct Outcome {
     episodes: Vec<EvalEpisode>,
@@ -99,6 +120,7 @@ struct Outcome {
     model_errors: Option<String>,
 }
 
+/// What a worker tells the writer thread.
 enum Event {
     Started {
         worker: usize,
@@ -116,6 +138,8 @@ enum Event {
     },
 }
 
+/// Runs an experiment's grid (or one shard of it), skipping the runs already done, and
+/// commits each finished run.
 pub fn batch(opts: &BatchOptions) -> anyhow::Result<BatchSummary> {
     let start = Instant::now();
     let grid = expand_file(&opts.experiment)?;
@@ -139,21 +163,14 @@ pub fn batch(opts: &BatchOptions) -> anyhow::Result<BatchSummary> {
         .filter(|r| !done.contains(&r.id))
         .collect();
     let already_done = slice.len() - pending.len();
-    let say = |line: &str| {
-        if !opts.quiet {
-            println!("{line}");
-        }
-    };
-    say(&format!(
+    say(opts, &format!(
         "experiment {} (shard {shard_name}): {} runs, {already_done} already done, {} to run; {jobs} workers x {torch_threads} torch threads; results in {}",
         grid.name,
         slice.len(),
         pending.len(),
         db.display()
     ));
-    let presses = interrupts();
-    let stop_seen = presses.load(Ordering::SeqCst);
-    let stopped = || presses.load(Ordering::SeqCst) > stop_seen;
+    let interrupt = Interrupt::since_now();
     let mut summary = BatchSummary {
         db: db.clone(),
         experiment: grid.name.clone(),
@@ -167,237 +184,108 @@ pub fn batch(opts: &BatchOptions) -> anyhow::Result<BatchSummary> {
         seconds: 0.0,
     };
     let total = pending.len();
-    let mut counter = already_done;
+    let mut session = Session {
+        opts,
+        store: &mut store,
+        prov: &prov,
+        files: &files,
+        slice_len: slice.len(),
+        counter: already_done,
+        summary: &mut summary,
+        interrupt,
+    };
 
     // Training runs first, one at a time with every core.
     let (trains, evals): (Vec<&Run>, Vec<&Run>) = pending
         .iter()
         .partition(|r| matches!(r.config, RunConfig::Train { .. }));
     tch::set_num_threads(cores as i32);
-    for run in trains {
-        if stopped() {
-            break;
-        }
-        counter += 1;
-        say(&format!(
-            "[{counter}/{}] training {} on {} (run {})",
-            slice.len(),
-            run.label.agent,
-            run.label.scene,
-            run.id
-        ));
-        let at = unix_now();
-        store.start(run, &prov, at)?;
-        let t = Instant::now();
-        match train_run(run, &files, opts.progress) {
-            Ok(o) => {
-                store.finish(&Finished {
-                    run,
-                    episodes: &[],
-                    started_at: at,
-                    seconds: t.elapsed().as_secs_f64(),
-                    model: o.model,
-                    model_errors: o.model_errors,
-                })?;
-                summary.finished += 1;
-            }
-            Err(e) => {
-                let msg = format!("{e:#}");
-                say(&format!(
-                    "[{counter}/{}] FAILED training run {}: {msg}",
-                    slice.len(),
-                    run.id
-                ));
-                store.fail(run, &msg)?;
-                summary.failed.push((run.id.clone(), label_of(run), msg));
-            }
-        }
-    }
+    session.run_trainings(&trains)?;
 
     // Evaluations on `jobs` workers; this thread owns the database and the progress bars.
     tch::set_num_threads(torch_threads as i32);
-    let multi = MultiProgress::with_draw_target(if opts.progress {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    });
-    let total_episodes: u64 = evals.iter().map(|r| episodes_of(r)).sum();
-    let overall = multi.add(ProgressBar::new(total_episodes));
-    overall.set_style(
-        ProgressStyle::with_template(
-            "batch [{bar:30}] {pos}/{len} episodes, {msg}, {elapsed} elapsed, eta {eta}",
-        )
-        .expect("template")
-        .progress_chars("=> "),
-    );
-    let workers: Vec<ProgressBar> = (0..jobs.min(evals.len()))
-        .map(|w| {
-            let b = multi.add(ProgressBar::new_spinner());
-            b.set_style(
-                ProgressStyle::with_template("  worker {prefix}: {msg}").expect("template"),
-            );
-            b.set_prefix(w.to_string());
-            b.set_message("idle");
-            b
-        })
-        .collect();
-    let stop = AtomicBool::new(false);
-    let (job_tx, job_rx) = unbounded::<usize>();
-    for i in 0..evals.len() {
-        job_tx.send(i).expect("receiver alive");
-    }
-    drop(job_tx);
-    let (ev_tx, ev_rx) = unbounded::<Event>();
-    let files_ref = &files;
-    let trained = store.done_ids()?;
-    let trained_ref = &trained;
-    let evals_ref = &evals;
-    let stop_ref = &stop;
-    let mut episodes_seen = vec![0u64; workers.len()];
-    let mut runs_left = evals.len();
-    let mut result: anyhow::Result<()> = Ok(());
-    std::thread::scope(|scope| {
-        for w in 0..workers.len() {
-            let (rx, tx) = (job_rx.clone(), ev_tx.clone());
-            scope.spawn(move || {
-                // A Ctrl-C (seen directly, not only through the writer) or a store error
-                // stops workers from taking more runs.
-                while !stop_ref.load(Ordering::SeqCst) && !stopped() {
-                    let Ok(i) = rx.recv() else { break };
-                    // Ctrl-C may have landed during the recv: run `i` next time instead.
-                    if stop_ref.load(Ordering::SeqCst) || stopped() {
-                        break;
-                    }
-                    let at = unix_now();
-                    if tx
-                        .send(Event::Started {
-                            worker: w,
-                            run: i,
-                            at,
-                        })
-                        .is_err()
-                    {
-                        break;
-                    }
-                    let result = eval_run(evals_ref[i], files_ref, trained_ref, &tx, w);
-                    if tx
-                        .send(Event::Done {
-                            worker: w,
-                            run: i,
-                            at,
-                            result,
-                        })
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-            });
-        }
-        drop(ev_tx);
-        let mut started_at = vec![Instant::now(); evals.len()];
-        for ev in ev_rx.iter() {
-            if stopped() && !stop.swap(true, Ordering::SeqCst) {
-                overall.set_message("stopping after the runs in flight");
-            }
-            match ev {
-                Event::Started { worker, run, at } => {
-                    started_at[run] = Instant::now();
-                    episodes_seen[worker] = 0;
-                    workers[worker].set_message(format!(
-                        "{} (episode 0/{})",
-                        label_of(evals[run]),
-                        episodes_of(evals[run])
-                    ));
-                    if let Err(e) = store.start(evals[run], &prov, at) {
-                        result = Err(e);
-                        stop.store(true, Ordering::SeqCst);
-                    }
-                }
-                Event::Episode { worker } => {
-                    episodes_seen[worker] += 1;
-                    overall.inc(1);
-                    workers[worker].set_message(format!(
-                        "{} (episode {})",
-                        workers[worker]
-                            .message()
-                            .split(" (episode")
-                            .next()
-                            .unwrap_or(""),
-                        episodes_seen[worker]
-                    ));
-                }
-                Event::Done {
-                    worker,
-                    run,
-                    at,
-                    result: r,
-                } => {
-                    runs_left -= 1;
-                    counter += 1;
-                    workers[worker].set_message("idle");
-                    let r_run = evals[run];
-                    let seconds = started_at[run].elapsed().as_secs_f64();
-                    match r {
-                        Ok(o) => {
-                            let line = finished_line(r_run, &o.episodes, seconds);
-                            let committed = store.finish(&Finished {
-                                run: r_run,
-                                episodes: &o.episodes,
-                                started_at: at,
-                                seconds,
-                                model: o.model,
-                                model_errors: o.model_errors,
-                            });
-                            match committed {
-                                Ok(()) => {
-                                    summary.finished += 1;
-                                    multi_println(
-                                        &multi,
-                                        opts,
-                                        &format!("[{counter}/{}] {line}", slice.len()),
-                                    );
-                                }
-                                Err(e) => {
-                                    result = Err(e);
-                                    stop.store(true, Ordering::SeqCst);
-                                }
-                            }
-                        }
-                        Err(e) => {
-                            let msg = format!("{e:#}");
-                            multi_println(
-                                &multi,
-                                opts,
-                                &format!(
-                                    "[{counter}/{}] FAILED {}: {msg}",
-                                    slice.len(),
-                                    label_of(r_run)
-                                ),
-                            );
-                            if let Err(e) = store.fail(r_run, &msg) {
-                                result = Err(e);
-                            }
-                            summary
-                                .failed
-                                .push((r_run.id.clone(), label_of(r_run), msg));
-                        }
-                    }
-                    overall.set_message(format!("{runs_left} runs left"));
-                }
-            }
-        }
-    });
-    result?;
-    for w in workers {
-        w.finish_and_clear();
-    }
-    overall.finish_and_clear();
+    workers::run_evaluations(&mut session, &evals, jobs)?;
     summary.interrupted = summary.finished + summary.failed.len() < total;
     summary.seconds = start.elapsed().as_secs_f64();
     Ok(summary)
 }
 
+/// What the training and the evaluation phase share: the options, the store, the tally.
+struct Session<'a> {
+    opts: &'a BatchOptions,
+    store: &'a mut Store,
+    prov: &'a Provenance,
+    /// Datasets and trained models (`files_dir`).
+    files: &'a Path,
+    /// Runs in this grid slice: the `n` of `[k/n]`.
+    slice_len: usize,
+    /// The `k` of `[k/n]`: runs done before, and those finished or failed since.
+    counter: usize,
+    summary: &'a mut BatchSummary,
+    interrupt: Interrupt,
+}
+
+impl Session<'_> {
+    /// Trains the models one at a time (the caller gives them every core) until done or
+    /// Ctrl-C; a failed training is recorded and the batch goes on.
+    fn run_trainings(&mut self, trains: &[&Run]) -> anyhow::Result<()> {
+        let slice_len = self.slice_len;
+        for &run in trains {
+            if self.interrupt.stopped() {
+                break;
+            }
+            self.counter += 1;
+            let counter = self.counter;
+            say(
+                self.opts,
+                &format!(
+                    "[{counter}/{}] training {} on {} (run {})",
+                    slice_len, run.label.agent, run.label.scene, run.id
+                ),
+            );
+            let at = unix_now();
+            self.store.start(run, self.prov, at)?;
+            let t = Instant::now();
+            match play::train_run(run, self.files, self.opts.progress) {
+                Ok(o) => {
+                    self.store.finish(&Finished {
+                        run,
+                        episodes: &[],
+                        started_at: at,
+                        seconds: t.elapsed().as_secs_f64(),
+                        model: o.model,
+                        model_errors: o.model_errors,
+                    })?;
+                    self.summary.finished += 1;
+                }
+                Err(e) => {
+                    let msg = format!("{e:#}");
+                    say(
+                        self.opts,
+                        &format!(
+                            "[{counter}/{}] FAILED training run {}: {msg}",
+                            slice_len, run.id
+                        ),
+                    );
+                    self.store.fail(run, &msg)?;
+                    self.summary
+                        .failed
+                        .push((run.id.clone(), label_of(run), msg));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Prints a line on stdout, unless quiet.
+fn say(opts: &BatchOptions, line: &str) {
+    if !opts.quiet {
+        println!("{line}");
+    }
+}
+
+/// Prints a line above the progress bars (or on stdout without them), unless quiet.
 fn multi_println(multi: &MultiProgress, opts: &BatchOptions, line: &str) {
     if opts.quiet {
         return;
@@ -409,6 +297,7 @@ fn multi_println(multi: &MultiProgress, opts: &BatchOptions, line: &str) {
     }
 }
 
+/// Episodes an evaluation run plays (none for a training run).
 fn episodes_of(run: &Run) -> u64 {
     match &run.config {
         RunConfig::Eval { episodes, .. } => *episodes,
@@ -432,6 +321,7 @@ pub fn label_of(run: &Run) -> String {
     }
 }
 
+/// The line printed for a finished evaluation: its success rate with the 95 % interval.
 fn finished_line(run: &Run, episodes: &[EvalEpisode], seconds: f64) -> String {
     let k = episodes.iter().filter(|e| e.success).count();
     let n = episodes.len();
@@ -444,153 +334,4 @@ fn finished_line(run: &Run, episodes: &[EvalEpisode], seconds: f64) -> String {
         100.0 * lo,
         100.0 * hi
     )
-}
-
-/// The run folder of a trained model: an existing checkpoint, or the experiment's own.
-fn model_dir(source: &ModelSource, files: &Path) -> PathBuf {
-    match source {
-        ModelSource::Checkpoint { run, .. } => run.clone(),
-        ModelSource::Trained { run_id } => files.join("models").join(run_id),
-    }
-}
-
-/// The prediction error per horizon recorded with a checkpoint (its last validation).
-fn model_errors(run_dir: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(run_dir.join("checkpoint/meta.json")).ok()?;
-    let meta: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let d = meta.get("diagnostics")?;
-    Some(
-        serde_json::json!({
-            "step": meta.get("step"),
-            "level1": d.get("level1_error"),
-            "level2": d.get("level2_error"),
-            "level2_k": d.get("level2_k"),
-        })
-        .to_string(),
-    )
-}
-
-/// Plays one evaluation run; `tx` hears of each finished episode.
-fn eval_run(
-    run: &Run,
-    files: &Path,
-    trained_ok: &std::collections::HashSet<String>,
-    tx: &Sender<Event>,
-    worker: usize,
-) -> anyhow::Result<Outcome> {
-    let RunConfig::Eval {
-        actor,
-        agent,
-        oracle,
-        model,
-        seed,
-        episodes,
-        parallel,
-        device,
-        ..
-    } = &run.config
-    else {
-        unreachable!("training runs are not evaluations")
-    };
-    if let Some(ModelSource::Trained { run_id }) = model {
-        // A model whose training failed (or never ran) would be scored half-trained.
-        anyhow::ensure!(
-            trained_ok.contains(run_id),
-            "its model (training run {run_id}) is not trained: that run failed or did not finish"
-        );
-    }
-    let scene = Arc::new(Scene::load(&run.scene_path)?);
-    let agent_path = run.agent_path.clone().unwrap_or_default();
-    let mut model_name = None;
-    let mut errors = None;
-    let mut actor = match actor {
-        ActorKind::Learned => {
-            let source = model.as_ref().expect("learned runs name their model");
-            let dir = model_dir(source, files);
-            model_name = Some(dir.display().to_string());
-            errors = model_errors(&dir);
-            EvalActor::Learned(assemble_planning_agent(
-                agent.clone().expect("learned runs carry their agent file"),
-                &agent_path,
-                &scene,
-                device.as_deref(),
-                Some(&dir),
-            )?)
-        }
-        ActorKind::Oracle => {
-            let o = oracle.as_ref().expect("oracle runs carry their planner");
-            EvalActor::Oracle(
-                OracleAgent::new(o.planner.clone(), o.reduce, &scene).map_err(|m| {
-                    anyhow::anyhow!("{}: planning.planner.kind: {m}", agent_path.display())
-                })?,
-            )
-        }
-        ActorKind::Random => EvalActor::random(),
-    };
-    let mut out = Vec::with_capacity(*episodes as usize);
-    actor.play(&scene, *episodes, *seed, *parallel, |ep| {
-        out.push(ep);
-        let _ = tx.send(Event::Episode { worker });
-        Ok(())
-    })?;
-    out.sort_by_key(|e| e.index);
-    Ok(Outcome {
-        episodes: out,
-        model: model_name,
-        model_errors: errors,
-    })
-}
-
-/// Collects the dataset (resumable) and trains the model (resuming its checkpoint).
-fn train_run(run: &Run, files: &Path, progress: bool) -> anyhow::Result<Outcome> {
-    let RunConfig::Train {
-        agent,
-        scene_sha256,
-        collect: c,
-        device,
-        ..
-    } = &run.config
-    else {
-        unreachable!("evaluations are not training runs")
-    };
-    let data_key =
-        super::experiment::sha256_hex(serde_json::to_string(&(scene_sha256, c))?.as_bytes());
-    let data = files
-        .join("data")
-        .join(format!("{}-{}", run.label.scene, &data_key[..12]));
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    collect(&CollectOptions {
-        scene_path: run.scene_path.clone(),
-        out: data.clone(),
-        episodes: c.episodes,
-        policy: c.policy,
-        noise: c.noise,
-        seed: c.seed,
-        shard_episodes: 50,
-        threads,
-        progress,
-    })?;
-    let models = files.join("models");
-    std::fs::create_dir_all(&models)?;
-    // The model part of the resolved agent file, as `hjepa train` reads it.
-    let agent_file = models.join(format!("{}.toml", run.id));
-    crate::data::dataset::write_atomic(&agent_file, toml::to_string(agent)?.as_bytes())?;
-    let out = models.join(&run.id);
-    train(&TrainOptions {
-        agent: agent.clone(),
-        agent_path: agent_file,
-        data: vec![data],
-        shares: None,
-        out: out.clone(),
-        resume: true,
-        device: device.clone(),
-        steps: None,
-        seed: None,
-        progress,
-    })?;
-    Ok(Outcome {
-        episodes: Vec::new(),
-        model: Some(out.display().to_string()),
-        model_errors: model_errors(&out),
-    })
 }

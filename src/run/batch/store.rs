@@ -367,72 +367,15 @@ pub fn merge(out: &Path, inputs: &[PathBuf]) -> anyhow::Result<MergeSummary> {
         !inputs.is_empty(),
         "nothing to merge: name the shard databases"
     );
-    let first = read_meta(&inputs[0])?;
-    let name = meta_value(&first, "experiment").unwrap_or("").to_string();
-    let hash = meta_value(&first, "grid_hash").unwrap_or("").to_string();
-    for p in inputs.iter().skip(1) {
-        check_belongs(p, &name, &hash)?;
-    }
-    if out.exists() {
-        check_belongs(out, &name, &hash)?;
-    }
-    for p in inputs {
-        if p.canonicalize().ok() == out.canonicalize().ok() {
-            return Err(InputError::new(p, "", "is also the output of the merge").into());
-        }
-    }
+    check_merge_inputs(out, inputs)?;
     if !out.exists() {
-        // The schema, meta and grid of the first input; runs come below.
-        create_atomically(out, |tx| {
-            tx.execute_batch(SCHEMA)?;
-            tx.execute(
-                "ATTACH DATABASE ?1 AS src",
-                params![inputs[0].to_string_lossy()],
-            )?;
-            tx.execute_batch(
-                "INSERT INTO meta SELECT * FROM src.meta WHERE key != 'shard';
-                 INSERT INTO grid SELECT * FROM src.grid;",
-            )?;
-            Ok(())
-        })?;
+        create_from_first_input(out, &inputs[0])?;
     }
     let mut conn = Connection::open(out).map_err(|e| sql_err(out, e))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     let mut summary = MergeSummary::default();
     for p in inputs {
-        conn.execute("ATTACH DATABASE ?1 AS src", params![p.to_string_lossy()])?;
-        let tx = conn.transaction()?;
-        let added: i64 = tx.query_row(
-            "SELECT COUNT(*) FROM src.runs WHERE status = 'done'
-               AND id NOT IN (SELECT id FROM runs WHERE status = 'done')",
-            [],
-            |r| r.get(0),
-        )?;
-        let dup: i64 = tx.query_row(
-            "SELECT COUNT(*) FROM src.runs WHERE status = 'done'
-               AND id IN (SELECT id FROM runs WHERE status = 'done')",
-            [],
-            |r| r.get(0),
-        )?;
-        tx.execute_batch(
-            "DELETE FROM runs WHERE status != 'done'
-               AND id IN (SELECT id FROM src.runs WHERE status = 'done');
-             DELETE FROM episodes WHERE run_id NOT IN (SELECT id FROM runs WHERE status = 'done');
-             INSERT INTO runs SELECT * FROM src.runs WHERE status = 'done'
-               AND id NOT IN (SELECT id FROM runs);
-             INSERT INTO episodes SELECT e.* FROM src.episodes e JOIN src.runs r ON e.run_id = r.id
-               WHERE r.status = 'done' AND e.run_id NOT IN (SELECT DISTINCT run_id FROM episodes);
-             INSERT OR IGNORE INTO runs SELECT * FROM src.runs WHERE status != 'done';",
-        )?;
-        tx.commit()?;
-        conn.execute("DETACH DATABASE src", [])?;
-        summary.runs_added += added as usize;
-        summary.duplicates += dup as usize;
-        let shard = read_meta(p)?
-            .into_iter()
-            .find(|(k, _)| k == "shard")
-            .map_or("all".into(), |(_, v)| v);
-        summary.shards.push(shard);
+        merge_input(&mut conn, p, &mut summary)?;
     }
     conn.execute(
         "INSERT OR REPLACE INTO meta (key, value) VALUES ('merged_from', ?1)",
@@ -447,6 +390,81 @@ pub fn merge(out: &Path, inputs: &[PathBuf]) -> anyhow::Result<MergeSummary> {
     summary.runs_done = done as usize;
     summary.eval_runs_in_grid = total as usize;
     Ok(summary)
+}
+
+/// Refuses inputs (and an existing `out`) of another experiment or grid than the first
+/// input's, and an input that is also the output.
+fn check_merge_inputs(out: &Path, inputs: &[PathBuf]) -> anyhow::Result<()> {
+    let first = read_meta(&inputs[0])?;
+    let name = meta_value(&first, "experiment").unwrap_or("").to_string();
+    let hash = meta_value(&first, "grid_hash").unwrap_or("").to_string();
+    for p in inputs.iter().skip(1) {
+        check_belongs(p, &name, &hash)?;
+    }
+    if out.exists() {
+        check_belongs(out, &name, &hash)?;
+    }
+    for p in inputs {
+        if p.canonicalize().ok() == out.canonicalize().ok() {
+            return Err(InputError::new(p, "", "is also the output of the merge").into());
+        }
+    }
+    Ok(())
+}
+
+/// Creates `out` with the schema, meta and grid of the first input; runs come later.
+fn create_from_first_input(out: &Path, first: &Path) -> anyhow::Result<()> {
+    create_atomically(out, |tx| {
+        tx.execute_batch(SCHEMA)?;
+        tx.execute(
+            "ATTACH DATABASE ?1 AS src",
+            params![first.to_string_lossy()],
+        )?;
+        tx.execute_batch(
+            "INSERT INTO meta SELECT * FROM src.meta WHERE key != 'shard';
+                 INSERT INTO grid SELECT * FROM src.grid;",
+        )?;
+        Ok(())
+    })
+}
+
+/// Copies one input's done runs (those not done in `out` yet) with their episodes, and its
+/// unfinished runs that `out` does not have, in one transaction.
+fn merge_input(conn: &mut Connection, p: &Path, summary: &mut MergeSummary) -> anyhow::Result<()> {
+    conn.execute("ATTACH DATABASE ?1 AS src", params![p.to_string_lossy()])?;
+    let tx = conn.transaction()?;
+    let added: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM src.runs WHERE status = 'done'
+               AND id NOT IN (SELECT id FROM runs WHERE status = 'done')",
+        [],
+        |r| r.get(0),
+    )?;
+    let dup: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM src.runs WHERE status = 'done'
+               AND id IN (SELECT id FROM runs WHERE status = 'done')",
+        [],
+        |r| r.get(0),
+    )?;
+    tx.execute_batch(
+        "DELETE FROM runs WHERE status != 'done'
+               AND id IN (SELECT id FROM src.runs WHERE status = 'done');
+             DELETE FROM episodes WHERE run_id NOT IN (SELECT id FROM runs WHERE status = 'done');
+             INSERT INTO runs SELECT * FROM src.runs WHERE status = 'done'
+               AND id NOT IN (SELECT id FROM runs);
+             INSERT INTO episodes SELECT e.* FROM src.episodes e JOIN src.runs r ON e.run_id = r.id
+               WHERE r.status = 'done' AND e.run_id NOT IN (SELECT DISTINCT run_id FROM episodes);
+             INSERT OR IGNORE INTO runs SELECT * FROM src.runs WHERE status != 'done';",
+    )?;
+    tx.commit()?;
+    conn.execute("DETACH DATABASE src", [])?;
+    summary.runs_added += added as usize;
+    summary.duplicates += dup as usize;
+    let shard = read_meta(p)?
+        .into_iter()
+        .find(|(k, _)| k == "shard")
+        .map_or("all".into(), |(_, v)| v);
+    summary.shards.push(shard);
+    Ok(())
 }
 
 #[derive(Debug, Default)]

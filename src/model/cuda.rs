@@ -6,6 +6,8 @@
 
 use std::sync::OnceLock;
 
+use crate::device::Device;
+
 /// Loads libtorch's CUDA backend once (found through the binary's rpath to torch/lib, or
 /// LD_LIBRARY_PATH); `Err` says why it could not be, e.g. a CPU-only libtorch.
 pub fn load_cuda_backend() -> Result<(), String> {
@@ -38,6 +40,29 @@ pub fn load_cuda_backend() -> Result<(), String> {
 /// the first CUDA query: libtorch caches the answer).
 pub fn cuda_available() -> bool {
     load_cuda_backend().is_ok() && tch::Cuda::is_available()
+}
+
+/// The libtorch device for `device`; `Err` says why it cannot be used here (no CUDA device,
+/// or fewer than asked for).
+pub fn tch_device(device: Device) -> Result<tch::Device, String> {
+    match device {
+        Device::Cpu => Ok(tch::Device::Cpu),
+        Device::Cuda(i) => {
+            if !cuda_available() {
+                return Err(format!(
+                    "{device:?} asked for, but libtorch sees no CUDA device",
+                    device = device.to_string()
+                ));
+            }
+            let count = tch::Cuda::device_count() as usize;
+            if i >= count {
+                return Err(format!(
+                    "\"{device}\" asked for, but libtorch sees {count} CUDA device(s)"
+                ));
+            }
+            Ok(tch::Device::Cuda(i))
+        }
+    }
 }
 
 #[cfg(test)]
