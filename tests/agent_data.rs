@@ -1,5 +1,7 @@
 //! `hjepa collect --agent`: datasets of a planning agent's own episodes toward dataset goals,
 //! and `hjepa train` on several datasets at once.
+// Needs the world model (the default `torch` feature).
+#![cfg(feature = "torch")]
 
 mod common;
 

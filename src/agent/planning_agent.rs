@@ -360,31 +360,56 @@ impl PlanningAgent {
             }
             plan_toward_subgoal(&self.cfg, model, m, &search)
         } else {
-            let goals = Goals {
-                z: &m.goal_z,
-                h: m.goal_h.as_ref(),
-                peers: &m.peer_goals,
+            let committee = Committee {
+                peers: &self.peers,
+                unroll: committee.as_ref(),
+                on_states: on_states.as_ref(),
             };
-            let scorers = flat_scorers(
-                &self.cfg,
-                model,
-                &self.peers,
-                goals,
-                members,
-                committee.as_ref(),
-                on_states.as_ref(),
-            );
-            let objective = flat_objective(&self.cfg, &scorers, search.disagreement);
-            m.planner.plan(Search {
-                unroll: search.unroll,
-                objective: objective.as_ref(),
-                space: search.space,
-                warm: search.warm,
-            })
+            plan_flat(&self.cfg, model, committee, m, &search)
         };
         m.plan = Some(plan.actions);
         m.executed = 0;
     }
+}
+
+/// The committee of a flat plan: the peers, and the unroll that runs them with the state
+/// models (or that runs the state models for every encoder).
+struct Committee<'a> {
+    peers: &'a [TrainedModel],
+    unroll: Option<&'a CommitteeUnroll<'a>>,
+    on_states: Option<&'a StateModelUnroll<'a>>,
+}
+
+/// A flat plan: every scorer's cost toward its encoding of the goal, mixed by the file's
+/// cost, minimised by this sandbox's planner.
+fn plan_flat(
+    cfg: &PlanningConfig,
+    model: &WorldModel,
+    committee: Committee<'_>,
+    m: &mut Memory,
+    search: &LowerSearch,
+) -> crate::plan::Plan {
+    let goals = Goals {
+        z: &m.goal_z,
+        h: m.goal_h.as_ref(),
+        peers: &m.peer_goals,
+    };
+    let scorers = flat_scorers(
+        cfg,
+        model,
+        committee.peers,
+        goals,
+        search.members,
+        committee.unroll,
+        committee.on_states,
+    );
+    let objective = flat_objective(cfg, &scorers, search.disagreement);
+    m.planner.plan(Search {
+        unroll: search.unroll,
+        objective: objective.as_ref(),
+        space: search.space,
+        warm: search.warm,
+    })
 }
 
 /// The state models' unroll (`planning.dynamics`), from their states `s0`: predicting for

@@ -1,7 +1,7 @@
 //! Who acts in an episode: an agent file's planning agent, its planner on the sandbox (the
 //! oracle), or a scripted policy. Without the `torch` feature only scripted policies act.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 #[cfg(feature = "torch")]
@@ -14,7 +14,11 @@ use super::episode::EvalActor;
 /// The oracle actor for an agent file's planner: the same planner and budget, the sandbox as
 /// its model.
 #[cfg(feature = "torch")]
-pub fn oracle_actor(agent: &AgentFile, path: &Path, scene: &Scene) -> anyhow::Result<EvalActor> {
+pub fn oracle_actor(
+    agent: &AgentFile,
+    path: &std::path::Path,
+    scene: &Scene,
+) -> anyhow::Result<EvalActor> {
     let planning = agent.planning.as_ref().ok_or_else(|| {
         InputError::new(
             path,
