@@ -17,7 +17,7 @@ CARGO_FLAGS ?= --release
 # The viewer's test runs it under Xvfb on Mesa's software Vulkan (lavapipe).
 VIEWER_PACKAGES := xvfb xauth mesa-vulkan-drivers libvulkan1
 
-.PHONY: demo test test-no-torch test-viewer viewer-deps torch bench build clean-venv
+.PHONY: demo test test-no-torch test-python test-viewer viewer-deps torch bench build clean-venv
 
 demo: $(STAMP)
 	$(CARGO) run $(CARGO_FLAGS) --bin hjepa -- demo
@@ -28,6 +28,7 @@ test: $(STAMP)
 	$(CARGO) fmt --check
 	HJEPA_PYTHON=$(VENV)/bin/python HJEPA_REQUIRE_PYTHON=1 $(CARGO) test $(CARGO_FLAGS)
 	$(MAKE) test-no-torch
+	$(MAKE) test-python
 	$(MAKE) test-viewer
 
 # The sandbox and datasets without libtorch (`--no-default-features`, the base of the Python
@@ -36,6 +37,7 @@ test: $(STAMP)
 NO_TORCH_DIR = $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/no-torch
 test-no-torch:
 	$(CARGO) build $(CARGO_FLAGS) --no-default-features --target-dir $(NO_TORCH_DIR)
+	$(CARGO) test $(CARGO_FLAGS) --no-default-features --target-dir $(NO_TORCH_DIR)
 	! ldd $(NO_TORCH_DIR)/release/hjepa | grep -q torch
 	cd $$(mktemp -d) && $(NO_TORCH_DIR)/release/hjepa check push_t >/dev/null \
 	  && $(NO_TORCH_DIR)/release/hjepa run --scene two_rooms --episodes 2 >/dev/null \
@@ -43,6 +45,19 @@ test-no-torch:
 	  && $(NO_TORCH_DIR)/release/hjepa inspect d >/dev/null \
 	  && $(NO_TORCH_DIR)/release/hjepa bench sim --seconds 0.2 >/dev/null \
 	  && echo "no-torch build: check, run, collect, inspect, bench sim ok"
+
+# The Python package (python/, docs/python.md): built with maturin into the project venv on
+# the torch-free layers (sharing the no-torch build folder), then its pytest suite.
+PY_STAMP := $(VENV)/.installed-maturin-gymnasium-pytest
+$(PY_STAMP): $(STAMP)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check "maturin==1.16.*" gymnasium==1.4.0 pytest
+	touch $@
+
+test-python: $(PY_STAMP)
+	cd python && $(CARGO) fmt --check
+	cd python && VIRTUAL_ENV=$(VENV) PATH=$(VENV)/bin:$$PATH CARGO_TARGET_DIR=$(NO_TORCH_DIR) \
+	  $(VENV)/bin/maturin develop --release --quiet
+	cd python && $(VENV)/bin/python -m pytest -q
 
 # The viewer (cargo feature `viewer`, Bevy) under a virtual X server: builds it once and runs
 # tests/viewer.rs, which starts `hjepa view` for a fixed number of frames and checks its

@@ -1,0 +1,268 @@
+//! Snapshots as bytes.
+//!
+//! hjepa's `Snapshot` (the complete rapier state) has no serialised form, so the bytes carry
+//! what reproduces it exactly: the scene's fingerprint, the episode's layout and seed, and
+//! the scene-unit actions stepped since reset. Restoring replays them from the layout (the
+//! sandbox is deterministic, so the world is bit-identical). Within one process a restore
+//! is immediate: each `get_state` also keeps the in-memory `Snapshot` in a small cache under
+//! a random id written into the bytes, and `set_state` restores from the cache when the id
+//! is there.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use hjepa::sim::geometry::Pose2;
+use hjepa::sim::{Layout, Snapshot};
+
+use crate::core::Core;
+
+const MAGIC: &[u8; 8] = b"HJEPASN\x01";
+/// In-memory snapshots kept for immediate restores (oldest dropped first).
+const CACHE: usize = 256;
+
+static SNAPSHOTS: Mutex<VecDeque<(u128, u64, Snapshot)>> = Mutex::new(VecDeque::new());
+
+fn fresh_id() -> u128 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    // Random per process (hash keys are seeded from the OS), unique within it (the counter).
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(n);
+    h.write_u32(std::process::id());
+    (u128::from(h.finish()) << 64) | u128::from(n)
+}
+
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    fn u32(&mut self, v: u32) {
+        self.0.extend(v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend(v.to_le_bytes());
+    }
+    fn f32(&mut self, v: f32) {
+        self.0.extend(v.to_bits().to_le_bytes());
+    }
+    fn pose(&mut self, p: &Pose2) {
+        self.f32(p.x);
+        self.f32(p.y);
+        self.f32(p.angle);
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], String> {
+        if self.0.len() < n {
+            return Err("snapshot bytes are truncated".into());
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap()))
+    }
+    fn u64(&mut self) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().unwrap()))
+    }
+    fn f32(&mut self) -> Result<f32, String> {
+        Ok(f32::from_bits(self.u32()?))
+    }
+    fn pose(&mut self) -> Result<Pose2, String> {
+        Ok(Pose2::new(self.f32()?, self.f32()?, self.f32()?))
+    }
+    /// A count, bounded by what the remaining bytes can hold.
+    fn len(&mut self, item_bytes: usize) -> Result<usize, String> {
+        let n = self.u32()? as usize;
+        if n.saturating_mul(item_bytes) > self.0.len() {
+            return Err("snapshot bytes are truncated".into());
+        }
+        Ok(n)
+    }
+}
+
+/// A decoded snapshot.
+struct Decoded {
+    fingerprint: u64,
+    id: u128,
+    seed: u64,
+    layout: Layout,
+    steps: u32,
+    actions: Vec<[f32; 2]>,
+}
+
+fn encode(core: &Core, id: u128) -> Vec<u8> {
+    let mut w = Writer(Vec::with_capacity(128 + 8 * core.history.len()));
+    w.0.extend(MAGIC);
+    w.u64(core.spec.fingerprint);
+    w.u64((id >> 64) as u64);
+    w.u64(id as u64);
+    w.u64(core.seed);
+    let l = core.env.layout();
+    w.u32(l.doors.len() as u32);
+    for d in &l.doors {
+        w.f32(*d);
+    }
+    for v in [
+        l.agent_start.0,
+        l.agent_start.1,
+        l.agent_goal.0,
+        l.agent_goal.1,
+    ] {
+        w.f32(v);
+    }
+    w.u32(l.body_starts.len() as u32);
+    for p in &l.body_starts {
+        w.pose(p);
+    }
+    w.u32(l.body_goals.len() as u32);
+    for g in &l.body_goals {
+        match g {
+            None => w.u8(0),
+            Some(p) => {
+                w.u8(1);
+                w.pose(p);
+            }
+        }
+    }
+    match l.distance_bin {
+        None => w.u8(0),
+        Some(b) => {
+            w.u8(1);
+            w.u64(b as u64);
+        }
+    }
+    w.u32(core.env.steps());
+    w.u32(core.history.len() as u32);
+    for a in &core.history {
+        w.f32(a[0]);
+        w.f32(a[1]);
+    }
+    w.0
+}
+
+fn decode(bytes: &[u8]) -> Result<Decoded, String> {
+    let mut r = Reader(bytes);
+    if r.take(MAGIC.len()).ok() != Some(&MAGIC[..]) {
+        return Err("not an hjepa snapshot (from env.get_state())".into());
+    }
+    let fingerprint = r.u64()?;
+    let id = (u128::from(r.u64()?) << 64) | u128::from(r.u64()?);
+    let seed = r.u64()?;
+    let n = r.len(4)?;
+    let doors = (0..n).map(|_| r.f32()).collect::<Result<Vec<_>, _>>()?;
+    let agent_start = (r.f32()?, r.f32()?);
+    let agent_goal = (r.f32()?, r.f32()?);
+    let n = r.len(12)?;
+    let body_starts = (0..n).map(|_| r.pose()).collect::<Result<Vec<_>, _>>()?;
+    let n = r.len(1)?;
+    let mut body_goals = Vec::with_capacity(n);
+    for _ in 0..n {
+        body_goals.push(match r.u8()? {
+            0 => None,
+            _ => Some(r.pose()?),
+        });
+    }
+    let distance_bin = match r.u8()? {
+        0 => None,
+        _ => Some(r.u64()? as usize),
+    };
+    let steps = r.u32()?;
+    let n = r.len(8)?;
+    let actions = (0..n)
+        .map(|_| Ok([r.f32()?, r.f32()?]))
+        .collect::<Result<Vec<_>, String>>()?;
+    if !r.0.is_empty() {
+        return Err("snapshot bytes have trailing data".into());
+    }
+    Ok(Decoded {
+        fingerprint,
+        id,
+        seed,
+        layout: Layout {
+            doors,
+            agent_start,
+            agent_goal,
+            body_starts,
+            body_goals,
+            distance_bin,
+        },
+        steps,
+        actions,
+    })
+}
+
+/// The env's complete state as bytes (see the module doc).
+pub fn get_state(core: &Core) -> Vec<u8> {
+    let id = fresh_id();
+    let snap = core.env.snapshot();
+    let mut cache = SNAPSHOTS.lock().unwrap_or_else(|e| e.into_inner());
+    if cache.len() >= CACHE {
+        cache.pop_front();
+    }
+    cache.push_back((id, core.spec.fingerprint, snap));
+    drop(cache);
+    encode(core, id)
+}
+
+/// Restores bytes from `get_state` (of any env of the same scene, in any process).
+pub fn set_state(core: &mut Core, bytes: &[u8]) -> Result<(), String> {
+    let d = decode(bytes)?;
+    if d.fingerprint != core.spec.fingerprint {
+        return Err(format!(
+            "the snapshot is of another scene than this env's {:?}",
+            core.spec.scene.name
+        ));
+    }
+    hjepa::sim::env::check_layout(&core.spec.scene, &d.layout)
+        .map_err(|e| format!("snapshot layout: {e}"))?;
+    let cached = {
+        let cache = SNAPSHOTS.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .iter()
+            .find(|(id, fp, _)| *id == d.id && *fp == d.fingerprint)
+            .map(|(_, _, s)| s.clone())
+    };
+    match cached {
+        Some(snap) => {
+            core.env.restore(&snap);
+        }
+        None => {
+            // Replay: the same layout and actions give the same world, bit for bit.
+            core.env.reset_to(d.layout);
+            for a in &d.actions {
+                core.env
+                    .step(a)
+                    .map_err(|e| format!("snapshot replay: {e}"))?;
+            }
+        }
+    }
+    if core.env.steps() != d.steps {
+        core.ready = false;
+        return Err(format!(
+            "snapshot replay reached step {} where the snapshot was taken at step {}",
+            core.env.steps(),
+            d.steps
+        ));
+    }
+    core.seed = d.seed;
+    core.history = d.actions;
+    core.ready = true;
+    Ok(())
+}
+
+/// Forgets the in-memory snapshots (tests: forces the replay path).
+pub fn clear_cache() {
+    SNAPSHOTS.lock().unwrap_or_else(|e| e.into_inner()).clear();
+}
