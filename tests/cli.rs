@@ -270,11 +270,22 @@ fn an_installed_binary_finds_the_shipped_files_from_an_empty_folder() {
     let work = dir.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
     let run = |args: &[&str]| {
-        std::process::Command::new(&installed)
-            .args(args)
-            .current_dir(&work)
-            .output()
-            .unwrap()
+        // Another test thread may fork while the copy's write handle is open: the child holds
+        // it until its own exec, and exec-ing the copy meanwhile fails with ETXTBSY. Retry.
+        let mut tries = 0;
+        loop {
+            match std::process::Command::new(&installed)
+                .args(args)
+                .current_dir(&work)
+                .output()
+            {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                result => break result.unwrap(),
+            }
+        }
     };
     let out = run(&["check", "push_t"]);
     common::assert_ok(&out);
