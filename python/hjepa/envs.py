@@ -49,6 +49,26 @@ def spaces_of(spec: dict) -> tuple[spaces.Box, spaces.Dict]:
     return action, observation
 
 
+def check_arguments(scene: str | None, render_mode: str | None) -> None:
+    """What the single and the vector env refuse before building anything."""
+    if scene is None:
+        raise ValueError("scene: required (a shipped name, a .ron path or RON text)")
+    if render_mode not in (None, "rgb_array"):
+        raise ValueError(f'render_mode: expected None or "rgb_array", found {render_mode!r}')
+
+
+def can_render(render_mode: str | None) -> bool:
+    """Whether `render()` has a mode to render in; without one it warns, as Gymnasium's own
+    envs do, and returns None."""
+    if render_mode is None:
+        gym.logger.warn(
+            "You are calling render method without specifying any render mode; "
+            'create the env with render_mode="rgb_array".'
+        )
+        return False
+    return True
+
+
 def _pose(p: Any) -> Any:
     """A pose given as [x, y, angle] or {"x", "y", "angle"}, as a layout's JSON holds it."""
     if p is None or isinstance(p, dict):
@@ -107,10 +127,7 @@ class HjepaEnv(gym.Env):
         render_mode: str | None = None,
         action_units: str = "normalized",
     ):
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f'render_mode: expected None or "rgb_array", found {render_mode!r}')
-        if scene is None:
-            raise ValueError("scene: required (a shipped name, a .ron path or RON text)")
+        check_arguments(scene, render_mode)
         self._core = _hjepa.Env(scene, observation, action_units)
         self.scene_spec: dict = self._core.spec
         self.render_mode = render_mode
@@ -162,13 +179,7 @@ class HjepaEnv(gym.Env):
 
     def render(self):
         self._check_open()
-        if self.render_mode is None:
-            gym.logger.warn(
-                "You are calling render method without specifying any render mode; "
-                'create the env with render_mode="rgb_array".'
-            )
-            return None
-        return self._core.render()
+        return self._core.render() if can_render(self.render_mode) else None
 
     def close(self):
         self._closed = True
@@ -239,15 +250,16 @@ def make_env(
     """A Gymnasium env of any scene: a shipped name gets its registered id, a path or RON
     text goes through `hjepa/Scene-v0`; either way through `gymnasium.make` (so it has a
     spec and Gymnasium's standard wrappers)."""
+    env_id, kwargs = registered(scene, kwargs)
+    return gym.make(env_id, observation=observation, render_mode=render_mode, **kwargs)
+
+
+def registered(scene: str, kwargs: dict) -> tuple[str, dict]:
+    """The Gymnasium id that makes `scene` and the arguments it then takes: a shipped scene's
+    own id, else `hjepa/Scene-v0` with `scene=`."""
     if scene in _hjepa.shipped_scenes():
-        return gym.make(scene_id(scene), observation=observation, render_mode=render_mode, **kwargs)
-    return gym.make(
-        f"hjepa/Scene-v{VERSION}",
-        scene=scene,
-        observation=observation,
-        render_mode=render_mode,
-        **kwargs,
-    )
+        return scene_id(scene), kwargs
+    return f"hjepa/Scene-v{VERSION}", {**kwargs, "scene": scene}
 
 
 def register_envs() -> None:

@@ -8,7 +8,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from . import _hjepa
-from .envs import VERSION, scene_id, spaces_of
+from .envs import can_render, check_arguments, registered, spaces_of
 
 #: Per-env info entries (each with its `_name` mask, as Gymnasium's vector infos have).
 INFO_KEYS = ("success", "distance", "cost", "steps", "action_clipped", "blew_up", "state", "seed")
@@ -39,10 +39,7 @@ class HjepaVectorEnv(VectorEnv):
         threads: int | None = None,
         copy: bool = True,
     ):
-        if scene is None:
-            raise ValueError("scene: required (a shipped name, a .ron path or RON text)")
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f'render_mode: expected None or "rgb_array", found {render_mode!r}')
+        check_arguments(scene, render_mode)
         self._core = _hjepa.VecEnv(scene, int(num_envs), observation, action_units, threads)
         self.scene_spec: dict = self._core.spec
         self.num_envs = int(num_envs)
@@ -123,11 +120,7 @@ class HjepaVectorEnv(VectorEnv):
 
     def render(self):
         self._check_open()
-        if self.render_mode is None:
-            gym.logger.warn(
-                "You are calling render method without specifying any render mode; "
-                'create the env with render_mode="rgb_array".'
-            )
+        if not can_render(self.render_mode):
             return None
         return tuple(self._core.render(i) for i in range(self.num_envs))
 
@@ -178,9 +171,7 @@ def make_vec(
     **kwargs,
 ) -> HjepaVectorEnv:
     """The native vector env of any scene, through `gymnasium.make_vec`."""
-    env_id = scene_id(scene) if scene in _hjepa.shipped_scenes() else f"hjepa/Scene-v{VERSION}"
-    if env_id.startswith(f"hjepa/Scene-v"):
-        kwargs["scene"] = scene
+    env_id, kwargs = registered(scene, kwargs)
     return gym.make_vec(
         env_id,
         num_envs=num_envs,

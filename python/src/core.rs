@@ -126,10 +126,60 @@ impl Spec {
         let f = self.scene.physics.frameskip.max(1);
         self.scene.episode_steps.div_ceil(f)
     }
+
+    /// Writes `achieved_goal` and `desired_goal` of `env` (an env of this spec's scene).
+    pub fn write_goals(&self, env: &Env, achieved: &mut [f32], desired: &mut [f32]) {
+        let world = env.world();
+        let layout = env.layout();
+        let first_copy = |def: usize| {
+            *world
+                .bodies()
+                .iter()
+                .find(|b| b.def == def)
+                .expect("every body has a copy")
+        };
+        let mut i = 0;
+        for p in &self.goal_parts {
+            match p {
+                GoalPart::Agent => {
+                    let a = world.agent_position();
+                    achieved[i..i + 2].copy_from_slice(&[a.0, a.1]);
+                    let g = layout.agent_goal;
+                    desired[i..i + 2].copy_from_slice(&[g.0, g.1]);
+                    i += 2;
+                }
+                GoalPart::Body { def } => {
+                    let pose = world.body_pose(&first_copy(*def));
+                    achieved[i..i + 3].copy_from_slice(&[pose.x, pose.y, wrap_angle(pose.angle)]);
+                    let g = layout.body_goals[*def].expect("validated body goal");
+                    desired[i..i + 3].copy_from_slice(&[g.x, g.y, wrap_angle(g.angle)]);
+                    i += 3;
+                }
+                GoalPart::Particles {
+                    def,
+                    min,
+                    max,
+                    fraction,
+                } => {
+                    let copies: Vec<_> = world.bodies().iter().filter(|b| b.def == *def).collect();
+                    let inside = copies
+                        .iter()
+                        .filter(|b| {
+                            let p = world.body_pose(b);
+                            p.x >= min.0 && p.x <= max.0 && p.y >= min.1 && p.y <= max.1
+                        })
+                        .count();
+                    achieved[i] = inside as f32 / copies.len().max(1) as f32;
+                    desired[i] = *fraction;
+                    i += 1;
+                }
+            }
+        }
+    }
 }
 
 /// Whether a scene argument is RON text rather than a path or a shipped name.
-fn is_ron_text(arg: &str) -> bool {
+pub fn is_ron_text(arg: &str) -> bool {
     arg.contains("Scene(") || arg.contains('\n')
 }
 
@@ -387,52 +437,7 @@ impl Core {
 
     /// Writes `achieved_goal` and `desired_goal`.
     pub fn write_goals(&self, achieved: &mut [f32], desired: &mut [f32]) {
-        let world = self.env.world();
-        let layout = self.env.layout();
-        let first_copy = |def: usize| {
-            *world
-                .bodies()
-                .iter()
-                .find(|b| b.def == def)
-                .expect("every body has a copy")
-        };
-        let mut i = 0;
-        for p in &self.spec.goal_parts {
-            match p {
-                GoalPart::Agent => {
-                    let a = world.agent_position();
-                    achieved[i..i + 2].copy_from_slice(&[a.0, a.1]);
-                    let g = layout.agent_goal;
-                    desired[i..i + 2].copy_from_slice(&[g.0, g.1]);
-                    i += 2;
-                }
-                GoalPart::Body { def } => {
-                    let pose = world.body_pose(&first_copy(*def));
-                    achieved[i..i + 3].copy_from_slice(&[pose.x, pose.y, wrap_angle(pose.angle)]);
-                    let g = layout.body_goals[*def].expect("validated body goal");
-                    desired[i..i + 3].copy_from_slice(&[g.x, g.y, wrap_angle(g.angle)]);
-                    i += 3;
-                }
-                GoalPart::Particles {
-                    def,
-                    min,
-                    max,
-                    fraction,
-                } => {
-                    let copies: Vec<_> = world.bodies().iter().filter(|b| b.def == *def).collect();
-                    let inside = copies
-                        .iter()
-                        .filter(|b| {
-                            let p = world.body_pose(b);
-                            p.x >= min.0 && p.x <= max.0 && p.y >= min.1 && p.y <= max.1
-                        })
-                        .count();
-                    achieved[i] = inside as f32 / copies.len().max(1) as f32;
-                    desired[i] = *fraction;
-                    i += 1;
-                }
-            }
-        }
+        self.spec.write_goals(&self.env, achieved, desired)
     }
 
     pub fn info(&self) -> Info {

@@ -6,13 +6,14 @@
 //! snapshot bytes) is a `ValueError` carrying hjepa's message.
 
 mod core;
+mod protocol;
 mod state;
 mod vec;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use numpy::{PyArray1, PyArrayMethods};
+use numpy::{PyArray1, PyArrayDyn, PyArrayMethods};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
@@ -20,21 +21,10 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 use crate::core::{next_seed, Core, ObsKind, Spec};
 use hjepa::sim::{Image, Info, Observation};
 
-/// A caught panic's message.
-pub(crate) fn panic_message(e: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = e.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = e.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".into()
-    }
-}
-
 pub(crate) fn panic_error(e: &(dyn std::any::Any + Send)) -> PyErr {
     PyRuntimeError::new_err(format!(
         "hjepa internal error (a Rust panic, caught; reset the env): {}",
-        panic_message(e)
+        hjepa::sim::workers::panic_message(e)
     ))
 }
 
@@ -44,23 +34,27 @@ pub(crate) fn detached<T: Send>(py: Python<'_>, f: impl FnOnce() -> T + Send) ->
         .map_err(|e| panic_error(&*e))
 }
 
+/// `action_units`: whether actions are normalised to [-1, 1]^2 ("normalized") or in the
+/// scene's units ("scene").
+pub(crate) fn action_units(units: &str) -> PyResult<bool> {
+    match units {
+        "normalized" => Ok(true),
+        "scene" => Ok(false),
+        other => Err(PyValueError::new_err(format!(
+            "action_units: expected \"normalized\" or \"scene\", found {other:?}"
+        ))),
+    }
+}
+
 /// A scene and observation mode, as `Env` and `VecEnv` take them.
 pub(crate) fn make_spec(
     py: Python<'_>,
     scene: &str,
     observation: &str,
-    action_units: &str,
+    units: &str,
 ) -> PyResult<Arc<Spec>> {
     let kind = ObsKind::parse(observation).map_err(PyValueError::new_err)?;
-    let normalized = match action_units {
-        "normalized" => true,
-        "scene" => false,
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "action_units: expected \"normalized\" or \"scene\", found {other:?}"
-            )))
-        }
-    };
+    let normalized = action_units(units)?;
     let scene = scene.to_string();
     let (scene, path) = detached(py, move || core::load_scene(&scene))?
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
@@ -83,30 +77,42 @@ pub(crate) fn parse_action(spec: &Spec, action: &Bound<'_, PyAny>) -> PyResult<[
             }
         }
     }
-    let np = action.py().import("numpy")?;
+    let v = real_array(action, &[2], "action", &expected())?;
+    Ok([v[0], v[1]])
+}
+
+/// `value` as float32 numbers of exactly `shape` (row-major); another shape or a dtype that
+/// is not real is a ValueError "`what`: `expected`, found ...".
+pub(crate) fn real_array(
+    value: &Bound<'_, PyAny>,
+    shape: &[usize],
+    what: &str,
+    expected: &str,
+) -> PyResult<Vec<f32>> {
+    let np = value.py().import("numpy")?;
     let arr = np
-        .call_method1("asarray", (action,))
-        .map_err(|e| PyValueError::new_err(format!("action: {}; {e}", expected())))?;
+        .call_method1("asarray", (value,))
+        .map_err(|e| PyValueError::new_err(format!("{what}: {expected}; {e}")))?;
     let kind: String = arr.getattr("dtype")?.getattr("kind")?.extract()?;
-    let shape: Vec<usize> = arr.getattr("shape")?.extract()?;
     if !matches!(kind.as_str(), "f" | "i" | "u") {
         let dtype = arr.getattr("dtype")?.str()?.to_string();
         return Err(PyValueError::new_err(format!(
-            "action: {}, found dtype {dtype}",
-            expected()
+            "{what}: {expected}, found dtype {dtype}"
         )));
     }
-    if shape != [2] {
+    let found: Vec<usize> = arr.getattr("shape")?.extract()?;
+    if found != shape {
         return Err(PyValueError::new_err(format!(
-            "action: {}, found shape {}",
-            expected(),
-            shape_str(&shape)
+            "{what}: {expected}, found shape {}",
+            shape_str(&found)
         )));
     }
-    let arr = np.call_method1("asarray", (arr, "float32"))?;
-    let arr = arr.cast::<PyArray1<f32>>().map_err(PyErr::from)?.readonly();
-    let s = arr.as_slice()?;
-    Ok([s[0], s[1]])
+    let arr = np.call_method1("ascontiguousarray", (arr, "float32"))?;
+    let arr = arr
+        .cast::<PyArrayDyn<f32>>()
+        .map_err(PyErr::from)?
+        .readonly();
+    Ok(arr.as_slice()?.to_vec())
 }
 
 pub(crate) fn shape_str(shape: &[usize]) -> String {
@@ -130,17 +136,30 @@ pub(crate) fn action_value_error(spec: &Spec, e: &hjepa::error::ActionError) -> 
     ))
 }
 
-fn image_array<'py>(py: Python<'py>, img: Image) -> PyResult<Bound<'py, PyAny>> {
+pub(crate) fn image_array<'py>(py: Python<'py>, img: Image) -> PyResult<Bound<'py, PyAny>> {
     let (h, w) = (img.height as usize, img.width as usize);
     Ok(PyArray1::from_vec(py, img.rgb)
         .reshape([h, w, 3])?
         .into_any())
 }
 
+/// What the observation mode observes: the state vector, or the image (H, W, 3).
+pub(crate) fn observation_array<'py>(
+    py: Python<'py>,
+    spec: &Spec,
+    obs: Observation,
+) -> PyResult<Bound<'py, PyAny>> {
+    match obs.image {
+        Some(img) if spec.kind == ObsKind::Pixels => image_array(py, img),
+        _ => Ok(PyArray1::from_vec(py, obs.state).into_any()),
+    }
+}
+
 /// The info dict of one env: success, distance, every criterion, the full physical state.
 pub(crate) fn info_dict<'py>(
     py: Python<'py>,
-    core: &Core,
+    env: &hjepa::sim::Env,
+    seed: u64,
     info: &Info,
     cost: Option<f32>,
 ) -> PyResult<Bound<'py, PyDict>> {
@@ -158,32 +177,33 @@ pub(crate) fn info_dict<'py>(
         criteria.set_item(&c.name, e)?;
     }
     d.set_item("criteria", criteria)?;
-    d.set_item("state", PyArray1::from_vec(py, core.env.physical_state()))?;
+    d.set_item("state", PyArray1::from_vec(py, env.physical_state()))?;
     d.set_item("steps", info.steps)?;
     d.set_item("action_clipped", info.action_clipped)?;
     d.set_item("blew_up", info.blew_up)?;
     d.set_item("contacts", info.contacts)?;
     d.set_item("agent_contacts", info.agent_contacts)?;
     d.set_item("distance_bin", info.distance_bin)?;
-    d.set_item("seed", core.seed)?;
+    d.set_item("seed", seed)?;
     if let Some(c) = cost {
         d.set_item("cost", c)?;
     }
     Ok(d)
 }
 
-/// The Dict observation {observation, achieved_goal, desired_goal}.
-fn obs_dict<'py>(py: Python<'py>, core: &Core, obs: Observation) -> PyResult<Bound<'py, PyDict>> {
-    let g = core.spec.goal_dim();
+/// The Dict observation {observation, achieved_goal, desired_goal} of `env`, an env of
+/// `spec`'s scene.
+pub(crate) fn obs_dict<'py>(
+    py: Python<'py>,
+    spec: &Spec,
+    env: &hjepa::sim::Env,
+    obs: Observation,
+) -> PyResult<Bound<'py, PyDict>> {
+    let g = spec.goal_dim();
     let (mut ach, mut des) = (vec![0f32; g], vec![0f32; g]);
-    core.write_goals(&mut ach, &mut des);
+    spec.write_goals(env, &mut ach, &mut des);
     let d = PyDict::new(py);
-    match obs.image {
-        Some(img) if core.spec.kind == ObsKind::Pixels => {
-            d.set_item("observation", image_array(py, img)?)?
-        }
-        _ => d.set_item("observation", PyArray1::from_vec(py, obs.state))?,
-    }
+    d.set_item("observation", observation_array(py, spec, obs)?)?;
     d.set_item("achieved_goal", PyArray1::from_vec(py, ach))?;
     d.set_item("desired_goal", PyArray1::from_vec(py, des))?;
     Ok(d)
@@ -199,6 +219,19 @@ struct Env {
 }
 
 impl Env {
+    fn obs_dict<'py>(&self, py: Python<'py>, obs: Observation) -> PyResult<Bound<'py, PyDict>> {
+        obs_dict(py, &self.core.spec, &self.core.env, obs)
+    }
+
+    fn info_dict<'py>(
+        &self,
+        py: Python<'py>,
+        info: &Info,
+        cost: Option<f32>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        info_dict(py, &self.core.env, self.core.seed, info, cost)
+    }
+
     fn ready(&self) -> PyResult<()> {
         if self.core.ready {
             Ok(())
@@ -246,10 +279,7 @@ impl Env {
         });
         let obs = obs.inspect_err(|_| self.core.ready = false)?;
         let info = self.core.info();
-        Ok((
-            obs_dict(py, &self.core, obs)?,
-            info_dict(py, &self.core, &info, None)?,
-        ))
+        Ok((self.obs_dict(py, obs)?, self.info_dict(py, &info, None)?))
     }
 
     /// One env step: (observation, reward = -cost, terminated, truncated, info).
@@ -265,11 +295,11 @@ impl Env {
         let step = detached(py, || core.step(a)).inspect_err(|_| self.core.ready = false)?;
         let step = step.map_err(|e| action_value_error(&self.core.spec, &e))?;
         Ok((
-            obs_dict(py, &self.core, step.observation)?,
+            self.obs_dict(py, step.observation)?,
             -f64::from(step.cost),
             step.terminated,
             step.truncated,
-            info_dict(py, &self.core, &step.info, Some(step.cost))?,
+            self.info_dict(py, &step.info, Some(step.cost))?,
         ))
     }
 
@@ -281,10 +311,7 @@ impl Env {
         let core = &mut self.core;
         let obs = detached(py, || core.observe())?;
         let info = self.core.info();
-        Ok((
-            obs_dict(py, &self.core, obs)?,
-            info_dict(py, &self.core, &info, None)?,
-        ))
+        Ok((self.obs_dict(py, obs)?, self.info_dict(py, &info, None)?))
     }
 
     /// An RGB frame (H, W, 3) uint8 of the current state.
@@ -298,10 +325,7 @@ impl Env {
     fn goal_observation<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let core = &mut self.core;
         let obs = detached(py, || core.goal_observation())?;
-        match obs.image {
-            Some(img) if self.core.spec.kind == ObsKind::Pixels => image_array(py, img),
-            _ => Ok(PyArray1::from_vec(py, obs.state).into_any()),
-        }
+        observation_array(py, &self.core.spec, obs)
     }
 
     /// The complete state as bytes (picklable): restore with `set_state`, in this env, another
@@ -468,6 +492,9 @@ fn _hjepa(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(shipped_scenes, m)?)?;
     m.add_function(wrap_pyfunction!(shipped_scene_text, m)?)?;
     m.add_function(wrap_pyfunction!(check_scene, m)?)?;
+    m.add_function(wrap_pyfunction!(protocol::collect, m)?)?;
+    m.add_function(wrap_pyfunction!(protocol::evaluate, m)?)?;
+    m.add_function(wrap_pyfunction!(protocol::wilson_interval, m)?)?;
     m.add_function(wrap_pyfunction!(_clear_snapshot_cache, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

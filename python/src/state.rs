@@ -1,8 +1,8 @@
 //! Snapshots as bytes.
 //!
 //! hjepa's `Snapshot` (the complete rapier state) has no serialised form, so the bytes carry
-//! what reproduces it exactly: the scene's fingerprint, the episode's layout and seed, and
-//! the scene-unit actions stepped since reset. Restoring replays them from the layout (the
+//! what reproduces it exactly: the scene's fingerprint, the episode's layout (as JSON) and
+//! seed, and the scene-unit actions stepped since reset. Restoring replays them from the layout (the
 //! sandbox is deterministic, so the world is bit-identical). Within one process a restore
 //! is immediate: each `get_state` also keeps the in-memory `Snapshot` in a small cache under
 //! a random id written into the bytes, and `set_state` restores from the cache when the id
@@ -11,12 +11,11 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-use hjepa::sim::geometry::Pose2;
 use hjepa::sim::{Layout, Snapshot};
 
 use crate::core::Core;
 
-const MAGIC: &[u8; 8] = b"HJEPASN\x01";
+const MAGIC: &[u8; 8] = b"HJEPASN\x02";
 /// In-memory snapshots kept for immediate restores (oldest dropped first).
 const CACHE: usize = 256;
 
@@ -37,9 +36,6 @@ fn fresh_id() -> u128 {
 struct Writer(Vec<u8>);
 
 impl Writer {
-    fn u8(&mut self, v: u8) {
-        self.0.push(v);
-    }
     fn u32(&mut self, v: u32) {
         self.0.extend(v.to_le_bytes());
     }
@@ -48,11 +44,6 @@ impl Writer {
     }
     fn f32(&mut self, v: f32) {
         self.0.extend(v.to_bits().to_le_bytes());
-    }
-    fn pose(&mut self, p: &Pose2) {
-        self.f32(p.x);
-        self.f32(p.y);
-        self.f32(p.angle);
     }
 }
 
@@ -67,9 +58,6 @@ impl Reader<'_> {
         self.0 = rest;
         Ok(head)
     }
-    fn u8(&mut self) -> Result<u8, String> {
-        Ok(self.take(1)?[0])
-    }
     fn u32(&mut self) -> Result<u32, String> {
         Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap()))
     }
@@ -78,9 +66,6 @@ impl Reader<'_> {
     }
     fn f32(&mut self) -> Result<f32, String> {
         Ok(f32::from_bits(self.u32()?))
-    }
-    fn pose(&mut self) -> Result<Pose2, String> {
-        Ok(Pose2::new(self.f32()?, self.f32()?, self.f32()?))
     }
     /// A count, bounded by what the remaining bytes can hold.
     fn len(&mut self, item_bytes: usize) -> Result<usize, String> {
@@ -102,6 +87,19 @@ struct Decoded {
     actions: Vec<[f32; 2]>,
 }
 
+/// A layout as JSON bytes, exactly: every f32 goes through the JSON value as the f64 it
+/// converts to exactly, and the f64 read back (within an f64 ulp of it) rounds to that f32.
+fn layout_bytes(layout: &Layout) -> Vec<u8> {
+    let value = serde_json::to_value(layout).expect("a layout serialises");
+    serde_json::to_vec(&value).expect("a JSON value serialises")
+}
+
+fn layout_from_bytes(bytes: &[u8]) -> Result<Layout, String> {
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("snapshot layout: {e}"))?;
+    serde_json::from_value(value).map_err(|e| format!("snapshot layout: {e}"))
+}
+
 fn encode(core: &Core, id: u128) -> Vec<u8> {
     let mut w = Writer(Vec::with_capacity(128 + 8 * core.history.len()));
     w.0.extend(MAGIC);
@@ -109,40 +107,9 @@ fn encode(core: &Core, id: u128) -> Vec<u8> {
     w.u64((id >> 64) as u64);
     w.u64(id as u64);
     w.u64(core.seed);
-    let l = core.env.layout();
-    w.u32(l.doors.len() as u32);
-    for d in &l.doors {
-        w.f32(*d);
-    }
-    for v in [
-        l.agent_start.0,
-        l.agent_start.1,
-        l.agent_goal.0,
-        l.agent_goal.1,
-    ] {
-        w.f32(v);
-    }
-    w.u32(l.body_starts.len() as u32);
-    for p in &l.body_starts {
-        w.pose(p);
-    }
-    w.u32(l.body_goals.len() as u32);
-    for g in &l.body_goals {
-        match g {
-            None => w.u8(0),
-            Some(p) => {
-                w.u8(1);
-                w.pose(p);
-            }
-        }
-    }
-    match l.distance_bin {
-        None => w.u8(0),
-        Some(b) => {
-            w.u8(1);
-            w.u64(b as u64);
-        }
-    }
+    let layout = layout_bytes(core.env.layout());
+    w.u32(layout.len() as u32);
+    w.0.extend(layout);
     w.u32(core.env.steps());
     w.u32(core.history.len() as u32);
     for a in &core.history {
@@ -160,24 +127,8 @@ fn decode(bytes: &[u8]) -> Result<Decoded, String> {
     let fingerprint = r.u64()?;
     let id = (u128::from(r.u64()?) << 64) | u128::from(r.u64()?);
     let seed = r.u64()?;
-    let n = r.len(4)?;
-    let doors = (0..n).map(|_| r.f32()).collect::<Result<Vec<_>, _>>()?;
-    let agent_start = (r.f32()?, r.f32()?);
-    let agent_goal = (r.f32()?, r.f32()?);
-    let n = r.len(12)?;
-    let body_starts = (0..n).map(|_| r.pose()).collect::<Result<Vec<_>, _>>()?;
     let n = r.len(1)?;
-    let mut body_goals = Vec::with_capacity(n);
-    for _ in 0..n {
-        body_goals.push(match r.u8()? {
-            0 => None,
-            _ => Some(r.pose()?),
-        });
-    }
-    let distance_bin = match r.u8()? {
-        0 => None,
-        _ => Some(r.u64()? as usize),
-    };
+    let layout = layout_from_bytes(r.take(n)?)?;
     let steps = r.u32()?;
     let n = r.len(8)?;
     let actions = (0..n)
@@ -190,14 +141,7 @@ fn decode(bytes: &[u8]) -> Result<Decoded, String> {
         fingerprint,
         id,
         seed,
-        layout: Layout {
-            doors,
-            agent_start,
-            agent_goal,
-            body_starts,
-            body_goals,
-            distance_bin,
-        },
+        layout,
         steps,
         actions,
     })

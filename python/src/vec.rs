@@ -6,12 +6,10 @@
 //! Each worker owns a contiguous slice of the envs; every env is an independent,
 //! single-threaded rapier world, so results are bit-identical whatever the thread count.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
-use crossbeam_channel::{bounded, Receiver, Sender};
-use numpy::{PyArray1, PyArray2, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
+use hjepa::sim::workers::{Task, Workers};
+use numpy::{PyArray1, PyArray2, PyArrayDyn, PyArrayMethods};
 use pyo3::exceptions::{PyIndexError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
@@ -19,115 +17,8 @@ use pyo3::types::{PyBytes, PyDict};
 use crate::core::{next_seed, Core, ObsKind, Spec};
 use hjepa::sim::{Info, Observation};
 
-type Job = Box<dyn FnOnce(&mut [Core], usize) + Send>;
-
-struct Worker {
-    jobs: Sender<Job>,
-    done: Receiver<Result<(), String>>,
-    first: usize,
-    len: usize,
-    handle: Option<JoinHandle<()>>,
-}
-
-struct Pool {
-    workers: Vec<Worker>,
-}
-
-impl Pool {
-    fn new(cores: Vec<Core>, threads: usize) -> Pool {
-        let n = cores.len();
-        let threads = threads.clamp(1, n);
-        let mut cores = cores.into_iter();
-        let mut workers = Vec::new();
-        let mut first = 0;
-        for t in 0..threads {
-            let len = n / threads + usize::from(t < n % threads);
-            let mut mine: Vec<Core> = cores.by_ref().take(len).collect();
-            let (jobs_tx, jobs_rx) = bounded::<Job>(1);
-            let (done_tx, done_rx) = bounded::<Result<(), String>>(1);
-            let handle = std::thread::Builder::new()
-                .name(format!("hjepa-vec-{t}"))
-                .spawn(move || {
-                    // Ends when the pool drops its job sender.
-                    for job in jobs_rx.iter() {
-                        let r = catch_unwind(AssertUnwindSafe(|| job(&mut mine, first)))
-                            .map_err(|e| crate::panic_message(&*e));
-                        if done_tx.send(r).is_err() {
-                            break;
-                        }
-                    }
-                })
-                .expect("spawn a vector-env worker");
-            workers.push(Worker {
-                jobs: jobs_tx,
-                done: done_rx,
-                first,
-                len,
-                handle: Some(handle),
-            });
-            first += len;
-        }
-        Pool { workers }
-    }
-
-    /// Runs one job per worker (made from the worker's first index and length) and waits
-    /// for all of them; the first panic's message is the error.
-    fn run_all(&self, make: impl Fn(usize, usize) -> Job) -> Result<(), String> {
-        for w in &self.workers {
-            w.jobs
-                .send(make(w.first, w.len))
-                .map_err(|_| "a vector-env worker has stopped".to_string())?;
-        }
-        let mut result = Ok(());
-        for w in &self.workers {
-            let r = w
-                .done
-                .recv()
-                .unwrap_or_else(|_| Err("a vector-env worker has stopped".into()));
-            if result.is_ok() {
-                result = r;
-            }
-        }
-        result
-    }
-
-    /// Runs `f` on env `i` (on the worker that owns it) and returns its result.
-    fn call<R: Send + 'static>(
-        &self,
-        i: usize,
-        f: impl FnOnce(&mut Core) -> R + Send + 'static,
-    ) -> Result<R, String> {
-        let w = self
-            .workers
-            .iter()
-            .find(|w| i >= w.first && i < w.first + w.len)
-            .expect("index checked");
-        let (tx, rx) = bounded(1);
-        let job: Job = Box::new(move |cores, first| {
-            let _ = tx.send(f(&mut cores[i - first]));
-        });
-        w.jobs
-            .send(job)
-            .map_err(|_| "a vector-env worker has stopped".to_string())?;
-        w.done
-            .recv()
-            .unwrap_or_else(|_| Err("a vector-env worker has stopped".into()))?;
-        rx.recv()
-            .map_err(|_| "a vector-env worker has stopped".to_string())
-    }
-}
-
-impl Drop for Pool {
-    fn drop(&mut self) {
-        for w in &mut self.workers {
-            let (dead, _) = bounded(0);
-            drop(std::mem::replace(&mut w.jobs, dead));
-            if let Some(h) = w.handle.take() {
-                let _ = h.join();
-            }
-        }
-    }
-}
+/// The envs on their worker threads (`hjepa::sim::workers`, as hjepa's own vector env).
+type Pool = Workers<Core>;
 
 /// Raw pointers to the output arrays; each env writes only its own rows, and the caller
 /// holds the arrays alive and waits for every worker before touching them.
@@ -164,7 +55,29 @@ struct Row<'a> {
     info: &'a Info,
 }
 
+impl Row<'_> {
+    /// The row of an env just reset (or restored): no reward, not ended, no cost.
+    fn reset(info: &Info) -> Row<'_> {
+        Row {
+            reward: 0.0,
+            terminated: false,
+            truncated: false,
+            cost: f32::NAN,
+            info,
+        }
+    }
+}
+
 impl Out {
+    /// Writes the row of env `g`, just reset or restored, from its current state.
+    ///
+    /// # Safety
+    /// As [`Out::write`].
+    unsafe fn write_reset(&self, g: usize, core: &Core, obs: &Observation) {
+        let info = core.info();
+        self.write(g, core, obs, Row::reset(&info));
+    }
+
     /// Writes env `g`'s row.
     ///
     /// # Safety
@@ -284,7 +197,11 @@ impl VecEnv {
         }
     }
 
-    fn run(&mut self, py: Python<'_>, make: impl Fn(usize, usize) -> Job + Send) -> PyResult<()> {
+    fn run(
+        &mut self,
+        py: Python<'_>,
+        make: impl FnMut(usize, usize) -> Task<Core> + Send,
+    ) -> PyResult<()> {
         let pool = &self.pool;
         let r = crate::detached(py, || pool.run_all(make))?;
         r.map_err(|m| {
@@ -318,7 +235,7 @@ impl VecEnv {
         let s = spec.clone();
         let pool = crate::detached(py, move || {
             let cores = (0..num_envs).map(|_| Core::new(s.clone())).collect();
-            Pool::new(cores, threads)
+            Pool::new(cores, threads, "hjepa-vec")
         })?;
         let n = num_envs;
         let g = spec.goal_dim();
@@ -385,16 +302,8 @@ impl VecEnv {
                     let g = first + k;
                     if let Some(seed) = seeds[g] {
                         let obs = core.reset(seed);
-                        let info = core.info();
-                        let row = Row {
-                            reward: 0.0,
-                            terminated: false,
-                            truncated: false,
-                            cost: f32::NAN,
-                            info: &info,
-                        };
                         // SAFETY: row g belongs to this worker; the caller waits for it.
-                        unsafe { out.write(g, core, &obs, row) };
+                        unsafe { out.write_reset(g, core, &obs) };
                     }
                 }
             })
@@ -427,16 +336,8 @@ impl VecEnv {
                     let g = first + k;
                     if autoreset[g] {
                         let obs = core.reset(next_seed(core.seed));
-                        let info = core.info();
-                        let row = Row {
-                            reward: 0.0,
-                            terminated: false,
-                            truncated: false,
-                            cost: f32::NAN,
-                            info: &info,
-                        };
                         // SAFETY: row g belongs to this worker; the caller waits for it.
-                        unsafe { out.write(g, core, &obs, row) };
+                        unsafe { out.write_reset(g, core, &obs) };
                     } else {
                         let step = core.step(actions[g]).expect("actions checked");
                         let row = Row {
@@ -473,10 +374,7 @@ impl VecEnv {
         let pool = &self.pool;
         let img = crate::detached(py, || pool.call(i, |c| c.render()))?
             .map_err(PyRuntimeError::new_err)?;
-        let (h, w) = (img.height as usize, img.width as usize);
-        Ok(PyArray1::from_vec(py, img.rgb)
-            .reshape([h, w, 3])?
-            .into_any())
+        crate::image_array(py, img)
     }
 
     /// Env `i`'s complete state as bytes (the single env's `get_state` format).
@@ -506,16 +404,8 @@ impl VecEnv {
             pool.call(i, move |c| -> Result<(), String> {
                 crate::state::set_state(c, &state)?;
                 let obs = c.observe();
-                let info = c.info();
-                let row = Row {
-                    reward: 0.0,
-                    terminated: false,
-                    truncated: false,
-                    cost: f32::NAN,
-                    info: &info,
-                };
                 // SAFETY: the caller holds the arrays and waits for this call.
-                unsafe { out.write(i, c, &obs, row) };
+                unsafe { out.write_reset(i, c, &obs) };
                 Ok(())
             })
         })?
@@ -571,27 +461,7 @@ impl VecEnv {
             "expected a finite real array of shape ({}, 2) in the action space (low {lo:?}, high {hi:?})",
             self.n
         );
-        let np = actions.py().import("numpy")?;
-        let arr = np
-            .call_method1("asarray", (actions,))
-            .map_err(|e| PyValueError::new_err(format!("actions: {expected}; {e}")))?;
-        let kind: String = arr.getattr("dtype")?.getattr("kind")?.extract()?;
-        if !matches!(kind.as_str(), "f" | "i" | "u") {
-            let dtype = arr.getattr("dtype")?.str()?.to_string();
-            return Err(PyValueError::new_err(format!(
-                "actions: {expected}, found dtype {dtype}"
-            )));
-        }
-        let shape: Vec<usize> = arr.getattr("shape")?.extract()?;
-        if shape != [self.n, 2] {
-            return Err(PyValueError::new_err(format!(
-                "actions: {expected}, found shape {}",
-                crate::shape_str(&shape)
-            )));
-        }
-        let arr = np.call_method1("ascontiguousarray", (arr, "float32"))?;
-        let arr = arr.cast::<PyArray2<f32>>().map_err(PyErr::from)?.readonly();
-        let flat = arr.as_slice()?;
+        let flat = crate::real_array(actions, &[self.n, 2], "actions", &expected)?;
         let mut out = Vec::with_capacity(self.n);
         for (i, a) in flat.chunks_exact(2).enumerate() {
             let a = [a[0], a[1]];
@@ -600,7 +470,6 @@ impl VecEnv {
                 .map_err(|e| PyValueError::new_err(format!("actions[{i}]: {e} ({expected})")))?;
             out.push(a);
         }
-        let _ = arr.shape();
         Ok(out)
     }
 }

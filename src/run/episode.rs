@@ -298,7 +298,7 @@ impl EvalActor {
         scene: &Arc<Scene>,
         starts: Starts,
         parallel: usize,
-        mut done: impl FnMut(EvalEpisode) -> anyhow::Result<()>,
+        done: impl FnMut(EvalEpisode) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         #[cfg(not(feature = "torch"))]
         let _ = parallel; // only a learned agent serves several sandboxes
@@ -306,13 +306,24 @@ impl EvalActor {
         if let (EvalActor::Learned(learned), true) = (&mut *self, parallel > 1) {
             return run_parallel(learned, scene, starts, parallel, done);
         }
-        let actor = self.actor();
-        let mut env = Env::new(scene.clone());
-        for i in starts.indices() {
-            let (mut ep, obs) = starts.reset(&mut env, i);
-            run_from(actor, &mut env, &mut ep, obs, |_, _| {})?;
-            done(ep)?;
-        }
-        Ok(())
+        play_starts(self.actor(), scene, starts, done)
     }
+}
+
+/// Plays the episodes of `starts` one after another with any [`Actor`] in one sandbox of
+/// `scene`; `done` gets each as it ends. What [`EvalActor::play_from`] runs for one
+/// sandbox, and what the Python package's `evaluate` runs a Python policy through.
+pub fn play_starts(
+    actor: &mut dyn Actor,
+    scene: &Arc<Scene>,
+    starts: Starts,
+    mut done: impl FnMut(EvalEpisode) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut env = Env::new(scene.clone());
+    for i in starts.indices() {
+        let (mut ep, obs) = starts.reset(&mut env, i);
+        run_from(actor, &mut env, &mut ep, obs, |_, _| {})?;
+        done(ep)?;
+    }
+    Ok(())
 }

@@ -1,5 +1,6 @@
 //! The sandbox: scenes, the rapier2d world, the Gymnasium-style env, the software
-//! rasteriser, the vector env and the streaming thread. Knows nothing of torch or Bevy.
+//! rasteriser, the vector env (on its worker threads) and the streaming thread. Knows
+//! nothing of torch or Bevy.
 
 pub mod env;
 pub mod geometry;
@@ -13,6 +14,7 @@ mod scene_goal;
 pub mod shipped;
 pub mod stream;
 pub mod vec_env;
+pub mod workers;
 pub mod world;
 
 pub use env::{check_action, Action, CriterionStatus, Env, Info, Observation, Snapshot, Step};
