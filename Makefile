@@ -43,11 +43,13 @@ test-no-torch:
 	  && $(NO_TORCH_DIR)/release/hjepa run --scene two_rooms --episodes 2 >/dev/null \
 	  && $(NO_TORCH_DIR)/release/hjepa collect --scene wall --episodes 2 --out d >/dev/null \
 	  && $(NO_TORCH_DIR)/release/hjepa inspect d >/dev/null \
-	  && $(NO_TORCH_DIR)/release/hjepa bench sim --seconds 0.2 >/dev/null \
+	  && HJEPA_BENCH_NO_PEER=1 $(NO_TORCH_DIR)/release/hjepa bench sim --seconds 0.2 >/dev/null \
 	  && echo "no-torch build: check, run, collect, inspect, bench sim ok"
 
 # The Python package (python/, docs/python.md): built with maturin into the project venv on
-# the torch-free layers (sharing the no-torch build folder), then its pytest suite.
+# the torch-free layers (sharing the no-torch build folder), then its pytest suite, which
+# compares `hjepa.collect` and `hjepa.evaluate` with the no-torch CLI (HJEPA_BIN; built here
+# when test-no-torch has not built it already).
 PY_STAMP := $(VENV)/.installed-maturin-gymnasium-pytest
 $(PY_STAMP): $(STAMP)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check "maturin==1.16.*" gymnasium==1.4.0 pytest
@@ -57,7 +59,9 @@ test-python: $(PY_STAMP)
 	cd python && $(CARGO) fmt --check
 	cd python && VIRTUAL_ENV=$(VENV) PATH=$(VENV)/bin:$$PATH CARGO_TARGET_DIR=$(NO_TORCH_DIR) \
 	  $(VENV)/bin/maturin develop --release --quiet
-	cd python && $(VENV)/bin/python -m pytest -q
+	$(CARGO) build $(CARGO_FLAGS) --no-default-features --target-dir $(NO_TORCH_DIR) --bin hjepa
+	cd python && HJEPA_BIN=$(NO_TORCH_DIR)/release/hjepa HJEPA_REQUIRE_BIN=1 \
+	  $(VENV)/bin/python -m pytest -q
 
 # The viewer (cargo feature `viewer`, Bevy) under a virtual X server: builds it once and runs
 # tests/viewer.rs, which starts `hjepa view` for a fixed number of frames and checks its
@@ -77,8 +81,20 @@ viewer-deps:
 build: $(STAMP)
 	$(CARGO) build $(CARGO_FLAGS)
 
-bench: $(STAMP)
-	$(CARGO) run $(CARGO_FLAGS) --bin hjepa -- bench sim
+# `make bench`: `hjepa bench sim` with gym-pusht 0.1.8 measured beside it (installed into the
+# venv once; it needs only gymnasium < 2 and numpy, which the package's own pins satisfy),
+# then python/bench.py: the Python envs beside gym-pusht and `hjepa bench sim`
+# (docs/performance.md). Run it on an otherwise idle machine.
+PUSHT_STAMP := $(VENV)/.installed-gym-pusht-0.1.8
+$(PUSHT_STAMP): $(PY_STAMP)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check gym-pusht==0.1.8
+	touch $@
+
+bench: $(STAMP) $(PUSHT_STAMP)
+	HJEPA_PYTHON=$(VENV)/bin/python $(CARGO) run $(CARGO_FLAGS) --bin hjepa -- bench sim
+	cd python && VIRTUAL_ENV=$(VENV) PATH=$(VENV)/bin:$$PATH CARGO_TARGET_DIR=$(NO_TORCH_DIR) \
+	  $(VENV)/bin/maturin develop --release --quiet
+	HJEPA_BIN=$(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/release/hjepa $(VENV)/bin/python python/bench.py
 
 torch: $(STAMP)
 

@@ -1,7 +1,10 @@
 //! Software rasteriser for pixel observations (tiny-skia): no GPU, no window.
 //!
 //! Static geometry (background, walls, the goal) is drawn once per episode into a cached
-//! layer; each frame copies that layer and draws only the moving bodies.
+//! layer; each frame restores from that layer only the pixels the previous frame's moving
+//! bodies covered, draws the moving bodies, and converts to RGB only where pixels changed
+//! (the RGB copy of the frame is kept between frames). The pixels are exactly those of
+//! copying the whole layer and converting the whole frame.
 
 use tiny_skia::{Color, FillRule, Paint, PathBuilder, Pixmap, Transform};
 
@@ -46,6 +49,79 @@ pub struct Renderer {
     transform: Transform,
     static_layer: Pixmap,
     frame: Pixmap,
+    /// `frame` as RGB, up to date everywhere.
+    rgb: Vec<u8>,
+    /// Where the last frame drew moving bodies (pixels that may differ from the static
+    /// layer); the whole frame after a new static layer.
+    dirty: PixelRect,
+}
+
+/// A pixel rectangle, columns `x0..x1`, rows `y0..y1` (empty when `x0 >= x1` or `y0 >= y1`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct PixelRect {
+    x0: usize,
+    y0: usize,
+    x1: usize,
+    y1: usize,
+}
+
+impl PixelRect {
+    const EMPTY: PixelRect = PixelRect {
+        x0: usize::MAX,
+        y0: usize::MAX,
+        x1: 0,
+        y1: 0,
+    };
+
+    fn full(w: u32, h: u32) -> PixelRect {
+        PixelRect {
+            x0: 0,
+            y0: 0,
+            x1: w as usize,
+            y1: h as usize,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.x0 >= self.x1 || self.y0 >= self.y1
+    }
+
+    fn union(self, o: PixelRect) -> PixelRect {
+        if self.is_empty() {
+            return o;
+        }
+        if o.is_empty() {
+            return self;
+        }
+        PixelRect {
+            x0: self.x0.min(o.x0),
+            y0: self.y0.min(o.y0),
+            x1: self.x1.max(o.x1),
+            y1: self.y1.max(o.y1),
+        }
+    }
+}
+
+/// The pixels a fill of `path` under `t` (a scale and a flip, as `Renderer`'s) may touch: its
+/// bounds rounded out, plus 2 pixels for anti-aliasing, within the `w` x `h` image; the whole
+/// image when the bounds are not finite.
+fn touched(path: &tiny_skia::Path, t: Transform, w: u32, h: u32) -> PixelRect {
+    if t.kx != 0.0 || t.ky != 0.0 {
+        return PixelRect::full(w, h);
+    }
+    let b = path.bounds();
+    let xs = [t.sx * b.left() + t.tx, t.sx * b.right() + t.tx];
+    let ys = [t.sy * b.top() + t.ty, t.sy * b.bottom() + t.ty];
+    if !xs.iter().chain(&ys).all(|v| v.is_finite()) {
+        return PixelRect::full(w, h);
+    }
+    let clamp = |v: f32, max: u32| (v.max(0.0) as usize).min(max as usize);
+    PixelRect {
+        x0: clamp(xs[0].min(xs[1]).floor() - 2.0, w),
+        x1: clamp(xs[0].max(xs[1]).ceil() + 2.0, w),
+        y0: clamp(ys[0].min(ys[1]).floor() - 2.0, h),
+        y1: clamp(ys[0].max(ys[1]).ceil() + 2.0, h),
+    }
 }
 
 fn paint(rgb: [u8; 3], anti_alias: bool) -> Paint<'static> {
@@ -66,24 +142,28 @@ impl Renderer {
             transform,
             static_layer: blank.clone(),
             frame: blank,
+            rgb: vec![0; (spec.width * spec.height * 3) as usize],
+            dirty: PixelRect::full(spec.width, spec.height),
         }
     }
 
     /// Redraws the per-episode static layer: background, obstacles (with this episode's doors)
     /// and, when the spec asks, the goal.
     pub fn set_static_layer(&mut self, scene: &Scene, layout: &Layout) {
+        self.dirty = PixelRect::full(self.spec.width, self.spec.height);
+        let mut ignored = PixelRect::EMPTY;
         let bg = self.spec.background;
         self.static_layer
             .fill(Color::from_rgba8(bg[0], bg[1], bg[2], 255));
         let wall = paint(self.spec.obstacle_color, self.spec.anti_alias);
         let t = self.transform;
         for p in &wall_polygons(scene, &layout.doors) {
-            fill_polygon(&mut self.static_layer, p, &wall, t);
+            fill_polygon(&mut self.static_layer, p, &wall, t, &mut ignored);
         }
         if self.spec.draw_goal {
             let goal = paint(self.spec.goal_color, self.spec.anti_alias);
             for p in &body_goal_polygons(scene, layout) {
-                fill_polygon(&mut self.static_layer, p, &goal, t);
+                fill_polygon(&mut self.static_layer, p, &goal, t, &mut ignored);
             }
             // The agent's goal as an exact circle (observations were always drawn this way).
             if has_agent_goal(scene) {
@@ -95,6 +175,7 @@ impl Renderer {
                     &Pose2::new(g.0, g.1, 0.0),
                     &goal,
                     t,
+                    &mut ignored,
                 );
             }
         }
@@ -102,10 +183,11 @@ impl Renderer {
 
     /// Draws the current frame.
     pub fn render(&mut self, scene: &Scene, world: &World, _layout: &Layout) -> Image {
-        self.frame
-            .data_mut()
-            .copy_from_slice(self.static_layer.data());
+        let (w, h) = (self.spec.width, self.spec.height);
+        let before = self.dirty;
+        copy_rect(&mut self.frame, &self.static_layer, before);
         let t = self.transform;
+        let mut drawn = PixelRect::EMPTY;
         for b in world.bodies() {
             let def = &scene.bodies[b.def];
             fill_shape(
@@ -114,6 +196,7 @@ impl Renderer {
                 &world.body_pose(b),
                 &paint(def.color, self.spec.anti_alias),
                 t,
+                &mut drawn,
             );
         }
         let a = world.agent_position();
@@ -123,25 +206,72 @@ impl Renderer {
             &Pose2::new(a.0, a.1, 0.0),
             &paint(scene.agent.color, self.spec.anti_alias),
             t,
+            &mut drawn,
         );
-        let mut rgb = Vec::with_capacity((self.spec.width * self.spec.height * 3) as usize);
-        for px in self.frame.data().chunks_exact(4) {
-            rgb.extend_from_slice(&px[..3]);
-        }
+        // Changed since the last frame: what it drew (now restored) and what this one drew.
+        to_rgb(&mut self.rgb, &self.frame, before.union(drawn));
+        self.dirty = drawn;
         Image {
-            width: self.spec.width,
-            height: self.spec.height,
-            rgb,
+            width: w,
+            height: h,
+            rgb: self.rgb.clone(),
         }
     }
 }
 
-fn fill_shape(pm: &mut Pixmap, shape: &Shape, pose: &Pose2, paint: &Paint, t: Transform) {
+/// Copies `r`'s pixels of `src` into `dst` (same size).
+fn copy_rect(dst: &mut Pixmap, src: &Pixmap, r: PixelRect) {
+    if r.is_empty() {
+        return;
+    }
+    let stride = 4 * dst.width() as usize;
+    let (a, b) = (4 * r.x0, 4 * r.x1);
+    let src = src.data();
+    for (d, s) in dst
+        .data_mut()
+        .chunks_exact_mut(stride)
+        .zip(src.chunks_exact(stride))
+        .take(r.y1)
+        .skip(r.y0)
+    {
+        d[a..b].copy_from_slice(&s[a..b]);
+    }
+}
+
+/// Writes `r`'s pixels of `frame` (RGBA, opaque) into `rgb` (RGB, same size).
+fn to_rgb(rgb: &mut [u8], frame: &Pixmap, r: PixelRect) {
+    if r.is_empty() {
+        return;
+    }
+    let w = frame.width() as usize;
+    for (d, s) in rgb
+        .chunks_exact_mut(3 * w)
+        .zip(frame.data().chunks_exact(4 * w))
+        .take(r.y1)
+        .skip(r.y0)
+    {
+        for (d, s) in d[3 * r.x0..3 * r.x1]
+            .chunks_exact_mut(3)
+            .zip(s[4 * r.x0..4 * r.x1].chunks_exact(4))
+        {
+            d.copy_from_slice(&s[..3]);
+        }
+    }
+}
+
+fn fill_shape(
+    pm: &mut Pixmap,
+    shape: &Shape,
+    pose: &Pose2,
+    paint: &Paint,
+    t: Transform,
+    drawn: &mut PixelRect,
+) {
     match shape {
         // Real circles, not the polygon approximation used for areas.
         Shape::Circle { radius } => {
             if let Some(path) = PathBuilder::from_circle(pose.x, pose.y, *radius) {
-                pm.fill_path(&path, paint, FillRule::Winding, t, None);
+                fill(pm, &path, paint, t, drawn);
             }
         }
         Shape::Compound { parts } => {
@@ -152,18 +282,19 @@ fn fill_shape(pm: &mut Pixmap, shape: &Shape, pose: &Pose2, paint: &Paint, t: Tr
                     &pose.compose(&Pose2::new(p.offset.0, p.offset.1, p.angle)),
                     paint,
                     t,
+                    drawn,
                 );
             }
         }
         _ => {
             for p in shape_polygons(shape, pose) {
-                fill_polygon(pm, &p, paint, t);
+                fill_polygon(pm, &p, paint, t, drawn);
             }
         }
     }
 }
 
-fn fill_polygon(pm: &mut Pixmap, poly: &[V2], paint: &Paint, t: Transform) {
+fn fill_polygon(pm: &mut Pixmap, poly: &[V2], paint: &Paint, t: Transform, drawn: &mut PixelRect) {
     let mut pb = PathBuilder::new();
     pb.move_to(poly[0].0, poly[0].1);
     for p in &poly[1..] {
@@ -171,6 +302,18 @@ fn fill_polygon(pm: &mut Pixmap, poly: &[V2], paint: &Paint, t: Transform) {
     }
     pb.close();
     if let Some(path) = pb.finish() {
-        pm.fill_path(&path, paint, FillRule::Winding, t, None);
+        fill(pm, &path, paint, t, drawn);
     }
+}
+
+/// Fills `path`, adding the pixels it may touch to `drawn`.
+fn fill(
+    pm: &mut Pixmap,
+    path: &tiny_skia::Path,
+    paint: &Paint,
+    t: Transform,
+    drawn: &mut PixelRect,
+) {
+    *drawn = drawn.union(touched(path, t, pm.width(), pm.height()));
+    pm.fill_path(path, paint, FillRule::Winding, t, None);
 }
