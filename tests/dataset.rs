@@ -21,6 +21,7 @@ fn options(scene: &str, out: &Path, episodes: u64, shard: u64) -> CollectOptions
         shard_episodes: shard,
         threads: 2,
         progress: false,
+        cancel: None,
     }
 }
 
@@ -288,4 +289,88 @@ fn corrupt_and_mismatched_datasets_are_clear_errors() {
         err.contains("manifest.json") && err.contains("line"),
         "{err}"
     );
+}
+
+#[test]
+fn a_cancelled_collect_stops_and_resumes_to_the_same_dataset() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let (cut, clean) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let flag = Arc::new(AtomicBool::new(false));
+    let opts = CollectOptions {
+        cancel: Some(flag.clone()),
+        ..options("two_rooms", cut.path(), 400, 2)
+    };
+    // Cancel from another thread once a shard is listed.
+    let watcher = {
+        let (dir, flag) = (cut.path().to_path_buf(), flag.clone());
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            while Manifest::load(&dir).map_or(0, |m| m.shards.len()) == 0
+                && start.elapsed() < Duration::from_secs(60)
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            flag.store(true, Ordering::Relaxed);
+            Instant::now()
+        })
+    };
+    let err = collect(&opts).unwrap_err();
+    let stopped = Instant::now();
+    let flagged = watcher.join().unwrap();
+    assert!(
+        stopped.duration_since(flagged) < Duration::from_secs(2),
+        "collect went on {:?} after the cancel",
+        stopped.duration_since(flagged)
+    );
+    let missing = err
+        .downcast_ref::<hjepa::data::Cancelled>()
+        .unwrap()
+        .shards_missing;
+    let partial = Manifest::load(cut.path()).unwrap();
+    assert!(missing > 0 && partial.shards.len() as u64 + missing == 200);
+    Dataset::open(cut.path()).unwrap().verify().unwrap();
+    // A rerun (no hook) finishes it; the result equals an uninterrupted collection.
+    let s = collect(&options("two_rooms", cut.path(), 400, 2)).unwrap();
+    assert_eq!(s.shards_written, missing);
+    collect(&options("two_rooms", clean.path(), 400, 2)).unwrap();
+    let files = |d: &Path| {
+        let mut v: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .map(|e| (e.file_name(), std::fs::read(e.path()).unwrap()))
+            .collect();
+        v.sort();
+        v
+    };
+    assert!(
+        files(cut.path()) == files(clean.path()),
+        "resumed dataset differs"
+    );
+}
+
+#[test]
+fn a_finished_dataset_is_not_rewritten_and_concurrent_collects_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = options("two_rooms", dir.path(), 4, 2);
+    collect(&opts).unwrap();
+    let manifest = dir.path().join("manifest.json");
+    let before = std::fs::read(&manifest).unwrap();
+    #[cfg(unix)]
+    let inode = || std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&manifest).unwrap());
+    #[cfg(unix)]
+    let first = inode();
+    // Processes (here threads) collecting into the finished folder at once all succeed.
+    let runs: Vec<_> = (0..8)
+        .map(|_| {
+            let opts = opts.clone();
+            std::thread::spawn(move || collect(&opts).map(|s| s.episodes_recorded))
+        })
+        .collect();
+    for r in runs {
+        assert_eq!(r.join().unwrap().unwrap(), 0);
+    }
+    assert_eq!(std::fs::read(&manifest).unwrap(), before);
+    #[cfg(unix)]
+    assert_eq!(inode(), first, "the finished manifest was rewritten");
 }

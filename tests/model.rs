@@ -44,6 +44,7 @@ fn fixture() -> &'static Fixture {
             shard_episodes: 20,
             threads: 1,
             progress: false,
+            cancel: None,
         })
         .unwrap();
         let agent = dir.path().join("tiny.toml");

@@ -447,6 +447,8 @@ def collect(
     --policy POLICY --episodes N --out OUT --seed S --noise X --shard-episodes K` writes
     (the same code runs, on `threads` Rust threads with the GIL released), so the files are
     byte-identical. Resumable like the CLI: rerunning records only the missing shards.
+    Ctrl-C stops it after each worker's current episode and raises KeyboardInterrupt; the
+    shards already written stay listed, so rerunning resumes.
 
     `scene`: a shipped scene's name or a `.ron` path. `policy`: `random`, `smooth-walk`,
     `waypoint`, `near-body` or `oracle`. Returns a summary dict (episodes_total,

@@ -34,6 +34,52 @@ pub(crate) fn detached<T: Send>(py: Python<'_>, f: impl FnOnce() -> T + Send) ->
         .map_err(|e| panic_error(&*e))
 }
 
+/// Runs long Rust work on a helper thread with the GIL released while this thread polls
+/// Python's signals every 50 ms: on Ctrl-C (any exception `check_signals` raises) it sets
+/// `cancel`, waits for the work to stop (it must watch the flag) and raises that exception.
+/// A panic becomes a `RuntimeError`, as in `detached`.
+pub(crate) fn interruptible<T: Send>(
+    py: Python<'_>,
+    cancel: &std::sync::atomic::AtomicBool,
+    f: impl FnOnce() -> T + Send,
+) -> PyResult<T> {
+    use crossbeam_channel::RecvTimeoutError;
+    use std::time::Duration;
+    let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let r = catch_unwind(AssertUnwindSafe(f));
+            let _ = done_tx.send(r);
+        });
+        let mut interrupted = None;
+        let result = loop {
+            let wait = if interrupted.is_none() {
+                Duration::from_millis(50)
+            } else {
+                Duration::from_secs(3600)
+            };
+            match py.detach(|| done_rx.recv_timeout(wait)) {
+                Ok(r) => break r,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    unreachable!("the helper thread always sends its result")
+                }
+            }
+            if interrupted.is_none() {
+                if let Err(e) = py.check_signals() {
+                    cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+                    interrupted = Some(e);
+                }
+            }
+        };
+        match (interrupted, result) {
+            (Some(e), _) => Err(e),
+            (None, Ok(v)) => Ok(v),
+            (None, Err(p)) => Err(panic_error(&*p)),
+        }
+    })
+}
+
 /// `action_units`: whether actions are normalised to [-1, 1]^2 ("normalized") or in the
 /// scene's units ("scene").
 pub(crate) fn action_units(units: &str) -> PyResult<bool> {

@@ -6,6 +6,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -38,7 +39,7 @@ fn policy_kind(name: &str) -> PyResult<PolicyKind> {
     })
 }
 
-/// Records a dataset: `hjepa collect` with these options, GIL released.
+/// Records a dataset: `hjepa collect` with these options, GIL released; Ctrl-C stops it.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
 #[pyo3(signature = (scene, policy, episodes, out, seed, noise, shard_episodes, threads, progress))]
@@ -59,6 +60,7 @@ pub fn collect<'py>(
             "scene: collect takes a shipped scene's name or a .ron path (the manifest keeps the file's text)",
         ));
     }
+    let cancel = Arc::new(AtomicBool::new(false));
     let opts = CollectOptions {
         scene_path: hjepa::sim::Scene::resolve_path(scene),
         out,
@@ -71,8 +73,11 @@ pub fn collect<'py>(
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
             .max(1),
         progress,
+        cancel: Some(cancel.clone()),
     };
-    let s = crate::detached(py, || hjepa::data::collect(&opts))?.map_err(py_error)?;
+    // Ctrl-C stops the workers after their current episode; the shards already written stay
+    // listed (a rerun resumes) and KeyboardInterrupt is raised.
+    let s = crate::interruptible(py, &cancel, || hjepa::data::collect(&opts))?.map_err(py_error)?;
     let d = PyDict::new(py);
     d.set_item("out", opts.out.display().to_string())?;
     d.set_item("episodes_total", s.episodes_total)?;

@@ -2,6 +2,10 @@
 
 import hashlib
 import json
+import os
+import signal
+import threading
+import time
 
 import pytest
 from conftest import run_cli
@@ -61,3 +65,25 @@ def test_bad_arguments(tmp_path):
     hjepa.collect("wall", "random", episodes=1, out=tmp_path / "e", seed=1)
     with pytest.raises(ValueError, match="manifest.json: seed: the dataset was collected with seed = 1"):
         hjepa.collect("wall", "random", episodes=1, out=tmp_path / "e", seed=2)
+
+
+def test_ctrl_c_stops_a_collection_that_then_resumes(tmp_path):
+    # Many short episodes, two per shard: the whole collection takes seconds.
+    args = dict(policy="smooth-walk", episodes=200, seed=7, shard_episodes=2, threads=2)
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    start = time.monotonic()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            hjepa.collect("two_rooms", out=tmp_path / "cut", **args)
+        took = time.monotonic() - start
+    finally:
+        timer.cancel()
+    assert took < 0.3 + 1.5, f"KeyboardInterrupt came {took - 0.3:.2f} s after Ctrl-C"
+    listed = len(json.loads((tmp_path / "cut" / "manifest.json").read_text())["shards"])
+    assert listed < 100, "the collection finished before Ctrl-C: nothing was interrupted"
+    hjepa.Dataset(tmp_path / "cut").verify()  # what was written is a valid dataset
+    s = hjepa.collect("two_rooms", out=tmp_path / "cut", **args)
+    assert s["episodes_recorded"] == 200 - 2 * listed
+    hjepa.collect("two_rooms", out=tmp_path / "clean", **args)
+    assert files(tmp_path / "cut") == files(tmp_path / "clean"), "resumed equals uninterrupted"

@@ -146,6 +146,8 @@ fn scripted(args: Args) -> anyhow::Result<(CollectSummary, PathBuf)> {
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         progress: true,
+        // No hook: Ctrl-C ends the process; the listed shards stay valid and a rerun resumes.
+        cancel: None,
     };
     Ok((crate::data::collect(&opts)?, opts.out))
 }

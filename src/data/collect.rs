@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -30,6 +31,28 @@ pub struct CollectOptions {
     pub threads: usize,
     /// Draw a progress bar on stderr (hidden anyway when stderr is not a terminal).
     pub progress: bool,
+    /// Stops the collection once set (by another thread): each worker finishes the episode
+    /// it is recording, drops its unfinished shard and stops; the shards already on disk
+    /// stay listed, so the folder is a valid dataset that a later run resumes. `collect`
+    /// then returns a [`Cancelled`] error. `None` (the CLI): run to the end.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+/// The error `collect` returns when its `cancel` flag stopped it before the last shard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("collection cancelled with {shards_missing} shard(s) missing; rerun with the same options to resume")]
+pub struct Cancelled {
+    /// Shards still missing (a rerun with the same options records them).
+    pub shards_missing: u64,
+}
+
+impl CollectOptions {
+    /// Whether the caller asked the collection to stop.
+    fn cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -117,12 +140,16 @@ pub(crate) fn fresh_manifest(
 
 /// Creates the dataset folder `out` with the manifest `fresh`, or resumes the dataset there:
 /// it must have been collected with the same settings, and keeps the shards that are complete
-/// on disk for the (possibly larger) episode count. The manifest is saved before returning.
+/// on disk for the (possibly larger) episode count. The manifest is saved before returning,
+/// unless the file already holds exactly it (a finished dataset is left untouched, so
+/// processes that open it at once do not race to rewrite it).
 pub(crate) fn open_manifest(out: &Path, mut manifest: Manifest) -> anyhow::Result<Manifest> {
     std::fs::create_dir_all(out)
         .map_err(|e| anyhow::anyhow!("{}: cannot create dataset folder: {e}", out.display()))?;
+    let mut on_disk = None;
     if out.join(MANIFEST).exists() {
         let old = Manifest::load(out)?;
+        on_disk = std::fs::read(out.join(MANIFEST)).ok();
         check_compatible(&old, &manifest, out)?;
         manifest.episodes = old.episodes.max(manifest.episodes);
         manifest.shards = old
@@ -137,7 +164,12 @@ pub(crate) fn open_manifest(out: &Path, mut manifest: Manifest) -> anyhow::Resul
             })
             .collect();
     }
-    manifest.save(out)?;
+    let unchanged = on_disk.is_some_and(|bytes| {
+        serde_json::to_string_pretty(&manifest).is_ok_and(|text| text.as_bytes() == bytes)
+    });
+    if !unchanged {
+        manifest.save(out)?;
+    }
     Ok(manifest)
 }
 
@@ -264,8 +296,13 @@ pub fn collect(opts: &CollectOptions) -> anyhow::Result<CollectSummary> {
     let bar = collect_bar(opts.progress, &manifest, format!("collect {}", scene.name));
 
     let start = Instant::now();
-    let (shards_written, steps_recorded) = record_shards(opts, &scene, &mut manifest, &todo, &bar)?;
+    let recorded = record_shards(opts, &scene, &mut manifest, &todo, &bar);
     bar.finish_and_clear();
+    let (shards_written, steps_recorded) = recorded?;
+    let shards_missing = missing_shards(&manifest).len() as u64;
+    if shards_missing > 0 && opts.cancelled() {
+        return Err(Cancelled { shards_missing }.into());
+    }
     Ok(CollectSummary {
         episodes_total: manifest.episodes,
         episodes_recorded: to_record,
@@ -325,7 +362,8 @@ fn record_shards(
 }
 
 /// One worker: records and writes the shards it takes from `jobs` with its own env and
-/// policy, until the queue is empty, a write fails or the main thread has stopped listening.
+/// policy, until the queue is empty, a write fails, the main thread has stopped listening or
+/// the collection is cancelled (checked between episodes; an unfinished shard is dropped).
 fn record_worker(
     opts: &CollectOptions,
     scene: Arc<Scene>,
@@ -340,6 +378,9 @@ fn record_worker(
         let (first, end) = m.shard_range(k);
         let mut eps = Vec::new();
         for i in first..end {
+            if opts.cancelled() {
+                return;
+            }
             eps.push(record_episode(&mut env, policy.as_mut(), opts.seed, i));
             bar.inc(1);
         }

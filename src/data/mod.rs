@@ -11,7 +11,7 @@ pub mod policy;
 pub mod recording;
 pub mod shard;
 
-pub use collect::{collect, CollectOptions, CollectSummary};
+pub use collect::{collect, Cancelled, CollectOptions, CollectSummary};
 pub use dataset::{Dataset, EpisodeRecord, Manifest};
 pub use goals::{dataset_goals, GoalWindow};
 pub use policy::{make_policy, Policy, PolicyKind};

@@ -69,6 +69,7 @@ fn collect_stage(
         shard_episodes: 50,
         threads,
         progress: true,
+        cancel: None,
     })?;
     Dataset::open(data)?.verify()?;
     println!(

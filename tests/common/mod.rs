@@ -58,6 +58,7 @@ pub fn collect_random(scene_path: &Path, out: &Path, episodes: u64) {
         shard_episodes: 50,
         threads: 1,
         progress: false,
+        cancel: None,
     })
     .unwrap();
 }

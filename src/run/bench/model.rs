@@ -48,6 +48,7 @@ fn scratch_dataset(scene: &str) -> anyhow::Result<ScratchData> {
         shard_episodes: 12,
         threads: 1,
         progress: false,
+        cancel: None,
     })?;
     Ok(ScratchData { dir })
 }

@@ -135,6 +135,7 @@ pub(super) fn train_run(run: &Run, files: &Path, progress: bool) -> anyhow::Resu
         shard_episodes: 50,
         threads,
         progress,
+        cancel: None,
     })?;
     let models = files.join("models");
     std::fs::create_dir_all(&models)?;
