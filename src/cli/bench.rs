@@ -10,7 +10,10 @@ pub struct Args {
 #[derive(clap::Subcommand, Debug)]
 pub enum BenchCommand {
     /// Env steps/s on one core (push_t state and 96x96 pixels, two_rooms 64x64 pixels), the
-    /// vector env on all cores, a bare rapier loop for comparison, and memory per env.
+    /// vector env on all cores, a bare rapier loop for comparison, and memory per env; beside
+    /// them gym-pusht 0.1.8 measured in the same run when the venv's Python has it
+    /// (HJEPA_PYTHON, else $VENV/bin/python, else .venv/bin/python; `make bench` installs
+    /// it; HJEPA_BENCH_NO_PEER=1 skips it).
     Sim {
         /// Seconds to run each row.
         #[arg(long, default_value_t = 2.0)]
