@@ -375,12 +375,12 @@ fn upper_offset_correction_shifts_jump_j_by_j_offsets() {
     let offset = Tensor::randn([1, dh], (tch::Kind::Float, Device::Cpu));
     let macros = Tensor::rand([4, 3, l2.macro_dim], (tch::Kind::Float, Device::Cpu)) * 2.0 - 1.0;
     let plain = AbstractUnroll {
-        model: &model,
+        level2: l2,
         h0: h0.shallow_clone(),
         offset: None,
     };
     let corrected = AbstractUnroll {
-        model: &model,
+        level2: l2,
         h0,
         offset: Some(offset.shallow_clone()),
     };

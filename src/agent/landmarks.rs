@@ -9,7 +9,7 @@ use crate::data::Dataset;
 use crate::error::InputError;
 use crate::model::critic::encode_all;
 use crate::model::data::TrainingData;
-use crate::model::world_model::CriticNet;
+use crate::model::world_model::{CriticNet, UpperLevel};
 use crate::model::CheckpointMeta;
 use crate::model::WorldModel;
 use crate::plan::landmarks::{
@@ -91,8 +91,18 @@ impl Landmarks {
                 ),
             ));
         }
-        let l2 = model.level2.as_ref().expect("validated: level 2");
-        let critic2 = model.critic2.as_ref().expect("validated: [critic] level2");
+        let Some(UpperLevel {
+            nets: l2,
+            critic: Some(critic2),
+            critic_max_steps,
+        }) = model.upper()
+        else {
+            return Err(InputError::new(
+                agent_path,
+                "planning.landmarks",
+                "landmarks need a model with level 2 and a level-2 critic ([critic] level2 = true); this checkpoint's model has none".to_string(),
+            ));
+        };
         // Every floor(N / 20 000)-th training frame (20 000 to 40 000 of them) to place them among.
         let stride = (data.train_frames.len() / 20_000).max(1);
         let rows: Vec<i64> = data.train_frames.iter().step_by(stride).copied().collect();
@@ -106,7 +116,7 @@ impl Landmarks {
             Placement::Frames => seeds,
             Placement::Centroids => tch::no_grad(|| kmeans(&h, &seeds, 20)),
         };
-        let cost = critic_steps(critic2, model.critic_max_steps, &states, &states);
+        let cost = critic_steps(critic2, critic_max_steps, &states, &states);
         let graph = LandmarkGraph::new(&cost, cfg.max_edge as f32);
         Ok(Landmarks {
             cfg: cfg.clone(),
@@ -117,16 +127,21 @@ impl Landmarks {
 
     /// When a choice is due (`replan_every` steps since the last), sets the subgoal of `m`
     /// to the goal or a landmark, and its way ahead to the landmark path and the goal.
-    pub(super) fn refresh_subgoal(&self, model: &WorldModel, m: &mut Memory, z0: &Tensor) {
+    pub(super) fn refresh_subgoal(&self, upper: UpperLevel<'_>, m: &mut Memory, z0: &Tensor) {
         if m.subgoal.is_some() && m.upper_age < self.cfg.replan_every {
             return;
         }
-        let l2 = model.level2.as_ref().expect("validated: level 2");
-        let critic2 = model.critic2.as_ref().expect("validated: [critic] level2");
-        let h0 = tch::no_grad(|| l2.abstract_state(z0));
-        let goal_h = m.goal_h.as_ref().expect("level 2 enabled");
-        let to_goal = m.landmarks_to_goal.as_ref().expect("set at reset");
-        let (subgoal, path) = self.subgoal(critic2, model.critic_max_steps, &h0, goal_h, to_goal);
+        // `Landmarks::load` refused a model without a level-2 critic.
+        let Some(critic2) = upper.critic else {
+            return;
+        };
+        let max_steps = upper.critic_max_steps;
+        let h0 = upper.abstract_state(z0);
+        let goal_h = m.goal_h(upper);
+        let to_goal = m
+            .landmarks_to_goal
+            .get_or_insert_with(|| self.to_goal(critic2, max_steps, &goal_h));
+        let (subgoal, path) = self.subgoal(critic2, max_steps, &h0, &goal_h, to_goal);
         m.subgoal = Some(subgoal);
         m.upper_states = Some(path);
         m.upper_age = 0;

@@ -30,31 +30,29 @@ pub(super) fn flat_objective<'a>(
     scorers: &[FlatScorer<'a>],
     disagreement: f64,
 ) -> Box<dyn Objective + 'a> {
-    let level2 = cfg.cost.level == 2;
     let mut parts: Vec<CommitteePart<'a>> = scorers
         .iter()
         .map(|s| {
-            let goal = if level2 {
-                s.goal_h.expect("level 2 enabled")
-            } else {
-                s.goal_z
+            // The loader refuses a level-2 cost, or a critic weight, that the model lacks.
+            let upper = s.model.upper().filter(|_| cfg.cost.level == 2);
+            let (goal, abstraction) = match upper {
+                Some(u) => (
+                    s.goal_h
+                        .map_or_else(|| u.abstract_state(s.goal_z), Tensor::shallow_clone),
+                    Some(u.nets),
+                ),
+                None => (s.goal_z.shallow_clone(), None),
             };
             let cost = GoalCost {
                 cfg: cfg.cost.clone(),
-                goal: goal.shallow_clone(),
-                abstraction: if level2 {
-                    s.model.level2.as_ref()
-                } else {
-                    None
-                },
-                critic: (cfg.cost.critic > 0.0).then(|| {
-                    let critic = s
-                        .model
-                        .critic
-                        .as_ref()
-                        .expect("validated: [critic] enabled");
-                    (critic, s.goal_z.shallow_clone(), s.model.critic_max_steps)
-                }),
+                goal,
+                abstraction,
+                critic: s
+                    .model
+                    .critic
+                    .as_ref()
+                    .filter(|_| cfg.cost.critic > 0.0)
+                    .map(|critic| (critic, s.goal_z.shallow_clone(), s.model.critic_max_steps)),
             };
             CommitteePart {
                 objective: over_members(Box::new(cost), s.rows, disagreement),

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use tch::{Device, Kind, Tensor};
 
+use crate::model::world_model::UpperLevel;
 use crate::model::{TrainedModel, WorldModel};
 use crate::plan::oracle::{SandboxEncoded, SandboxModel};
 use crate::plan::{make_planner, shift_plan, ActionBox, Planner, Search, Unroll};
@@ -50,6 +51,14 @@ pub(super) struct PeerGoal {
 }
 
 impl Memory {
+    /// The goal's level-2 state (abstracted from `goal_z` on first use when the reset did not).
+    pub(super) fn goal_h(&mut self, upper: UpperLevel<'_>) -> Tensor {
+        let goal_z = &self.goal_z;
+        self.goal_h
+            .get_or_insert_with(|| upper.abstract_state(goal_z))
+            .shallow_clone()
+    }
+
     /// Whether the lower level replans at this step (no plan yet, or `every` steps of it run).
     fn replan_due(&self, every: i64) -> bool {
         self.plan.is_none() || self.executed >= every
@@ -105,9 +114,8 @@ impl PlanningAgent {
 
     /// Level-2 states h of observations `[n, dh]` (None without level 2).
     pub fn abstract_states(&self, obs: &[&Observation]) -> Option<Tensor> {
-        let l2 = self.trainer.model.level2.as_ref()?;
-        let z = self.encode_batch(obs);
-        Some(tch::no_grad(|| l2.abstract_state(&z)))
+        let upper = self.trainer.model.upper()?;
+        Some(upper.abstract_state(&self.encode_batch(obs)))
     }
 
     /// The hierarchical planner's way ahead at level 2, subgoal first `[H, dh]`: the states
@@ -141,12 +149,14 @@ impl PlanningAgent {
         let mut layout = env.layout().clone();
         layout.agent_start = crate::data::policy::next_waypoint(env);
         let waypoint = Env::new(env.scene().clone()).reset_to(layout);
-        let h = self
-            .abstract_states(&[&waypoint])
-            .expect("validated: hierarchical");
-        let m = self.memories[0].as_mut().expect("due");
-        m.upper_states = Some(h.shallow_clone());
-        m.subgoal = Some(h);
+        // The eval mode is refused for a one-level agent.
+        let Some(h) = self.abstract_states(&[&waypoint]) else {
+            return;
+        };
+        if let Some(m) = self.memories[0].as_mut() {
+            m.upper_states = Some(h.shallow_clone());
+            m.subgoal = Some(h);
+        }
     }
 
     /// Encodes observations `[n]` in one forward pass: `[n, D]`.
@@ -212,12 +222,6 @@ impl PlanningAgent {
             landmarks_to_goal: None,
             last_action: [0.0; 2],
         });
-        if let (Some(lm), Some(m)) = (&self.landmarks, self.memories[slot].as_mut()) {
-            let model = &self.trainer.model;
-            let critic2 = model.critic2.as_ref().expect("validated: [critic] level2");
-            let goal_h = m.goal_h.as_ref().expect("validated: level 2");
-            m.landmarks_to_goal = Some(lm.to_goal(critic2, model.critic_max_steps, goal_h));
-        }
     }
 
     /// The next action of each listed sandbox (scene units) and its planning time. The
@@ -349,16 +353,18 @@ impl PlanningAgent {
             space: &self.space,
             warm: warm.as_ref(),
         };
-        let plan = if self.cfg.hierarchical() {
+        // The loader refuses a hierarchical agent whose model has no level 2.
+        let upper = model.upper().filter(|_| self.cfg.hierarchical());
+        let plan = if let Some(upper) = upper {
             // The upper level, at its own rate: a landmark of the graph, or the first state
             // of a macro-action plan (unless the waypoint diagnostic set the subgoal).
             if self.diagnostic != Diagnostic::WaypointSubgoals {
                 if let Some(lm) = &self.landmarks {
-                    lm.refresh_subgoal(model, m, &z0);
+                    lm.refresh_subgoal(upper, m, &z0);
                 }
-                refresh_macro_subgoal(&self.cfg, model, m, &z0);
+                refresh_macro_subgoal(&self.cfg, upper, m, &z0);
             }
-            plan_toward_subgoal(&self.cfg, model, m, &search)
+            plan_toward_subgoal(&self.cfg, upper, m, &search)
         } else {
             let committee = Committee {
                 peers: &self.peers,

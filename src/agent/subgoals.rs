@@ -4,6 +4,7 @@
 use tch::Tensor;
 
 use crate::cost::{CostConfig, EnsembleCost, GoalCost, SubgoalCost};
+use crate::model::world_model::UpperLevel;
 use crate::model::WorldModel;
 use crate::plan::hierarchical::{plan_lower, plan_upper};
 use crate::plan::{shift_plan, ActionBox, Objective, Plan, Unroll};
@@ -51,15 +52,14 @@ pub(super) fn over_members<'b>(
 
 /// The goal's level-2 state under `model` (None without level 2).
 pub(super) fn abstract_goal(model: &WorldModel, goal_z: &Tensor) -> Option<Tensor> {
-    let l2 = model.level2.as_ref()?;
-    Some(tch::no_grad(|| l2.abstract_state(goal_z)))
+    Some(model.upper()?.abstract_state(goal_z))
 }
 
 /// HWM's upper level: when due, plans macro-actions toward the goal at level 2, and the
 /// first state they predict (`subgoal_jump`) becomes the subgoal of `m`.
 pub(super) fn refresh_macro_subgoal(
     cfg: &PlanningConfig,
-    model: &WorldModel,
+    upper: UpperLevel<'_>,
     m: &mut Memory,
     z0: &Tensor,
 ) {
@@ -69,9 +69,9 @@ pub(super) fn refresh_macro_subgoal(
     if m.subgoal.is_some() && m.upper_age < upper_cfg.replan_every {
         return;
     }
-    let l2 = model.level2.as_ref().expect("validated: level 2");
-    let goal_h = m.goal_h.as_ref().expect("level 2 enabled");
-    let h0 = tch::no_grad(|| l2.abstract_state(z0));
+    let l2 = upper.nets;
+    let goal_h = m.goal_h(upper);
+    let h0 = upper.abstract_state(z0);
     // Where the last upper plan said we would be by now, once a jump has passed.
     let jumps = m.upper_age / l2.k;
     let offset = match &m.upper_states {
@@ -82,7 +82,7 @@ pub(super) fn refresh_macro_subgoal(
         _ => None,
     };
     let search = AbstractUnroll {
-        model,
+        level2: l2,
         h0: h0.shallow_clone(),
         offset,
     };
@@ -93,22 +93,25 @@ pub(super) fn refresh_macro_subgoal(
         },
         goal: goal_h.shallow_clone(),
         abstraction: None,
-        critic: (cfg.cost.critic > 0.0).then(|| {
-            let critic2 = model.critic2.as_ref().expect("validated: [critic] level2");
-            (critic2, goal_h.shallow_clone(), model.critic_max_steps)
-        }),
+        // The loader refuses a critic weight without a level-2 critic.
+        critic: upper
+            .critic
+            .filter(|_| cfg.cost.critic > 0.0)
+            .map(|critic2| (critic2, goal_h.shallow_clone(), upper.critic_max_steps)),
     };
     let warm = m.upper_plan.as_ref().map(|p| shift_plan(p, jumps));
     // The subgoal is the model's own prediction of the chosen macro-actions (uncorrected),
     // and the next correction compares against it.
     let predict = AbstractUnroll {
-        model,
+        level2: l2,
         h0,
         offset: None,
     };
-    let upper = m.upper.as_mut().expect("made from [planning.upper]");
+    let Some(planner) = m.upper.as_mut() else {
+        return;
+    };
     let r = plan_upper(
-        upper.as_mut(),
+        planner.as_mut(),
         &search,
         &predict,
         &objective,
@@ -124,19 +127,22 @@ pub(super) fn refresh_macro_subgoal(
 
 /// The hierarchical lower level: plans toward the subgoal of `m` by latent distance at
 /// level 2 (plus `subgoal_critic` x the level-2 critic's steps to it). The goal's own terms
-/// (distance, critic) weigh only the upper level's plans.
+/// (distance, critic) weigh only the upper level's plans. Without a subgoal yet, the lower
+/// level plans toward the goal.
 pub(super) fn plan_toward_subgoal(
     cfg: &PlanningConfig,
-    model: &WorldModel,
+    upper: UpperLevel<'_>,
     m: &mut Memory,
     search: &LowerSearch,
 ) -> Plan {
-    let l2 = model.level2.as_ref().expect("validated: level 2");
+    let l2 = upper.nets;
     let cost_cfg = CostConfig {
         level: 2,
         goal_weight: 1.0,
         ..cfg.cost.clone()
     };
+    // The loader refuses `subgoal_critic` without a level-2 critic.
+    let subgoal_critic = upper.critic.filter(|_| cfg.subgoal_critic > 0.0);
     let objective_for = |sub: &Tensor| -> Box<dyn Objective + '_> {
         let distance = |abstraction| GoalCost {
             cfg: cost_cfg.clone(),
@@ -144,24 +150,27 @@ pub(super) fn plan_toward_subgoal(
             abstraction,
             critic: None,
         };
-        search.objective(if cfg.subgoal_critic > 0.0 {
-            Box::new(SubgoalCost {
+        search.objective(match subgoal_critic {
+            Some(critic2) => Box::new(SubgoalCost {
                 distance: distance(None),
                 level2: l2,
-                critic2: model.critic2.as_ref().expect("validated: [critic] level2"),
+                critic2,
                 subgoal: sub.shallow_clone(),
-                max_steps: model.critic_max_steps,
+                max_steps: upper.critic_max_steps,
                 weight: cfg.subgoal_critic,
-            })
-        } else {
-            Box::new(distance(Some(l2)))
+            }),
+            None => Box::new(distance(Some(l2))),
         })
+    };
+    let subgoal = match &m.subgoal {
+        Some(s) => s.shallow_clone(),
+        None => m.goal_h(upper),
     };
     plan_lower(
         m.planner.as_mut(),
         search.unroll,
         &objective_for,
-        m.subgoal.as_ref().expect("set by the upper level"),
+        &subgoal,
         search.space,
         search.warm,
     )

@@ -6,6 +6,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::model::config::ObservationKind;
 use crate::model::encoder::observation_tensor;
+use crate::model::world_model::Level2Nets;
 use crate::model::WorldModel;
 use crate::plan::Unroll;
 use crate::sim::Observation;
@@ -187,19 +188,16 @@ pub fn executed_offset(from_last: &dyn Unroll, taken: &Tensor, z_now: &Tensor) -
 /// The learned model's level-2 unroll over macro-actions from one abstract state,
 /// optionally corrected by a per-jump offset `[1, Dh]` as `LatentUnroll` is per step.
 pub struct AbstractUnroll<'a> {
-    pub model: &'a WorldModel,
+    pub level2: &'a Level2Nets,
     pub h0: Tensor,
     pub offset: Option<Tensor>,
 }
 
 impl Unroll for AbstractUnroll<'_> {
     fn unroll(&self, macros: &Tensor) -> Tensor {
-        let l2 = self
-            .model
+        let states = self
             .level2
-            .as_ref()
-            .expect("validated: level 2 enabled");
-        let states = l2.rollout(&self.h0.expand([macros.size()[0], -1], false), macros);
+            .rollout(&self.h0.expand([macros.size()[0], -1], false), macros);
         with_drift(states, self.offset.as_ref())
     }
     fn device(&self) -> Device {

@@ -59,7 +59,33 @@ pub struct Level2Nets {
     pub macro_dim: i64,
 }
 
+/// Level 2 with the level-2 critic when trained, borrowed together: what hierarchical
+/// planning and level-2 costs read (see [`WorldModel::upper`]).
+#[derive(Clone, Copy, Debug)]
+pub struct UpperLevel<'a> {
+    pub nets: &'a Level2Nets,
+    pub critic: Option<&'a CriticNet>,
+    /// The critic's unit in control steps.
+    pub critic_max_steps: i64,
+}
+
+impl UpperLevel<'_> {
+    /// The level-2 state h of latents `z` `[n, dh]`, without gradients.
+    pub fn abstract_state(&self, z: &Tensor) -> Tensor {
+        tch::no_grad(|| self.nets.abstract_state(z))
+    }
+}
+
 impl WorldModel {
+    /// Level 2 and its critic, or None for a one-level model.
+    pub fn upper(&self) -> Option<UpperLevel<'_>> {
+        self.level2.as_ref().map(|nets| UpperLevel {
+            nets,
+            critic: self.critic2.as_ref(),
+            critic_max_steps: self.critic_max_steps,
+        })
+    }
+
     /// Builds every net under `p` (see the module's checkpoint names). The creation order
     /// fixes which random numbers initialise which weights: encoder, level 2, level-2
     /// critic, level-1 predictors, level-1 inverse dynamics, critic.

@@ -335,7 +335,6 @@ fn committee_row(s: &Setup, peers: &Peers, unrolls: Vec<LatentUnroll>, seconds: 
 /// state, then the lower plan toward its first subgoal.
 fn hierarchical_row(s: &Setup, l2: &Level2Nets, unroll: &LatentUnroll, seconds: f64) -> Row {
     let shipped = s.shipped();
-    let model = &s.trainer.model;
     let upper_cfg = s.planning.upper.clone().unwrap_or(PlannerConfig {
         horizon: 16,
         ..shipped.clone()
@@ -349,7 +348,7 @@ fn hierarchical_row(s: &Setup, l2: &Level2Nets, unroll: &LatentUnroll, seconds: 
     let h0 = tch::no_grad(|| l2.abstract_state(&s.z0));
     let hg = tch::no_grad(|| l2.abstract_state(&s.zg));
     let up = AbstractUnroll {
-        model,
+        level2: l2,
         h0,
         offset: None,
     };
