@@ -3,7 +3,7 @@
 //!
 //! The modules are layers, lowest first; each imports only from those above it in this list
 //! (docs/architecture.md; `tests/layers.rs` keeps it so):
-//! [`error`] → [`device`] → [`sim`] (the sandbox) → [`data`] (datasets, the long-term memory) →
+//! [`error`] → [`limits`] → [`device`] → [`sim`] (the sandbox) → [`data`] (datasets, the long-term memory) →
 //! `model` (the world model) → `cost` → `plan` → `agent` → `run` (episodes, eval, batch,
 //! bench) → `viewer` → [`cli`].
 
@@ -15,6 +15,7 @@ pub mod cost;
 pub mod data;
 pub mod device;
 pub mod error;
+pub mod limits;
 #[cfg(feature = "torch")]
 pub mod model;
 #[cfg(feature = "torch")]

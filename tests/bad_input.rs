@@ -74,6 +74,41 @@ const CASES: &[(&str, &str, &str, &str, &[&str])] = &[
         "low: (0.5, -0.245)",
         &["agent.action"],
     ),
+    (
+        "a billion substeps",
+        "two_rooms",
+        "substeps: 5",
+        "substeps: 1000000000",
+        &["physics.substeps", "at most 1000"],
+    ),
+    (
+        "a billion bodies",
+        "push_t",
+        "shape: Compound(parts: [",
+        "count: 1000000000, shape: Compound(parts: [",
+        &["bodies", "at most 10000"],
+    ),
+    (
+        "non-convex polygon",
+        "two_rooms",
+        "shape: Circle(radius: 0.1)",
+        "shape: Polygon(points: [(0.0, 0.0), (0.2, 0.1), (0.0, 0.2), (0.06, 0.1)])",
+        &["agent.shape.points[3]", "not convex"],
+    ),
+    (
+        "unsatisfiable minimum distance",
+        "point_maze_u",
+        "min_distance: 1.0",
+        "min_distance: 100.0",
+        &["start_goal.min_distance", "farthest pair"],
+    ),
+    (
+        "negative jitter of the distance bins",
+        "maze_large",
+        "noise: 0.25)",
+        "noise: -0.5)",
+        &["start_goal.noise", "from 0"],
+    ),
 ];
 
 #[test]

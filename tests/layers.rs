@@ -8,11 +8,12 @@ use std::path::{Path, PathBuf};
 
 /// Lowest first. A module may import from modules of lower rank only.
 const LAYERS: &[&str] = &[
-    "error", "device", "sim", "data", "model", "cost", "plan", "agent", "run", "viewer", "cli",
+    "error", "limits", "device", "sim", "data", "model", "cost", "plan", "agent", "run", "viewer",
+    "cli",
 ];
 
 /// Layers that must build without libtorch (`cargo build --no-default-features`).
-const TORCH_FREE: &[&str] = &["error", "device", "sim", "data"];
+const TORCH_FREE: &[&str] = &["error", "limits", "device", "sim", "data"];
 
 fn rank(module: &str) -> Option<usize> {
     LAYERS.iter().position(|l| *l == module)

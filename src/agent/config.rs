@@ -315,6 +315,14 @@ impl PlanningConfig {
         ] {
             non_negative(&format!("planning.cost.{k}"), v)?;
         }
+        // discount^t over a horizon: past 10 it overflows, and 0 or below keeps no step.
+        if !(cost.discount.is_finite() && cost.discount > 0.0 && cost.discount <= 10.0) {
+            return Err(ConfigError::expected(
+                "planning.cost.discount",
+                "a number in (0, 10] (1 weighs every step the same)",
+                cost.discount,
+            ));
+        }
         if cost.critic > 0.0 && !agent.critic.enabled {
             return Err(ConfigError::needs(
                 "planning.cost.critic",

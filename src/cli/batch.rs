@@ -15,7 +15,7 @@ pub struct Args {
     db: Option<PathBuf>,
     /// Worker threads, each running one evaluation; torch gets max(1, cores / jobs)
     /// intra-op threads so the two never oversubscribe the cores (default: the cores).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::limits::threads)]
     jobs: Option<usize>,
     /// Run the deterministic slice i of n (runs at positions i mod n), e.g. a Slurm array
     /// task: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT.

@@ -16,7 +16,7 @@ pub enum BenchCommand {
     /// it; HJEPA_BENCH_NO_PEER=1 skips it).
     Sim {
         /// Seconds to run each row.
-        #[arg(long, default_value_t = 2.0)]
+        #[arg(long, value_parser = crate::limits::seconds, default_value_t = 2.0)]
         seconds: f64,
     },
     /// Milliseconds per replan for CEM, MPPI, gradient descent, the hierarchical planner and
@@ -24,7 +24,7 @@ pub enum BenchCommand {
     #[cfg(feature = "torch")]
     Plan {
         /// Seconds to run each row.
-        #[arg(long, default_value_t = 2.0)]
+        #[arg(long, value_parser = crate::limits::seconds, default_value_t = 2.0)]
         seconds: f64,
     },
     /// The batch runner's overhead: the same episodes (oracle and random actors on
@@ -32,10 +32,10 @@ pub enum BenchCommand {
     #[cfg(feature = "torch")]
     Batch {
         /// Episodes per run (4 runs).
-        #[arg(long, default_value_t = 20)]
+        #[arg(long, value_parser = crate::limits::episodes, default_value_t = 20)]
         episodes: u64,
         /// Repetitions of each side; the fastest is kept.
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, value_parser = crate::limits::repeats, default_value_t = 3)]
         repeats: usize,
     },
     /// World-model speed for the shipped two_rooms (pixels) and push_t (state) agents:
@@ -44,7 +44,7 @@ pub enum BenchCommand {
     #[cfg(feature = "torch")]
     Model {
         /// Seconds to run each row.
-        #[arg(long, default_value_t = 2.0)]
+        #[arg(long, value_parser = crate::limits::seconds, default_value_t = 2.0)]
         seconds: f64,
         /// cpu, cuda or cuda:N (default: the agent file's).
         #[arg(long)]

@@ -13,7 +13,7 @@ pub struct Args {
     /// Scene (default: two_rooms, or the agent file's with --agent).
     #[arg(long)]
     scene: Option<String>,
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, value_parser = crate::limits::episodes, default_value_t = 100)]
     episodes: u64,
     /// Scripted policy (default smooth-walk); not with --agent.
     #[arg(long, value_enum)]
@@ -23,13 +23,13 @@ pub struct Args {
     out: Option<PathBuf>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    #[arg(long, default_value_t = 0.3)]
+    #[arg(long, value_parser = crate::limits::noise, default_value_t = 0.3)]
     noise: f32,
     /// Episodes per shard file.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, value_parser = crate::limits::episodes, default_value_t = 50)]
     shard_episodes: u64,
     /// Worker threads (default: all cores; scripted policies).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::limits::threads)]
     threads: Option<usize>,
     /// A planning agent plays instead of a scripted policy (an agent file, or a shipped
     /// agent's name).
@@ -40,16 +40,16 @@ pub struct Args {
     #[arg(long, requires = "agent")]
     goals_from: Option<PathBuf>,
     /// With --agent: control steps from a window's start to its goal.
-    #[arg(long, default_value_t = crate::data::goals::DEFAULT_GOAL_OFFSET, requires = "agent")]
+    #[arg(long, value_parser = crate::limits::step_offset, default_value_t = crate::data::goals::DEFAULT_GOAL_OFFSET, requires = "agent")]
     goal_offset: u32,
     /// With --agent: every episode's length in control steps (it runs on after a success).
-    #[arg(long, requires = "agent")]
+    #[arg(long, value_parser = crate::limits::steps, requires = "agent")]
     max_steps: Option<u32>,
     /// With --agent: the criterion that decides success (e.g. `tee_pose`).
     #[arg(long, requires = "agent")]
     success: Option<String>,
     /// With --agent: sandboxes the agent serves at once (see `eval --parallel`).
-    #[arg(long, default_value_t = 1, requires = "agent")]
+    #[arg(long, value_parser = crate::limits::threads, default_value_t = 1, requires = "agent")]
     parallel: usize,
     /// With --agent: cpu, cuda or cuda:N (overrides the agent file).
     #[arg(long, requires = "agent")]

@@ -9,13 +9,13 @@ pub struct Args {
     #[arg(long, default_value = "two_rooms")]
     agent: String,
     /// Episodes to collect for training.
-    #[arg(long, default_value_t = 400)]
+    #[arg(long, value_parser = crate::limits::episodes, default_value_t = 400)]
     collect_episodes: u64,
     /// Training steps (default: the agent file's).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::limits::train_steps)]
     train_steps: Option<i64>,
     /// Evaluation episodes (learned agent, oracle, random floor).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, value_parser = crate::limits::episodes, default_value_t = 100)]
     episodes: u64,
     /// Folder for the dataset (`data/`), the run (`run/`) and the results.
     #[arg(long, default_value = "runs/demo")]

@@ -14,7 +14,7 @@ pub struct Args {
     /// Scene (default: the agent file's).
     #[arg(long)]
     scene: Option<String>,
-    #[arg(long, default_value_t = crate::run::eval::DEFAULT_EPISODES)]
+    #[arg(long, value_parser = crate::limits::episodes, default_value_t = crate::run::eval::DEFAULT_EPISODES)]
     episodes: u64,
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -52,7 +52,7 @@ pub struct Args {
     record: Option<PathBuf>,
     /// Sandboxes one agent serves at once, their observations batched through the
     /// encoder (pays off on a GPU). Each episode keeps its seeds.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, value_parser = crate::limits::threads, default_value_t = 1)]
     parallel: usize,
     /// Take start/goal pairs from this dataset's trajectories (DINO-WM's and
     /// stable-worldmodel's protocol): episode i starts at frame t of a held-out episode,
@@ -63,11 +63,11 @@ pub struct Args {
     goals_from: Option<PathBuf>,
     /// Control steps between start and goal, with --goals-from (DINO-WM: 25); a multiple
     /// of the scene's frameskip, since recorded frames are env steps.
-    #[arg(long, default_value_t = crate::data::goals::DEFAULT_GOAL_OFFSET, requires = "goals_from")]
+    #[arg(long, value_parser = crate::limits::step_offset, default_value_t = crate::data::goals::DEFAULT_GOAL_OFFSET, requires = "goals_from")]
     goal_offset: u32,
     /// Episode budget in control steps, like the scene's `episode_steps` (its default);
     /// an env step is `frameskip` control steps.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::limits::steps)]
     max_steps: Option<u32>,
     /// The scene criterion that decides success and the reported cost, by name (e.g.
     /// `tee_pose`, DINO-WM's Push-T criterion; default: the scene's first).

@@ -14,7 +14,7 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Episode of the seeded sequence (the pairs `hjepa eval --seed` plays).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, value_parser = crate::limits::episode_index, default_value_t = 0)]
     episode: u64,
     /// The GIF to write.
     #[arg(long)]
@@ -26,7 +26,7 @@ pub struct Args {
     #[arg(long)]
     recording: Option<PathBuf>,
     /// Longest side of the frames, pixels.
-    #[arg(long, default_value_t = 320)]
+    #[arg(long, value_parser = crate::limits::image_side, default_value_t = 320)]
     size: u32,
 }
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 pub struct Args {
     recording: PathBuf,
     /// Episode whose frames to write.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, value_parser = crate::limits::episode_index, default_value_t = 0)]
     episode: u64,
     /// Folder for the frames as PNGs.
     #[arg(long)]

@@ -12,12 +12,12 @@ pub struct Args {
     scene: String,
     #[arg(long, value_enum, default_value = "waypoint")]
     policy: PolicyKind,
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, value_parser = crate::limits::episodes, default_value_t = 20)]
     episodes: u64,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Heading noise of the scripted policies (radians, std).
-    #[arg(long, default_value_t = 0.3)]
+    #[arg(long, value_parser = crate::limits::noise, default_value_t = 0.3)]
     noise: f32,
     /// Also write the first episode's frames as PNGs into this folder.
     #[arg(long)]

@@ -41,7 +41,7 @@ pub struct Args {
     device: Option<Device>,
     /// Total steps to reach (default: the agent file's train.steps; a cosine learning-rate
     /// schedule still runs over train.steps, so --steps may not exceed it then).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::limits::train_steps)]
     steps: Option<i64>,
     /// Training seed (overrides the agent file's train.seed; recorded in the checkpoint):
     /// another training of the same file, e.g. a committee's peer (`planning.peers`).

@@ -16,17 +16,17 @@ pub struct Args {
     #[arg(long)]
     paused: bool,
     /// Simulation speed relative to real time (0.125 to 16; + and - change it).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, value_parser = crate::limits::speed, default_value_t = 1.0)]
     speed: f32,
     /// Exit after this many frames (scripted captures, tests).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::limits::steps)]
     frames: Option<u32>,
     /// With --frames: save a screenshot (PNG) and a JSON sidecar with the projection.
     #[arg(long)]
     screenshot: Option<PathBuf>,
-    #[arg(long, default_value_t = 960)]
+    #[arg(long, value_parser = crate::limits::image_side, default_value_t = 960)]
     width: u32,
-    #[arg(long, default_value_t = 720)]
+    #[arg(long, value_parser = crate::limits::image_side, default_value_t = 720)]
     height: u32,
 }
 

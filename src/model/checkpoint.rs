@@ -211,8 +211,21 @@ impl Saved {
                 e.to_string(),
             )
         })?;
+        if meta.format != CHECKPOINT_FORMAT {
+            return Err(InputError::new(
+                &meta_path,
+                "format",
+                format!(
+                    "expected {CHECKPOINT_FORMAT:?}, got {:?} (a checkpoint of another hjepa version: retrain it, or use the version that wrote it)",
+                    meta.format
+                ),
+            ));
+        }
         let agent_path = dir.join("agent.toml");
         let mut saved = ModelConfig::load(&agent_path)?;
+        saved
+            .check_shapes(&meta.shapes)
+            .map_err(|(key, why)| InputError::new(&meta_path, key, why))?;
         // What the fit did, not the defaults of fields newer than the checkpoint's file.
         if let Some(fit) = &meta.critic {
             saved.critic.predicted = fit.predicted;

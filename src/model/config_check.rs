@@ -4,9 +4,77 @@
 use std::path::Path;
 
 use super::config::*;
+use super::world_model::ModelShapes;
 use crate::error::InputError;
 
+/// A layer width or a latent size: 1 to [`crate::limits::MAX_HIDDEN`].
+fn width(path: &Path, key: &str, v: i64) -> Result<(), InputError> {
+    let max = crate::limits::MAX_HIDDEN;
+    if (1..=max).contains(&v) {
+        Ok(())
+    } else {
+        Err(InputError::new(
+            path,
+            key,
+            format!("expected a width from 1 to {max}, got {v}"),
+        ))
+    }
+}
+
 impl ModelConfig {
+    /// Checks that this model can read data of `shapes` before any net is built: sizes in
+    /// range, and for pixels an image that survives every stride-2 convolution stage.
+    pub fn check_shapes(&self, shapes: &ModelShapes) -> Result<(), (&'static str, String)> {
+        let obs = &shapes.observation;
+        let pixels = self.perception.observation == ObservationKind::Pixels;
+        let side = crate::limits::MAX_IMAGE_SIDE as i64;
+        let ok = match (pixels, obs.as_slice()) {
+            (true, &[h, w, 3]) => (1..=side).contains(&h) && (1..=side).contains(&w),
+            (false, &[d]) => (1..=100_000).contains(&d),
+            _ => false,
+        };
+        if !ok {
+            return Err((
+                "shapes.observation",
+                format!(
+                    "observation shape {obs:?}: expected {}",
+                    if pixels {
+                        format!("[height, width, 3] with sides from 1 to {side}")
+                    } else {
+                        "[d] with d from 1 to 100000".to_string()
+                    }
+                ),
+            ));
+        }
+        if let Some(a) = shapes.angle_inputs.iter().find(|&&a| a < 0 || a >= obs[0]) {
+            return Err((
+                "shapes.angle_inputs",
+                format!(
+                    "angle input {a} is outside the state's {} components",
+                    obs[0]
+                ),
+            ));
+        }
+        let [lo, hi] = [shapes.action_low, shapes.action_high];
+        if (0..2).any(|i| !(lo[i].is_finite() && hi[i].is_finite() && lo[i] < hi[i])) {
+            return Err((
+                "shapes.action_low",
+                format!("action box {lo:?}..{hi:?}: expected finite bounds, low below high"),
+            ));
+        }
+        if pixels {
+            let stages = self.perception.channels.len() as u32;
+            let (h, w) = (obs[0] >> stages, obs[1] >> stages);
+            if h < 1 || w < 1 {
+                return Err(("perception.channels", format!(
+                    "a {}x{} image is too small for {stages} stride-2 convolution stages (perception.channels): each halves it, and it must stay at least 1x1; use fewer stages or a larger image",
+                    obs[0], obs[1]
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks every table; errors name the key.
     pub fn validate(&self, path: &Path) -> Result<(), InputError> {
         self.check_perception(path)?;
@@ -26,12 +94,7 @@ impl ModelConfig {
                 format!("expected 1..=4096, got {}", p.latent_dim),
             );
         }
-        if p.hidden < 1 {
-            return bad(
-                "perception.hidden",
-                format!("expected a positive width, got {}", p.hidden),
-            );
-        }
+        width(path, "perception.hidden", p.hidden)?;
         if self.level1.prediction_units == PredictionUnits::Step
             && p.encoder != EncoderKind::Identity
         {
@@ -48,12 +111,14 @@ impl ModelConfig {
             );
         }
         if p.observation == ObservationKind::Pixels
-            && (p.channels.is_empty() || p.channels.iter().any(|c| *c < 1))
+            && (p.channels.is_empty()
+                || p.channels.len() > 12
+                || p.channels.iter().any(|c| !(1..=4096).contains(c)))
         {
             return bad(
                 "perception.channels",
                 format!(
-                    "expected a non-empty list of positive channel counts, got {:?}",
+                    "expected 1 to 12 stages of 1 to 4096 channels, got {:?}",
                     p.channels
                 ),
             );
@@ -70,12 +135,7 @@ impl ModelConfig {
                 format!("expected at least 1, got {}", self.level1.horizon),
             );
         }
-        if self.level1.hidden < 1 {
-            return bad(
-                "level1.hidden",
-                format!("expected a positive width, got {}", self.level1.hidden),
-            );
-        }
+        width(path, "level1.hidden", self.level1.hidden)?;
         if !(1..=8).contains(&self.level1.predictor_layers) {
             return bad(
                 "level1.predictor_layers",
@@ -114,6 +174,24 @@ impl ModelConfig {
                     );
                 }
             }
+            for (k, v) in [
+                ("dim", l2.dim),
+                ("macro_dim", l2.macro_dim),
+                ("hidden", l2.hidden),
+            ] {
+                width(path, &format!("level2.{k}"), v)?;
+            }
+            if l2.k > crate::limits::MAX_EPISODE_STEPS as i64 || l2.jumps > 1_000 {
+                return bad(
+                    "level2",
+                    format!(
+                        "expected k up to {} and jumps up to 1000, got k = {}, jumps = {}",
+                        crate::limits::MAX_EPISODE_STEPS,
+                        l2.k,
+                        l2.jumps
+                    ),
+                );
+            }
             check_weights(&l2.loss, "level2.loss", path)?;
         }
         Ok(())
@@ -141,7 +219,8 @@ impl ModelConfig {
                     );
                 }
             }
-            if c.metric_dim < 0 {
+            width(path, "critic.hidden", c.hidden)?;
+            if c.metric_dim < 0 || c.metric_dim > crate::limits::MAX_HIDDEN {
                 return bad(
                     "critic.metric_dim",
                     format!(
@@ -182,17 +261,21 @@ impl ModelConfig {
     fn check_train(&self, path: &Path) -> Result<(), InputError> {
         let bad = |key: &str, msg: String| Err(InputError::new(path, key, msg));
         let t = &self.train;
-        if t.steps < 1 {
+        if !(1..=crate::limits::MAX_TRAIN_STEPS).contains(&t.steps) {
             return bad(
                 "train.steps",
-                format!("expected at least 1, got {}", t.steps),
+                format!(
+                    "expected 1 to {}, got {}",
+                    crate::limits::MAX_TRAIN_STEPS,
+                    t.steps
+                ),
             );
         }
-        if t.batch_size < 2 {
+        if !(2..=65_536).contains(&t.batch_size) {
             return bad(
                 "train.batch_size",
                 format!(
-                    "expected at least 2 (variance needs a batch), got {}",
+                    "expected 2 (variance needs a batch) to 65536, got {}",
                     t.batch_size
                 ),
             );

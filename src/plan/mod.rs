@@ -219,7 +219,23 @@ impl PlannerConfig {
                 return Err(ConfigError::expected(name, "an integer >= 1", v));
             }
         }
-        if self.kind == PlannerKind::Cem && !(1..=self.samples).contains(&self.elites) {
+        let budget = (self.samples as u64)
+            .saturating_mul(self.horizon as u64)
+            .saturating_mul(self.iterations as u64);
+        if budget > crate::limits::MAX_PLAN_CANDIDATE_STEPS {
+            return Err(ConfigError::needs(
+                "samples",
+                format!(
+                    "samples x horizon x iterations = {} x {} x {} = {budget} model steps per plan, more than the limit {} (docs/limits.md)",
+                    self.samples,
+                    self.horizon,
+                    self.iterations,
+                    crate::limits::MAX_PLAN_CANDIDATE_STEPS
+                ),
+            ));
+        }
+        let uses_elites = matches!(self.kind, PlannerKind::Cem | PlannerKind::Mppi);
+        if uses_elites && !(1..=self.samples).contains(&self.elites) {
             return Err(ConfigError::expected(
                 "elites",
                 format!("1..=samples ({})", self.samples),

@@ -62,11 +62,31 @@ impl Scene {
                 "substeps, frameskip and solver_iterations must be at least 1".into(),
             );
         }
-        if self.episode_steps == 0 {
+        use crate::limits::{MAX_EPISODE_STEPS, MAX_SUBSTEPS};
+        for (key, v) in [("substeps", p.substeps), ("frameskip", p.frameskip)] {
+            if v > MAX_SUBSTEPS {
+                return err(
+                    path,
+                    &format!("physics.{key}"),
+                    format!("expected at most {MAX_SUBSTEPS}, got {v}"),
+                );
+            }
+        }
+        if p.solver_iterations > 100 {
+            return err(
+                path,
+                "physics.solver_iterations",
+                format!("expected at most 100, got {}", p.solver_iterations),
+            );
+        }
+        if self.episode_steps == 0 || self.episode_steps > MAX_EPISODE_STEPS {
             return err(
                 path,
                 "episode_steps",
-                "expected at least 1 control step".into(),
+                format!(
+                    "expected 1 to {MAX_EPISODE_STEPS} control steps, got {}",
+                    self.episode_steps
+                ),
             );
         }
         Ok(())
@@ -234,6 +254,17 @@ impl Scene {
                 );
             }
             self.validate_body(b, &f, path)?;
+        }
+        let total: u64 = self.bodies.iter().map(|b| b.count as u64).sum();
+        if total > crate::limits::MAX_BODIES {
+            return err(
+                path,
+                "bodies",
+                format!(
+                    "expected at most {} bodies, copies (count) included; got {total}",
+                    crate::limits::MAX_BODIES
+                ),
+            );
         }
         Ok(())
     }
@@ -480,8 +511,20 @@ fn validate_shape(s: &Shape, field: &str, path: &Path) -> Result<(), InputError>
             for p in points {
                 finite2(*p, &format!("{field}.points"), path)?;
             }
-            if super::geometry::polygon_area(&super::geometry::convex_hull(points)) <= 1e-9 {
+            let hull = super::geometry::convex_hull(points);
+            if super::geometry::polygon_area(&hull) <= 1e-9 {
                 return Err(InputError::new(path, field, "the polygon has zero area"));
+            }
+            // The collider is the points' hull, so a dent would be silently filled in.
+            if let Some(i) = points.iter().position(|&p| strictly_inside(&hull, p)) {
+                return Err(InputError::new(
+                    path,
+                    format!("{field}.points[{i}]"),
+                    format!(
+                        "the polygon is not convex: point {:?} lies inside the hull of the others; describe the shape as a Compound of convex parts",
+                        points[i]
+                    ),
+                ));
             }
             Ok(())
         }
@@ -508,4 +551,15 @@ fn validate_shape(s: &Shape, field: &str, path: &Path) -> Result<(), InputError>
             Ok(())
         }
     }
+}
+
+/// Whether `p` lies inside the convex counter-clockwise `hull`, off its edges by more than
+/// a tolerance relative to the edge (points on an edge keep a polygon convex).
+fn strictly_inside(hull: &[V2], p: V2) -> bool {
+    let n = hull.len();
+    (0..n).all(|i| {
+        let (a, b) = (hull[i], hull[(i + 1) % n]);
+        let len = (b.0 - a.0).hypot(b.1 - a.1);
+        (b.0 - a.0) * (p.1 - a.1) - (b.1 - a.1) * (p.0 - a.0) > 1e-5 * len * len.max(1.0)
+    })
 }

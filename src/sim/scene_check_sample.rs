@@ -19,6 +19,7 @@ impl Scene {
                 self.validate_sample(start, "start_goal.start", path)?;
                 self.validate_sample(goal, "start_goal.goal", path)?;
                 finite(*min_distance, "start_goal.min_distance", path)?;
+                self.check_min_distance(start, goal, *min_distance, path)?;
             }
             StartGoal::OneOf(pairs) => {
                 if pairs.is_empty() {
@@ -38,6 +39,58 @@ impl Scene {
             }
         }
         Ok(())
+    }
+
+    /// Refuses a `min_distance` that no start and goal the samplers can draw are apart
+    /// (the farthest corners of their bounding boxes), instead of silently dropping it.
+    fn check_min_distance(
+        &self,
+        start: &Sample,
+        goal: &Sample,
+        min_distance: f32,
+        path: &Path,
+    ) -> Result<(), InputError> {
+        let (Some(a), Some(b)) = (self.sample_bounds(start), self.sample_bounds(goal)) else {
+            return Ok(());
+        };
+        let dx = (b.1 .0 - a.0 .0).max(a.1 .0 - b.0 .0);
+        let dy = (b.1 .1 - a.0 .1).max(a.1 .1 - b.0 .1);
+        let farthest = dx.hypot(dy);
+        if min_distance > farthest {
+            return err(
+                path,
+                "start_goal.min_distance",
+                format!(
+                    "no start and goal these samplers draw are {min_distance} m apart (the farthest pair is {farthest:.3} m): lower it or widen the samplers"
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// The box (min, max corners) a sampler draws in; None for cells without a grid.
+    fn sample_bounds(&self, s: &Sample) -> Option<(V2, V2)> {
+        match s {
+            Sample::Fixed(p) => Some((*p, *p)),
+            Sample::Uniform { min, max } => Some((*min, *max)),
+            Sample::Cells { cells, noise } => {
+                let grid = self.grid()?;
+                let all;
+                let cells = if cells.is_empty() {
+                    all = grid.free_cells();
+                    &all
+                } else {
+                    cells
+                };
+                let centres = cells.iter().map(|&(r, c)| grid.cell_center(r, c));
+                let (mut lo, mut hi) = ((f32::MAX, f32::MAX), (f32::MIN, f32::MIN));
+                for p in centres {
+                    lo = (lo.0.min(p.0 - noise), lo.1.min(p.1 - noise));
+                    hi = (hi.0.max(p.0 + noise), hi.1.max(p.1 + noise));
+                }
+                (lo.0 <= hi.0).then_some((lo, hi))
+            }
+        }
     }
 
     /// Maze distance bins: a grid, ordered bins, and a free cell pair in every bin.
@@ -62,6 +115,16 @@ impl Scene {
             );
         }
         finite(noise, "start_goal.noise", path)?;
+        if noise < 0.0 || noise >= grid.cell / 2.0 {
+            return err(
+                path,
+                "start_goal.noise",
+                format!(
+                    "expected a jitter from 0 to under half a cell ({} m), got {noise}",
+                    grid.cell / 2.0
+                ),
+            );
+        }
         for (lo, hi) in bins {
             if !grid.has_pair_in(*lo, *hi) {
                 return err(

@@ -202,6 +202,9 @@ impl<'a> Run<'a> {
             .map(|d| Dataset::open(d))
             .collect::<Result<Vec<_>, _>>()?;
         let mut data = TrainingData::load_many(&datasets, agent, &opts.agent_path)?;
+        agent
+            .check_shapes(&data.shapes)
+            .map_err(|(key, why)| InputError::new(&opts.agent_path, key, why))?;
         if let Some(shares) = &opts.shares {
             data.set_shares(shares, first_data)?;
         }

@@ -83,14 +83,32 @@ fn check_settings(file: &ExperimentFile, path: &Path) -> Result<(), InputError> 
             "expected at least 1 (0 episodes expands to zero runs)".into(),
         ));
     }
-    if file.parallel == 0 {
-        return Err(bad("parallel", "expected at least 1".into()));
+    if file.episodes > crate::limits::MAX_EPISODES {
+        return Err(bad(
+            "episodes",
+            format!(
+                "expected at most {}, got {}",
+                crate::limits::MAX_EPISODES,
+                file.episodes
+            ),
+        ));
+    }
+    if file.parallel == 0 || file.parallel > crate::limits::MAX_THREADS {
+        return Err(bad(
+            "parallel",
+            format!(
+                "expected 1 to {}, got {}",
+                crate::limits::MAX_THREADS,
+                file.parallel
+            ),
+        ));
     }
     for (k, vals) in &file.overrides {
         if vals.is_empty() {
             return Err(empty_list(path, &format!("overrides.\"{k}\"")));
         }
     }
+    check_run_count(file, path)?;
     let mut seen = std::collections::HashSet::new();
     for v in &file.variants {
         if !seen.insert(v.name.as_str()) {
@@ -102,6 +120,38 @@ fn check_settings(file: &ExperimentFile, path: &Path) -> Result<(), InputError> 
     }
     if let Some(device) = file.device {
         crate::model::cuda::tch_device(device).map_err(|why| bad("device", why))?;
+    }
+    Ok(())
+}
+
+/// Refuses a grid of more than [`crate::limits::MAX_RUNS_PER_EXPERIMENT`] runs before it is
+/// expanded (each axis multiplies the others).
+fn check_run_count(file: &ExperimentFile, path: &Path) -> Result<(), InputError> {
+    let axes = [
+        ("agents", file.agents.len()),
+        ("scenes", file.scenes.len().max(1)),
+        ("variants", file.variants.len().max(1)),
+        ("seeds", file.seeds.len()),
+        ("actors", file.actors.len()),
+    ]
+    .into_iter()
+    .chain(file.overrides.iter().map(|(k, v)| (k.as_str(), v.len())));
+    let mut runs: u64 = 1;
+    let mut sizes = Vec::new();
+    for (name, n) in axes {
+        runs = runs.saturating_mul(n as u64);
+        sizes.push(format!("{n} {name}"));
+    }
+    let max = crate::limits::MAX_RUNS_PER_EXPERIMENT;
+    if runs > max {
+        return Err(InputError::new(
+            path,
+            "",
+            format!(
+                "the grid expands to {runs} runs ({}), more than the limit {max}: split it into several experiment files",
+                sizes.join(" x ")
+            ),
+        ));
     }
     Ok(())
 }
