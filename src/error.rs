@@ -130,6 +130,23 @@ pub struct ActionError {
     pub reason: String,
 }
 
+/// `std::fs::create_dir_all` whose failure is bad input naming the folder (an `--out` that
+/// is a file, a parent without write permission), not a bare "File exists (os error 17)".
+pub fn create_dir_all(dir: &Path) -> Result<(), InputError> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        let file_in_the_way = dir
+            .ancestors()
+            .find(|a| a.is_file())
+            .map(|f| format!(" ({} is a file, not a folder)", f.display()))
+            .unwrap_or_default();
+        InputError::new(
+            dir,
+            "",
+            format!("cannot create this folder: {e}{file_in_the_way}"),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

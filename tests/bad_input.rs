@@ -210,3 +210,30 @@ fn a_body_that_blows_up_ends_the_episode_with_a_flag() {
     assert!(s.terminated);
     assert!(!s.info.success);
 }
+
+#[test]
+fn an_output_folder_under_a_file_is_refused_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a_file");
+    std::fs::write(&file, b"x").unwrap();
+    let (data, gif) = (file.join("data"), file.join("gif/ep.gif"));
+    for args in [
+        vec![
+            "collect",
+            "--episodes",
+            "1",
+            "--out",
+            data.to_str().unwrap(),
+        ],
+        vec!["record", "--out", gif.to_str().unwrap()],
+    ] {
+        let out = common::bin().args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(file.to_str().unwrap()) && stderr.contains("is a file, not a folder"),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), b"x");
+}

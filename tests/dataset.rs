@@ -374,3 +374,62 @@ fn a_finished_dataset_is_not_rewritten_and_concurrent_collects_succeed() {
     #[cfg(unix)]
     assert_eq!(inode(), first, "the finished manifest was rewritten");
 }
+
+/// Writes `value` into row `row`, column `col` of the f32 tensor `name` of a shard, and
+/// re-hashes the shard in the manifest (so only the value is wrong, not the checksum).
+fn poke_f32(dir: &Path, shard: &str, name: &str, row: usize, col: usize, value: f32) {
+    let path = dir.join(shard);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+    let width = header[name]["shape"][1].as_u64().unwrap() as usize;
+    let start = header[name]["data_offsets"][0].as_u64().unwrap() as usize;
+    let at = 8 + header_len + start + 4 * (row * width + col);
+    bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+    let manifest_path = dir.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    for s in manifest["shards"].as_array_mut().unwrap() {
+        if s["file"] == shard {
+            s["sha256"] = hjepa::data::dataset::sha256_hex(&bytes).into();
+        }
+    }
+    std::fs::write(
+        &manifest_path,
+        serde_json::to_vec_pretty(&manifest).unwrap(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_non_finite_value_is_reported_with_field_episode_and_step() {
+    let dir = tempfile::tempdir().unwrap();
+    collect(&options("two_rooms", dir.path(), 4, 2)).unwrap();
+    let manifest = Dataset::open(dir.path()).unwrap().manifest;
+    // Episode 1's step 3 (its rows follow episode 0's) of the second observation column.
+    let first = Dataset::open(dir.path()).unwrap().episodes().unwrap()[0]
+        .obs_state
+        .len();
+    poke_f32(
+        dir.path(),
+        "shard-00000.safetensors",
+        "obs_state",
+        first + 3,
+        1,
+        f32::NAN,
+    );
+    let out = common::bin()
+        .args(["inspect", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let field = format!("obs_state.{}", manifest.obs_state_names[1]);
+    assert!(
+        stderr.contains("shard-00000.safetensors")
+            && stderr.contains(&field)
+            && stderr.contains("episode 1, step 3"),
+        "{stderr}"
+    );
+}

@@ -48,16 +48,25 @@ fn flags_past_the_limits_are_refused_with_exit_2_naming_the_flag() {
         (&["run", "--noise=-0.5"], "--noise"),
         (&["run", "--episodes", "0"], "--episodes"),
         (&["run", "--episodes=-5"], "--episodes"),
-        (&["collect", "--episodes", "0", "--out", "/nonexistent/x"], "--episodes"),
+        (
+            &["collect", "--episodes", "0", "--out", "/nonexistent/x"],
+            "--episodes",
+        ),
         (&["bench", "sim", "--seconds=-1"], "--seconds"),
         (&["bench", "sim", "--seconds", "nan"], "--seconds"),
-        (&["record", "--size", "100000", "--out", "/nonexistent/x.gif"], "--size"),
+        (
+            &["record", "--size", "100000", "--out", "/nonexistent/x.gif"],
+            "--size",
+        ),
     ];
     // Subcommands of the world model (the default `torch` feature).
     if cfg!(feature = "torch") {
         cases.extend([
             (&["demo", "--episodes", "0"][..], "--episodes"),
-            (&["eval", "--agent", "two_rooms", "--episodes", "100000000"], "--episodes"),
+            (
+                &["eval", "--agent", "two_rooms", "--episodes", "100000000"],
+                "--episodes",
+            ),
             (&["train", "--agent", "two_rooms", "--steps=-5"], "--steps"),
         ]);
     }

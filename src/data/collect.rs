@@ -144,8 +144,7 @@ pub(crate) fn fresh_manifest(
 /// unless the file already holds exactly it (a finished dataset is left untouched, so
 /// processes that open it at once do not race to rewrite it).
 pub(crate) fn open_manifest(out: &Path, mut manifest: Manifest) -> anyhow::Result<Manifest> {
-    std::fs::create_dir_all(out)
-        .map_err(|e| anyhow::anyhow!("{}: cannot create dataset folder: {e}", out.display()))?;
+    crate::error::create_dir_all(out)?;
     let mut on_disk = None;
     if out.join(MANIFEST).exists() {
         let old = Manifest::load(out)?;

@@ -192,7 +192,7 @@ pub fn write_frames(
     seed: u64,
     dir: &std::path::Path,
 ) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir)?;
+    crate::error::create_dir_all(dir)?;
     let mut env = Env::new(scene);
     let mut pol = make_policy(policy, noise);
     let s = episode_seed(seed, 0);

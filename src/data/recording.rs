@@ -202,7 +202,7 @@ pub fn replay(
         let this_one = frames_of == Some(ep.index);
         let want_frames = frames_dir.filter(|_| this_one);
         if let Some(dir) = want_frames {
-            std::fs::create_dir_all(dir)?;
+            crate::error::create_dir_all(dir)?;
         }
         let mut obs = ep.reset(&mut env);
         let (mut steps, mut success) = (0, false);

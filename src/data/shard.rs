@@ -208,6 +208,7 @@ pub fn read_shard_with(
     let index = shard.episode_index()?;
     let columns = shard.columns(manifest, &index)?;
     shard.check_episode_count(&index, &columns)?;
+    shard.check_finite(&index, &columns, manifest)?;
     shard.episodes(&index, &columns, manifest, images)
 }
 
@@ -313,6 +314,55 @@ impl<'a> ShardFile<'a> {
             image,
             rows: Rows { n_obs, n_act, d, s },
         })
+    }
+
+    /// Refuses a NaN or infinity in a float column, naming the column's field, the episode
+    /// and the step, so a damaged dataset stops `inspect` and `train` before a NaN loss.
+    fn check_finite(
+        &self,
+        ix: &EpisodeIndex,
+        c: &Columns,
+        manifest: &Manifest,
+    ) -> Result<(), InputError> {
+        let action_names = ["action.x".to_string(), "action.y".to_string()];
+        let columns = [
+            (
+                "obs_state",
+                f32s(&c.obs_state),
+                &manifest.obs_state_names[..],
+                &ix.obs_off,
+            ),
+            (
+                "state",
+                f32s(&c.state),
+                &manifest.state_names[..],
+                &ix.obs_off,
+            ),
+            ("action", f32s(&c.action), &action_names[..], &ix.act_off),
+            ("cost", c.cost.clone(), &[][..], &ix.act_off),
+        ];
+        for (tensor, values, names, offsets) in columns {
+            let Some(i) = values.iter().position(|v| !v.is_finite()) else {
+                continue;
+            };
+            let width = names.len().max(1);
+            let row = (i / width) as i64;
+            // offsets[e]..offsets[e + 1] are episode e's rows.
+            let e = offsets.partition_point(|&o| o <= row).saturating_sub(1);
+            let episode = ix.index.get(e).copied().unwrap_or(e as i64);
+            let step = row - offsets.get(e).copied().unwrap_or(0);
+            let field = names
+                .get(i % width)
+                .map_or(tensor.to_string(), |n| format!("{tensor}.{n}"));
+            return Err(self.bad(
+                &field,
+                format!(
+                    "episode {episode}, step {step}: {} is not a finite number (the dataset is damaged: collect it again)",
+                    values[i]
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The frames, where the manifest has images, their shape checked.

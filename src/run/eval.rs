@@ -425,7 +425,7 @@ impl<'a> EpisodeSink<'a> {
         count: usize,
     ) -> anyhow::Result<EpisodeSink<'a>> {
         if let Some(parent) = out.parent() {
-            std::fs::create_dir_all(parent)?;
+            crate::error::create_dir_all(parent)?;
         }
         let file =
             std::fs::File::create(out).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;

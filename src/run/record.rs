@@ -80,11 +80,11 @@ pub fn record(opts: &RecordOptions) -> anyhow::Result<RecordSummary> {
     })?;
     let delay = (100.0 * scene.control_dt() * scene.physics.frameskip as f32).round() as u16;
     if let Some(parent) = opts.gif.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
+        crate::error::create_dir_all(parent)?;
     }
     write_gif(&opts.gif, &frames, delay)?;
     if let Some(dir) = &opts.frames {
-        std::fs::create_dir_all(dir)?;
+        crate::error::create_dir_all(dir)?;
         for (t, f) in frames.iter().enumerate() {
             f.save_png(&dir.join(format!("frame_{t:04}.png")))?;
         }

@@ -17,7 +17,7 @@ impl Trainer {
     pub fn save(&self, run: &Path, meta: &CheckpointMeta) -> anyhow::Result<()> {
         let tmp = run.join("checkpoint.tmp");
         let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp)?;
+        crate::error::create_dir_all(&tmp)?;
         self.vs.save(tmp.join("model.safetensors"))?;
         if let Some(t) = &self.target_vs {
             t.save(tmp.join("target.safetensors"))?;

@@ -209,7 +209,7 @@ impl<'a> Run<'a> {
             data.set_shares(shares, first_data)?;
         }
         let digest = datasets_digest(&datasets);
-        std::fs::create_dir_all(&opts.out)?;
+        crate::error::create_dir_all(&opts.out)?;
         Ok(Run {
             opts,
             agent,

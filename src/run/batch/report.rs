@@ -81,7 +81,7 @@ pub struct Written {
 
 /// Writes `report.md`, `cells.csv`, `bins.csv`, `models.csv` and the plots into `out`.
 pub fn write(report: &Report, out: &Path) -> anyhow::Result<Written> {
-    std::fs::create_dir_all(out)?;
+    crate::error::create_dir_all(out)?;
     let (cells_csv, bins_csv) = tables::cells_and_bins_csv(report);
     let models_csv = tables::models_csv(report);
     let csv = vec![

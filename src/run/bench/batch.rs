@@ -68,7 +68,7 @@ fn bare_loop(experiment: &std::path::Path) -> anyhow::Result<usize> {
 pub fn batch_table(episodes: u64, repeats: usize) -> anyhow::Result<String> {
     let dir: PathBuf =
         std::env::temp_dir().join(format!("hjepa-bench-batch-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
+    crate::error::create_dir_all(&dir)?;
     let experiment = dir.join("bench.toml");
     std::fs::write(&experiment, experiment_text(episodes))?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());

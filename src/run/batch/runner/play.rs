@@ -138,7 +138,7 @@ pub(super) fn train_run(run: &Run, files: &Path, progress: bool) -> anyhow::Resu
         cancel: None,
     })?;
     let models = files.join("models");
-    std::fs::create_dir_all(&models)?;
+    crate::error::create_dir_all(&models)?;
     // The model part of the resolved agent file, as `hjepa train` reads it.
     let agent_file = models.join(format!("{}.toml", run.id));
     crate::data::dataset::write_atomic(&agent_file, toml::to_string(agent)?.as_bytes())?;
