@@ -500,6 +500,32 @@ fn bad_input_is_refused_and_the_database_untouched() {
         Some(&junk),
         &["junk.sqlite", "not an hjepa results database"],
     );
+
+    // Damaged copies: a dropped table, then text where the report reads a number. Each is
+    // named (table, column) with the fix, and left as it was.
+    let damaged = |name: &str, sql: &str, needles: &[&str]| {
+        let copy = dir.path().join(name);
+        std::fs::copy(&db, &copy).unwrap();
+        Connection::open(&copy).unwrap().execute_batch(sql).unwrap();
+        let mut all = vec![name];
+        all.extend(needles);
+        all.push("pass a new --db");
+        refused(
+            &[std::ffi::OsStr::new("report"), copy.as_os_str()],
+            Some(&copy),
+            &all,
+        );
+    };
+    damaged(
+        "no_grid.sqlite",
+        "DROP TABLE grid;",
+        &["table \"grid\" is missing"],
+    );
+    damaged(
+        "text_cell.sqlite",
+        "UPDATE grid SET cell = 'x';",
+        &["Invalid column type Text", "damaged"],
+    );
 }
 
 #[test]

@@ -234,8 +234,16 @@ impl PlannerConfig {
                 ),
             ));
         }
-        let uses_elites = matches!(self.kind, PlannerKind::Cem | PlannerKind::Mppi);
-        if uses_elites && !(1..=self.samples).contains(&self.elites) {
+        // MPPI weighs min(elites, samples) candidates (documented: a sweep over samples keeps
+        // one elites value); CEM's refit needs a true subset.
+        if self.kind == PlannerKind::Mppi && self.elites < 1 {
+            return Err(ConfigError::expected(
+                "elites",
+                "an integer >= 1",
+                self.elites,
+            ));
+        }
+        if self.kind == PlannerKind::Cem && !(1..=self.samples).contains(&self.elites) {
             return Err(ConfigError::expected(
                 "elites",
                 format!("1..=samples ({})", self.samples),

@@ -93,6 +93,7 @@ pub fn read_meta(path: &Path) -> Result<Vec<(String, String)>, InputError> {
         |e: String| InputError::new(path, "", format!("not an hjepa results database ({e})"));
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|e| not_ours(e.to_string()))?;
+    check_schema(path, &conn)?;
     let mut stmt = conn
         .prepare("SELECT key, value FROM meta ORDER BY key")
         .map_err(|e| not_ours(e.to_string()))?;
@@ -102,6 +103,64 @@ pub fn read_meta(path: &Path) -> Result<Vec<(String, String)>, InputError> {
         .collect::<Result<Vec<(String, String)>, _>>()
         .map_err(|e| not_ours(e.to_string()))?;
     Ok(rows)
+}
+
+/// What to do about a damaged database, appended to every refusal of one.
+pub const DAMAGED_FIX: &str = "the database is damaged or was changed by another program: restore it from a copy or from its shard databases (`hjepa merge`), or pass a new --db to rerun the experiment";
+
+/// (name, declared type) of each column of `table`, in order; empty when there is no such
+/// table.
+fn table_columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<(String, String)>> {
+    let mut stmt = conn.prepare("SELECT name, type FROM pragma_table_info(?1) ORDER BY cid")?;
+    let cols = stmt
+        .query_map([table], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect();
+    cols
+}
+
+/// Refuses a database whose tables or columns are not the ones this version writes, naming
+/// the table and column, instead of a raw "no such table" later.
+fn check_schema(path: &Path, conn: &Connection) -> Result<(), InputError> {
+    let internal = |e: rusqlite::Error| InputError::new(path, "", format!("{e}; {DAMAGED_FIX}"));
+    let want = Connection::open_in_memory().map_err(internal)?;
+    want.execute_batch(SCHEMA).map_err(internal)?;
+    let tables: Vec<String> = want
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .map_err(internal)?;
+    for table in tables {
+        let expected = table_columns(&want, &table).map_err(internal)?;
+        let found = table_columns(conn, &table).map_err(|e| {
+            InputError::new(path, "", format!("not an hjepa results database ({e})"))
+        })?;
+        if found.is_empty() {
+            return Err(InputError::new(
+                path,
+                &table,
+                format!("table {table:?} is missing; {DAMAGED_FIX}"),
+            ));
+        }
+        for (name, kind) in &expected {
+            match found.iter().find(|(n, _)| n == name) {
+                None => {
+                    return Err(InputError::new(
+                        path,
+                        format!("{table}.{name}"),
+                        format!("column {name:?} of table {table:?} is missing; {DAMAGED_FIX}"),
+                    ))
+                }
+                Some((_, k)) if !k.eq_ignore_ascii_case(kind) => {
+                    return Err(InputError::new(
+                        path,
+                        format!("{table}.{name}"),
+                        format!("column {name:?} of table {table:?} is declared {k}, expected {kind}; {DAMAGED_FIX}"),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 fn meta_value<'a>(meta: &'a [(String, String)], key: &str) -> Option<&'a str> {

@@ -7,6 +7,7 @@ use rusqlite::{params, Connection, OpenFlags, Statement};
 
 use super::{ActorStats, CellStats, ModelErrors, Report};
 use crate::data::episodes::wilson_interval;
+use crate::error::InputError;
 use crate::run::batch::experiment::CellLabel;
 use crate::run::batch::store::read_meta;
 use crate::run::eval::percentile;
@@ -28,8 +29,21 @@ struct GridRow {
     status: String,
 }
 
-/// Reads a database into per-cell statistics (read-only).
+/// Reads a database into per-cell statistics (read-only). A value the tables cannot hold
+/// (text in a number column) is reported as damage to the file.
 pub fn load(db: &Path) -> anyhow::Result<Report> {
+    load_checked(db).map_err(|e| match e.downcast::<rusqlite::Error>() {
+        Ok(sql) => InputError::new(
+            db,
+            "",
+            format!("{sql}; {}", crate::run::batch::store::DAMAGED_FIX),
+        )
+        .into(),
+        Err(other) => other,
+    })
+}
+
+fn load_checked(db: &Path) -> anyhow::Result<Report> {
     let meta = read_meta(db)?;
     let get = |k: &str| {
         meta.iter()
