@@ -223,6 +223,24 @@ fn record_writes_a_gif_frames_and_a_replayable_recording() {
     common::assert_ok(&replay);
     assert!(String::from_utf8_lossy(&replay.stdout).contains("1/1 identical"));
 
+    // A recording whose 5th action was nudged (as a changed simulator would go elsewhere):
+    // the replay names the episode and the first step whose state differs.
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&rec).unwrap()).unwrap();
+    let ep = &mut json["episodes"][0];
+    assert!(ep["state_digests"].as_array().unwrap().len() > 5);
+    let x = ep["actions"][4][0].as_f64().unwrap();
+    ep["actions"][4][0] = (x + 0.01).into();
+    let nudged = dir.path().join("nudged.json");
+    std::fs::write(&nudged, serde_json::to_vec(&json).unwrap()).unwrap();
+    let replay = common::bin().arg("replay").arg(&nudged).output().unwrap();
+    let err = String::from_utf8_lossy(&replay.stderr);
+    assert!(!replay.status.success());
+    assert!(
+        err.contains("nudged.json") && err.contains("episode 0 from step 5"),
+        "{err}"
+    );
+
     // --oracle without an agent is refused with a clear message.
     let out = common::bin()
         .args(["record", "--oracle", "--out"])

@@ -43,9 +43,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(g) = gif_path {
         println!("GIF of episode {episode}: {}", g.display());
     }
+    let differing: Vec<String> = r
+        .iter()
+        .filter(|e| !e.matches)
+        .map(|e| match e.first_difference {
+            Some(t) => format!("episode {} from step {t}", e.index),
+            None => format!("episode {} in its outcome", e.index),
+        })
+        .collect();
     anyhow::ensure!(
-        matching == r.len(),
-        "some replays differ from the recording (was the simulator changed?)"
+        differing.is_empty(),
+        "{}: {} of {} replays differ from the recording: {}{} (was the simulator or the scene changed?)",
+        recording.display(),
+        differing.len(),
+        r.len(),
+        differing.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
+        if differing.len() > 5 { ", ..." } else { "" }
     );
     Ok(())
 }

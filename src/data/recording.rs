@@ -12,9 +12,10 @@ use crate::data::dataset::write_atomic;
 use crate::error::InputError;
 use crate::sim::{Env, Layout, Observation, Scene};
 
-/// Version 2 added episode starts and protocol overrides; version 1 files still load.
-pub const RECORDING_FORMAT: &str = "hjepa-recording/2";
-const OLDER_FORMATS: [&str; 1] = ["hjepa-recording/1"];
+/// Version 2 added episode starts and protocol overrides, version 3 a digest of the state
+/// after each step; older files still load (their replays compare outcomes only).
+pub const RECORDING_FORMAT: &str = "hjepa-recording/3";
+const OLDER_FORMATS: [&str; 2] = ["hjepa-recording/1", "hjepa-recording/2"];
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +29,9 @@ pub struct RecordedEpisode {
     /// dataset, `hjepa eval --goals-from`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start: Option<Layout>,
+    /// [`Env::state_digest`] after each step (empty in recordings before version 3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub state_digests: Vec<u32>,
 }
 
 impl RecordedEpisode {
@@ -143,8 +147,10 @@ pub struct Replayed {
     pub index: u64,
     pub steps: u32,
     pub success: bool,
-    /// Same outcome and length as recorded.
+    /// Same outcome and length as recorded, and the same state after every step.
     pub matches: bool,
+    /// The first step (from 1) after which the state differs from the recording's digest.
+    pub first_difference: Option<usize>,
 }
 
 /// Where to write one replayed episode's frames.
@@ -205,7 +211,7 @@ pub fn replay(
             crate::error::create_dir_all(dir)?;
         }
         let mut obs = ep.reset(&mut env);
-        let (mut steps, mut success) = (0, false);
+        let (mut steps, mut success, mut first_difference) = (0, false, None);
         for (t, a) in ep.actions.iter().enumerate() {
             if let (true, Some(_), Some(img)) = (this_one, &frames.gif, &obs.image) {
                 gif_frames.push(img.clone());
@@ -225,6 +231,14 @@ pub fn replay(
                 )
             })?;
             obs = step.observation;
+            if first_difference.is_none()
+                && ep
+                    .state_digests
+                    .get(t)
+                    .is_some_and(|&d| d != env.state_digest())
+            {
+                first_difference = Some(t + 1);
+            }
             steps = step.info.steps;
             success = step.info.success;
             if step.terminated || step.truncated {
@@ -250,7 +264,8 @@ pub fn replay(
             index: ep.index,
             steps,
             success,
-            matches: success == ep.success && steps == ep.steps,
+            matches: success == ep.success && steps == ep.steps && first_difference.is_none(),
+            first_difference,
         });
     }
     Ok(out)

@@ -36,6 +36,9 @@ pub struct EvalEpisode {
     /// The actions taken (kept for `--record`, not in the JSON lines).
     #[serde(skip)]
     pub actions: Vec<[f32; 2]>,
+    /// The state digest after each step (kept for `--record`).
+    #[serde(skip)]
+    pub state_digests: Vec<u32>,
 }
 
 impl EvalEpisode {
@@ -54,6 +57,7 @@ impl EvalEpisode {
             replan_ms: Vec::new(),
             goal_window: None,
             actions: Vec::new(),
+            state_digests: Vec::new(),
         }
     }
 
@@ -79,6 +83,7 @@ impl EvalEpisode {
                 self.actions.len()
             )
         })?;
+        self.state_digests.push(env.state_digest());
         self.steps = step.info.steps;
         self.success = step.info.success;
         self.final_goal_distance = step.info.goal_distance;
@@ -247,6 +252,7 @@ impl From<&EvalEpisode> for RecordedEpisode {
             steps: ep.steps,
             actions: ep.actions.clone(),
             start: ep.goal_window.as_ref().map(|w| w.layout.clone()),
+            state_digests: ep.state_digests.clone(),
         }
     }
 }

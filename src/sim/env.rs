@@ -330,6 +330,17 @@ impl Env {
         names
     }
 
+    /// A 32-bit FNV-1a digest of the physical state's exact bits: recordings keep one per
+    /// step, so a replay names the first step where the simulation went another way.
+    pub fn state_digest(&self) -> u32 {
+        self.physical_state()
+            .iter()
+            .flat_map(|v| v.to_bits().to_le_bytes())
+            .fold(0x811c_9dc5_u32, |h, b| {
+                (h ^ b as u32).wrapping_mul(0x0100_0193)
+            })
+    }
+
     /// The full physical state (agent position and velocity; every body's pose and velocity),
     /// whatever the observation spec: datasets store it for probes.
     pub fn physical_state(&self) -> Vec<f32> {
