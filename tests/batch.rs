@@ -228,7 +228,7 @@ fn shards_merged_equal_the_whole_grid_and_the_report_matches_the_database() {
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains(".creating-"))
+        .filter(|n| n.contains(".creating-") || n.contains(".merging-"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     // Merging a shard again adds nothing and duplicates nothing.
@@ -242,6 +242,51 @@ fn shards_merged_equal_the_whole_grid_and_the_report_matches_the_database() {
             .unwrap(),
     );
     assert_eq!(outcome(&merged), outcome(&whole));
+
+    // A merge that fails midway (the second input's episodes no longer fit the table) is all
+    // or nothing: the first input's runs do not land either, and no copy is left behind.
+    let partial = dir.path().join("partial.sqlite");
+    assert_ok(
+        &bin()
+            .arg("merge")
+            .arg("--out")
+            .arg(&partial)
+            .arg(&shards[0])
+            .output()
+            .unwrap(),
+    );
+    let before = std::fs::read(&partial).unwrap();
+    let odd = dir.path().join("odd.sqlite");
+    std::fs::copy(&shards[2], &odd).unwrap();
+    Connection::open(&odd)
+        .unwrap()
+        .execute_batch("ALTER TABLE episodes ADD COLUMN extra INTEGER;")
+        .unwrap();
+    let out = bin()
+        .arg("merge")
+        .arg("--out")
+        .arg(&partial)
+        .arg(&shards[1])
+        .arg(&odd)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(
+        std::fs::read(&partial).unwrap(),
+        before,
+        "a failed merge changed its output"
+    );
+    let copies = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains(".merging-")
+        })
+        .count();
+    assert_eq!(copies, 0);
 
     // The report's numbers against a direct query.
     let report_dir = dir.path().join("report");

@@ -420,18 +420,38 @@ fn run_columns(run: &Run) -> (&'static str, Option<&'static str>, Option<i64>, O
 /// `hjepa merge`: combines shard databases of one experiment into `out` (created, or an
 /// existing database of the same experiment). Done runs are copied with their episodes; a
 /// run done in several inputs is kept once. Inputs of another experiment or grid are refused
-/// before anything is written.
+/// before anything is written, and the merge is all or nothing: it fills a copy beside `out`
+/// and renames it over `out` only when every input went in.
 pub fn merge(out: &Path, inputs: &[PathBuf]) -> anyhow::Result<MergeSummary> {
     anyhow::ensure!(
         !inputs.is_empty(),
         "nothing to merge: name the shard databases"
     );
     check_merge_inputs(out, inputs)?;
-    if !out.exists() {
-        create_from_first_input(out, &inputs[0])?;
+    let mut tmp_name = out.as_os_str().to_owned();
+    tmp_name.push(format!(".merging-{}", std::process::id()));
+    let tmp = PathBuf::from(tmp_name);
+    let _ = std::fs::remove_file(&tmp);
+    let merged = merge_into_copy(out, &tmp, inputs);
+    if merged.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
-    let mut conn = Connection::open(out).map_err(|e| sql_err(out, e))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
+    merged
+}
+
+/// The merge on `tmp` (a copy of `out`, or a new database), renamed over `out` at the end.
+fn merge_into_copy(out: &Path, tmp: &Path, inputs: &[PathBuf]) -> anyhow::Result<MergeSummary> {
+    if out.exists() {
+        // A consistent single-file copy, whatever `out`'s write-ahead log holds.
+        let conn = Connection::open(out).map_err(|e| sql_err(out, e))?;
+        conn.execute("VACUUM INTO ?1", params![tmp.to_string_lossy()])
+            .map_err(|e| sql_err(out, e))?;
+    } else {
+        create_from_first_input(tmp, &inputs[0])?;
+    }
+    let mut conn = Connection::open(tmp).map_err(|e| sql_err(tmp, e))?;
+    conn.pragma_update(None, "journal_mode", "DELETE")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
     let mut summary = MergeSummary::default();
     for p in inputs {
         merge_input(&mut conn, p, &mut summary)?;
@@ -448,6 +468,16 @@ pub fn merge(out: &Path, inputs: &[PathBuf]) -> anyhow::Result<MergeSummary> {
     )?;
     summary.runs_done = done as usize;
     summary.eval_runs_in_grid = total as usize;
+    conn.close().map_err(|(_, e)| sql_err(tmp, e))?;
+    std::fs::File::open(tmp)?.sync_all()?;
+    if out.exists() {
+        // Fold `out`'s log into it first, so no stale log sits beside the renamed file.
+        let c = Connection::open(out).map_err(|e| sql_err(out, e))?;
+        c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(|e| sql_err(out, e))?;
+        c.close().map_err(|(_, e)| sql_err(out, e))?;
+    }
+    std::fs::rename(tmp, out)?;
     Ok(summary)
 }
 
