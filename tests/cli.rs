@@ -13,6 +13,7 @@ fn every_subcommand_has_help() {
         vec!["bench", "sim", "--help"],
         vec!["replay", "--help"],
         vec!["record", "--help"],
+        vec!["view", "--help"],
     ]
     .into_iter()
     // The commands on the world model exist in the default (torch) build only.
@@ -29,6 +30,7 @@ fn every_subcommand_has_help() {
                 vec!["merge", "--help"],
                 vec!["report", "--help"],
                 vec!["bench", "batch", "--help"],
+                vec!["info", "--help"],
             ])
             .into_iter()
             .flatten(),

@@ -119,7 +119,7 @@ const KINDS: [PlannerKind; 3] = [PlannerKind::Cem, PlannerKind::Mppi, PlannerKin
 
 #[test]
 fn random_shooting_the_extension_example_reaches_a_target() {
-    // The extension example: more rounds never hurt, and it gets near a reachable target.
+    // The extension example: it runs its rounds and gets near a reachable target.
     let target = Tensor::from_slice(&[0.6f32, -0.4]);
     let unroll = Integrator {
         x0: Tensor::zeros([2], (Kind::Float, tch::Device::Cpu)),
@@ -132,7 +132,9 @@ fn random_shooting_the_extension_example_reaches_a_target() {
         space: &ActionBox::unit(2),
         warm: None,
     });
-    assert!(plan.cost_trace.windows(2).all(|w| w[1] <= w[0]));
+    // Each round is an independent draw (random shooting keeps no distribution), so only
+    // the end result is a claim: it gets near the target.
+    assert_eq!(plan.cost_trace.len(), 8);
     assert!(plan.cost < 0.05, "cost {}", plan.cost);
 }
 
@@ -187,9 +189,12 @@ fn every_planner_finds_the_minimum_of_an_analytic_cost() {
             "{kind:?}: largest action error {err:.3} (cost {:.4})",
             plan.cost
         );
+        // The iterations refined the first one's best (the trace is the best so far, so
+        // only a planner that never improves leaves it flat).
+        let (first, last) = (plan.cost_trace[0], *plan.cost_trace.last().unwrap());
         assert!(
-            plan.cost_trace.windows(2).all(|w| w[1] <= w[0] + 1e-9),
-            "{kind:?}: best cost rose: {:?}",
+            last < first,
+            "{kind:?}: no iteration improved on the first: {:?}",
             plan.cost_trace
         );
     }
@@ -643,15 +648,20 @@ fn a_hierarchical_agent_plans_its_upper_level_on_the_level2_critic() {
     // The lower level can weigh the level-2 critic's steps to the subgoal as well.
     let text = std::fs::read_to_string(&agent).unwrap();
     assert!(text.contains("[planning]\n"), "{text}");
-    // Variants of the same agent through the binary: each runs its two episodes.
-    let runs_two_episodes = |agent: &Path, name: &str| {
+    // Variants of the same agent through the binary: each runs its two episodes, and each
+    // plays them differently from the base agent (an option that was ignored would replay
+    // the base agent's episodes exactly: evaluation is deterministic).
+    let runs_two_episodes = |agent: &Path, name: &str| -> Vec<serde_json::Value> {
         let out_path = d.join(format!("{name}.jsonl"));
         common::assert_ok(&eval_cli(agent, &["--out", out_path.to_str().unwrap()]));
-        assert_eq!(
-            std::fs::read_to_string(&out_path).unwrap().lines().count(),
-            2,
-            "{name}"
-        );
+        let rows = rows_without_timings(&out_path);
+        assert_eq!(rows.len(), 2, "{name}");
+        rows
+    };
+    let base = runs_two_episodes(&agent, "base");
+    let changes_the_episodes = |agent: &Path, name: &str| {
+        let rows = runs_two_episodes(agent, name);
+        assert_ne!(rows, base, "{name}: the option changed nothing");
     };
     let variant = |name: &str, planning: &str| {
         let agent = d.join(format!("{name}.toml"));
@@ -660,7 +670,7 @@ fn a_hierarchical_agent_plans_its_upper_level_on_the_level2_critic() {
             text.replace("[planning]\n", &format!("[planning]\n{planning}")),
         )
         .unwrap();
-        runs_two_episodes(&agent, name);
+        changes_the_episodes(&agent, name);
     };
     variant("subgoal_critic", "subgoal_critic = 1.0\n");
     // Offset-free MPC at both levels, and the subgoal taken from the second jump.
@@ -690,7 +700,7 @@ fn a_hierarchical_agent_plans_its_upper_level_on_the_level2_critic() {
             ),
         ),
     ] {
-        runs_two_episodes(&landmarks(name, &table), name);
+        changes_the_episodes(&landmarks(name, &table), name);
     }
     // Through the library: the landmark level ran, its way ahead (the path's landmarks, then
     // the goal) ends at the goal's level-2 state, where an upper plan's would end at a
@@ -762,15 +772,36 @@ fn an_ensemble_agent_plans_on_every_member() {
         ("flat", "[planning]\noffset_correction = true\n"),
         ("hierarchical", "[planning]\n"),
     ] {
-        let agent = agent_with_planning(d, &format!("{name}.toml"), &run, &|t| {
-            let t =
-                ensemble(t).replace("[planning]\n", edit) + "[planning.cost]\ndisagreement = 1.0\n";
-            if name == "hierarchical" {
-                t + upper
-            } else {
-                t
-            }
-        });
+        let with_disagreement = |file: &str, weight: f64| {
+            agent_with_planning(d, file, &run, &|t| {
+                let t = ensemble(t).replace("[planning]\n", edit)
+                    + &format!("[planning.cost]\ndisagreement = {weight}\n");
+                if name == "hierarchical" {
+                    t + upper
+                } else {
+                    t
+                }
+            })
+        };
+        let agent = with_disagreement(&format!("{name}.toml"), 1.0);
+        // The members' spread steers the plans: without the ensemble's every member in the
+        // unroll, the disagreement would be 0 and its weight would change nothing.
+        let (heavy, none) = (
+            d.join(format!("{name}-heavy.jsonl")),
+            d.join(format!("{name}-none.jsonl")),
+        );
+        let no_disagreement = with_disagreement(&format!("{name}-none.toml"), 0.0);
+        let heavy_agent = with_disagreement(&format!("{name}-heavy.toml"), 100.0);
+        common::assert_ok(&eval_cli(&heavy_agent, &["--out", heavy.to_str().unwrap()]));
+        common::assert_ok(&eval_cli(
+            &no_disagreement,
+            &["--out", none.to_str().unwrap()],
+        ));
+        assert_ne!(
+            rows_without_timings(&heavy),
+            rows_without_timings(&none),
+            "{name}: the members' disagreement changed nothing"
+        );
         let results = |tag: &str| {
             let path = d.join(format!("{name}-{tag}.jsonl"));
             common::assert_ok(&eval_cli(&agent, &["--out", path.to_str().unwrap()]));
