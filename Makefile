@@ -17,7 +17,7 @@ CARGO_FLAGS ?= --release
 # The viewer's test runs it under Xvfb on Mesa's software Vulkan (lavapipe).
 VIEWER_PACKAGES := xvfb xauth mesa-vulkan-drivers libvulkan1
 
-.PHONY: demo test test-no-torch test-python test-viewer viewer-deps torch bench build clean-venv
+.PHONY: demo test fuzz test-no-torch test-python test-viewer viewer-deps torch bench build clean-venv
 
 demo: $(STAMP)
 	$(CARGO) run $(CARGO_FLAGS) --bin hjepa -- demo
@@ -30,6 +30,11 @@ test: $(STAMP)
 	$(MAKE) test-no-torch
 	$(MAKE) test-python
 	$(MAKE) test-viewer
+
+# The fuzz harness (tests/fuzz_inputs.rs, docs/reliability.md) with 5000 inputs per property
+# instead of the 256 `make test` tries.
+fuzz: $(STAMP)
+	PROPTEST_CASES=5000 $(CARGO) test $(CARGO_FLAGS) --test fuzz_inputs
 
 # The sandbox and datasets without libtorch (`--no-default-features`, the base of the Python
 # package): built in its own target folder, then run: no libtorch linked, and the torch-free

@@ -10,7 +10,7 @@ use std::str::FromStr;
 pub const MAX_EPISODES: u64 = 1_000_000;
 /// Control steps of one episode (a scene's `episode_steps`, `--max-steps`, `--steps`).
 pub const MAX_EPISODE_STEPS: u32 = 100_000;
-/// Physics substeps per control step and frameskip, each.
+/// Physics steps per env step: a scene's substeps x frameskip.
 pub const MAX_SUBSTEPS: u32 = 1_000;
 /// Bodies in a scene, copies (`count`) included.
 pub const MAX_BODIES: u64 = 10_000;

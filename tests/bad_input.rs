@@ -79,7 +79,11 @@ const CASES: &[(&str, &str, &str, &str, &[&str])] = &[
         "two_rooms",
         "substeps: 5",
         "substeps: 1000000000",
-        &["physics.substeps", "at most 1000"],
+        &[
+            "physics.substeps",
+            "1000000000 x 1 = 1000000000 physics steps per env step",
+            "at most 1000",
+        ],
     ),
     (
         "a billion bodies",

@@ -210,9 +210,9 @@ fn replays_scrub_to_the_recorded_state() {
     // Recordings from before episode starts were kept (format 1) still load.
     let text = std::fs::read_to_string(&rec).unwrap();
     assert!(!text.contains("\"start\"") && !text.contains("\"overrides\""));
-    assert!(text.contains("hjepa-recording/2"));
+    assert!(text.contains("hjepa-recording/3"));
     let old = dir.path().join("old.json");
-    std::fs::write(&old, text.replace("hjepa-recording/2", "hjepa-recording/1")).unwrap();
+    std::fs::write(&old, text.replace("hjepa-recording/3", "hjepa-recording/1")).unwrap();
     hjepa::data::recording::Recording::load(&old).unwrap();
     let (recording, scene) = load_recording(&rec);
     let steps = recording.episodes[0].actions.len() as u32;

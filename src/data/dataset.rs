@@ -179,7 +179,66 @@ impl Manifest {
                 format!("expected {FORMAT:?}, got {:?}", m.format),
             ));
         }
+        m.check()
+            .map_err(|(field, why)| InputError::new(&path, field, why))?;
         Ok(m)
+    }
+
+    /// The numbers a reader relies on: an action box, counts in range, and shards that
+    /// follow one another (index, first episode) within the shard size.
+    fn check(&self) -> Result<(), (String, String)> {
+        let bad = |field: &str, why: String| Err((field.to_string(), why));
+        let (lo, hi) = (self.action_low, self.action_high);
+        if (0..2).any(|i| !(lo[i].is_finite() && hi[i].is_finite() && lo[i] < hi[i])) {
+            return bad(
+                "action_low",
+                format!("expected finite bounds below action_high {hi:?}, got {lo:?}"),
+            );
+        }
+        if !(self.noise.is_finite() && self.noise >= 0.0) {
+            return bad(
+                "noise",
+                format!("expected a number >= 0, got {}", self.noise),
+            );
+        }
+        let max = crate::limits::MAX_EPISODES;
+        if !(1..=max).contains(&self.episodes) || !(1..=max).contains(&self.shard_episodes) {
+            return bad(
+                "episodes",
+                format!(
+                    "expected episodes and shard_episodes from 1 to {max}, got {} and {}",
+                    self.episodes, self.shard_episodes
+                ),
+            );
+        }
+        if let Some(shape) = self.image_shape {
+            let side = crate::limits::MAX_IMAGE_SIDE as usize;
+            if shape[2] != 3 || !(1..=side).contains(&shape[0]) || !(1..=side).contains(&shape[1]) {
+                return bad(
+                    "image_shape",
+                    format!(
+                        "expected [height, width, 3] with sides from 1 to {side}, got {shape:?}"
+                    ),
+                );
+            }
+        }
+        let mut shards = self.shards.clone();
+        shards.sort_by_key(|s| s.index);
+        for (k, s) in shards.iter().enumerate() {
+            let (first, end) = self.shard_range(k as u64);
+            if s.index != k as u64 || s.first_episode != first || s.episodes != end - first {
+                return bad(
+                    &format!("shards[{k}]"),
+                    format!(
+                        "expected shard {k} to hold episodes {first}..{end}, the manifest says index {}, episodes {}..{}",
+                        s.index,
+                        s.first_episode,
+                        s.first_episode.saturating_add(s.episodes)
+                    ),
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Writes the manifest atomically (temporary file, sync, rename).
@@ -278,11 +337,22 @@ impl Dataset {
         shards.sort_by_key(|s| s.index);
         let mut out = Vec::new();
         for s in shards {
-            out.extend(read_shard_with(
-                &self.dir.join(&s.file),
-                &self.manifest,
-                images,
-            )?);
+            let path = self.dir.join(&s.file);
+            let episodes = read_shard_with(&path, &self.manifest, images)?;
+            let steps: u64 = episodes.iter().map(|e| e.action.len() as u64).sum();
+            if episodes.len() as u64 != s.episodes || steps != s.steps {
+                return Err(InputError::new(
+                    &path,
+                    "",
+                    format!(
+                        "holds {} episodes of {steps} steps, the manifest says {} of {}",
+                        episodes.len(),
+                        s.episodes,
+                        s.steps
+                    ),
+                ));
+            }
+            out.extend(episodes);
         }
         Ok(out)
     }

@@ -63,14 +63,21 @@ impl Scene {
             );
         }
         use crate::limits::{MAX_EPISODE_STEPS, MAX_SUBSTEPS};
-        for (key, v) in [("substeps", p.substeps), ("frameskip", p.frameskip)] {
-            if v > MAX_SUBSTEPS {
-                return err(
-                    path,
-                    &format!("physics.{key}"),
-                    format!("expected at most {MAX_SUBSTEPS}, got {v}"),
-                );
-            }
+        // Each env step runs substeps x frameskip physics steps.
+        let per_step = p.substeps as u64 * p.frameskip as u64;
+        if per_step > MAX_SUBSTEPS as u64 {
+            return err(
+                path,
+                if p.substeps > p.frameskip {
+                    "physics.substeps"
+                } else {
+                    "physics.frameskip"
+                },
+                format!(
+                    "substeps x frameskip = {} x {} = {per_step} physics steps per env step, expected at most {MAX_SUBSTEPS}",
+                    p.substeps, p.frameskip
+                ),
+            );
         }
         if p.solver_iterations > 100 {
             return err(

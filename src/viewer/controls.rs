@@ -140,8 +140,11 @@ fn mouse(
         let scale = 0.1 * w.max(h);
         let a = (d / scale).clamp(Vec2::splat(-1.0), Vec2::splat(1.0));
         pointer.driving = true;
-        pointer.manual_sent = [a.x, a.y];
-        live.send(Control::Manual([a.x, a.y]));
+        // Only changes are sent, as for the keys.
+        if pointer.manual_sent != [a.x, a.y] {
+            pointer.manual_sent = [a.x, a.y];
+            live.send(Control::Manual([a.x, a.y]));
+        }
     } else if pointer.driving {
         pointer.driving = false;
         pointer.manual_sent = [0.0, 0.0];
