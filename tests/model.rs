@@ -440,6 +440,45 @@ fn resuming_a_finished_run_to_more_steps_refits_its_critic() {
     }
 }
 
+/// A finished run resumed with a changed `[critic]` table (same step count) refits only the
+/// critic: the world model's weights stay as they were, the critic's equal those of a run
+/// trained with the new table in one go.
+#[test]
+fn a_changed_critic_table_refits_only_the_critic_on_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let critic = |steps: u32| {
+        TINY_AGENT.replace("steps = 40", "steps = 20")
+            + &format!("\n[critic]\nenabled = true\nhidden = 32\nsources = 16\nsteps = {steps}\nbatch_size = 64\n")
+    };
+    let (old_agent, new_agent) = (dir.path().join("old.toml"), dir.path().join("new.toml"));
+    std::fs::write(&old_agent, critic(100)).unwrap();
+    std::fs::write(&new_agent, critic(300)).unwrap();
+    let (whole, split) = (dir.path().join("whole"), dir.path().join("split"));
+    tch::set_num_threads(1);
+    hjepa::model::train(&train_options(&new_agent, &whole, 20, false)).unwrap();
+    hjepa::model::train(&train_options(&old_agent, &split, 20, false)).unwrap();
+    let before = read_weights(&split);
+    let resumed = hjepa::model::train(&train_options(&new_agent, &split, 20, true)).unwrap();
+    assert!(
+        resumed.critic_fit.is_some(),
+        "the changed [critic] was refitted"
+    );
+    let (after, wanted) = (read_weights(&split), read_weights(&whole));
+    let mut critic_changed = false;
+    for (((name, b), (_, a)), (_, w)) in before.iter().zip(&after).zip(&wanted) {
+        assert!(
+            a.equal(w),
+            "{name} differs from the run trained with the new table"
+        );
+        if name.starts_with("critic.") {
+            critic_changed |= !a.equal(b);
+        } else {
+            assert!(a.equal(b), "{name} changed although only [critic] did");
+        }
+    }
+    assert!(critic_changed, "the critic's weights are the old table's");
+}
+
 #[test]
 fn a_trained_encoder_carries_the_agent_position_far_better_than_an_untrained_one() {
     let agent = agent_with(|a| a.train.seed = 5);

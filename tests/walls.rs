@@ -1,8 +1,9 @@
-//! Walls really block: the agent never leaves the arena nor enters a wall in 10k random steps.
+//! Walls really block: the agent never leaves the arena, enters a wall (door walls included,
+//! at their doors of the episode) or a body in 10k random steps.
 
 mod common;
 
-use hjepa::sim::geometry::point_in_static;
+use hjepa::sim::geometry::{obstacle_boxes, point_in_convex, point_in_static, shape_polygons};
 use hjepa::sim::Env;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -26,7 +27,16 @@ fn random_steps(name: &str, steps: usize) {
             p.0 > 0.0 && p.1 > 0.0 && p.0 < w && p.1 < h,
             "{name} step {t}: agent left the arena at {p:?}"
         );
-        // Door walls count their doorway as wall in point_in_static, so test only grids/fixed.
+        // Door walls and maze walls as this episode placed them (doors where they are now).
+        for (c, half) in obstacle_boxes(&scene, &env.layout().doors) {
+            let inside = (p.0 - c.0).abs() < half.0 - 1e-4 && (p.1 - c.1).abs() < half.1 - 1e-4;
+            assert!(
+                !inside,
+                "{name} step {t}: agent centre inside the wall box {c:?} ± {half:?} at {p:?}"
+            );
+        }
+        // Fixed obstacles (point_in_static counts every door position as wall, so only
+        // scenes without door walls use it).
         if scene
             .obstacles
             .iter()
@@ -36,6 +46,17 @@ fn random_steps(name: &str, steps: usize) {
                 !point_in_static(&scene, p),
                 "{name} step {t}: agent centre inside a wall at {p:?}"
             );
+        }
+        // Movable bodies (push_t's tee) are solid too.
+        for b in env.world().bodies() {
+            let shape = &scene.bodies[b.def].shape;
+            for poly in shape_polygons(shape, &env.world().body_pose(b)) {
+                assert!(
+                    !point_in_convex(&poly, p),
+                    "{name} step {t}: agent centre inside body {} at {p:?}",
+                    scene.bodies[b.def].name
+                );
+            }
         }
         assert!(!s.info.blew_up, "{name} step {t}: blew up");
         if s.terminated || s.truncated {
@@ -66,12 +87,14 @@ fn door_wall_blocks_outside_the_door() {
     let scene = common::scene("two_rooms");
     let mut env = Env::new(scene);
     env.reset(0);
+    let mut tested = 0;
     for seed in 0..50 {
         env.reset(seed);
         let y = env.world().agent_position().1;
         if (y - 3.2).abs() < 1.0 {
             continue;
         }
+        tested += 1;
         let dir = if env.world().agent_position().0 < 3.2 {
             0.245
         } else {
@@ -91,4 +114,9 @@ fn door_wall_blocks_outside_the_door() {
             "seed {seed}: agent passed through the wall"
         );
     }
+    // Starts near the door's height are skipped (the agent would pass); most are not.
+    assert!(
+        tested >= 25,
+        "only {tested} of 50 seeds started away from the door"
+    );
 }
