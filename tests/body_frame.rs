@@ -1,7 +1,8 @@
 //! `[level1] state_frame = "body"`: a state model whose predictors see the agent in the
 //! pushed body's frame. Checked: a predictor that outputs nothing keeps the state as it is,
-//! the prediction is equivariant (rotating and shifting the whole arena, actions included,
-//! rotates and shifts the predicted states the same way), such a model trains and plays,
+//! the prediction of a predictor with random weights is equivariant (rotating and shifting
+//! the whole arena, actions included, rotates and shifts the predicted states the same
+//! way), such a model trains and plays,
 //! and a learned encoder, agent-frame actions or a scene with another state layout are
 //! refused.
 // Needs the world model (the default `torch` feature).
@@ -88,7 +89,22 @@ fn a_predictor_that_outputs_nothing_keeps_the_state() {
 fn predictions_turn_and_shift_with_the_arena() {
     let dir = tempfile::tempdir().unwrap();
     let (t, td) = trainer(dir.path());
+    // A predictor with random weights throughout: a fresh one's output layer starts at zero,
+    // whose identity prediction would be equivariant whatever the frame code did.
+    tch::manual_seed(3);
+    tch::no_grad(|| {
+        for (name, mut v) in t.vs.variables() {
+            if name.starts_with("predictor1") {
+                let _ = v.copy_(&(Tensor::randn_like(&v) * 0.3));
+            }
+        }
+    });
     let (states, actions) = states_and_actions(&td);
+    let moved = predict(&t, &states, &actions) - &states;
+    assert!(
+        max_abs(&moved.narrow(1, 0, 6)) > 0.05,
+        "the predictor must move the state for the check below to mean anything"
+    );
     // Rotate the arena by 0.7 rad about (1.0, 2.0) and shift it by (0.3, -0.2).
     let (phi, centre, shift) = (0.7f64, [1.0f64, 2.0], [0.3f64, -0.2]);
     let (c, s) = (phi.cos(), phi.sin());
