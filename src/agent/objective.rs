@@ -4,11 +4,13 @@
 use tch::Tensor;
 
 use crate::cost::{CommitteeCost, CommitteePart, GoalCost};
-use crate::model::WorldModel;
+use crate::model::{TrainedModel, WorldModel};
 use crate::plan::Objective;
 
 use super::config::PlanningConfig;
+use super::planning_agent::PeerGoal;
 use super::subgoals::*;
+use super::unroll::{CommitteeUnroll, StateModelUnroll};
 
 /// One model's view of the flat planner's goal: the goal as it encodes it, and how many
 /// predictions per candidate its unroll returns.
@@ -68,4 +70,68 @@ pub(super) fn flat_objective<'a>(
         parts,
         disagreement: cfg.cost.peer_disagreement,
     })
+}
+
+/// The goal as each scorer's encoder sees it (borrowed from a sandbox's memory).
+#[derive(Clone, Copy)]
+pub(super) struct Goals<'a> {
+    pub(super) z: &'a Tensor,
+    pub(super) h: Option<&'a Tensor>,
+    pub(super) peers: &'a [PeerGoal],
+}
+
+/// Who scores a flat plan's candidates: the checkpoint's model, then the peers (when the
+/// unroll runs them), then the state models that joined, scored by the checkpoint's
+/// encoder (and the peers', seen by every one): pooled, one scorer per encoder; separate,
+/// one per encoder and state model, in the unroll's order (encoder-, then model-major).
+pub(super) fn flat_scorers<'a>(
+    cfg: &PlanningConfig,
+    model: &'a WorldModel,
+    peers: &'a [TrainedModel],
+    goals: Goals<'a>,
+    members: i64,
+    committee: Option<&CommitteeUnroll>,
+    on_states: Option<&StateModelUnroll>,
+) -> Vec<FlatScorer<'a>> {
+    let mut scorers = vec![FlatScorer {
+        model,
+        goal_z: goals.z,
+        goal_h: goals.h,
+        rows: members,
+        weight: 1.0,
+    }];
+    if committee.is_some() || (on_states.is_some() && !peers.is_empty()) {
+        scorers.extend(peers.iter().zip(goals.peers).map(|(p, g)| FlatScorer {
+            model: &p.model,
+            goal_z: &g.z,
+            goal_h: g.h.as_ref(),
+            rows: match on_states {
+                Some(s) => s.rows(),
+                None => p.model.members(),
+            },
+            weight: 1.0,
+        }));
+    }
+    if let Some(joined) = committee.and_then(|c| c.state_model.as_ref()) {
+        let seen_by = joined.encoders.len();
+        let config = cfg.dynamics.joined();
+        let weight = config.map_or(1.0, |j| j.weight);
+        let encoders = std::iter::once((model, goals.z, goals.h)).chain(
+            peers
+                .iter()
+                .zip(goals.peers)
+                .map(|(p, g)| (&p.model, &g.z, g.h.as_ref())),
+        );
+        let blocks = joined.scorer_blocks(config.is_some_and(|j| j.separate));
+        for (model, goal_z, goal_h) in encoders.take(seen_by) {
+            scorers.extend(blocks.iter().map(|&rows| FlatScorer {
+                model,
+                goal_z,
+                goal_h,
+                rows,
+                weight,
+            }));
+        }
+    }
+    scorers
 }

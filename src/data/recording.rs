@@ -181,15 +181,13 @@ pub fn write_gif(path: &Path, frames: &[crate::sim::Image], delay_cs: u16) -> an
     write_atomic(path, &bytes)
 }
 
-/// Replays episodes; writes the frames of episode `frames_of` as `frames` asks.
-pub fn replay(
+/// Refuses frames or a GIF of an episode the recording does not hold.
+fn check_episode_to_draw(
+    rec: &Recording,
     path: &Path,
     frames_of: Option<u64>,
     frames: &FrameOutput,
-) -> anyhow::Result<Vec<Replayed>> {
-    let frames_dir = frames.png_dir.as_deref();
-    let mut gif_frames: Vec<crate::sim::Image> = Vec::new();
-    let rec = Recording::load(path)?;
+) -> anyhow::Result<()> {
     if let Some(i) = frames_of.filter(|_| frames.png_dir.is_some() || frames.gif.is_some()) {
         if !rec.episodes.iter().any(|e| e.index == i) {
             let have: Vec<u64> = rec.episodes.iter().map(|e| e.index).collect();
@@ -201,6 +199,19 @@ pub fn replay(
             .into());
         }
     }
+    Ok(())
+}
+
+/// Replays episodes; writes the frames of episode `frames_of` as `frames` asks.
+pub fn replay(
+    path: &Path,
+    frames_of: Option<u64>,
+    frames: &FrameOutput,
+) -> anyhow::Result<Vec<Replayed>> {
+    let frames_dir = frames.png_dir.as_deref();
+    let mut gif_frames: Vec<crate::sim::Image> = Vec::new();
+    let rec = Recording::load(path)?;
+    check_episode_to_draw(&rec, path, frames_of, frames)?;
     let scene = rec.scene(path)?;
     let mut env = Env::new(scene.clone());
     let mut out = Vec::new();

@@ -202,25 +202,7 @@ impl Saved {
     ) -> Result<Saved, InputError> {
         let dir = checkpoint_dir(run)?;
         let meta_path = dir.join("meta.json");
-        let text = std::fs::read_to_string(&meta_path)
-            .map_err(|e| InputError::new(&meta_path, "", format!("cannot read: {e}")))?;
-        let meta: CheckpointMeta = serde_json::from_str(&text).map_err(|e| {
-            InputError::new(
-                &meta_path,
-                format!("line {}, column {}", e.line(), e.column()),
-                e.to_string(),
-            )
-        })?;
-        if meta.format != CHECKPOINT_FORMAT {
-            return Err(InputError::new(
-                &meta_path,
-                "format",
-                format!(
-                    "expected {CHECKPOINT_FORMAT:?}, got {:?} (a checkpoint of another hjepa version: retrain it, or use the version that wrote it)",
-                    meta.format
-                ),
-            ));
-        }
+        let meta = read_meta(&meta_path)?;
         let agent_path = dir.join("agent.toml");
         let mut saved = ModelConfig::load(&agent_path)?;
         saved
@@ -372,4 +354,29 @@ pub fn check_scene_matches(
         ));
     }
     Ok(())
+}
+
+/// A checkpoint's `meta.json`, refused (naming the file) when it is not JSON of this
+/// version's format.
+fn read_meta(meta_path: &Path) -> Result<CheckpointMeta, InputError> {
+    let text = std::fs::read_to_string(meta_path)
+        .map_err(|e| InputError::new(meta_path, "", format!("cannot read: {e}")))?;
+    let meta: CheckpointMeta = serde_json::from_str(&text).map_err(|e| {
+        InputError::new(
+            meta_path,
+            format!("line {}, column {}", e.line(), e.column()),
+            e.to_string(),
+        )
+    })?;
+    if meta.format != CHECKPOINT_FORMAT {
+        return Err(InputError::new(
+            meta_path,
+            "format",
+            format!(
+                "expected {CHECKPOINT_FORMAT:?}, got {:?} (a checkpoint of another hjepa version: retrain it, or use the version that wrote it)",
+                meta.format
+            ),
+        ));
+    }
+    Ok(meta)
 }

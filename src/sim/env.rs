@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use super::geometry::{overlap_area, shape_polygons, wrap_angle, Grid, Pose2};
 use super::layout::dist;
 use super::render::{Image, Renderer};
-use super::scene::{ActionSpace, CostKind, Criterion, OutOfRange, Scene, StateField};
+use super::scene::{CostKind, Criterion, Scene, StateField};
+pub use super::scene_agent::check_action;
 use super::world::{Layout, World, WorldSnapshot};
 use crate::error::ActionError;
 
@@ -553,32 +554,6 @@ fn copy_name(scene: &Scene, name: &str, i: usize) -> String {
     } else {
         name.to_string()
     }
-}
-
-/// Validates an action against the scene's action space: non-finite values are refused,
-/// out-of-range ones clipped or refused as the scene declares. Returns the action to apply
-/// and whether it was clipped.
-pub fn check_action(space: &ActionSpace, a: &Action) -> Result<(Action, bool), ActionError> {
-    if !a.iter().all(|x| x.is_finite()) {
-        return Err(ActionError {
-            action: *a,
-            reason: "components must be finite numbers".into(),
-        });
-    }
-    let out = space.project(*a);
-    // A relative tolerance so a policy that emits exactly the bound is not flagged.
-    let clipped = (out[0] - a[0]).abs() > 1e-6 * (1.0 + a[0].abs())
-        || (out[1] - a[1]).abs() > 1e-6 * (1.0 + a[1].abs());
-    if clipped && space.out_of_range == OutOfRange::Reject {
-        return Err(ActionError {
-            action: *a,
-            reason: format!(
-                "outside the action space (low {:?}, high {:?}, max_norm {:?}) and the scene says Reject",
-                space.low, space.high, space.max_norm
-            ),
-        });
-    }
-    Ok((out, clipped))
 }
 
 #[cfg(test)]

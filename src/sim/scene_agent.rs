@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::scene::{default_material_name, default_true, Shape, V2};
+use crate::error::ActionError;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -137,4 +138,30 @@ fn default_obstacle_color() -> [u8; 3] {
 }
 fn default_goal_color() -> [u8; 3] {
     [144, 238, 144]
+}
+
+/// Validates an action against the scene's action space: non-finite values are refused,
+/// out-of-range ones clipped or refused as the scene declares. Returns the action to apply
+/// and whether it was clipped.
+pub fn check_action(space: &ActionSpace, a: &[f32; 2]) -> Result<([f32; 2], bool), ActionError> {
+    if !a.iter().all(|x| x.is_finite()) {
+        return Err(ActionError {
+            action: *a,
+            reason: "components must be finite numbers".into(),
+        });
+    }
+    let out = space.project(*a);
+    // A relative tolerance so a policy that emits exactly the bound is not flagged.
+    let clipped = (out[0] - a[0]).abs() > 1e-6 * (1.0 + a[0].abs())
+        || (out[1] - a[1]).abs() > 1e-6 * (1.0 + a[1].abs());
+    if clipped && space.out_of_range == OutOfRange::Reject {
+        return Err(ActionError {
+            action: *a,
+            reason: format!(
+                "outside the action space (low {:?}, high {:?}, max_norm {:?}) and the scene says Reject",
+                space.low, space.high, space.max_norm
+            ),
+        });
+    }
+    Ok((out, clipped))
 }

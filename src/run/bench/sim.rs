@@ -248,20 +248,7 @@ pub fn sim_table(seconds: f64) -> anyhow::Result<String> {
         pixels / bare,
         vs(pixels, peer_pixels)
     );
-    if let Ok(p) = &peer {
-        t += &format!(
-            "| gym-pusht {}, state (Python, gymnasium.make) | 1 | {:.0} | {:.2}x | 1.0x |\n",
-            p.version,
-            p.state,
-            p.state / bare
-        );
-        t += &format!(
-            "| gym-pusht {}, 96x96 pixels | 1 | {:.0} | {:.2}x | 1.0x |\n",
-            p.version,
-            p.pixels,
-            p.pixels / bare
-        );
-    }
+    t += &peer_rows(&peer, bare);
     t += &format!("| two_rooms, 64x64 RGB pixels | 1 | {rooms:.0} | | |\n");
     t += &format!(
         "| vector env, {n} x push_t state | {cores} | {vec_state:.0} | {:.2}x | {} |\n",
@@ -281,21 +268,45 @@ pub fn sim_table(seconds: f64) -> anyhow::Result<String> {
             vs(one, peer_state)
         );
     }
-    match &peer {
-        Ok(p) => {
-            t += &format!(
-                "gym-pusht {} measured in this run with {}\n",
-                p.version,
-                p.python.display()
-            )
-        }
-        Err(why) => t += &format!("gym-pusht: {why}\n"),
-    }
+    t += &trailer(&peer, mem_state, mem_pixels);
+    Ok(t)
+}
+
+/// gym-pusht's rows of the table (none when it could not be measured).
+fn peer_rows(peer: &Result<GymPusht, String>, bare: f64) -> String {
+    let Ok(p) = peer else {
+        return String::new();
+    };
+    format!(
+        "| gym-pusht {}, state (Python, gymnasium.make) | 1 | {:.0} | {:.2}x | 1.0x |\n| gym-pusht {}, 96x96 pixels | 1 | {:.0} | {:.2}x | 1.0x |\n",
+        p.version,
+        p.state,
+        p.state / bare,
+        p.version,
+        p.pixels,
+        p.pixels / bare
+    )
+}
+
+/// The lines under the table: how gym-pusht was measured (or why not), memory per env.
+fn trailer(
+    peer: &Result<GymPusht, String>,
+    mem_state: Option<f64>,
+    mem_pixels: Option<f64>,
+) -> String {
+    let mut t = match peer {
+        Ok(p) => format!(
+            "gym-pusht {} measured in this run with {}\n",
+            p.version,
+            p.python.display()
+        ),
+        Err(why) => format!("gym-pusht: {why}\n"),
+    };
     let kib = |m: Option<f64>| m.map_or("n/a".to_string(), |b| format!("{:.0} KiB", b / 1024.0));
     t += &format!(
         "memory per env (resident, over 200 envs): push_t state {}, push_t 96x96 pixels {}\n",
         kib(mem_state),
         kib(mem_pixels)
     );
-    Ok(t)
+    t
 }
