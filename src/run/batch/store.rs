@@ -91,6 +91,7 @@ fn sql_err(path: &Path, e: rusqlite::Error) -> anyhow::Error {
 pub fn read_meta(path: &Path) -> Result<Vec<(String, String)>, InputError> {
     let not_ours =
         |e: String| InputError::new(path, "", format!("not an hjepa results database ({e})"));
+    recover_hot_journal(path);
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|e| not_ours(e.to_string()))?;
     check_schema(path, &conn)?;
@@ -103,6 +104,22 @@ pub fn read_meta(path: &Path) -> Result<Vec<(String, String)>, InputError> {
         .collect::<Result<Vec<(String, String)>, _>>()
         .map_err(|e| not_ours(e.to_string()))?;
     Ok(rows)
+}
+
+/// A process killed mid-transaction (say while switching a new database to WAL) leaves a
+/// hot rollback journal, which a read-only handle cannot roll back ("attempt to write a
+/// readonly database"). A read-write handle rolls it back to the last commit on first read,
+/// as any SQLite open would; nothing committed is lost.
+fn recover_hot_journal(path: &Path) {
+    let mut journal = path.as_os_str().to_owned();
+    journal.push("-journal");
+    if Path::new(&journal).exists() {
+        if let Ok(conn) = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE) {
+            let _ = conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| {
+                r.get::<_, i64>(0)
+            });
+        }
+    }
 }
 
 /// What to do about a damaged database, appended to every refusal of one.
