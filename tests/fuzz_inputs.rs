@@ -229,6 +229,15 @@ fn dataset() -> &'static Path {
     .path()
 }
 
+/// Opens, verifies and reads every episode of the dataset in `dir`.
+fn read_back(dir: &Path) -> Result<usize, String> {
+    hjepa::data::Dataset::open(dir)
+        .and_then(|d| d.verify().map(|_| d))
+        .and_then(|d| d.episodes())
+        .map(|e| e.len())
+        .map_err(|e| e.to_string())
+}
+
 /// Copies the shared dataset into a fresh folder.
 fn dataset_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -267,12 +276,9 @@ proptest! {
             m["shards"][0]["bytes"] = (bytes.len() as u64).into();
             std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
         }
-        let read = hjepa::data::Dataset::open(dir.path())
-            .and_then(|d| d.verify().map(|_| d))
-            .and_then(|d| d.episodes());
+        let read = read_back(dir.path());
         tally("damaged shards", counts!(), read.is_ok());
         if let Err(e) = read {
-            let e = e.to_string();
             prop_assert!(e.contains(dir.path().to_str().unwrap()), "{}", e);
         }
     }
@@ -288,12 +294,9 @@ proptest! {
             .map(|(i, v)| (*i, if v.parse::<f64>().is_ok() { *v } else { "1e308" }))
             .collect();
         std::fs::write(&manifest, mutate(&text, &values)).unwrap();
-        let read = hjepa::data::Dataset::open(dir.path())
-            .and_then(|d| d.verify().map(|_| d))
-            .and_then(|d| d.episodes());
+        let read = read_back(dir.path());
         tally("manifests", counts!(), read.is_ok());
         if let Err(e) = read {
-            let e = e.to_string();
             prop_assert!(e.contains(dir.path().to_str().unwrap()), "{}", e);
         }
     }

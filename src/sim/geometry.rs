@@ -293,6 +293,15 @@ impl Grid {
         }
         v
     }
+    /// The cells a `Cells` sampler draws from: `cells`, or every free cell when it is empty.
+    pub fn cells_or_free<'a>(&self, cells: &'a [(u32, u32)]) -> std::borrow::Cow<'a, [(u32, u32)]> {
+        if cells.is_empty() {
+            std::borrow::Cow::Owned(self.free_cells())
+        } else {
+            std::borrow::Cow::Borrowed(cells)
+        }
+    }
+
     pub fn cell_center(&self, r: u32, c: u32) -> V2 {
         (
             self.origin.0 + (c as f32 + 0.5) * self.cell,

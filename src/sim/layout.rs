@@ -193,13 +193,7 @@ fn sample_point(rng: &mut ChaCha8Rng, s: &Sample, grid: Option<&Grid>) -> V2 {
         ),
         Sample::Cells { cells, noise } => {
             let g = grid.expect("validated: Cells needs a grid");
-            let all;
-            let choices = if cells.is_empty() {
-                all = g.free_cells();
-                &all
-            } else {
-                cells
-            };
+            let choices = g.cells_or_free(cells);
             let (r, c) = choices[rng.random_range(0..choices.len())];
             jitter(rng, g.cell_center(r, c), *noise)
         }

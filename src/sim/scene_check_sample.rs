@@ -75,13 +75,7 @@ impl Scene {
             Sample::Uniform { min, max } => Some((*min, *max)),
             Sample::Cells { cells, noise } => {
                 let grid = self.grid()?;
-                let all;
-                let cells = if cells.is_empty() {
-                    all = grid.free_cells();
-                    &all
-                } else {
-                    cells
-                };
+                let cells = grid.cells_or_free(cells);
                 let centres = cells.iter().map(|&(r, c)| grid.cell_center(r, c));
                 let (mut lo, mut hi) = ((f32::MAX, f32::MAX), (f32::MIN, f32::MIN));
                 for p in centres {
