@@ -155,24 +155,6 @@ proptest! {
         }
     }
 
-    /// An experiment file with extreme numbers is refused naming the file, or expands.
-    #[test]
-    fn mutated_experiment_files_are_refused_or_expand(picks in picks(TOML_VALUES)) {
-        let dir = tempfile::tempdir().unwrap();
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let text = std::fs::read_to_string(root.join("experiments/planner_budget.toml")).unwrap();
-        let path = dir.path().join("fuzz.toml");
-        std::fs::write(&path, mutate(&text, &picks)).unwrap();
-        if cfg!(feature = "torch") {
-            let cwd = std::env::current_dir().unwrap();
-            prop_assert_eq!(cwd.as_path(), root, "tests run from the crate root");
-            let expanded = hjepa_expand(&path);
-            tally("experiment files", counts!(), expanded.is_ok());
-            if let Err(e) = expanded {
-                prop_assert!(e.contains("fuzz.toml"), "{}", e);
-            }
-        }
-    }
 }
 
 #[cfg(feature = "torch")]
@@ -182,13 +164,25 @@ fn hjepa_expand(path: &Path) -> Result<usize, String> {
         .map_err(|e| e.to_string())
 }
 
-#[cfg(not(feature = "torch"))]
-fn hjepa_expand(_: &Path) -> Result<usize, String> {
-    Ok(0)
-}
-
 #[cfg(feature = "torch")]
 proptest! {
+    /// An experiment file with extreme numbers is refused naming the file, or expands.
+    #[test]
+    fn mutated_experiment_files_are_refused_or_expand(picks in picks(TOML_VALUES)) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(root.join("experiments/planner_budget.toml")).unwrap();
+        let path = dir.path().join("fuzz.toml");
+        std::fs::write(&path, mutate(&text, &picks)).unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        prop_assert_eq!(cwd.as_path(), root, "tests run from the crate root");
+        let expanded = hjepa_expand(&path);
+        tally("experiment files", counts!(), expanded.is_ok());
+        if let Err(e) = expanded {
+            prop_assert!(e.contains("fuzz.toml"), "{}", e);
+        }
+    }
+
     /// An agent file with extreme numbers is refused naming the file and a key, or parses.
     #[test]
     fn mutated_agent_files_are_refused_or_parse(
