@@ -97,17 +97,23 @@ fn stepping_pausing_resetting_and_new_seeds() {
     assert!(first.paused);
     assert_eq!(first.view.scene, "two_rooms");
     assert!(!first.view.walls.is_empty() && !first.view.goal.is_empty());
-    // Paused: nothing moves until asked for exactly one step at a time.
-    std::thread::sleep(Duration::from_millis(200));
-    assert!(h.frames.try_iter().all(|f| f.step == 0));
-    // A control that changes nothing makes the session send its current frame: still step 0.
+    // Paused: nothing moves until asked for exactly one step at a time. A control that
+    // changes nothing makes the session send its current frame, so every frame up to that
+    // answer shows where the session stands (no waiting for a time that might be too short).
     h.controls.send(Control::Speed(1.0)).unwrap();
     let still = wait_for(&h, "the current frame", |_| true);
-    assert_eq!(still.step, 0, "a paused session does not advance");
+    assert!(
+        still.paused && still.step == 0,
+        "a paused session does not advance"
+    );
     for want in 1..=3 {
         h.controls.send(Control::Step).unwrap();
         let f = wait_for(&h, "a step", |f| f.step != want - 1);
         assert_eq!(f.step, want);
+        // Still exactly there after the step: a no-op control's answer is the same step.
+        h.controls.send(Control::Speed(1.0)).unwrap();
+        let f = wait_for(&h, "the current frame", |_| true);
+        assert_eq!(f.step, want, "a paused session moved on its own");
     }
     // The oracle's plan, replayed in a snapshot, starts where the agent is.
     h.controls.send(Control::Step).unwrap();
@@ -135,27 +141,60 @@ fn stepping_pausing_resetting_and_new_seeds() {
 fn a_viewer_that_falls_behind_gets_the_latest_frames() {
     let h = oracle_session(false);
     h.controls.send(Control::Speed(16.0)).unwrap();
-    // Read nothing for a while: the buffer fills, and the session keeps replacing its
-    // oldest frames, so what waits is the most recent run of steps, not the first four.
-    std::thread::sleep(Duration::from_millis(1500));
+    // Read nothing until the session says it dropped two frames for want of room (an
+    // event, not a guess at how long that takes); then pause and read what waits.
+    let t = Instant::now();
+    while h.frames_dropped() < 2 {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "no frame was ever dropped"
+        );
+        std::thread::yield_now();
+    }
     h.controls.send(Control::TogglePause).unwrap();
-    let paused = wait_for(&h, "the pause", |f| f.paused);
-    let waiting: Vec<LiveFrame> = h.frames.try_iter().collect();
+    let waiting = frames_until(&h, "the pause", |f| f.paused);
+    // The oldest frames gave way (not the newest, and the session did not block): what
+    // waits starts after the first two frames sent and runs on in order to the pause.
+    let first = &waiting[0];
     assert!(
-        paused.episodes_done > 0 || paused.step > 8,
-        "the session ran at speed 16 for 1.5 s: {} steps",
-        paused.step
+        first.view.episode > 0 || first.step >= 2,
+        "the oldest frames were kept: {:?}",
+        steps(&waiting)
     );
+    for pair in waiting.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        let next = (b.view.episode, b.step) >= (a.view.episode, a.step);
+        assert!(next, "frames out of order: {:?}", steps(&waiting));
+    }
     // Nothing stale is left behind the pause frame (it was the newest when read).
     assert!(
-        waiting.iter().all(|f| f.paused),
-        "frames after the pause: {:?}",
-        waiting
-            .iter()
-            .map(|f| (f.step, f.paused))
-            .collect::<Vec<_>>()
+        h.frames.try_iter().all(|f| f.paused),
+        "unpaused frames after the pause"
     );
     h.stop().unwrap();
+}
+
+/// Every frame up to and including the first satisfying `want`.
+fn frames_until(h: &LiveHandle, what: &str, want: impl Fn(&LiveFrame) -> bool) -> Vec<LiveFrame> {
+    let mut seen = Vec::new();
+    loop {
+        let f = h
+            .frames
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("waiting for {what}: {e}"));
+        let done = want(&f);
+        seen.push(f);
+        if done {
+            return seen;
+        }
+    }
+}
+
+fn steps(frames: &[LiveFrame]) -> Vec<(u64, u32, bool)> {
+    frames
+        .iter()
+        .map(|f| (f.view.episode, f.step, f.paused))
+        .collect()
 }
 
 #[test]

@@ -43,7 +43,7 @@ fn sidecar(shot: &Path) -> serde_json::Value {
 }
 
 /// The mean colour of a 5x5 patch around (x, y).
-fn colour_at(img: &tiny_skia::Pixmap, x: f64, y: f64) -> [f64; 3] {
+fn colour_at(img: &tiny_skia::Pixmap, (x, y): (f64, f64)) -> [f64; 3] {
     let mut sum = [0.0; 3];
     let mut n = 0.0;
     for dy in -2i32..=2 {
@@ -62,25 +62,72 @@ fn colour_at(img: &tiny_skia::Pixmap, x: f64, y: f64) -> [f64; 3] {
     sum.map(|s| s / n)
 }
 
-fn assert_colour(
-    img: &tiny_skia::Pixmap,
-    px: &serde_json::Value,
-    want: &serde_json::Value,
-    what: &str,
-) {
-    let (x, y) = (px[0].as_f64().unwrap(), px[1].as_f64().unwrap());
-    let got = colour_at(img, x, y);
-    let want: Vec<f64> = want
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect();
-    let err = (0..3).map(|i| (got[i] - want[i]).abs()).fold(0.0, f64::max);
+fn assert_colour(img: &tiny_skia::Pixmap, px: (f64, f64), want: [u8; 3], what: &str) {
+    let got = colour_at(img, px);
+    let err = (0..3)
+        .map(|i| (got[i] - want[i] as f64).abs())
+        .fold(0.0, f64::max);
     assert!(
         err < 12.0,
-        "{what} at ({x:.0}, {y:.0}): got {got:?}, expected {want:?}"
+        "{what} at ({:.0}, {:.0}): got {got:?}, expected {want:?}",
+        px.0,
+        px.1
     );
+}
+
+/// Where the screenshot shows the arena, found from its pixels alone (not from the
+/// viewer's own projection): the box around the long horizontal runs of floor- and
+/// wall-coloured pixels (long, so the HUD's dark text does not count).
+struct ArenaInPixels {
+    left: f64,
+    bottom: f64,
+    px_per_m: (f64, f64),
+}
+
+impl ArenaInPixels {
+    fn find(img: &tiny_skia::Pixmap, scene: &hjepa::sim::Scene, colours: &[[u8; 3]]) -> Self {
+        const MIN_RUN: u32 = 40;
+        let close = |c: tiny_skia::ColorU8| {
+            colours.iter().any(|w| {
+                (c.red() as i32 - w[0] as i32).abs() <= 3
+                    && (c.green() as i32 - w[1] as i32).abs() <= 3
+                    && (c.blue() as i32 - w[2] as i32).abs() <= 3
+            })
+        };
+        let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0, 0);
+        for y in 0..img.height() {
+            let mut run_start = None;
+            for x in 0..=img.width() {
+                let inside = x < img.width() && close(img.pixel(x, y).unwrap().demultiply());
+                match (inside, run_start) {
+                    (true, None) => run_start = Some(x),
+                    (false, Some(s)) => {
+                        if x - s >= MIN_RUN {
+                            (x0, y0, x1, y1) = (x0.min(s), y0.min(y), x1.max(x - 1), y1.max(y));
+                        }
+                        run_start = None;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        assert!(x0 < x1 && y0 < y1, "no arena pixels of {colours:?}");
+        let (w, h) = scene.world.size;
+        // Pixel edges: the box spans from the left edge of x0 to the right edge of x1.
+        let (span_x, span_y) = ((x1 + 1 - x0) as f64, (y1 + 1 - y0) as f64);
+        ArenaInPixels {
+            left: x0 as f64,
+            bottom: (y1 + 1) as f64,
+            px_per_m: (span_x / w as f64, span_y / h as f64),
+        }
+    }
+
+    fn to_px(&self, (x, y): (f32, f32)) -> (f64, f64) {
+        (
+            self.left + x as f64 * self.px_per_m.0,
+            self.bottom - y as f64 * self.px_per_m.1,
+        )
+    }
 }
 
 #[test]
@@ -90,12 +137,14 @@ fn the_agent_and_the_goal_are_drawn_where_the_sandbox_puts_them() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    for scene in ["two_rooms", "point_maze_u"] {
-        let shot = dir.path().join(format!("{scene}.png"));
+    for name in ["two_rooms", "point_maze_u"] {
+        let shot = dir.path().join(format!("{name}.png"));
         let out = view(&[
             "--scene",
-            scene,
+            name,
             "--paused",
+            "--seed",
+            "3",
             "--frames",
             "40",
             "--width",
@@ -107,11 +156,25 @@ fn the_agent_and_the_goal_are_drawn_where_the_sandbox_puts_them() {
         ]);
         common::assert_ok(&out);
         let img = tiny_skia::Pixmap::load_png(&shot).unwrap();
-        let s = sidecar(&shot);
-        assert_eq!(s["scene"], scene);
         assert_eq!((img.width(), img.height()), (800, 600));
-        assert_colour(&img, &s["agent_px"], &s["agent_color"], "the agent");
-        assert_colour(&img, &s["agent_goal_px"], &s["goal_color"], "the goal");
+        assert_eq!(sidecar(&shot)["scene"], name);
+        // The sandbox's own first episode of `--seed 3`, reset here, not read from the viewer.
+        let scene = common::scene(name);
+        let mut env = hjepa::sim::Env::new(scene.clone());
+        env.reset(hjepa::data::episodes::episode_seed(3, 0));
+        let style = scene
+            .observation
+            .image
+            .clone()
+            .unwrap_or_else(|| hjepa::sim::scene::ImageSpec::default_with_size(1, 1));
+        let arena = ArenaInPixels::find(&img, &scene, &[style.background, style.obstacle_color]);
+        // The arena keeps its aspect ratio.
+        let (sx, sy) = arena.px_per_m;
+        assert!((sx - sy).abs() / sx < 0.02, "pixels per metre {sx} x {sy}");
+        let agent = env.world().agent_position();
+        assert_colour(&img, arena.to_px(agent), scene.agent.color, "the agent");
+        let goal = env.layout().agent_goal;
+        assert_colour(&img, arena.to_px(goal), style.goal_color, "the goal");
     }
 }
 

@@ -7,6 +7,7 @@
 //! bodies' poses, the agent's plan replayed in a snapshot of the sandbox (the path it
 //! expects), the cost and the counters.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -73,10 +74,16 @@ pub struct LiveOptions {
 pub struct LiveHandle {
     pub frames: Receiver<LiveFrame>,
     pub controls: Sender<Control>,
+    dropped: Arc<AtomicU64>,
     thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
 }
 
 impl LiveHandle {
+    /// Frames dropped so far because the reader fell behind (the oldest give way).
+    pub fn frames_dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
     /// Stops the session and returns its result (an agent's error, if any).
     pub fn stop(mut self) -> anyhow::Result<()> {
         let _ = self.controls.send(Control::Quit);
@@ -113,16 +120,45 @@ pub fn spawn(opts: LiveOptions) -> anyhow::Result<LiveHandle> {
     // frames are dropped (the viewer always gets the latest), never the sandbox blocked.
     let (frame_tx, frame_rx) = bounded::<LiveFrame>(4);
     let (control_tx, control_rx) = bounded::<Control>(64);
-    let stale = frame_rx.clone();
+    let dropped = Arc::new(AtomicU64::new(0));
+    let out = FrameOut {
+        frames: frame_tx,
+        stale: frame_rx.clone(),
+        dropped: dropped.clone(),
+    };
     let thread = std::thread::Builder::new()
         .name("live-sandbox".into())
-        .spawn(move || Session::new(opts).run(frame_tx, stale, control_rx))
+        .spawn(move || Session::new(opts).run(out, control_rx))
         .expect("spawn the sandbox thread");
     Ok(LiveHandle {
         frames: frame_rx,
         controls: control_tx,
+        dropped,
         thread: Some(thread),
     })
+}
+
+/// The session's end of the frame buffer. It also holds a receiving end (`stale`), used
+/// only to drop the oldest frame when the reader falls behind; holding it, the session
+/// cannot see the reader's end close, so it ends on `Quit` or when the controls' senders
+/// are gone.
+struct FrameOut {
+    frames: Sender<LiveFrame>,
+    stale: Receiver<LiveFrame>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl FrameOut {
+    /// Sends without blocking, dropping the oldest waiting frames to make room.
+    fn send(&self, mut f: LiveFrame) {
+        // Never disconnected: `stale` is a receiver.
+        while let Err(TrySendError::Full(back)) = self.frames.try_send(f) {
+            if self.stale.try_recv().is_ok() {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            f = back;
+        }
+    }
 }
 
 struct Session {
@@ -245,24 +281,10 @@ impl Session {
         1.0 / (self.scene.control_dt() * self.scene.physics.frameskip.max(1) as f32)
     }
 
-    /// The session loop; `stale` is the frame channel's receiving end, used only to drop the
-    /// oldest frame when the viewer falls behind (holding it, the session cannot see the
-    /// viewer's end close: it ends on `Quit` or when the controls' senders are gone).
-    fn run(
-        mut self,
-        frames: Sender<LiveFrame>,
-        stale: Receiver<LiveFrame>,
-        controls: Receiver<Control>,
-    ) -> anyhow::Result<()> {
+    /// The session loop: controls in, a frame out whenever something changed.
+    fn run(mut self, out: FrameOut, controls: Receiver<Control>) -> anyhow::Result<()> {
         let mut next = Instant::now();
-        // Never disconnected: this loop holds a receiver (`stale`) itself.
-        let send = |mut f: LiveFrame| {
-            while let Err(TrySendError::Full(back)) = frames.try_send(f) {
-                let _ = stale.try_recv();
-                f = back;
-            }
-        };
-        send(self.frame());
+        out.send(self.frame());
         loop {
             let Some(pending) = self.pending_controls(&controls, next) else {
                 return Ok(());
@@ -271,18 +293,18 @@ impl Session {
             let single_step = match self.apply_controls(pending) {
                 Controlled::Go { single_step } => single_step,
                 Controlled::Quit => return Ok(()),
-                Controlled::Failed(e) => return self.halt(e, &send, &controls),
+                Controlled::Failed(e) => return self.halt(e, &out, &controls),
             };
             let due = !self.paused && Instant::now() >= next;
             if due || single_step {
                 if let Err(e) = self.tick(single_step) {
-                    return self.halt(e, &send, &controls);
+                    return self.halt(e, &out, &controls);
                 }
                 next = self.next_due(next, single_step);
                 changed = true;
             }
             if changed {
-                send(self.frame());
+                out.send(self.frame());
             }
         }
     }
@@ -374,13 +396,13 @@ impl Session {
     fn halt(
         &mut self,
         error: anyhow::Error,
-        send: &dyn Fn(LiveFrame),
+        out: &FrameOut,
         controls: &Receiver<Control>,
     ) -> anyhow::Result<()> {
         self.paused = true;
         let mut last = self.frame();
         last.error = Some(format!("{error:#}"));
-        send(last);
+        out.send(last);
         while let Ok(c) = controls.recv() {
             if c == Control::Quit {
                 break;

@@ -1,6 +1,7 @@
 //! Scripted captures (`--frames N [--screenshot F]`): after N frames, save a screenshot and
 //! a JSON sidecar saying where the sandbox put the agent and the goal and how world metres
-//! map to pixels, then exit. Tests read both to check the drawing against the sandbox.
+//! map to pixels, then exit. (tests/viewer.rs checks the screenshot against the sandbox
+//! itself, not against this sidecar.)
 
 use std::path::PathBuf;
 
