@@ -235,6 +235,9 @@ impl<'a> Run<'a> {
             if !opts.resume && opts.out.join("checkpoint").exists() {
                 return Err(InputError::new(&opts.out, "", "this run folder already has a checkpoint: pass --resume to continue it, or choose another --out").into());
             }
+            // A run killed before its first checkpoint may have logged steps already: they
+            // are trained again, so their lines go.
+            truncate_metrics(&opts.out.join("metrics.jsonl"), 0)?;
             let mut t = Trainer::new(self.agent.clone(), &self.data.shapes, self.device);
             t.set_input_statistics(&self.data);
             t
