@@ -11,6 +11,7 @@ pub mod collect;
 pub mod demo;
 #[cfg(feature = "torch")]
 pub mod eval;
+mod guard;
 #[cfg(feature = "torch")]
 pub mod info;
 pub mod inspect;
@@ -160,9 +161,14 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    match dispatch(cli.command) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+    match guard::guarded(|| dispatch(cli.command)) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Err(panic) => {
+            eprintln!("error: internal error, hjepa panicked: {panic}");
+            eprintln!("This is a bug in hjepa or in libtorch; please report it with the command line (RUST_BACKTRACE=1 shows the whole trace).");
+            ExitCode::from(INTERNAL_ERROR)
+        }
+        Ok(Err(e)) => {
             eprintln!("error: {e:#}");
             if is_input_error(&e) {
                 ExitCode::from(2)
@@ -172,6 +178,10 @@ pub fn main() -> ExitCode {
         }
     }
 }
+
+/// The exit code of a panic caught at the boundary (BSD's EX_SOFTWARE): 0 is success, 1 a
+/// failed command, 2 bad input, 130 an interrupt.
+pub const INTERNAL_ERROR: u8 = 70;
 
 /// Whether the error (or any cause) is bad input the user can fix.
 pub fn is_input_error(e: &anyhow::Error) -> bool {
