@@ -121,6 +121,8 @@ impl From<AgentFile> for FileTables {
 pub struct PlanningConfig {
     /// Run folder (made by `hjepa train`) whose checkpoint the agent loads.
     pub checkpoint: String,
+    /// The shipped model (`models/NAME`) loaded when `checkpoint` holds no trained run.
+    pub model: Option<String>,
     /// Further run folders whose world models plan beside the checkpoint's as a committee
     /// (`planning.peers`).
     pub peers: Vec<String>,
@@ -144,6 +146,10 @@ pub struct PlanningConfig {
 struct PlanningTable {
     /// Run folder (made by `hjepa train`) whose checkpoint the agent loads.
     checkpoint: String,
+    /// A shipped model (`models/NAME`, made by `hjepa export`) loaded when `checkpoint` holds
+    /// no trained run: a trained run takes precedence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    model: Option<String>,
     /// Further run folders whose world models plan beside the checkpoint's as a committee
     /// (flat planner only): each was trained for the same scene and observations, with its
     /// own encoder (another `[train] seed`, other data). Every model predicts the candidates
@@ -232,6 +238,7 @@ impl TryFrom<PlanningTable> for PlanningConfig {
                 separate: t.dynamics_separate,
             })?,
             checkpoint: t.checkpoint,
+            model: t.model,
             peers: t.peers,
             cost: t.cost,
             planner: t.planner,
@@ -258,6 +265,7 @@ impl From<PlanningConfig> for PlanningTable {
             dynamics_weight: joined.as_ref().map_or(1.0, |j| j.weight),
             dynamics_separate: joined.as_ref().is_some_and(|j| j.separate),
             checkpoint: p.checkpoint,
+            model: p.model,
             peers: p.peers,
             cost: p.cost,
             planner: p.planner,

@@ -50,9 +50,10 @@ pub fn assemble_planning_agent(
         ));
     };
     cfg.check_horizons(&agent, scene, agent_path)?;
-    let run = checkpoint
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| resolve_run(&cfg.checkpoint, agent_path));
+    let run = match checkpoint {
+        Some(c) => c.to_path_buf(),
+        None => planning_run(&cfg, agent_path)?,
+    };
     let device = agent.device(agent_path, device)?;
     let trainer = load_checkpoint(&run, &cfg, &agent, agent_path, device)?;
     let meta = trainer.meta.clone();
@@ -367,6 +368,34 @@ pub(super) fn predicts_beside(
         ))
     } else {
         None
+    }
+}
+
+/// The run folder an agent plans with: `planning.checkpoint` when it holds a trained run,
+/// else the shipped model `planning.model` names (its files checked against its manifest),
+/// else `planning.checkpoint` (whose missing checkpoint the loader then reports).
+pub fn planning_run(cfg: &PlanningConfig, agent_path: &Path) -> Result<PathBuf, InputError> {
+    let run = resolve_run(&cfg.checkpoint, agent_path);
+    let trained =
+        run.join("checkpoint/meta.json").exists() || run.join("checkpoint.old/meta.json").exists();
+    match &cfg.model {
+        Some(name) if !trained => {
+            let dir = crate::model::shipped::model_dir(name);
+            if !dir.is_dir() {
+                return Err(InputError::new(
+                    agent_path,
+                    "planning.model",
+                    format!(
+                        "no trained run at {} and no shipped model {name:?} at {}",
+                        run.display(),
+                        dir.display()
+                    ),
+                ));
+            }
+            crate::model::shipped::verify(&dir)?;
+            Ok(dir)
+        }
+        _ => Ok(run),
     }
 }
 

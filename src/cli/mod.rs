@@ -11,6 +11,8 @@ pub mod collect;
 pub mod demo;
 #[cfg(feature = "torch")]
 pub mod eval;
+#[cfg(feature = "torch")]
+pub mod export;
 mod guard;
 #[cfg(feature = "torch")]
 pub mod info;
@@ -112,6 +114,12 @@ pub enum Command {
     /// distance, greedy descent).
     Probe(probe::Args),
     #[cfg(feature = "torch")]
+    /// Copy a trained run's inference weights (no optimizer state) into a shipped model
+    /// folder, models/NAME, with a manifest: the commands that made it, the data's digest,
+    /// the commit, the measured metrics and each file's SHA-256 (checked on every load).
+    /// Agent files name it as `planning.model`; a trained run at `planning.checkpoint` wins.
+    Export(export::Args),
+    #[cfg(feature = "torch")]
     /// Print versions and what libtorch sees (threads, CUDA devices): checks that the binary
     /// finds the torch venv's libtorch without LD_LIBRARY_PATH.
     Info,
@@ -201,6 +209,8 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
         Command::Train(args) => train::run(args),
         #[cfg(feature = "torch")]
         Command::Probe(args) => probe::run(args),
+        #[cfg(feature = "torch")]
+        Command::Export(args) => export::run(args),
         #[cfg(feature = "torch")]
         Command::Info => info::run(),
         #[cfg(feature = "torch")]

@@ -13,6 +13,7 @@ pub mod encoder;
 pub mod losses;
 pub mod plots;
 pub mod probe;
+pub mod shipped;
 pub mod train;
 pub mod world_model;
 

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use indicatif::ProgressBar;
 
-use crate::agent::{load_planning_agent, resolve_run};
+use crate::agent::{load_planning_agent, planning_run};
 use crate::agent::{AgentFile, PlanningConfig};
 use crate::data::collect::{
     check_counts, collect_bar, fresh_manifest, list_shard, missing_shards, open_manifest,
@@ -151,7 +151,7 @@ fn agent_source(
     planning: &PlanningConfig,
     scene: &Scene,
 ) -> anyhow::Result<AgentSource> {
-    let run = resolve_run(&planning.checkpoint, &opts.agent_path);
+    let run = planning_run(planning, &opts.agent_path)?;
     let ckpt = checkpoint_dir(&run)?;
     let meta_path = ckpt.join("meta.json");
     let meta: CheckpointMeta = std::fs::read_to_string(&meta_path)

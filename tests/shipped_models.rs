@@ -1,0 +1,176 @@
+//! Shipped models (`hjepa export`, `planning.model`): an agent file plans with one when no
+//! trained run is at its `planning.checkpoint`, a trained run takes precedence, and a
+//! damaged, changed or mismatched model is refused with exit 2 naming the file.
+// Needs the world model (the default `torch` feature).
+#![cfg(feature = "torch")]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+const PLANNING: &str = r#"
+[planning]
+checkpoint = "CHECKPOINT"
+model = "tiny"
+[planning.planner]
+kind = "mppi"
+samples = 32
+elites = 4
+iterations = 1
+horizon = 4
+replan_every = 4
+"#;
+
+fn agent(dir: &Path, file: &str, checkpoint: &Path, edit: &dyn Fn(String) -> String) -> PathBuf {
+    let text = include_str!("data/tiny_agent.toml").to_string()
+        + &PLANNING.replace("CHECKPOINT", checkpoint.to_str().unwrap());
+    let path = dir.join(file);
+    std::fs::write(&path, edit(text)).unwrap();
+    path
+}
+
+/// One tiny trained run, exported as `models/tiny` under `dir`.
+fn trained_and_exported(dir: &Path) -> PathBuf {
+    let data = dir.join("data");
+    let run = dir.join("trained");
+    common::assert_ok(
+        &common::bin()
+            .args([
+                "collect",
+                "--scene",
+                "two_rooms",
+                "--episodes",
+                "20",
+                "--seed",
+                "4",
+                "--out",
+            ])
+            .arg(&data)
+            .output()
+            .unwrap(),
+    );
+    let tiny = agent(dir, "train.toml", &run, &|t| t);
+    common::assert_ok(
+        &common::bin()
+            .arg("train")
+            .arg("--agent")
+            .arg(&tiny)
+            .arg("--data")
+            .arg(&data)
+            .arg("--out")
+            .arg(&run)
+            .args(["--steps", "6"])
+            .output()
+            .unwrap(),
+    );
+    let out = common::bin()
+        .current_dir(dir)
+        .arg("export")
+        .arg(&run)
+        .args(["--agent", "train.toml", "--name", "tiny"])
+        .args([
+            "--data-command",
+            "hjepa collect --scene two_rooms --episodes 20 --seed 4",
+        ])
+        .output()
+        .unwrap();
+    common::assert_ok(&out);
+    let model = dir.join("models/tiny");
+    assert!(model.join("manifest.json").is_file());
+    assert!(
+        !model.join("checkpoint/optimizer.safetensors").exists(),
+        "no optimizer state"
+    );
+    run
+}
+
+fn eval(dir: &Path, agent: &Path) -> Output {
+    common::bin()
+        .current_dir(dir)
+        .arg("eval")
+        .arg("--agent")
+        .arg(agent)
+        .args([
+            "--episodes",
+            "1",
+            "--no-random-floor",
+            "--out",
+            "eval.jsonl",
+        ])
+        .output()
+        .unwrap()
+}
+
+fn refused(out: &Output, needles: &[&str]) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "{n:?} not in: {err}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn a_shipped_model_plans_when_no_run_is_trained_and_damage_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let trained = trained_and_exported(d);
+    let no_run = d.join("runs/never_trained");
+    let shipped = agent(d, "shipped.toml", &no_run, &|t| t);
+    common::assert_ok(&eval(d, &shipped));
+    assert_eq!(
+        std::fs::read_to_string(d.join("eval.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        1
+    );
+
+    let weights = d.join("models/tiny/checkpoint/model.safetensors");
+    let manifest = d.join("models/tiny/manifest.json");
+    let original = std::fs::read(&weights).unwrap();
+    // Truncated weights.
+    std::fs::write(&weights, &original[..original.len() / 2]).unwrap();
+    refused(
+        &eval(d, &shipped),
+        &["model.safetensors", "SHA-256", "damaged"],
+    );
+    // A trained run at planning.checkpoint takes precedence: the damaged model is not read.
+    let with_run = agent(d, "with_run.toml", &trained, &|t| t);
+    common::assert_ok(&eval(d, &with_run));
+    std::fs::write(&weights, &original).unwrap();
+    common::assert_ok(&eval(d, &shipped));
+
+    // A manifest whose hash was changed, one of another format, one missing.
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let m: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let hash = m["files"]["meta.json"].as_str().unwrap();
+    std::fs::write(&manifest, text.replace(hash, &"0".repeat(64))).unwrap();
+    refused(
+        &eval(d, &shipped),
+        &["meta.json", "differs from the manifest"],
+    );
+    std::fs::write(&manifest, text.replace("hjepa-model/1", "hjepa-model/9")).unwrap();
+    refused(
+        &eval(d, &shipped),
+        &["manifest.json", "format", "hjepa-model/9"],
+    );
+    std::fs::remove_file(&manifest).unwrap();
+    refused(&eval(d, &shipped), &["manifest.json", "cannot read"]);
+    std::fs::write(&manifest, &text).unwrap();
+
+    // A model for another scene: an agent file for `wall` naming the two_rooms model.
+    let wall = agent(d, "wall.toml", &no_run, &|t| {
+        t.replace("scene = \"two_rooms\"", "scene = \"wall\"")
+    });
+    refused(&eval(d, &wall), &["scene"]);
+    // A model that does not exist.
+    let missing = agent(d, "missing.toml", &no_run, &|t| {
+        t.replace("model = \"tiny\"", "model = \"nope\"")
+    });
+    refused(
+        &eval(d, &missing),
+        &["planning.model", "nope", "no trained run"],
+    );
+}
