@@ -8,6 +8,10 @@ pub struct Args {
     /// Agent file (a path, or a shipped agent's name).
     #[arg(long, default_value = "two_rooms")]
     agent: String,
+    /// Episodes the shipped model (the agent file's `planning.model`) plays first, before
+    /// anything is trained (0: skip it).
+    #[arg(long, default_value_t = 20)]
+    shipped_episodes: u64,
     /// Episodes to collect for training.
     #[arg(long, value_parser = crate::limits::episodes, default_value_t = 400)]
     collect_episodes: u64,
@@ -25,6 +29,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let Args {
         agent,
+        shipped_episodes,
         collect_episodes,
         train_steps,
         episodes,
@@ -32,6 +37,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } = args;
     let opts = crate::run::demo::DemoOptions {
         agent_path: crate::agent::AgentFile::resolve_path(&agent),
+        shipped_episodes,
         collect_episodes,
         train_steps,
         episodes,

@@ -14,6 +14,8 @@ use crate::sim::Scene;
 #[derive(Clone, Debug)]
 pub struct DemoOptions {
     pub agent_path: PathBuf,
+    /// Episodes the shipped model (the agent file's `planning.model`) plays first.
+    pub shipped_episodes: u64,
     pub collect_episodes: u64,
     pub train_steps: Option<i64>,
     pub episodes: u64,
@@ -22,6 +24,8 @@ pub struct DemoOptions {
 
 /// What the demo measured.
 pub struct DemoSummary {
+    /// The shipped model's evaluation, when the agent file names one that is there.
+    pub shipped: Option<EvalSummary>,
     pub learned: EvalSummary,
     pub oracle: EvalSummary,
 }
@@ -30,6 +34,7 @@ pub fn demo(opts: &DemoOptions) -> anyhow::Result<DemoSummary> {
     let agent = AgentFile::load(&opts.agent_path)?;
     let scene_path = Scene::resolve_path(&agent.scene);
     let (data, run) = (opts.out.join("data"), opts.out.join("run"));
+    let shipped = shipped_stage(opts, &agent)?;
     collect_stage(opts, &agent, scene_path, &data)?;
     train_stage(opts, &data, &run)?;
     println!(
@@ -42,7 +47,65 @@ pub fn demo(opts: &DemoOptions) -> anyhow::Result<DemoSummary> {
     let oracle = eval(&eval_options(opts, &run, true))?;
     println!("{}\n", oracle.report());
     print_summary(opts, &learned, &oracle);
-    Ok(DemoSummary { learned, oracle })
+    if let Some(s) = &shipped {
+        let fresh = first_successes(&opts.out.join("eval.jsonl"), s.episodes);
+        println!(
+            "on the {n} episodes the shipped model played first (the same seeds): shipped {}/{n}, freshly trained {fresh}/{n}",
+            s.successes,
+            n = s.episodes
+        );
+    }
+    Ok(DemoSummary {
+        shipped,
+        learned,
+        oracle,
+    })
+}
+
+/// Stage 0: the shipped model plays first, so a result shows before any training.
+fn shipped_stage(opts: &DemoOptions, agent: &AgentFile) -> anyhow::Result<Option<EvalSummary>> {
+    let Some(name) = agent.planning.as_ref().and_then(|p| p.model.clone()) else {
+        return Ok(None);
+    };
+    if opts.shipped_episodes == 0 {
+        return Ok(None);
+    }
+    let dir = crate::model::shipped::model_dir(&name);
+    if !dir.is_dir() {
+        println!(
+            "== 0/4 no shipped model {name:?} at {}: skipped\n",
+            dir.display()
+        );
+        return Ok(None);
+    }
+    let m = crate::model::shipped::verify(&dir)?;
+    println!(
+        "== 0/4 the shipped model {} ({} steps, commit {}), {} episodes, before any training",
+        dir.display(),
+        m.steps,
+        m.commit,
+        opts.shipped_episodes
+    );
+    let mut o = eval_options(opts, &dir, false);
+    o.episodes = opts.shipped_episodes;
+    o.random_floor = false;
+    o.record = None;
+    o.out = Some(opts.out.join("eval-shipped.jsonl"));
+    let s = eval(&o)?;
+    println!("{}\n", s.report());
+    Ok(Some(s))
+}
+
+/// Successes among the first `n` episodes of an eval's results file.
+fn first_successes(rows: &Path, n: usize) -> usize {
+    std::fs::read_to_string(rows)
+        .unwrap_or_default()
+        .lines()
+        .take(n)
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| v["success"] == true)
+        })
+        .count()
 }
 
 /// Stage 1: the scripted dataset (resumed if partly there), verified.
