@@ -165,6 +165,31 @@ fn a_shipped_model_plans_when_no_run_is_trained_and_damage_is_refused() {
         t.replace("scene = \"two_rooms\"", "scene = \"wall\"")
     });
     refused(&eval(d, &wall), &["scene"]);
+    // `hjepa demo` plays the shipped model first, before it trains, and compares at the end.
+    let out = common::bin()
+        .current_dir(d)
+        .arg("demo")
+        .arg("--agent")
+        .arg(&shipped)
+        .args(["--shipped-episodes", "2", "--collect-episodes", "8"])
+        .args(["--train-steps", "4", "--episodes", "2", "--out", "demo"])
+        .output()
+        .unwrap();
+    common::assert_ok(&out);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (first, collect) = (
+        text.find("== 0/4 the shipped model")
+            .expect("the shipped model plays"),
+        text.find("== 1/4 collect").unwrap(),
+    );
+    assert!(
+        first < collect,
+        "the shipped model plays before anything is collected:\n{text}"
+    );
+    assert!(
+        text.contains("on the 2 episodes the shipped model played first"),
+        "{text}"
+    );
     // A model that does not exist.
     let missing = agent(d, "missing.toml", &no_run, &|t| {
         t.replace("model = \"tiny\"", "model = \"nope\"")
