@@ -646,12 +646,27 @@ fn ctrl_c_finishes_the_runs_in_flight_and_starts_no_more() {
         assert!(t.elapsed() < Duration::from_secs(120), "no run finished");
         std::thread::sleep(Duration::from_millis(5));
     }
+    // Runs record when they start (unix seconds, taken right after the worker checks for
+    // Ctrl-C): none may start after the signal (half a second allows for the check that
+    // passed just before it).
+    let signalled = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
+    let last_start: f64 = open(&db)
+        .query_row("SELECT MAX(started_at) FROM runs", [], |r| r.get(0))
+        .unwrap();
+    assert!(
+        last_start <= signalled + 0.5,
+        "a run started {:.2} s after Ctrl-C",
+        last_start - signalled
+    );
     assert_eq!(
         out.status.code(),
         Some(130),
