@@ -17,7 +17,7 @@ CARGO_FLAGS ?= --release
 # The viewer's test runs it under Xvfb on Mesa's software Vulkan (lavapipe).
 VIEWER_PACKAGES := xvfb xauth mesa-vulkan-drivers libvulkan1
 
-.PHONY: demo test fuzz test-no-torch test-python test-viewer viewer-deps torch bench build clean-venv
+.PHONY: demo test fuzz fuzz-readers test-no-torch test-python test-viewer viewer-deps torch bench build clean-venv
 
 demo: $(STAMP)
 	$(CARGO) run $(CARGO_FLAGS) --bin hjepa -- demo
@@ -35,6 +35,17 @@ test: $(STAMP)
 # instead of the 256 `make test` tries.
 fuzz: $(STAMP)
 	PROPTEST_CASES=5000 $(CARGO) test $(CARGO_FLAGS) --test fuzz_inputs
+
+# libFuzzer on the readers of untrusted files (fuzz/: scene RON, dataset manifest and
+# shards, recordings), each target for FUZZ_SECONDS; needs the nightly toolchain, installs
+# cargo-fuzz once. Crashes land in fuzz/artifacts/ (docs/reliability.md).
+FUZZ_SECONDS ?= 60
+fuzz-readers:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	mkdir -p fuzz/corpus/scene_ron && cp scenes/*.ron fuzz/corpus/scene_ron/
+	for t in scene_ron dataset_files recording_json; do \
+	  $(CARGO) +nightly fuzz run --fuzz-dir fuzz $$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 || exit 1; \
+	done
 
 # The sandbox and datasets without libtorch (`--no-default-features`, the base of the Python
 # package): built in its own target folder, then run: no libtorch linked, and the torch-free
