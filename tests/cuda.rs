@@ -24,27 +24,6 @@ fn agent(dir: &Path, run: &Path) -> PathBuf {
     path
 }
 
-fn data(dir: &Path) -> PathBuf {
-    let out = dir.join("data");
-    common::assert_ok(
-        &common::bin()
-            .args([
-                "collect",
-                "--scene",
-                "two_rooms",
-                "--episodes",
-                "20",
-                "--seed",
-                "2",
-            ])
-            .arg("--out")
-            .arg(&out)
-            .output()
-            .unwrap(),
-    );
-    out
-}
-
 fn train(agent: &Path, data: &Path, out: &Path, device: &str) -> std::process::Output {
     common::bin()
         .arg("train")
@@ -74,7 +53,10 @@ fn gpu_present() -> bool {
 fn a_device_libtorch_cannot_see_is_refused_before_any_work() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
-    let (agent, data) = (agent(dir.path(), &run), data(dir.path()));
+    let (agent, data) = (
+        agent(dir.path(), &run),
+        common::collect_two_rooms(dir.path(), 20, 2),
+    );
     // Without a GPU "cuda" is refused; with one, an index past the last GPU is.
     let device = if gpu_present() { "cuda:99" } else { "cuda" };
     let out = train(&agent, &data, &run, device);
@@ -93,7 +75,10 @@ fn on_a_gpu_a_model_trains_plans_and_computes_what_it_does_on_the_cpu() {
     }
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
-    let (agent_path, data) = (agent(dir.path(), &run), data(dir.path()));
+    let (agent_path, data) = (
+        agent(dir.path(), &run),
+        common::collect_two_rooms(dir.path(), 20, 2),
+    );
     common::assert_ok(&train(&agent_path, &data, &run, "cuda"));
     // Planning on the GPU: an eval runs to the end and writes every episode.
     let rows = dir.path().join("eval.jsonl");

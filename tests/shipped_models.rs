@@ -32,24 +32,8 @@ fn agent(dir: &Path, file: &str, checkpoint: &Path, edit: &dyn Fn(String) -> Str
 
 /// One tiny trained run, exported as `models/tiny` under `dir`.
 fn trained_and_exported(dir: &Path) -> PathBuf {
-    let data = dir.join("data");
+    let data = common::collect_two_rooms(dir, 20, 4);
     let run = dir.join("trained");
-    common::assert_ok(
-        &common::bin()
-            .args([
-                "collect",
-                "--scene",
-                "two_rooms",
-                "--episodes",
-                "20",
-                "--seed",
-                "4",
-                "--out",
-            ])
-            .arg(&data)
-            .output()
-            .unwrap(),
-    );
     let tiny = agent(dir, "train.toml", &run, &|t| t);
     common::assert_ok(
         &common::bin()

@@ -22,27 +22,6 @@ fn agent(dir: &Path) -> std::path::PathBuf {
     path
 }
 
-fn data(dir: &Path) -> std::path::PathBuf {
-    let out = dir.join("data");
-    common::assert_ok(
-        &common::bin()
-            .args([
-                "collect",
-                "--scene",
-                "two_rooms",
-                "--episodes",
-                "30",
-                "--seed",
-                "5",
-            ])
-            .arg("--out")
-            .arg(&out)
-            .output()
-            .unwrap(),
-    );
-    out
-}
-
 fn train(agent: &Path, data: &Path, out: &Path, resume: bool) -> Command {
     let mut c = common::bin();
     c.arg("train")
@@ -140,7 +119,10 @@ fn metrics(run: &Path) -> Vec<serde_json::Value> {
 #[test]
 fn a_training_killed_during_its_checkpoints_resumes_to_the_uninterrupted_result() {
     let dir = tempfile::tempdir().unwrap();
-    let (agent, data) = (agent(dir.path()), data(dir.path()));
+    let (agent, data) = (
+        agent(dir.path()),
+        common::collect_two_rooms(dir.path(), 30, 5),
+    );
     let whole = dir.path().join("whole");
     common::assert_ok(&train(&agent, &data, &whole, false).output().unwrap());
 

@@ -158,3 +158,23 @@ iterations = 1
 horizon = 2
 replan_every = 1
 "#;
+
+/// `hjepa collect --scene two_rooms --episodes N --seed S` into `dir/data`, checked.
+pub fn collect_two_rooms(dir: &Path, episodes: u32, seed: u64) -> PathBuf {
+    let out = dir.join("data");
+    assert_ok(
+        &bin()
+            .args(["collect", "--scene", "two_rooms"])
+            .args([
+                "--episodes",
+                &episodes.to_string(),
+                "--seed",
+                &seed.to_string(),
+            ])
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap(),
+    );
+    out
+}
