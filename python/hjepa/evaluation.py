@@ -27,6 +27,7 @@ def evaluate(
     record: str | os.PathLike | None = None,
     observation: str = "state",
     action_units: str = "normalized",
+    noise: float = 0.3,
 ) -> dict:
     """Plays the start/goal pairs `hjepa eval --scene SCENE --episodes N --seed S
     [--goals-from DATA --goal-offset K] [--max-steps T] [--success C]` plays, with `policy`
@@ -38,8 +39,12 @@ def evaluate(
     `max_steps` replaces the scene's episode length (control steps) and `success` names
     the criterion that decides success (default the scene's first).
 
-    `policy`: `"random"` (hjepa's random policy: the random floor `hjepa eval
-    --random-floor` reports), or a callable `policy(obs, info) -> action` that sees what
+    `policy`: the name of one of hjepa's scripted policies, which read the true state and
+    run in Rust without the GIL: `"random"` (the random floor `hjepa eval --random-floor`
+    reports), `"oracle"` (the oracle expert: CEM on a private copy of the simulator, as
+    `hjepa run --policy oracle`; not `hjepa eval --oracle`, which plans with an agent
+    file's planner and needs the torch build), `"waypoint"`, `"smooth-walk"` or
+    `"near-body"` (heading noise `noise`, as `hjepa run --noise`); or a callable `policy(obs, info) -> action` that sees what
     `HjepaEnv` gives: `obs` the Dict observation (`observation`, `achieved_goal`,
     `desired_goal`; `observation="state"` or `"pixels"`), `info` the env's info plus
     `episode` (its index), `seed` and `goal_observation` (what is observed at the goal).
@@ -69,6 +74,7 @@ def evaluate(
         None if record is None else os.fspath(record),
         observation,
         action_units,
+        float(noise),
     )
     return summarise(rows, None if out is None else os.fspath(out))
 

@@ -1,8 +1,8 @@
 //! hjepa's data and evaluation protocol for Python, run by hjepa's own code:
 //! `collect` is `hjepa collect` (`hjepa::data::collect`), and `evaluate` plays the
 //! start/goal pairs `hjepa eval` plays (`Starts`, `dataset_goals`, `eval_scene`) through the
-//! same episode loop (`hjepa::run::episode::play_starts`), with hjepa's random policy or a
-//! Python callable acting, and writes the same JSON lines.
+//! same episode loop (`hjepa::run::episode::play_starts`), with one of hjepa's scripted
+//! policies (the random floor, the oracle expert) or a Python callable acting, and writes the same JSON lines.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -30,11 +30,14 @@ fn py_error(e: anyhow::Error) -> PyErr {
     }
 }
 
+/// The scripted policies' CLI names.
+const SCRIPTED: &str = "random, smooth-walk, waypoint, near-body, oracle";
+
 /// A scripted policy by its CLI name (`smooth-walk`) or its manifest name (`smooth_walk`).
 fn policy_kind(name: &str) -> PyResult<PolicyKind> {
     serde_json::from_value(serde_json::Value::String(name.replace('-', "_"))).map_err(|_| {
         PyValueError::new_err(format!(
-            "policy: expected one of random, smooth-walk, waypoint, near-body, oracle; found {name:?}"
+            "policy: expected one of {SCRIPTED}, or a callable; found {name:?}"
         ))
     })
 }
@@ -237,7 +240,7 @@ impl Sink {
         }
         self.rows.push(row);
         self.recorded.push(RecordedEpisode::from(&ep));
-        // Ctrl-C between episodes (the random policy runs without the GIL).
+        // Ctrl-C between episodes (scripted policies run without the GIL).
         Python::attach(|py| py.check_signals()).map_err(|e| anyhow::anyhow!(Interrupted(e)))
     }
 }
@@ -273,11 +276,12 @@ fn eval_spec(
     Ok((Spec::new(played, &path, kind, normalized), path, text))
 }
 
-/// Plays `hjepa eval`'s episodes for these arguments with `policy` ("random" or a
-/// callable (obs, info) -> action); returns the JSON rows (one per episode, in order).
+/// Plays `hjepa eval`'s episodes for these arguments with `policy` (a scripted policy's
+/// name, heading noise `noise`, or a callable (obs, info) -> action); returns the JSON
+/// rows (one per episode, in order).
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
-#[pyo3(signature = (policy, scene, episodes, seed, goals_from, goal_offset, max_steps, success, out, record, observation, action_units))]
+#[pyo3(signature = (policy, scene, episodes, seed, goals_from, goal_offset, max_steps, success, out, record, observation, action_units, noise))]
 pub fn evaluate<'py>(
     py: Python<'py>,
     policy: &Bound<'py, PyAny>,
@@ -292,25 +296,27 @@ pub fn evaluate<'py>(
     record: Option<PathBuf>,
     observation: &str,
     action_units: &str,
+    noise: f32,
 ) -> PyResult<Bound<'py, PyList>> {
-    let random = match policy.extract::<String>() {
-        Ok(name) if name == "random" => true,
-        Ok(name) => {
+    let scripted = match policy.extract::<String>() {
+        Ok(name) => Some(policy_kind(&name)?),
+        Err(_) if policy.is_callable() => None,
+        Err(_) => {
             return Err(PyValueError::new_err(format!(
-                "policy: expected \"random\" or a callable (obs, info) -> action, found {name:?}"
+                "policy: expected a scripted policy's name ({SCRIPTED}) or a callable (obs, info) -> action"
             )))
         }
-        Err(_) if policy.is_callable() => false,
-        Err(_) => {
-            return Err(PyValueError::new_err(
-                "policy: expected \"random\" or a callable (obs, info) -> action",
-            ))
-        }
     };
+    hjepa::limits::noise(&noise.to_string())
+        .map_err(|e| PyValueError::new_err(format!("noise: {e}")))?;
     let kind = ObsKind::parse(observation).map_err(PyValueError::new_err)?;
     let normalized = crate::action_units(action_units)?;
-    // The random policy observes nothing: no frames to draw.
-    let kind = if random { ObsKind::State } else { kind };
+    // Scripted policies read the true state: no frames to draw.
+    let kind = if scripted.is_some() {
+        ObsKind::State
+    } else {
+        kind
+    };
     let (spec, path, text) = eval_spec(scene, max_steps, success.as_deref(), kind, normalized)
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
     let windows = match &goals_from {
@@ -333,11 +339,22 @@ pub fn evaluate<'py>(
         windows: windows.as_deref(),
         only: None,
     };
-    let played = play(py, policy, random, &spec, starts, &mut sink)?;
+    let played = play(
+        py,
+        policy,
+        scripted.map(|k| (k, noise)),
+        &spec,
+        starts,
+        &mut sink,
+    )?;
     if let Some(path_out) = &record {
-        let actor = if random { "random" } else { "python" };
+        let actor = match scripted {
+            Some(k) => format!("{k:?}").to_lowercase(),
+            None => "python".into(),
+        };
         let overrides = ProtocolOverrides { max_steps, success };
-        save_recording(path_out, actor, &path, text, overrides, sink.recorded).map_err(py_error)?;
+        save_recording(path_out, &actor, &path, text, overrides, sink.recorded)
+            .map_err(py_error)?;
     }
     played?;
     let json = py.import("json")?;
@@ -353,14 +370,14 @@ pub fn evaluate<'py>(
 fn play(
     py: Python<'_>,
     policy: &Bound<'_, PyAny>,
-    random: bool,
+    scripted: Option<(PolicyKind, f32)>,
     spec: &Arc<Spec>,
     starts: Starts<'_>,
     sink: &mut Sink,
 ) -> PyResult<PyResult<()>> {
     let scene = spec.scene.clone();
-    if random {
-        let mut actor = EvalActor::random();
+    if let Some((kind, noise)) = scripted {
+        let mut actor = EvalActor::scripted(kind, noise);
         let r = crate::detached(py, || {
             play_starts(actor.actor(), &scene, starts, |ep| sink.push(ep))
         })?;

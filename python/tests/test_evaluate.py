@@ -34,10 +34,13 @@ def toward(obs, info):
     return np.clip(3 * (obs["desired_goal"] - obs["achieved_goal"]), -1, 1).astype(np.float32)
 
 
-@pytest.mark.parametrize("scene, episodes", [("point_maze_u", 20), ("wall", 12), ("push_t", 4)])
-def test_the_random_floor_equals_hjepa_run(hjepa_bin, tmp_path, scene, episodes):
-    r = hjepa.evaluate("random", scene, episodes=episodes, seed=7)
-    out = run_cli(hjepa_bin, "run", "--scene", scene, "--policy", "random", "--episodes", episodes,
+@pytest.mark.parametrize("policy, scene, episodes", [
+    ("random", "point_maze_u", 20), ("random", "wall", 12), ("random", "push_t", 4),
+    ("oracle", "wall", 4), ("oracle", "push_t", 2), ("waypoint", "two_rooms", 6),
+])
+def test_scripted_policies_equal_hjepa_run(hjepa_bin, tmp_path, policy, scene, episodes):
+    r = hjepa.evaluate(policy, scene, episodes=episodes, seed=7)
+    out = run_cli(hjepa_bin, "run", "--scene", scene, "--policy", policy, "--episodes", episodes,
                   "--seed", 7, cwd=tmp_path)
     k, n = r["successes"], r["episodes"]
     lo, hi = r["success_ci95"]
@@ -52,13 +55,15 @@ def test_the_random_floor_equals_hjepa_run(hjepa_bin, tmp_path, scene, episodes)
         assert f"criterion {name}: {c}/{n}" in out
 
 
-@pytest.mark.parametrize("scene, episodes", [("point_maze_u", 5), ("push_t", 2)])
-def test_the_random_floor_equals_hjepa_record_episode_by_episode(hjepa_bin, tmp_path, scene, episodes):
-    r = hjepa.evaluate("random", scene, episodes=episodes, seed=3, record=tmp_path / "py.json")
+@pytest.mark.parametrize("policy, scene, episodes", [
+    ("random", "point_maze_u", 5), ("random", "push_t", 2), ("oracle", "push_t", 2),
+])
+def test_scripted_policies_equal_hjepa_record_episode_by_episode(hjepa_bin, tmp_path, policy, scene, episodes):
+    r = hjepa.evaluate(policy, scene, episodes=episodes, seed=3, record=tmp_path / "py.json")
     ours = json.loads((tmp_path / "py.json").read_text())["episodes"]
     assert [row["index"] for row in r["rows"]] == list(range(episodes))
     for i in range(episodes):
-        run_cli(hjepa_bin, "record", "--scene", scene, "--policy", "random", "--seed", 3, "--episode", i,
+        run_cli(hjepa_bin, "record", "--scene", scene, "--policy", policy, "--seed", 3, "--episode", i,
                 "--size", 16, "--out", f"{i}.gif", "--recording", f"{i}.json", cwd=tmp_path)
         (cli,) = json.loads((tmp_path / f"{i}.json").read_text())["episodes"]
         assert cli == ours[i], f"episode {i}: seed, success, steps and every action"
@@ -202,10 +207,12 @@ def test_ctrl_c_interrupts():
 
 
 def test_bad_arguments(push_t_data):
-    with pytest.raises(ValueError, match='"random" or a callable'):
-        hjepa.evaluate("oracle", "wall", episodes=1)
-    with pytest.raises(ValueError, match='"random" or a callable'):
+    with pytest.raises(ValueError, match="expected one of random, smooth-walk, waypoint, near-body, oracle"):
+        hjepa.evaluate("nope", "wall", episodes=1)
+    with pytest.raises(ValueError, match="scripted policy's name .* or a callable"):
         hjepa.evaluate(3, "wall", episodes=1)
+    with pytest.raises(ValueError, match="noise: expected a heading noise"):
+        hjepa.evaluate("waypoint", "wall", episodes=1, noise=float("nan"))
     with pytest.raises(ValueError, match="episode_steps: --max-steps"):
         hjepa.evaluate("random", "wall", episodes=1, max_steps=0)
     with pytest.raises(ValueError, match=re.escape("goal.success: --success nope: no such criterion")):

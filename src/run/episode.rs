@@ -270,7 +270,12 @@ pub enum EvalActor {
 impl EvalActor {
     /// The random policy, seeded per episode like `hjepa run --policy random`.
     pub fn random() -> EvalActor {
-        EvalActor::Scripted(ScriptedActor(make_policy(PolicyKind::Random, 0.0)))
+        EvalActor::scripted(PolicyKind::Random, 0.0)
+    }
+
+    /// A scripted policy (heading noise `noise`), seeded per episode like `hjepa run`.
+    pub fn scripted(kind: PolicyKind, noise: f32) -> EvalActor {
+        EvalActor::Scripted(ScriptedActor(make_policy(kind, noise)))
     }
 
     /// The actor behind the common interface.

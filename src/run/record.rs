@@ -4,10 +4,9 @@
 
 use std::path::PathBuf;
 
-use crate::data::actor::ScriptedActor;
 use crate::data::episodes::episode_seed;
 use crate::data::recording::{write_gif, RecordedEpisode, Recording};
-use crate::data::{make_policy, PolicyKind};
+use crate::data::PolicyKind;
 use crate::run::actors::{choose_agent, ActorSpec};
 use crate::run::episode::{run_episode_observed, EvalActor};
 use crate::sim::render::Renderer;
@@ -64,7 +63,7 @@ pub fn record(opts: &RecordOptions) -> anyhow::Result<RecordSummary> {
     let (scene_path, scene) = (choice.scene_path, choice.scene);
     let (mut actor, name) = choice.actor.unwrap_or_else(|| {
         (
-            EvalActor::Scripted(ScriptedActor(make_policy(opts.policy, 0.3))),
+            EvalActor::scripted(opts.policy, 0.3),
             format!("{:?}", opts.policy).to_lowercase(),
         )
     });
