@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use numpy::{PyArray1, PyArrayDyn, PyArrayMethods};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 
@@ -210,29 +211,32 @@ pub(crate) fn info_dict<'py>(
     cost: Option<f32>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
-    d.set_item("success", info.success)?;
-    d.set_item("distance", info.goal_distance)?;
+    d.set_item(intern!(py, "success"), info.success)?;
+    d.set_item(intern!(py, "distance"), info.goal_distance)?;
     let criteria = PyDict::new(py);
     for c in &info.criteria {
         let e = PyDict::new(py);
-        e.set_item("success", c.success)?;
-        e.set_item("value", c.value)?;
+        e.set_item(intern!(py, "success"), c.success)?;
+        e.set_item(intern!(py, "value"), c.value)?;
         if let Some(a) = c.angle_error {
-            e.set_item("angle_error", a)?;
+            e.set_item(intern!(py, "angle_error"), a)?;
         }
         criteria.set_item(&c.name, e)?;
     }
-    d.set_item("criteria", criteria)?;
-    d.set_item("state", PyArray1::from_vec(py, env.physical_state()))?;
-    d.set_item("steps", info.steps)?;
-    d.set_item("action_clipped", info.action_clipped)?;
-    d.set_item("blew_up", info.blew_up)?;
-    d.set_item("contacts", info.contacts)?;
-    d.set_item("agent_contacts", info.agent_contacts)?;
-    d.set_item("distance_bin", info.distance_bin)?;
-    d.set_item("seed", seed)?;
+    d.set_item(intern!(py, "criteria"), criteria)?;
+    d.set_item(
+        intern!(py, "state"),
+        PyArray1::from_vec(py, env.physical_state()),
+    )?;
+    d.set_item(intern!(py, "steps"), info.steps)?;
+    d.set_item(intern!(py, "action_clipped"), info.action_clipped)?;
+    d.set_item(intern!(py, "blew_up"), info.blew_up)?;
+    d.set_item(intern!(py, "contacts"), info.contacts)?;
+    d.set_item(intern!(py, "agent_contacts"), info.agent_contacts)?;
+    d.set_item(intern!(py, "distance_bin"), info.distance_bin)?;
+    d.set_item(intern!(py, "seed"), seed)?;
     if let Some(c) = cost {
-        d.set_item("cost", c)?;
+        d.set_item(intern!(py, "cost"), c)?;
     }
     Ok(d)
 }
@@ -249,9 +253,12 @@ pub(crate) fn obs_dict<'py>(
     let (mut ach, mut des) = (vec![0f32; g], vec![0f32; g]);
     spec.write_goals(env, &mut ach, &mut des);
     let d = PyDict::new(py);
-    d.set_item("observation", observation_array(py, spec, obs)?)?;
-    d.set_item("achieved_goal", PyArray1::from_vec(py, ach))?;
-    d.set_item("desired_goal", PyArray1::from_vec(py, des))?;
+    d.set_item(
+        intern!(py, "observation"),
+        observation_array(py, spec, obs)?,
+    )?;
+    d.set_item(intern!(py, "achieved_goal"), PyArray1::from_vec(py, ach))?;
+    d.set_item(intern!(py, "desired_goal"), PyArray1::from_vec(py, des))?;
     Ok(d)
 }
 
