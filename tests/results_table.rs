@@ -4,94 +4,18 @@
 
 use std::path::Path;
 
-use hjepa::data::episodes::wilson_interval;
-use serde::Deserialize;
+use hjepa::run::results::{ResultsTable, Row};
 
 const BEGIN: &str =
     "<!-- results table: generated from docs/results/table.toml (tests/results_table.rs) -->";
 const END: &str = "<!-- end of results table -->";
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Table {
-    row: Vec<Row>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Row {
-    task: String,
-    page: String,
-    #[serde(default)]
-    label: String,
-    observation: String,
-    /// (successes, episodes) per evaluation: seeds, trainings, or one evaluation.
-    runs: Vec<(usize, usize)>,
-    runs_are: String,
-    note: String,
-    random_floor: String,
-    oracle: String,
-    planning: String,
-    machine: String,
-    command: String,
-}
-
-fn success(r: &Row) -> String {
-    let (k, n) = r.runs.iter().fold((0, 0), |(k, n), (a, b)| (k + a, n + b));
-    if n == 0 {
-        return "not measured".into();
-    }
-    let (lo, hi) = wilson_interval(k, n);
-    let ci = format!("CI {:.1}–{:.1} %", 100.0 * lo, 100.0 * hi);
-    let mut s = if r.runs.len() == 1 {
-        format!("**{k}/{n}** = {:.1} % ({ci})", 100.0 * k as f64 / n as f64)
-    } else {
-        let each: Vec<String> = r.runs.iter().map(|(a, b)| format!("{a}/{b}")).collect();
-        format!(
-            "**{k}/{n}** over {} {}: {} ({ci})",
-            r.runs.len(),
-            r.runs_are,
-            each.join(", ")
-        )
-    };
-    if !r.note.is_empty() {
-        s += &format!("; {}", r.note);
-    }
-    s
-}
-
-fn render(table: &Table) -> String {
-    let mut out = String::from(
-        "| task | observation | success (count/episodes, 95 % CI) | random floor | oracle | planning per episode | measured on | reproduce |\n|---|---|---|---|---|---|---|---|\n",
-    );
-    for r in &table.row {
-        let label = if r.label.is_empty() {
-            String::new()
-        } else {
-            format!(", {}", r.label)
-        };
-        out += &format!(
-            "| [{}](docs/results/{}){label} | {} | {} | {} | {} | {} | {} | {} |\n",
-            r.task,
-            r.page,
-            r.observation,
-            success(r),
-            r.random_floor,
-            r.oracle,
-            r.planning,
-            r.machine,
-            r.command
-        );
-    }
-    out
-}
-
 #[test]
 fn the_readme_table_is_the_results_file() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(root.join("docs/results/table.toml")).unwrap();
-    let table: Table =
-        toml::from_str(&text).unwrap_or_else(|e| panic!("docs/results/table.toml: {e}"));
+    let path = root.join("docs/results/table.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let table = ResultsTable::parse(&text, &path).unwrap_or_else(|e| panic!("{e}"));
     for r in &table.row {
         assert!(
             root.join("docs/results").join(&r.page).is_file(),
@@ -99,14 +23,19 @@ fn the_readme_table_is_the_results_file() {
             r.task,
             r.page
         );
-        assert!(
-            r.runs.iter().all(|(k, n)| k <= n && *n > 0),
-            "{}: runs {:?}",
-            r.task,
-            r.runs
-        );
+        if let Some(rep) = &r.reproduce {
+            assert!(
+                root.join("models")
+                    .join(&rep.model)
+                    .join("manifest.json")
+                    .is_file(),
+                "{}: reproduce.model {:?} is not in models/",
+                r.task,
+                rep.model
+            );
+        }
     }
-    let want = render(&table);
+    let want = table.render();
     let readme_path = root.join("README.md");
     let readme = std::fs::read_to_string(&readme_path).unwrap();
     let (Some(b), Some(e)) = (readme.find(BEGIN), readme.find(END)) else {
@@ -138,9 +67,10 @@ fn a_wilson_interval_is_printed_as_the_readme_shows_it() {
         planning: String::new(),
         machine: String::new(),
         command: String::new(),
+        reproduce: None,
     };
     assert_eq!(
-        success(&r),
+        r.success(),
         "**299/300** over 3 seeds: 100/100, 100/100, 99/100 (CI 98.1–99.9 %)"
     );
 }

@@ -183,3 +183,136 @@ fn a_shipped_model_plans_when_no_run_is_trained_and_damage_is_refused() {
         &["planning.model", "nope", "no trained run"],
     );
 }
+
+/// A results file with one row whose shipped model is `models/tiny` (the agent `agent`):
+/// the file's headline `runs` and the shipped model's figure `shipped`, seed 0, 2 episodes.
+fn results_file(dir: &Path, agent: &Path, runs: (u32, u32), shipped: (u32, u32)) -> PathBuf {
+    let text = format!(
+        r#"
+[[row]]
+task = "tiny"
+page = "two_rooms.md"
+observation = "64×64 pixels"
+runs = [[{}, {}]]
+runs_are = "one evaluation"
+note = ""
+random_floor = ""
+oracle = ""
+planning = ""
+machine = ""
+command = ""
+
+[row.reproduce]
+id = "tiny"
+agent = "{}"
+model = "tiny"
+seeds = [0]
+episodes = 2
+shipped = [[{}, {}]]
+train = {{ collect_episodes = 6, collect_seed = 4, policy = "smooth_walk" }}
+"#,
+        runs.0,
+        runs.1,
+        agent.display(),
+        shipped.0,
+        shipped.1
+    );
+    let path = dir.join(format!("table-{}-{}.toml", shipped.0, shipped.1));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn reproduce(dir: &Path, args: &[&str]) -> Output {
+    common::bin()
+        .current_dir(dir)
+        .arg("reproduce")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn reproduce_compares_a_shipped_models_figure_with_todays_and_fails_when_they_differ() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    trained_and_exported(d);
+    let shipped = agent(d, "shipped.toml", &d.join("runs/never_trained"), &|t| t);
+    // Out of 2 episodes, any count's interval overlaps 1 of 2's.
+    let loose = results_file(d, &shipped, (1, 2), (1, 2));
+    let out = reproduce(d, &["tiny", "--table", loose.to_str().unwrap()]);
+    common::assert_ok(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("| tiny | shipped model `tiny` |"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("| yes |"), "{stdout}");
+    let rows =
+        std::fs::read_to_string(d.join("results/reproduce/tiny/eval-seed0-n2.jsonl")).unwrap();
+    assert_eq!(rows.lines().count(), 2, "2 episodes of seed 0");
+    let k = rows
+        .lines()
+        .filter(|l| l.contains("\"success\":true"))
+        .count();
+    assert!(stdout.contains(&format!("seed 0: {k}/2")), "{stdout}");
+
+    // A figure today's interval cannot reach: exit 1, the row named.
+    let far = if k > 0 { (0, 1000) } else { (1000, 1000) };
+    let strict = results_file(d, &shipped, (1, 2), far);
+    let out = reproduce(d, &["--table", strict.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("not reproduced") && err.contains("tiny"),
+        "{err}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("| **no** |"));
+
+    // An unknown row: exit 2, the valid ones listed.
+    refused(
+        &reproduce(d, &["nope", "--table", loose.to_str().unwrap()]),
+        &["ROW", "no row \"nope\"", "expected one of: tiny"],
+    );
+}
+
+#[test]
+fn reproduce_from_scratch_collects_trains_and_evaluates_as_a_batch_experiment() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let fresh = agent(d, "fresh.toml", &d.join("runs/unused"), &|t| t);
+    let table = results_file(d, &fresh, (1, 2), (1, 2));
+    let out = reproduce(
+        d,
+        &["tiny", "--from-scratch", "--table", table.to_str().unwrap()],
+    );
+    common::assert_ok(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("trained from scratch"), "{stdout}");
+    let experiment =
+        std::fs::read_to_string(d.join("results/reproduce/tiny/experiment.toml")).unwrap();
+    for line in [
+        "name = \"reproduce-tiny\"",
+        "collect_episodes = 6",
+        "policy = \"smooth_walk\"",
+        "sbatch",
+    ] {
+        assert!(experiment.contains(line), "{line:?} not in:\n{experiment}");
+    }
+    assert!(d.join("results/reproduce/tiny/results.sqlite").is_file());
+}
+
+#[test]
+fn reproduce_checks_the_shipped_two_rooms_row_from_an_empty_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = reproduce(dir.path(), &["two_rooms", "--episodes", "2"]);
+    common::assert_ok(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("| two_rooms | shipped model `two_rooms` | 193/200"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Not checked (no shipped model yet)"),
+        "{stdout}"
+    );
+}

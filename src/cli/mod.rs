@@ -25,6 +25,8 @@ pub mod record;
 pub mod replay;
 #[cfg(feature = "torch")]
 pub mod report;
+#[cfg(feature = "torch")]
+pub mod reproduce;
 pub mod run;
 #[cfg(feature = "torch")]
 pub mod train;
@@ -148,6 +150,11 @@ pub enum Command {
     /// and actor, per distance bin, model errors) and PNG plots (success vs planning budget,
     /// per distance bin, planning-time distributions, prediction error vs horizon)
     Report(report::Args),
+    #[cfg(feature = "torch")]
+    /// Check the README's results again: evaluate each row's shipped model on the row's seeds
+    /// and print the results file's figure, today's, and whether their 95 % intervals
+    /// overlap (exit 1 when a row's do not). `--from-scratch` collects and retrains first.
+    Reproduce(reproduce::Args),
     /// Play one episode headless and write it as an animated GIF (software rasteriser at a
     /// viewing size, goal drawn; no window or GPU), optionally PNG frames and a recording
     Record(record::Args),
@@ -222,6 +229,8 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
         Command::Merge(args) => merge::run(args),
         #[cfg(feature = "torch")]
         Command::Report(args) => report::run(args),
+        #[cfg(feature = "torch")]
+        Command::Reproduce(args) => reproduce::run(args),
         Command::Record(args) => record::run(args),
         Command::View(args) => view::run(args),
         Command::Bench(args) => bench::run(args),

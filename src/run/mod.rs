@@ -16,4 +16,7 @@ pub mod eval;
 pub mod live;
 mod live_frame;
 pub mod record;
+#[cfg(feature = "torch")]
+pub mod reproduce;
+pub mod results;
 pub mod view;
