@@ -1,8 +1,14 @@
+import signal
+
 import gymnasium as gym
 import numpy as np
 import pytest
 
 import hjepa
+
+# The Ctrl-C tests send SIGINT to this process and expect KeyboardInterrupt, however pytest
+# was started: a shell starts background jobs with SIGINT ignored, and Python keeps that.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 SCENES = hjepa.shipped_scenes()
 MODES = ("state", "pixels")
