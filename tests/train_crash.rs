@@ -10,8 +10,6 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant, SystemTime};
 
-use tch::Tensor;
-
 /// The tests' tiny agent, checkpointing every 2 steps (of the 12 trained).
 fn agent(dir: &Path) -> std::path::PathBuf {
     let text =
@@ -95,27 +93,6 @@ fn kill_during_a_checkpoint(
     status.code().is_none()
 }
 
-fn weights(run: &Path) -> Vec<(String, Tensor)> {
-    let mut v = Tensor::read_safetensors(run.join("checkpoint/model.safetensors")).unwrap();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    v
-}
-
-/// The metrics log without its wall-clock fields.
-fn metrics(run: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-            if let Some(o) = v.as_object_mut() {
-                o.remove("elapsed_s");
-            }
-            v
-        })
-        .collect()
-}
-
 #[test]
 fn a_training_killed_during_its_checkpoints_resumes_to_the_uninterrupted_result() {
     let dir = tempfile::tempdir().unwrap();
@@ -156,13 +133,16 @@ fn a_training_killed_during_its_checkpoints_resumes_to_the_uninterrupted_result(
     );
     common::assert_ok(&train(&agent, &data, &killed, true).output().unwrap());
 
-    let (a, b) = (weights(&whole), weights(&killed));
+    let (a, b) = (common::weights(&whole), common::weights(&killed));
     assert_eq!(a.len(), b.len());
     for ((na, ta), (nb, tb)) in a.iter().zip(&b) {
         assert_eq!(na, nb);
         assert!(ta.equal(tb), "{na} differs after {kills} kills and resumes");
     }
-    let (ma, mb) = (metrics(&whole), metrics(&killed));
+    let (ma, mb) = (
+        common::metrics_without_clock(&whole),
+        common::metrics_without_clock(&killed),
+    );
     let steps = |m: &[serde_json::Value]| {
         m.iter()
             .map(|l| l["step"].as_i64().unwrap())

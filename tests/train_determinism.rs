@@ -8,8 +8,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use tch::Tensor;
-
 /// The tests' tiny agent on `threads` torch threads, training seed `seed`.
 fn agent(dir: &Path, threads: u32, seed: u32) -> PathBuf {
     let text = include_str!("data/tiny_agent.toml")
@@ -30,34 +28,13 @@ fn trained(dir: &Path, data: &Path, threads: u32, seed: u32, name: &str) -> Path
     run
 }
 
-fn weights(run: &Path) -> Vec<(String, Tensor)> {
-    let mut v = Tensor::read_safetensors(run.join("checkpoint/model.safetensors")).unwrap();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    v
-}
-
 fn identical(a: &Path, b: &Path) -> bool {
-    let (wa, wb) = (weights(a), weights(b));
+    let (wa, wb) = (common::weights(a), common::weights(b));
     wa.len() == wb.len()
         && wa
             .iter()
             .zip(&wb)
             .all(|((na, ta), (nb, tb))| na == nb && ta.equal(tb))
-}
-
-/// The metrics log without its wall-clock fields.
-fn metrics(run: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-            if let Some(o) = v.as_object_mut() {
-                o.remove("elapsed_s");
-            }
-            v
-        })
-        .collect()
 }
 
 #[test]
@@ -70,8 +47,8 @@ fn the_same_seed_and_thread_count_train_identical_weights_and_another_seed_does_
         let b = trained(d, &data, threads, 3, &format!("b{threads}"));
         assert!(identical(&a, &b), "{threads} threads: two trainings differ");
         assert_eq!(
-            metrics(&a),
-            metrics(&b),
+            common::metrics_without_clock(&a),
+            common::metrics_without_clock(&b),
             "{threads} threads: metrics differ"
         );
     }

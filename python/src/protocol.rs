@@ -307,8 +307,12 @@ pub fn evaluate<'py>(
             )))
         }
     };
-    hjepa::limits::noise(&noise.to_string())
-        .map_err(|e| PyValueError::new_err(format!("noise: {e}")))?;
+    if !(0.0..=hjepa::limits::MAX_NOISE).contains(&noise) {
+        return Err(PyValueError::new_err(format!(
+            "noise: expected a heading noise in radians from 0 to {}, got {noise}",
+            hjepa::limits::MAX_NOISE
+        )));
+    }
     let kind = ObsKind::parse(observation).map_err(PyValueError::new_err)?;
     let normalized = crate::action_units(action_units)?;
     // Scripted policies read the true state: no frames to draw.

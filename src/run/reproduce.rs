@@ -214,13 +214,15 @@ fn shipped_model(rep: &Reproduce, opts: &ReproduceOptions) -> anyhow::Result<Row
         eprintln!("  seed {seed}: {}", figure(s.successes, s.episodes));
         per_seed.push((seed, s.successes, s.episodes));
     }
-    let file = pooled(&rep.shipped);
+    let today = per_seed
+        .iter()
+        .fold((0, 0), |(k, n), (_, a, b)| (k + a, n + b));
     Ok(check(
         rep,
         format!("shipped model `{}`", rep.model),
         "the shipped model when shipped",
-        file,
-        per_seed,
+        pooled(&rep.shipped),
+        (today, per_seed),
         start,
     ))
 }
@@ -233,10 +235,14 @@ fn from_scratch(row: &Row, rep: &Reproduce, opts: &ReproduceOptions) -> anyhow::
     std::fs::create_dir_all(&dir)?;
     let experiment = dir.join("experiment.toml");
     let episodes = opts.episodes.unwrap_or(rep.episodes);
-    std::fs::write(&experiment, experiment_text(rep, episodes, opts.device)?)?;
+    let db = dir.join("results.sqlite");
+    std::fs::write(
+        &experiment,
+        experiment_text(rep, episodes, opts.device, &experiment, &db)?,
+    )?;
     let summary = batch(&BatchOptions {
         experiment: experiment.clone(),
-        db: Some(dir.join("results.sqlite")),
+        db: Some(db),
         jobs: None,
         shard: None,
         progress: true,
@@ -261,31 +267,25 @@ fn from_scratch(row: &Row, rep: &Reproduce, opts: &ReproduceOptions) -> anyhow::
         .iter()
         .filter_map(|c| c.actors.get("learned"))
         .fold((0, 0), |(k, n), a| (k + a.successes, n + a.episodes));
-    let file = pooled(&row.runs);
-    let mut c = check(
+    Ok(check(
         rep,
         format!("trained from scratch ({})", experiment.display()),
         "the row's headline",
-        file,
-        vec![],
+        pooled(&row.runs),
+        (learned, Vec::new()),
         start,
-    );
-    c.today = learned;
-    c.overlap = intervals_overlap(file, learned);
-    Ok(c)
+    ))
 }
 
+/// Today's `(pooled, per seed)` figure beside the file's.
 fn check(
     rep: &Reproduce,
     evaluated: String,
     file_is: &str,
     file: (usize, usize),
-    today_per_seed: Vec<(u64, usize, usize)>,
+    (today, today_per_seed): ((usize, usize), Vec<(u64, usize, usize)>),
     start: Instant,
 ) -> RowCheck {
-    let today = today_per_seed
-        .iter()
-        .fold((0, 0), |(k, n), (_, a, b)| (k + a, n + b));
     RowCheck {
         id: rep.id.clone(),
         evaluated,
@@ -304,6 +304,8 @@ fn experiment_text(
     rep: &Reproduce,
     episodes: u64,
     device: Option<crate::device::Device>,
+    file: &Path,
+    db: &Path,
 ) -> anyhow::Result<String> {
     // A path is written absolute so the experiment file works from anywhere; a shipped
     // agent's name stays a name.
@@ -347,8 +349,8 @@ fn experiment_text(
          #   hjepa reproduce {id} --from-scratch   # compares, nothing left to run\n{}",
         toml::to_string(&t)?,
         id = rep.id,
-        file = "results/reproduce/ID/experiment.toml".replace("ID", &rep.id),
-        db = "results/reproduce/ID/results.sqlite".replace("ID", &rep.id),
+        file = file.display(),
+        db = db.display(),
     ))
 }
 

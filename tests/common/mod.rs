@@ -178,3 +178,26 @@ pub fn collect_two_rooms(dir: &Path, episodes: u32, seed: u64) -> PathBuf {
     );
     out
 }
+
+/// A trained run's weights, sorted by name (to compare two runs tensor by tensor).
+#[cfg(feature = "torch")]
+pub fn weights(run: &Path) -> Vec<(String, tch::Tensor)> {
+    let mut v = tch::Tensor::read_safetensors(run.join("checkpoint/model.safetensors")).unwrap();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+/// A run's metrics log without its wall-clock fields.
+pub fn metrics_without_clock(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            if let Some(o) = v.as_object_mut() {
+                o.remove("elapsed_s");
+            }
+            v
+        })
+        .collect()
+}
