@@ -222,7 +222,8 @@ fn shipped_model(rep: &Reproduce, opts: &ReproduceOptions) -> anyhow::Result<Row
         format!("shipped model `{}`", rep.model),
         "the shipped model when shipped",
         pooled(&rep.shipped),
-        (today, per_seed),
+        today,
+        per_seed,
         start,
     ))
 }
@@ -272,18 +273,20 @@ fn from_scratch(row: &Row, rep: &Reproduce, opts: &ReproduceOptions) -> anyhow::
         format!("trained from scratch ({})", experiment.display()),
         "the row's headline",
         pooled(&row.runs),
-        (learned, Vec::new()),
+        learned,
+        Vec::new(),
         start,
     ))
 }
 
-/// Today's `(pooled, per seed)` figure beside the file's.
+/// Today's figure (pooled, and per seed where known) beside the file's.
 fn check(
     rep: &Reproduce,
     evaluated: String,
     file_is: &str,
     file: (usize, usize),
-    (today, today_per_seed): ((usize, usize), Vec<(u64, usize, usize)>),
+    today: (usize, usize),
+    today_per_seed: Vec<(u64, usize, usize)>,
     start: Instant,
 ) -> RowCheck {
     RowCheck {
