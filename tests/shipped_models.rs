@@ -316,3 +316,93 @@ fn reproduce_checks_the_shipped_two_rooms_row_from_an_empty_folder() {
         "{stdout}"
     );
 }
+
+/// The eval rows of `dir/eval.jsonl` without their clocks (planning time).
+fn eval_rows_without_clock(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("eval.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let row = v.as_object_mut().unwrap();
+            row.remove("planning_s");
+            row.remove("replan_ms");
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn a_shipped_model_keeps_its_landmarks_and_plans_without_the_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The tiny model with a level-2 critic, planning hierarchically on 6 landmarks.
+    let with_landmarks = |t: String| {
+        t.replace(
+            "[train]",
+            "[critic]\nenabled = true\nlevel2 = true\nhidden = 32\nmetric_dim = 4\nmax_steps = 40\nsources = 16\nsteps = 20\n\n[train]",
+        ) + "[planning.landmarks]\ncount = 6\nmax_edge = 20.0\nreach = 20.0\n"
+    };
+    let data = common::collect_two_rooms(d, 20, 4);
+    let run = d.join("trained");
+    let train = agent(d, "train.toml", &run, &with_landmarks);
+    common::assert_ok(&common::train_cli(&train, &data, &run, &["--steps", "6"]));
+    let played_on_the_run = {
+        common::assert_ok(&eval(d, &train));
+        eval_rows_without_clock(d)
+    };
+    common::assert_ok(
+        &common::bin()
+            .current_dir(d)
+            .arg("export")
+            .arg(&run)
+            .args(["--agent", "train.toml", "--name", "tiny"])
+            .args([
+                "--data-command",
+                "hjepa collect --scene two_rooms --episodes 20 --seed 4",
+            ])
+            .output()
+            .unwrap(),
+    );
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(d.join("models/tiny/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        manifest["files"]["landmarks.safetensors"].is_string(),
+        "{manifest}"
+    );
+
+    // Without the dataset (and without the run) the shipped model plans exactly as the run did.
+    std::fs::rename(&data, d.join("elsewhere")).unwrap();
+    let shipped = agent(
+        d,
+        "shipped.toml",
+        &d.join("runs/never_trained"),
+        &with_landmarks,
+    );
+    common::assert_ok(&eval(d, &shipped));
+    assert_eq!(eval_rows_without_clock(d), played_on_the_run);
+
+    // Landmarks placed otherwise than stored need the dataset: refused, naming the key.
+    let more = agent(d, "more.toml", &d.join("runs/never_trained"), &|t| {
+        with_landmarks(t).replace("count = 6", "count = 7")
+    });
+    refused(
+        &eval(d, &more),
+        &[
+            "planning.landmarks",
+            "landmarks.safetensors",
+            "count: 6",
+            "count: 7",
+        ],
+    );
+    // With the dataset back, they are placed again.
+    std::fs::rename(d.join("elsewhere"), &data).unwrap();
+    common::assert_ok(&eval(d, &more));
+    // A damaged landmarks file is refused like any other shipped file.
+    let stored = d.join("models/tiny/checkpoint/landmarks.safetensors");
+    let bytes = std::fs::read(&stored).unwrap();
+    std::fs::write(&stored, &bytes[..bytes.len() - 4]).unwrap();
+    refused(&eval(d, &shipped), &["landmarks.safetensors", "damaged"]);
+}

@@ -1,12 +1,15 @@
 //! The upper level's memory with `[planning.landmarks]`: level-2 states placed among the
 //! frames the data visited, and the graph the level-2 critic draws between them.
 
+use std::collections::HashMap;
 use std::path::Path;
 
+use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use crate::data::Dataset;
 use crate::error::InputError;
+use crate::model::checkpoint::checkpoint_dir;
 use crate::model::critic::encode_all;
 use crate::model::data::TrainingData;
 use crate::model::world_model::{CriticNet, UpperLevel};
@@ -19,6 +22,35 @@ use crate::plan::landmarks::{
 use super::config::AgentFile;
 use super::load::*;
 use super::planning_agent::*;
+
+/// The file beside a checkpoint's weights that keeps its landmark states, so that a shipped
+/// model plans without the dataset they were placed in (`hjepa export` writes it; placing
+/// them needs the whole training set, 2.9 GB for maze_large).
+pub const LANDMARKS_FILE: &str = "landmarks.safetensors";
+
+/// What stored landmarks were placed with: they stand in for placing them again only when
+/// every field matches the agent file and the checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Placed {
+    count: i64,
+    placement: Placement,
+    /// The checkpoint's `dataset_digest` and `step`: the data they were placed in, and the
+    /// model whose level-2 states they are.
+    dataset_digest: String,
+    step: i64,
+}
+
+impl Placed {
+    fn of(cfg: &LandmarkConfig, meta: &CheckpointMeta) -> Placed {
+        Placed {
+            count: cfg.count,
+            placement: cfg.placement,
+            dataset_digest: meta.dataset_digest.clone(),
+            step: meta.step,
+        }
+    }
+}
 
 /// The upper level's memory with `[planning.landmarks]`: level-2 states placed among the
 /// frames the data visited, and the graph the level-2 critic draws between them.
@@ -50,20 +82,60 @@ pub(super) fn critic_steps(
 }
 
 impl Landmarks {
-    /// Places the landmarks among the training frames of the dataset and joins them.
+    /// The landmarks of the checkpoint in `run`: its stored ones (`LANDMARKS_FILE`) when they
+    /// were placed as the agent file asks, in the data it was trained on; else placed among
+    /// the training frames of the dataset. Then joined by the level-2 critic.
     pub(super) fn load(
         cfg: &LandmarkConfig,
         agent: &AgentFile,
         agent_path: &Path,
+        run: &Path,
         meta: &CheckpointMeta,
         model: &WorldModel,
         device: Device,
     ) -> Result<Landmarks, InputError> {
+        let Some(UpperLevel {
+            nets: l2,
+            critic: Some(critic2),
+            critic_max_steps,
+        }) = model.upper()
+        else {
+            return Err(InputError::new(
+                agent_path,
+                "planning.landmarks",
+                "landmarks need a model with level 2 and a level-2 critic ([critic] level2 = true); this checkpoint's model has none".to_string(),
+            ));
+        };
         let dir = match &cfg.data {
             Some(d) => resolve_run(d, agent_path),
             None => meta.dataset.clone(),
         };
-        if !dir.join(crate::data::dataset::MANIFEST).exists() {
+        let have_data = dir.join(crate::data::dataset::MANIFEST).exists();
+        let stored_path = checkpoint_dir(run)?.join(LANDMARKS_FILE);
+        if cfg.data.is_none() && stored_path.exists() {
+            let (placed, states) = read_stored(&stored_path)?;
+            if placed == Placed::of(cfg, meta) {
+                return Ok(Landmarks::join(
+                    cfg,
+                    states.to_device(device),
+                    critic2,
+                    critic_max_steps,
+                ));
+            }
+            if !have_data {
+                return Err(InputError::new(
+                    agent_path,
+                    "planning.landmarks",
+                    format!(
+                        "{} holds landmarks placed as {placed:?}, this agent file and checkpoint ask for {:?}, and the dataset to place them in is not at {}",
+                        stored_path.display(),
+                        Placed::of(cfg, meta),
+                        dir.display()
+                    ),
+                ));
+            }
+        }
+        if !have_data {
             return Err(InputError::new(
                 agent_path,
                 "planning.landmarks.data",
@@ -91,18 +163,6 @@ impl Landmarks {
                 ),
             ));
         }
-        let Some(UpperLevel {
-            nets: l2,
-            critic: Some(critic2),
-            critic_max_steps,
-        }) = model.upper()
-        else {
-            return Err(InputError::new(
-                agent_path,
-                "planning.landmarks",
-                "landmarks need a model with level 2 and a level-2 critic ([critic] level2 = true); this checkpoint's model has none".to_string(),
-            ));
-        };
         // Every floor(N / 20 000)-th training frame (20 000 to 40 000 of them) to place them among.
         let stride = (data.train_frames.len() / 20_000).max(1);
         let rows: Vec<i64> = data.train_frames.iter().step_by(stride).copied().collect();
@@ -116,13 +176,37 @@ impl Landmarks {
             Placement::Frames => seeds,
             Placement::Centroids => tch::no_grad(|| kmeans(&h, &seeds, 20)),
         };
+        Ok(Landmarks::join(cfg, states, critic2, critic_max_steps))
+    }
+
+    /// The graph over `states` `[L, dh]`: an edge where the level-2 critic rates two within
+    /// `max_edge` data steps.
+    fn join(
+        cfg: &LandmarkConfig,
+        states: Tensor,
+        critic2: &CriticNet,
+        critic_max_steps: i64,
+    ) -> Landmarks {
         let cost = critic_steps(critic2, critic_max_steps, &states, &states);
         let graph = LandmarkGraph::new(&cost, cfg.max_edge as f32);
-        Ok(Landmarks {
+        Landmarks {
             cfg: cfg.clone(),
             states,
             graph,
-        })
+        }
+    }
+
+    /// The states as `LANDMARKS_FILE`'s bytes: one f32 tensor `states` `[L, dh]`, and what
+    /// they were placed with as the one metadata key (one key keeps the bytes reproducible).
+    pub(super) fn stored_bytes(&self, meta: &CheckpointMeta) -> anyhow::Result<Vec<u8>> {
+        let states = self.states.to_kind(Kind::Float).to_device(Device::Cpu);
+        let shape: Vec<usize> = states.size().iter().map(|&d| d as usize).collect();
+        let values = Vec::<f32>::try_from(states.flatten(0, -1))?;
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape, &bytes)?;
+        let placed = serde_json::to_string(&Placed::of(&self.cfg, meta))?;
+        let metadata = HashMap::from([("hjepa".to_string(), placed)]);
+        Ok(safetensors::serialize([("states", view)], Some(metadata))?)
     }
 
     /// When a choice is due (`replan_every` steps since the last), sets the subgoal of `m`
@@ -190,4 +274,44 @@ impl Landmarks {
             }
         }
     }
+}
+
+/// Reads `LANDMARKS_FILE`: what they were placed with, and the states `[L, dh]` on the CPU.
+fn read_stored(path: &Path) -> Result<(Placed, Tensor), InputError> {
+    let bad = |what: String| InputError::new(path, "", what);
+    let bytes =
+        std::fs::read(path).map_err(|e| bad(format!("cannot read the stored landmarks: {e}")))?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+    let placed: Placed = header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get("hjepa"))
+        .ok_or_else(|| bad("no `hjepa` metadata key (what the landmarks were placed with)".into()))
+        .and_then(|j| {
+            serde_json::from_str(j).map_err(|e| bad(format!("metadata key `hjepa`: {e}")))
+        })?;
+    let file = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+    let view = file
+        .tensor("states")
+        .map_err(|e| bad(format!("tensor `states`: {e}")))?;
+    let shape = view.shape();
+    if view.dtype() != safetensors::Dtype::F32
+        || shape.len() != 2
+        || shape[0] != placed.count as usize
+    {
+        return Err(bad(format!(
+            "tensor `states`: expected f32 of shape [{}, dh], found {:?} of shape {shape:?}",
+            placed.count,
+            view.dtype()
+        )));
+    }
+    let values: Vec<f32> = view
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let states = Tensor::from_slice(&values).reshape([shape[0] as i64, shape[1] as i64]);
+    Ok((placed, states))
 }

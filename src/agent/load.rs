@@ -65,6 +65,7 @@ pub fn assemble_planning_agent(
             l,
             &agent,
             agent_path,
+            &run,
             &meta,
             &trainer.model,
             device,
@@ -91,6 +92,33 @@ pub fn assemble_planning_agent(
         sandbox: None,
         dynamics,
     })
+}
+
+/// `LANDMARKS_FILE`'s bytes for the agent file's landmarks on the checkpoint in `run` (placed
+/// among its training data, as planning would place them), or None when the agent file plans
+/// without landmarks. `hjepa export` ships them beside the weights.
+pub fn stored_landmarks(agent_path: &Path, run: &Path) -> anyhow::Result<Option<Vec<u8>>> {
+    let agent = AgentFile::load(agent_path)?;
+    if agent
+        .planning
+        .as_ref()
+        .and_then(|p| p.landmarks.as_ref())
+        .is_none()
+    {
+        return Ok(None);
+    }
+    let scene = Scene::load(&Scene::resolve_path(&agent.scene))?;
+    let planner = assemble_planning_agent(
+        agent,
+        agent_path,
+        &scene,
+        Some(crate::device::Device::Cpu),
+        Some(run),
+    )?;
+    match &planner.landmarks {
+        Some(l) => Ok(Some(l.stored_bytes(&planner.trainer.meta)?)),
+        None => Ok(None),
+    }
 }
 
 /// The checkpoint of `run` (the agent file's, or the one given), weights only, with the

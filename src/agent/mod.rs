@@ -16,9 +16,10 @@ pub mod unroll;
 
 pub use crate::data::actor::{ActTiming, Actor, ScriptedActor};
 pub use config::{AgentFile, Dynamics, DynamicsRole, JoinedDynamics, PlanningConfig, SeenBy};
+pub use landmarks::LANDMARKS_FILE;
 pub use load::{
     assemble_planning_agent, committee_members, load_planning_agent, planning_run, resolve_run,
-    CommitteeMember,
+    stored_landmarks, CommitteeMember,
 };
 pub use oracle::OracleAgent;
 pub use planning_agent::{Diagnostic, PlanningAgent};

@@ -59,6 +59,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         _ => None,
     };
+    // An agent that plans with landmarks gets them placed now, from the run's training data,
+    // so the shipped model needs no dataset.
+    let agent_path = crate::agent::AgentFile::resolve_path(&args.agent);
+    let extra_files = match crate::agent::stored_landmarks(&agent_path, &args.run)? {
+        Some(bytes) => vec![(crate::agent::LANDMARKS_FILE.to_string(), bytes)],
+        None => Vec::new(),
+    };
     let m = export(&ExportOptions {
         run: &args.run,
         out: &out,
@@ -66,6 +73,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         agent: &args.agent,
         data_command: &args.data_command,
         regression,
+        extra_files,
     })?;
     let bytes: u64 = m
         .files

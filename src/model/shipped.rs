@@ -20,8 +20,9 @@ use crate::error::InputError;
 
 pub const MODEL_FORMAT: &str = "hjepa-model/1";
 
-/// The files of a shipped model's `checkpoint/` folder: inference weights, their metadata and
-/// the model configuration (no optimizer state, no EMA target).
+/// The files every shipped model's `checkpoint/` folder has: inference weights, their metadata
+/// and the model configuration (no optimizer state, no EMA target). Others may follow
+/// (`landmarks.safetensors`); the manifest lists them all.
 const FILES: [&str; 3] = ["model.safetensors", "meta.json", "agent.toml"];
 
 /// `models/NAME/manifest.json`.
@@ -110,15 +111,24 @@ pub fn verify(dir: &Path) -> Result<ModelManifest, InputError> {
             format!("expected {MODEL_FORMAT:?}, found {:?}", manifest.format),
         ));
     }
-    for name in FILES {
-        let file = dir.join("checkpoint").join(name);
-        let Some(want) = manifest.files.get(name) else {
+    if let Some(name) = FILES.iter().find(|f| !manifest.files.contains_key(**f)) {
+        return Err(InputError::new(
+            &path,
+            format!("files.{name}"),
+            "missing: every file needs its SHA-256",
+        ));
+    }
+    // The required files, and any others the export wrote (landmarks); each a plain name
+    // under checkpoint/.
+    for (name, want) in &manifest.files {
+        if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
             return Err(InputError::new(
                 &path,
                 format!("files.{name}"),
-                "missing: every file needs its SHA-256",
+                "expected the name of a file in checkpoint/ (no folders)",
             ));
-        };
+        }
+        let file = dir.join("checkpoint").join(name);
         let bytes = std::fs::read(&file).map_err(|e| {
             InputError::new(
                 &file,
@@ -127,7 +137,7 @@ pub fn verify(dir: &Path) -> Result<ModelManifest, InputError> {
             )
         })?;
         let found = sha256_hex(&bytes);
-        if &found != want {
+        if found != *want {
             return Err(InputError::new(
                 &file,
                 "",
@@ -151,6 +161,9 @@ pub struct ExportOptions<'a> {
     /// The data command that made the training set (the manifest records it).
     pub data_command: &'a str,
     pub regression: Option<Regression>,
+    /// Files made for the export besides the run's (name in checkpoint/, bytes): the
+    /// landmark states of an agent that plans with them, so it needs no dataset.
+    pub extra_files: Vec<(String, Vec<u8>)>,
 }
 
 /// Copies a trained run's inference files into `out/checkpoint/` and writes the manifest
@@ -168,6 +181,10 @@ pub fn export(opts: &ExportOptions<'_>) -> anyhow::Result<ModelManifest> {
             .map_err(|e| InputError::new(&from.join(name), "", format!("cannot read: {e}")))?;
         write_atomic(&to.join(name), &bytes)?;
         files.insert(name.to_string(), sha256_hex(&bytes));
+    }
+    for (name, bytes) in &opts.extra_files {
+        write_atomic(&to.join(name), bytes)?;
+        files.insert(name.clone(), sha256_hex(bytes));
     }
     let datasets: Vec<String> = meta
         .datasets()
