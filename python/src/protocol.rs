@@ -356,7 +356,11 @@ pub fn evaluate<'py>(
             Some(k) => format!("{k:?}").to_lowercase(),
             None => "python".into(),
         };
-        let overrides = ProtocolOverrides { max_steps, success };
+        let overrides = ProtocolOverrides {
+            max_steps,
+            success,
+            vary: Default::default(),
+        };
         save_recording(path_out, &actor, &path, text, overrides, sink.recorded)
             .map_err(py_error)?;
     }

@@ -73,6 +73,12 @@ pub struct Args {
     /// `tee_pose`, DINO-WM's Push-T criterion; default: the scene's first).
     #[arg(long)]
     success: Option<String>,
+    /// Vary a scene property per episode, over the scene file's factors: KEY=VALUE where
+    /// VALUE is `Range(LOW, HIGH)`, `Set([V, ...])` or one value (a number, or a colour
+    /// `(r, g, b)`), e.g. `--vary 'background=(0, 0, 0)' --vary
+    /// 'material.block.friction=Range(0.5, 2.0)'` (repeatable; docs/scenes.md lists the keys).
+    #[arg(long, value_parser = crate::sim::factors::parse_vary)]
+    vary: Vec<(String, crate::sim::factors::Factor)>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -106,5 +112,6 @@ fn options(args: Args) -> EvalOptions {
         goal_offset: args.goal_offset,
         max_steps: args.max_steps,
         success: args.success,
+        vary: args.vary,
     }
 }

@@ -79,6 +79,7 @@ pub fn record_episode(
         ..Default::default()
     };
     let mut obs = env.reset(s);
+    rec.factors = env.layout().factors.clone();
     policy.reset(env, s);
     loop {
         rec.obs_state.push(obs.state);
@@ -400,10 +401,12 @@ pub(crate) fn write_shard(
 ) -> anyhow::Result<ShardEntry> {
     // One metadata key only: safetensors stores metadata from a HashMap, and a single key
     // keeps the file's bytes (and so its hash) reproducible.
-    let meta = HashMap::from([(
-        "hjepa".to_string(),
-        serde_json::json!({"format": FORMAT, "scene": m.scene, "shard": k, "policy": m.policy, "seed": m.seed}).to_string(),
-    )]);
+    let mut hjepa = serde_json::json!({"format": FORMAT, "scene": m.scene, "shard": k, "policy": m.policy, "seed": m.seed});
+    // Each episode's values of the scene's factors of variation, when it has any.
+    if eps.iter().any(|e| !e.factors.is_empty()) {
+        hjepa["factors"] = serde_json::json!(eps.iter().map(|e| &e.factors).collect::<Vec<_>>());
+    }
+    let meta = HashMap::from([("hjepa".to_string(), hjepa.to_string())]);
     let bytes = encode_shard(eps, m.image_shape, meta)?;
     let file = shard_file_name(k);
     write_atomic(&dir.join(&file), &bytes)?;

@@ -124,6 +124,8 @@ pub struct EpisodeRecord {
     /// T rows each.
     pub action: Vec<[f32; 2]>,
     pub cost: Vec<f32>,
+    /// The values the scene's factors of variation took (empty without factors).
+    pub factors: crate::sim::factors::Drawn,
 }
 
 impl Manifest {

@@ -32,6 +32,9 @@ pub struct RecordedEpisode {
     /// [`Env::state_digest`] after each step (empty in recordings before version 3).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub state_digests: Vec<u32>,
+    /// The values the scene's factors of variation took (drawn from `seed`; kept to read).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub factors: crate::sim::factors::Drawn,
 }
 
 impl RecordedEpisode {
@@ -53,6 +56,9 @@ pub struct ProtocolOverrides {
     pub max_steps: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub success: Option<String>,
+    /// `--vary`'s factors of variation, set over the scene's.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub vary: std::collections::BTreeMap<String, crate::sim::factors::Factor>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -131,6 +137,8 @@ impl Recording {
             self.overrides.max_steps,
             self.overrides.success.as_deref(),
         )?;
+        let vary: Vec<_> = self.overrides.vary.clone().into_iter().collect();
+        let scene = crate::sim::factors::vary_scene(scene, &vary)?;
         for (i, ep) in self.episodes.iter().enumerate() {
             if let Some(layout) = &ep.start {
                 crate::sim::env::check_layout(&scene, layout)

@@ -209,7 +209,42 @@ pub fn read_shard_with(
     let columns = shard.columns(manifest, &index)?;
     shard.check_episode_count(&index, &columns)?;
     shard.check_finite(&index, &columns, manifest)?;
-    shard.episodes(&index, &columns, manifest, images)
+    let mut episodes = shard.episodes(&index, &columns, manifest, images)?;
+    if let Some(factors) = shard_factors(&bytes, path, episodes.len())? {
+        for (ep, f) in episodes.iter_mut().zip(factors) {
+            ep.factors = f;
+        }
+    }
+    Ok(episodes)
+}
+
+/// Each episode's values of the scene's factors of variation, from the shard's metadata
+/// (None when the scene has none).
+fn shard_factors(
+    bytes: &[u8],
+    path: &Path,
+    episodes: usize,
+) -> Result<Option<Vec<crate::sim::factors::Drawn>>, InputError> {
+    let bad = |msg: String| InputError::new(path, "__metadata__.hjepa.factors", msg);
+    let (_, header) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| InputError::new(path, "", format!("corrupt or truncated shard: {e}")))?;
+    let Some(text) = header.metadata().as_ref().and_then(|m| m.get("hjepa")) else {
+        return Ok(None);
+    };
+    let meta: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let Some(f) = meta.get("factors") else {
+        return Ok(None);
+    };
+    let factors: Vec<crate::sim::factors::Drawn> = serde_json::from_value(f.clone())
+        .map_err(|e| bad(format!("expected one map of values per episode: {e}")))?;
+    if factors.len() != episodes {
+        return Err(bad(format!(
+            "{} entries for {episodes} episodes",
+            factors.len()
+        )));
+    }
+    Ok(Some(factors))
 }
 
 /// A deserialised shard and the file it came from, which every refusal names.
@@ -457,6 +492,7 @@ impl<'a> ShardFile<'a> {
                     .map(|r| [action[2 * r], action[2 * r + 1]])
                     .collect(),
                 cost: cols.cost[a0..a1].to_vec(),
+                factors: Default::default(),
             });
         }
         Ok(out)

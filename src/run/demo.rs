@@ -203,6 +203,7 @@ fn eval_options(opts: &DemoOptions, run: &Path, oracle: bool) -> EvalOptions {
         goal_offset: 0,
         max_steps: None,
         success: None,
+        vary: Vec::new(),
     }
 }
 

@@ -39,6 +39,9 @@ pub struct EvalEpisode {
     /// The state digest after each step (kept for `--record`).
     #[serde(skip)]
     pub state_digests: Vec<u32>,
+    /// The values the scene's factors of variation took (absent without factors).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub factors: crate::sim::factors::Drawn,
 }
 
 impl EvalEpisode {
@@ -58,6 +61,7 @@ impl EvalEpisode {
             goal_window: None,
             actions: Vec::new(),
             state_digests: Vec::new(),
+            factors: Default::default(),
         }
     }
 
@@ -136,6 +140,7 @@ impl Starts<'_> {
             }
             None => env.reset(seed),
         };
+        ep.factors = env.layout().factors.clone();
         (ep, obs)
     }
 }
@@ -162,6 +167,7 @@ fn run_episode_with(
     // Episode `index` of a one-episode schedule whose seed is `seed` itself.
     let mut ep = EvalEpisode::new(index, seed);
     let obs = env.reset(seed);
+    ep.factors = env.layout().factors.clone();
     run_from(actor, env, &mut ep, obs, observe)?;
     Ok(ep)
 }
@@ -253,6 +259,7 @@ impl From<&EvalEpisode> for RecordedEpisode {
             actions: ep.actions.clone(),
             start: ep.goal_window.as_ref().map(|w| w.layout.clone()),
             state_digests: ep.state_digests.clone(),
+            factors: ep.factors.clone(),
         }
     }
 }

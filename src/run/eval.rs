@@ -63,6 +63,8 @@ pub struct EvalOptions {
     /// The scene criterion (by its `info` name, e.g. `tee_pose`) that decides success
     /// (default: the scene's first).
     pub success: Option<String>,
+    /// Factors of variation set over the scene's (`--vary KEY=VALUE`), drawn per episode.
+    pub vary: Vec<(String, crate::sim::factors::Factor)>,
 }
 
 /// Who plans in `hjepa eval`.
@@ -296,6 +298,7 @@ fn scene_to_play(
         opts.max_steps,
         opts.success.as_deref(),
     )?;
+    let scene = crate::sim::factors::vary_scene(scene, &opts.vary)?;
     Ok((scene_path, Arc::new(scene)))
 }
 
@@ -447,6 +450,7 @@ impl<'a> EpisodeSink<'a> {
                     ProtocolOverrides {
                         max_steps: opts.max_steps,
                         success: opts.success.clone(),
+                        vary: opts.vary.iter().cloned().collect(),
                     },
                 )?,
                 path.as_path(),

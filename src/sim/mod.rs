@@ -3,6 +3,7 @@
 //! nothing of torch or Bevy.
 
 pub mod env;
+pub mod factors;
 pub mod geometry;
 pub mod layout;
 pub mod render;

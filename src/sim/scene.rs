@@ -44,6 +44,11 @@ pub struct Scene {
     pub goal: Goal,
     pub start_goal: StartGoal,
     pub observation: ObservationSpec,
+    /// Factors of variation: properties drawn per episode from a range or a set, by key
+    /// (`"background"`, `"body.tee.size"`, `"material.block.friction"`; see
+    /// [`super::factors`]). Empty: every episode has the values written above.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub factors: BTreeMap<String, super::factors::Factor>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -304,6 +309,7 @@ impl Scene {
             )
         })?;
         scene.validate(path)?;
+        super::factors::validate(&scene, text, path)?;
         Ok(scene)
     }
 
@@ -352,6 +358,12 @@ impl Scene {
         s += &format!("  state observation {:?}", self.observation.state);
         if let Some(i) = &self.observation.image {
             s += &format!("\n  image observation {}x{} RGB", i.width, i.height);
+        }
+        for (key, f) in &self.factors {
+            s += &format!(
+                "\n  varies per episode: {}",
+                super::factors::describe(key, f)
+            );
         }
         s
     }

@@ -26,6 +26,9 @@ pub struct Layout {
     pub body_goals: Vec<Option<Pose2>>,
     /// Which `CellDistanceBins` bin the start/goal pair came from.
     pub distance_bin: Option<usize>,
+    /// The values the scene's factors of variation took in this episode (empty without).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub factors: super::factors::Drawn,
 }
 
 /// The complete, cloneable rapier state.
