@@ -20,6 +20,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 
 use crate::core::{next_seed, Core, ObsKind, Spec};
+use hjepa::sim::factors::Value;
 use hjepa::sim::{Image, Info, Observation};
 
 pub(crate) fn panic_error(e: &(dyn std::any::Any + Send)) -> PyErr {
@@ -235,6 +236,18 @@ pub(crate) fn info_dict<'py>(
     d.set_item(intern!(py, "agent_contacts"), info.agent_contacts)?;
     d.set_item(intern!(py, "distance_bin"), info.distance_bin)?;
     d.set_item(intern!(py, "seed"), seed)?;
+    // The values the scene's factors of variation took this episode, when it has any.
+    let factors = &env.layout().factors;
+    if !factors.is_empty() {
+        let f = PyDict::new(py);
+        for (key, value) in factors {
+            match *value {
+                Value::Number(x) => f.set_item(key, x)?,
+                Value::Color(r, g, b) => f.set_item(key, (r as u8, g as u8, b as u8))?,
+            }
+        }
+        d.set_item(intern!(py, "factors"), f)?;
+    }
     if let Some(c) = cost {
         d.set_item(intern!(py, "cost"), c)?;
     }

@@ -160,6 +160,30 @@ def test_make_env_takes_a_name_a_path_or_ron_text(tmp_path):
     assert envs[0].render().shape == (64, 64, 3)
 
 
+def test_factors_of_variation_are_drawn_from_the_seed_and_reported_in_info():
+    text = hjepa._hjepa.shipped_scene_text("wall").replace(
+        "    observation: ObservationSpec(",
+        '    factors: {"background": Set([(0, 0, 0), (200, 30, 30)]), "agent.size": Range(1.0, 2.0)},\n'
+        "    observation: ObservationSpec(",
+        1,
+    )
+    env = hjepa.make_env(scene=text)
+    plain = hjepa.make_env(scene="wall")
+    seen = set()
+    for seed in range(8):
+        obs, info = env.reset(seed=seed)
+        _, again = env.reset(seed=seed)
+        assert info["factors"] == again["factors"]
+        assert 1.0 <= info["factors"]["agent.size"] <= 2.0
+        background = info["factors"]["background"]
+        seen.add(background)
+        # The corner pixel is the drawn background; the plain scene has none of this.
+        assert tuple(env.render()[0, 0]) == background
+        _, plain_info = plain.reset(seed=seed)
+        assert "factors" not in plain_info
+    assert seen == {(0, 0, 0), (200, 30, 30)}
+
+
 def test_bad_scene_is_a_value_error_with_file_and_line(tmp_path):
     text = hjepa._hjepa.shipped_scene_text("wall").replace("episode_steps:", "episode_stepz:")
     with pytest.raises(ValueError, match=r"<string>: line \d+, column \d+"):
