@@ -368,8 +368,9 @@ impl Spec {
 pub struct Core {
     pub spec: Arc<Spec>,
     pub env: Env,
-    /// State mode's renderer for `render()`, and the layout its static layer shows.
-    renderer: Option<(Renderer, Option<Layout>)>,
+    /// State mode's renderer for `render()`, and the layout its static layer shows with the
+    /// scene it was drawn from (the episode's, with the image the state env leaves out).
+    renderer: Option<(Renderer, Option<(Layout, Scene)>)>,
     /// This episode's seed (unseeded resets continue from it with `next_seed`).
     pub seed: u64,
     /// Scene-unit actions given to `Env::step` since the episode began.
@@ -450,11 +451,17 @@ impl Core {
             None => self.env.observe().image.expect("pixel mode renders"),
             Some((r, drawn)) => {
                 let layout = self.env.layout();
-                if drawn.as_ref() != Some(layout) {
-                    r.set_static_layer(&self.spec.scene, layout);
-                    *drawn = Some(layout.clone());
+                if drawn.as_ref().map(|d| &d.0) != Some(layout) {
+                    // The factors of variation may set the image's colours: apply them to
+                    // the scene with its image.
+                    let mut declared = (**self.env.scene()).clone();
+                    declared.observation.image = Some(self.spec.image.clone());
+                    let scene = hjepa::sim::factors::apply(&declared, &layout.factors);
+                    r.set_static_layer(&scene, layout);
+                    *drawn = Some((layout.clone(), scene));
                 }
-                r.render(&self.spec.scene, self.env.world(), layout)
+                let (_, scene) = drawn.as_ref().expect("drawn above");
+                r.render(scene, self.env.world(), layout)
             }
         }
     }

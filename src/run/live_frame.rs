@@ -70,7 +70,8 @@ pub(super) fn episode_view(
     seed: Option<u64>,
     replay_steps: Option<u32>,
 ) -> EpisodeView {
-    let scene = env.scene();
+    // This episode's scene: its factors of variation change colours and sizes.
+    let scene = env.episode_scene();
     let layout = env.layout();
     let style = scene
         .observation

@@ -73,9 +73,9 @@ pub fn record(opts: &RecordOptions) -> anyhow::Result<RecordSummary> {
     let seed = episode_seed(opts.seed, opts.episode);
     let ep = run_episode_observed(&mut actor, &mut env, opts.episode, seed, |env, first| {
         if first {
-            renderer.set_static_layer(env.scene(), env.layout());
+            renderer.set_static_layer(env.episode_scene(), env.layout());
         }
-        frames.push(renderer.render(env.scene(), env.world(), env.layout()));
+        frames.push(renderer.render(env.episode_scene(), env.world(), env.layout()));
     })?;
     let delay = (100.0 * scene.control_dt() * scene.physics.frameskip as f32).round() as u16;
     if let Some(parent) = opts.gif.parent().filter(|p| !p.as_os_str().is_empty()) {

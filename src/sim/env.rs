@@ -213,6 +213,12 @@ impl Env {
         self.done = snap.done;
     }
 
+    /// This episode's scene: the declared one with its factors' values applied (what the
+    /// physics and the pixels use; draw other views of the episode with it).
+    pub fn episode_scene(&self) -> &Arc<Scene> {
+        &self.scene
+    }
+
     /// The declared scene with this layout's factor values applied.
     fn set_episode_scene(&mut self) {
         self.scene = if self.layout.factors.is_empty() {
