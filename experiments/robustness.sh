@@ -6,6 +6,9 @@
 #
 #   experiments/robustness.sh [AGENT...]        # default: two_rooms point_maze_u
 #   EPISODES=100 SEED=0 OUT=results/robustness HJEPA=target/release/hjepa experiments/robustness.sh
+#   SCENE=two_rooms ONLY='distribution|colour|background' experiments/robustness.sh experiments/robustness/two_rooms_dr.toml
+# An agent file's conditions are those of its name (without `.toml` and a `_dr` suffix); with
+# SCENE it plays that scene (the domain-randomised agent trains on a varied copy of it).
 set -euo pipefail
 
 HJEPA=${HJEPA:-target/release/hjepa}
@@ -18,7 +21,9 @@ mkdir -p "$OUT"
 # pixels with velocity control; point_maze_u sees state only (its colours are not observed)
 # with force control.
 conditions() {
-  case "$1" in
+  local name
+  name=$(basename "$1" .toml)
+  case "${name%_dr}" in
     two_rooms) cat <<'EOF'
 in distribution|
 background (170, 200, 255)|background=(170, 200, 255)
@@ -51,8 +56,11 @@ for agent in "${agents[@]}"; do
   echo "| condition | --vary | agent | random |"
   echo "|---|---|---|---|"
   while IFS='|' read -r name vary; do
+    # ONLY=REGEX keeps the conditions whose names match.
+    if [ -n "${ONLY:-}" ] && ! [[ "$name" =~ $ONLY ]]; then continue; fi
     slug=$(echo "$name" | tr -c 'a-zA-Z0-9' '_')
-    args=(eval --agent "$agent" --episodes "$EPISODES" --seed "$SEED" --out "$OUT/$agent-$slug.jsonl")
+    args=(eval --agent "$agent" --episodes "$EPISODES" --seed "$SEED" --out "$OUT/$(basename "$agent" .toml)-$slug.jsonl")
+    [ -n "${SCENE:-}" ] && args+=(--scene "$SCENE")
     [ -n "$vary" ] && args+=(--vary "$vary")
     report=$("$HJEPA" "${args[@]}" 2>/dev/null)
     learned=$(echo "$report" | sed -n 's/.*success \([0-9]*\/[0-9]*\).*/\1/p' | head -1)
