@@ -7,7 +7,7 @@
 #   experiments/robustness.sh [AGENT...]        # default: two_rooms point_maze_u
 #   EPISODES=100 SEED=0 OUT=results/robustness HJEPA=target/release/hjepa experiments/robustness.sh
 #   SCENE=two_rooms ONLY='distribution|colour|background' experiments/robustness.sh experiments/robustness/two_rooms_dr.toml
-# An agent file's conditions are those of its name (without `.toml` and a `_dr` suffix); with
+# An agent file's conditions are those of its name (without `.toml` and a `_dr...` suffix); with
 # SCENE it plays that scene (the domain-randomised agent trains on a varied copy of it).
 set -euo pipefail
 
@@ -23,7 +23,7 @@ mkdir -p "$OUT"
 conditions() {
   local name
   name=$(basename "$1" .toml)
-  case "${name%_dr}" in
+  case "${name%%_dr*}" in
     two_rooms) cat <<'EOF'
 in distribution|
 background (170, 200, 255)|background=(170, 200, 255)
