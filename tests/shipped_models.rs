@@ -48,10 +48,22 @@ fn trained_and_exported(dir: &Path) -> PathBuf {
             .output()
             .unwrap(),
     );
+    export_tiny(dir, &run);
+    let model = dir.join("models/tiny");
+    assert!(model.join("manifest.json").is_file());
+    assert!(
+        !model.join("checkpoint/optimizer.safetensors").exists(),
+        "no optimizer state"
+    );
+    run
+}
+
+/// `hjepa export RUN` (trained with `dir/train.toml`) as `dir/models/tiny`.
+fn export_tiny(dir: &Path, run: &Path) {
     let out = common::bin()
         .current_dir(dir)
         .arg("export")
-        .arg(&run)
+        .arg(run)
         .args(["--agent", "train.toml", "--name", "tiny"])
         .args([
             "--data-command",
@@ -60,13 +72,6 @@ fn trained_and_exported(dir: &Path) -> PathBuf {
         .output()
         .unwrap();
     common::assert_ok(&out);
-    let model = dir.join("models/tiny");
-    assert!(model.join("manifest.json").is_file());
-    assert!(
-        !model.join("checkpoint/optimizer.safetensors").exists(),
-        "no optimizer state"
-    );
-    run
 }
 
 fn eval(dir: &Path, agent: &Path) -> Output {
@@ -351,19 +356,7 @@ fn a_shipped_model_keeps_its_landmarks_and_plans_without_the_dataset() {
         common::assert_ok(&eval(d, &train));
         eval_rows_without_clock(d)
     };
-    common::assert_ok(
-        &common::bin()
-            .current_dir(d)
-            .arg("export")
-            .arg(&run)
-            .args(["--agent", "train.toml", "--name", "tiny"])
-            .args([
-                "--data-command",
-                "hjepa collect --scene two_rooms --episodes 20 --seed 4",
-            ])
-            .output()
-            .unwrap(),
-    );
+    export_tiny(d, &run);
     let manifest: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(d.join("models/tiny/manifest.json")).unwrap(),
     )
